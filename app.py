@@ -1,0 +1,67 @@
+"""CityBrain Command entry point: `python app.py [COMMAND]`; `create_server()` for gunicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from dashboard.settings import Settings
+
+
+def create_server():
+    """The Flask server for gunicorn: `gunicorn 'app:create_server()'`."""
+    from dashboard.server import create_app
+
+    return create_app(Settings.from_env()).server
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """CityBrain Command: the grid governance command-centre dashboard. With no command, serve."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Override CITYBRAIN_HOST.")
+@click.option("--port", default=None, type=int, help="Override CITYBRAIN_PORT.")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the dashboard (builds the demo city first when the store is empty)."""
+    from dashboard.commands.serve import serve_app
+
+    settings = Settings.from_env()
+    serve_app(settings, host or settings.host, port or settings.port)
+
+
+@cli.command("settings")
+def show_settings() -> None:
+    """List every CITYBRAIN_* setting with its default and meaning."""
+    for name, default, help_text in Settings.documented():
+        click.echo(f"{name}={default}\n    {help_text}")
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the store's tables to the newest migration."""
+    from data import store
+
+    store.migrate(store.make_engine(Settings.from_env().database_url))
+    click.echo("store is up to date")
+
+
+def _add_area_commands() -> None:
+    # Each area keeps its commands in its own module so they stay small and separately owned.
+    from dashboard.commands import demo, geo, intake
+
+    for module in (demo, geo, intake):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_add_area_commands()
+
+if __name__ == "__main__":
+    cli()

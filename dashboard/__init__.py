@@ -1,0 +1,1 @@
+"""The application shell: settings, cache, server routes, page layouts and components."""

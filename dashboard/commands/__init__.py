@@ -1,0 +1,1 @@
+"""Command-line commands of `python app.py`, one module per area, gathered by app.py."""

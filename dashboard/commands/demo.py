@@ -1,0 +1,3 @@
+"""Commands of the demo area (filled in by its owner)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""Commands of the geo area (filled in by its owner)."""
+
+COMMANDS: list = []

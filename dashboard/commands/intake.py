@@ -1,0 +1,3 @@
+"""Commands of the intake area (filled in by its owner)."""
+
+COMMANDS: list = []

@@ -1,0 +1,29 @@
+"""`python app.py serve`: build the demo on first run, start the live simulator, run the server."""
+
+from __future__ import annotations
+
+import logging
+
+from dashboard.settings import Settings
+from data import store
+
+log = logging.getLogger(__name__)
+
+
+def serve_app(settings: Settings, host: str, port: int) -> None:
+    """Serve the dashboard with the development-grade threaded server (gunicorn for production)."""
+    from dashboard.server import create_app
+
+    engine = store.make_engine(settings.database_url)
+    store.migrate(engine)
+    if settings.build_demo:
+        from data.demo.city import ensure_demo
+
+        ensure_demo(engine, grids=settings.demo_grids, days=settings.demo_days, per_day=settings.demo_per_day)
+    app = create_app(settings, engine=engine)
+    if settings.live:
+        from data.demo.simulator import start_background_simulator
+
+        start_background_simulator(engine, settings.timezone)
+    log.info("serving on http://%s:%s", host, port)
+    app.run(host=host, port=port, debug=settings.debug, threaded=True)

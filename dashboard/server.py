@@ -1,0 +1,68 @@
+"""create_app(): wires store, cache, server routes, pages and callbacks into one Dash app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+import dash
+from flask import Flask, jsonify
+from sqlalchemy import Engine
+
+from dashboard.cache import cache, cache_config
+from dashboard.settings import Settings
+from data import store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    """What callbacks and routes need: settings and the store's engine (the cache is global)."""
+
+    settings: Settings
+    engine: Engine
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None, testing: bool = False) -> dash.Dash:
+    """A ready Dash app for `settings`; migrates the store but never builds demo data."""
+    settings = settings or Settings.from_env()
+    engine = engine or store.make_engine(settings.database_url)
+    store.migrate(engine)
+    server = Flask("citybrain")
+    server.config["SECRET_KEY"] = settings.secret_key or secrets.token_hex(32)
+    server.config.update(cache_config(settings.cache_url, testing=testing))
+    cache.init_app(server)
+    deps = Deps(settings=settings, engine=engine)
+    server.extensions["citybrain"] = deps
+    _register_health(server, deps)
+
+    app = dash.Dash(
+        __name__,
+        server=server,
+        title="CityBrain Command",
+        assets_folder="assets",
+        serve_locally=True,  # closed networks: every script comes from this server
+        suppress_callback_exceptions=True,
+        update_title=None,
+    )
+    from callbacks import register_all
+    from dashboard.layout import build_layout
+
+    app.layout = build_layout(deps)
+    register_all(app, deps)
+    return app
+
+
+def _register_health(server: Flask, deps: Deps) -> None:
+    @server.get("/healthz")
+    def healthz():
+        try:
+            with store.reading(deps.engine) as conn:
+                counts = store.counts(conn)
+                head = store.feed_head(conn)
+        except Exception as exc:  # any database failure means "not healthy", said plainly
+            log.warning("health check failed: %s", exc)
+            return jsonify(status="error", error=f"database unreachable: {type(exc).__name__}"), 503
+        return jsonify(status="ok", counts=counts, feed_head=head, database=deps.engine.dialect.name)

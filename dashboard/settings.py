@@ -1,0 +1,66 @@
+"""Settings read from CITYBRAIN_* environment variables: one dataclass, a default and a help line each."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = ROOT / "var" / "citybrain.db"
+PREFIX = "CITYBRAIN_"
+
+
+def _setting(default, help_text: str):
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the app; `Settings.from_env()` reads them, the README lists them."""
+
+    database_url: str = _setting(
+        f"sqlite:///{DEFAULT_DB}", "SQLAlchemy URL of the store (SQLite file by default; postgresql://... for PostgreSQL)."
+    )
+    cache_url: str = _setting("", "Empty for an in-process cache; redis://host:port/db for Redis shared by all workers.")
+    host: str = _setting("127.0.0.1", "Address the web server listens on.")
+    port: int = _setting(8050, "Port the web server listens on.")
+    timezone: str = _setting("Asia/Shanghai", "The city's time zone: every time on screen and every 'today' uses it.")
+    lang: str = _setting("en", "Default interface language: en or zh.")
+    tile_url: str = _setting("", "XYZ tile URL template for the basemap ({z}/{x}/{y}); empty means no basemap tiles.")
+    tile_attribution: str = _setting("", "Attribution text shown for the basemap tiles.")
+    demo_grids: int = _setting(5000, "How many grids the demo city has when it is built on first run.")
+    demo_days: int = _setting(90, "Days of incident history the demo city is built with.")
+    demo_per_day: int = _setting(1500, "Average incidents a day in the demo history.")
+    live: bool = _setting(True, "Run the live incident simulator while serving (on by default for the demo).")
+    build_demo: bool = _setting(True, "Build the demo city on first run when the store is empty.")
+    secret_key: str = _setting(
+        "", "Flask secret key for sessions; empty means a random key per start (set it for several workers)."
+    )
+    debug: bool = _setting(False, "Dash debug mode (never on a wall display).")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """Settings from the environment, with keyword overrides winning (tests use them)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _parse(raw, type(f.default))
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, help) for every setting, for the README and `app.py settings`."""
+        return [(PREFIX + f.name.upper(), str(f.default), f.metadata["help"]) for f in fields(cls)]
+
+
+def _parse(raw: str, kind: type):
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is int:
+        return int(raw)
+    return raw

@@ -1,0 +1,29 @@
+"""Typed errors raised by the data layer and turned into messages by the UI and API."""
+
+
+class CityBrainError(Exception):
+    """Base class: every error the data layer raises on purpose."""
+
+
+class NotFound(CityBrainError):
+    """The thing asked for does not exist (or is outside the caller's reach)."""
+
+
+class ValidationError(CityBrainError):
+    """Input that cannot be used: a bad file, an unknown category, a wrong coordinate."""
+
+
+class InvalidTransition(CityBrainError):
+    """The action is not allowed in the incident's current state."""
+
+    def __init__(self, action: str, state: str, message: str | None = None):
+        self.action, self.state = action, state
+        super().__init__(message or f"cannot {action} an incident that is {state}")
+
+
+class Conflict(CityBrainError):
+    """Somebody else changed the incident first (stale version) or a duplicate key."""
+
+    def __init__(self, message: str, current_state: str | None = None, current_version: int | None = None):
+        self.current_state, self.current_version = current_state, current_version
+        super().__init__(message)

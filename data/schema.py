@@ -1,0 +1,216 @@
+"""SQLAlchemy Core tables of the store: units, departments, categories, workers, incidents, audit events.
+
+Times are timezone-aware UTC. Geometry is WGS84 stored as WKB, with its bounding box and
+centroid in plain columns so "what is in view" is an indexed range query on any database.
+Alembic migrations in data/migrations mirror these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
+
+# Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Identity columns: BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+TS = DateTime(timezone=True)
+
+# Levels of the administrative ladder (五级贯通).
+CITY, DISTRICT, STREET, COMMUNITY, GRID, MICRO = 0, 1, 2, 3, 4, 5
+LEVEL_NAMES = {CITY: "city", DISTRICT: "district", STREET: "street", COMMUNITY: "community", GRID: "grid", MICRO: "micro"}
+LEVELS = {name: level for level, name in LEVEL_NAMES.items()}
+
+units = Table(
+    "units",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("level", SmallInteger, nullable=False),
+    Column("parent_id", Integer, ForeignKey("units.id"), nullable=True),
+    Column("name_en", String(200), nullable=False),
+    Column("name_zh", String(200), nullable=False),
+    Column("geom", LargeBinary, nullable=True),  # WKB, WGS84
+    Column("centroid_lon", Float),
+    Column("centroid_lat", Float),
+    Column("area_m2", Float),
+    Column("minx", Float),
+    Column("miny", Float),
+    Column("maxx", Float),
+    Column("maxy", Float),
+    # Ancestors, denormalised so roll-ups never walk the tree.
+    Column("district_id", Integer, nullable=True),
+    Column("street_id", Integer, nullable=True),
+    Column("community_id", Integer, nullable=True),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_units_level_parent", "level", "parent_id"),
+    Index("ix_units_level_bbox", "level", "minx", "maxx", "miny", "maxy"),
+)
+
+departments = Table(
+    "departments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name_en", String(200), nullable=False),
+    Column("name_zh", String(200), nullable=False),
+    Column("kind", String(32), nullable=False, server_default="department"),
+    Column("webhook_url", Text, nullable=True),
+    Column("active", Boolean, nullable=False, server_default=true()),
+)
+
+categories = Table(
+    "categories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name_en", String(200), nullable=False),
+    Column("name_zh", String(200), nullable=False),
+    Column("sector", String(32), nullable=False),
+    Column("department_id", Integer, ForeignKey("departments.id"), nullable=False),
+    Column("grid_worker_ok", Boolean, nullable=False, server_default=false()),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    CheckConstraint("sector IN ('party','economy','livelihood','safety')", name="sector"),
+)
+
+# Acknowledge and handling limits per category and priority, in minutes.
+category_limits = Table(
+    "category_limits",
+    metadata,
+    Column("category_id", Integer, ForeignKey("categories.id"), primary_key=True),
+    Column("priority", SmallInteger, primary_key=True),
+    Column("ack_minutes", Integer, nullable=False),
+    Column("handle_minutes", Integer, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name_en", String(200), nullable=False),
+    Column("name_zh", String(200), nullable=False),
+    Column("grid_id", Integer, ForeignKey("units.id"), nullable=False, index=True),
+    Column("role", String(32), nullable=False, server_default="full_time"),
+    Column("phone", String(32), nullable=True),
+    Column("active", Boolean, nullable=False, server_default=true()),
+)
+
+# A grid worker's duty list (职责清单): the categories that may be pushed down to them.
+worker_duties = Table(
+    "worker_duties",
+    metadata,
+    Column("worker_id", Integer, ForeignKey("workers.id"), primary_key=True),
+    Column("category_id", Integer, ForeignKey("categories.id"), primary_key=True),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("category_id", Integer, ForeignKey("categories.id"), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("address", Text, nullable=True),
+    Column("lon", Float, nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("unlocated", Boolean, nullable=False, server_default=false()),
+    Column("grid_id", Integer, nullable=True),
+    Column("community_id", Integer, nullable=True),
+    Column("street_id", Integer, nullable=True),
+    Column("district_id", Integer, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("is_open", Boolean, nullable=False),
+    Column("assignee_department_id", Integer, ForeignKey("departments.id"), nullable=True),
+    Column("assignee_worker_id", Integer, ForeignKey("workers.id"), nullable=True),
+    Column("reported_at", TS, nullable=False),
+    Column("registered_at", TS, nullable=True),
+    Column("dispatched_at", TS, nullable=True),
+    Column("first_dispatched_at", TS, nullable=True),
+    Column("acknowledged_at", TS, nullable=True),
+    Column("returned_at", TS, nullable=True),
+    Column("resolved_at", TS, nullable=True),
+    Column("closed_at", TS, nullable=True),
+    Column("rejected_at", TS, nullable=True),
+    Column("ack_due_at", TS, nullable=True),
+    Column("handle_due_at", TS, nullable=True),
+    # Whether the department acknowledged within its limit (吹哨不到 when false).
+    Column("ack_late", Boolean, nullable=True),
+    Column("resolved_late", Boolean, nullable=True),
+    Column("satisfaction", SmallInteger, nullable=True),
+    Column("reopen_count", SmallInteger, nullable=False, server_default=text("0")),
+    Column("escalation_level", SmallInteger, nullable=False, server_default=text("0")),
+    Column("extension_minutes", Integer, nullable=False, server_default=false()),
+    Column("merged_into_id", BigId, ForeignKey("incidents.id"), nullable=True),
+    Column("media_url", Text, nullable=True),
+    Column("attributes", JSON, nullable=True),
+    Column("version", Integer, nullable=False, server_default=true()),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("source", "external_id", name="uq_incidents_source_external_id"),
+    CheckConstraint("priority BETWEEN 1 AND 3", name="priority"),
+    CheckConstraint("satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="satisfaction"),
+    Index("ix_incidents_open_district", "is_open", "district_id", "state"),
+    Index("ix_incidents_reported_at", "reported_at"),
+    Index("ix_incidents_closed_at", "closed_at"),
+    Index("ix_incidents_district_reported", "district_id", "reported_at"),
+    Index("ix_incidents_street_reported", "street_id", "reported_at"),
+    Index("ix_incidents_community_reported", "community_id", "reported_at"),
+    Index("ix_incidents_grid_reported", "grid_id", "reported_at"),
+    Index("ix_incidents_dept_open", "assignee_department_id", "is_open"),
+    Index("ix_incidents_category_reported", "category_id", "reported_at"),
+)
+
+# The audit log (留痕) and, through its increasing id, the change feed screens follow.
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("incident_id", BigId, ForeignKey("incidents.id"), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("data", JSON, nullable=True),
+    Index("ix_incident_events_incident", "incident_id", "id"),
+)
+
+# Small key/value facts about the store (demo built, city name, schema notes).
+meta_kv = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

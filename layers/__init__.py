@@ -1,0 +1,1 @@
+"""Map layers: one module per layer, each a pure rows -> GeoJSON/props transform."""
