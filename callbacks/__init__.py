@@ -3,4 +3,7 @@
 
 def register_all(app, deps) -> None:
     """Register every page's callbacks."""
-    return None
+    from callbacks import overview, shell
+
+    shell.register(app, deps)
+    overview.register(app, deps)

@@ -1,31 +1,23 @@
-"""The page shell: header, and the overview placeholder until the overview issue lands."""
+"""The page shell: the URL, the chosen language (kept in the browser) and the slot the routed page fills."""
 
 from __future__ import annotations
 
-from dash import html
+from dash import dcc, html
 
-from data import store
+from dashboard import ids
 
 
 def build_layout(deps):
-    """The layout as a function so every page load reads fresh counts."""
+    """The shell as a function, so nothing is read at import time; callbacks/shell.py routes into it."""
 
     def layout():
-        with store.reading(deps.engine) as conn:
-            counts = store.counts(conn)
         return html.Div(
             className="cb-shell",
             children=[
-                html.Header([html.H1("CityBrain Command · 城市大脑指挥中心")], className="cb-header"),
-                html.Div(
-                    id="overview-counts",
-                    className="cb-counts",
-                    children=[
-                        html.Div([html.Span("Grids 网格"), html.Strong(f"{counts['grids']:,}")]),
-                        html.Div([html.Span("Incidents 事件"), html.Strong(f"{counts['incidents']:,}")]),
-                        html.Div([html.Span("Open backlog 待办"), html.Strong(f"{counts['open_incidents']:,}")]),
-                    ],
-                ),
+                dcc.Location(id=ids.SHELL_LOCATION, refresh=False),
+                dcc.Store(id=ids.SHELL_LANG, storage_type="local"),
+                dcc.Store(id=ids.SHELL_CARRY),
+                html.Div(id=ids.SHELL_PAGE, className="cb-page"),
             ],
         )
 

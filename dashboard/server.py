@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     deps = Deps(settings=settings, engine=engine)
     server.extensions["citybrain"] = deps
     _register_health(server, deps)
+    _register_overview_routes(server)
 
     app = dash.Dash(
         __name__,
@@ -53,6 +54,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     app.layout = build_layout(deps)
     register_all(app, deps)
     return app
+
+
+def _register_overview_routes(server: Flask) -> None:
+    from dashboard import geo_routes, live
+
+    server.register_blueprint(geo_routes.bp)
+    server.register_blueprint(live.bp)
 
 
 def _register_health(server: Flask, deps: Deps) -> None:

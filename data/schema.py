@@ -189,6 +189,8 @@ incidents = Table(
     Index("ix_incidents_grid_reported", "grid_id", "reported_at"),
     Index("ix_incidents_dept_open", "assignee_department_id", "is_open"),
     Index("ix_incidents_category_reported", "category_id", "reported_at"),
+    # Overview metrics read what changed since yesterday (migration 0002).
+    Index("ix_incidents_updated_at", "updated_at"),
 )
 
 # The audit log (留痕) and, through its increasing id, the change feed screens follow.
@@ -205,6 +207,7 @@ incident_events = Table(
     Column("note", Text, nullable=True),
     Column("data", JSON, nullable=True),
     Index("ix_incident_events_incident", "incident_id", "id"),
+    Index("ix_incident_events_action_at", "action", "at"),
 )
 
 # Small key/value facts about the store (demo built, city name, schema notes).

@@ -1,0 +1,372 @@
+/* CityBrain Command clientside code: map styles, live restyle, heat layer, live feed, clock.
+ * One namespace, window.citybrain, referenced from Python with dash_extensions.javascript.Namespace
+ * ("citybrain")("name") and from clientside callbacks as ClientsideFunction("citybrain", "name").
+ * Geometry arrives once from /geo/units/...; everything here only changes styles and values.
+ */
+(function () {
+    "use strict";
+
+    var cb = window.citybrain = Object.assign({}, window.citybrain);
+    // Clientside callbacks look functions up under window.dash_clientside.<namespace>: the same object.
+    window.dash_clientside = Object.assign({}, window.dash_clientside, {citybrain: cb});
+    var NO_UPDATE = function () { return window.dash_clientside.no_update; };
+
+    // --- state shared between the map's functions and the callbacks -------------------------
+    cb.map = null;              // the Leaflet map of the page (one per page)
+    cb.unitLayers = {};         // unit id -> Leaflet layer of the choropleth, for restyling in place
+    cb.live = {};               // style key -> newest {values, breaks, colours, head} pushed live
+    cb.hideout = null;          // the hideout the unit layer was last built with
+    cb.heatLayer = null;
+    cb.pendingHeat = null;
+    cb.lastRestyleMs = null;    // measured by the browser tests and the benchmark
+    cb.lastRefreshAt = null;
+
+    function whenMap(map) {
+        if (map && cb.map !== map) {
+            cb.map = map;
+            if (cb.pendingHeat) { var h = cb.pendingHeat; cb.pendingHeat = null; cb.drawHeat(h); }
+        }
+    }
+    if (window.L && window.L.Map) {
+        window.L.Map.addInitHook(function () { whenMap(this); });
+    }
+
+    // --- keeping dash-leaflet's GeoJSON layers on the URL they were last given -----------------
+    // dash-leaflet ignores prop changes that arrive while a layer is still fetching its URL, and
+    // applies them only at the layer's next prop change. A fast zoom (or a live refresh during the
+    // first load) could leave the map on the previous level. So every layer notes which URL and
+    // style key it was built with, and a layer that ends up on an older one is nudged (a new
+    // hideout object) until it catches up; a few nudges at most, so an empty answer cannot loop.
+    cb.want = {};
+    cb.built = {};
+    cb.MAX_NUDGES = 3;
+
+    function noteBuilt(id, context) {
+        if (!context) { return; }
+        cb.built[id] = {url: context.url, key: context.hideout && context.hideout.key, at: Date.now()};
+    }
+
+    function behind(id) {
+        var want = cb.want[id], built = cb.built[id];
+        if (!want) { return false; }
+        if (!want.url) { return !!(built && built.url); }  // should be empty, still shows an older answer
+        if (!built) { return true; }
+        return built.url !== want.url || (want.key !== undefined && built.key !== want.key);
+    }
+
+    cb.checkLayers = function () {
+        Object.keys(cb.want).forEach(function (id) {
+            var want = cb.want[id];
+            var quietSince = Math.max(want.at, cb.built[id] ? cb.built[id].at : 0);
+            if (!behind(id) || want.nudges >= cb.MAX_NUDGES || Date.now() - quietSince < 700) { return; }
+            want.nudges += 1;
+            cb.nudges = (cb.nudges || 0) + 1;
+            var hideout = Object.assign({}, want.hideout || {}, {nudge: want.nudges});
+            window.dash_clientside.set_props(id, {hideout: hideout});
+        });
+    };
+
+    function watch(id, url, hideout) {
+        var previous = cb.want[id];
+        var nudged = hideout && hideout.nudge && previous && previous.url === url;
+        cb.want[id] = {url: url, key: hideout ? hideout.key : undefined, hideout: hideout, at: Date.now(),
+                       nudges: nudged ? previous.nudges : 0};
+        setTimeout(cb.checkLayers, 900);
+        setTimeout(cb.checkLayers, 2500);
+    }
+
+    // Clientside callbacks on each layer's url and hideout (their outputs are unused).
+    cb.watchUnits = function (url, hideout) { watch("overview-units", url, hideout); return NO_UPDATE(); };
+    cb.watchMarkers = function (url, hideout) { watch("overview-markers", url, hideout); return NO_UPDATE(); };
+
+    // --- the choropleth --------------------------------------------------------------------------
+    function currentValues(hideout) {
+        var pushed = cb.live[hideout.key];
+        if (pushed && pushed.head >= (hideout.head || 0)) { return pushed; }
+        return hideout;
+    }
+
+    function fillFor(value, breaks, colours, zero) {
+        if (!value || value <= 0) { return zero; }
+        for (var i = 0; i < breaks.length; i++) {
+            if (value <= breaks[i]) { return colours[i]; }
+        }
+        return colours.length ? colours[colours.length - 1] : zero;
+    }
+
+    function inScope(props, hideout) {
+        var scope = hideout.scope;
+        if (!scope) { return true; }
+        if (props.id === scope || props.district_id === scope || props.street_id === scope ||
+            props.community_id === scope) { return true; }
+        // An ancestor of the scope (a district while a street is chosen) stays lit.
+        return (hideout.chain || []).indexOf(props.id) >= 0;
+    }
+
+    function styleOf(feature, hideout, current) {
+        var props = feature.properties;
+        var wall = hideout.theme === "wall";
+        var value = current.values ? current.values[String(props.id)] : undefined;
+        var lit = inScope(props, hideout);
+        var chosen = props.id === hideout.scope;
+        return {
+            fillColor: fillFor(value, current.breaks || [], current.colours || [], hideout.zero),
+            fillOpacity: lit ? 0.72 : 0.18,
+            color: chosen ? (wall ? "#ffffff" : "#08306b") : (wall ? "#9fb3c8" : "#4a5a6a"),
+            weight: chosen ? 3.5 : (hideout.level <= 2 ? 1.6 : 0.8),
+            opacity: lit ? 0.9 : 0.35
+        };
+    }
+
+    function labelOf(props, hideout, current) {
+        var name = hideout.lang === "zh" ? (props.name_zh || props.name_en) : (props.name_en || props.name_zh);
+        var value = current.values ? current.values[String(props.id)] : undefined;
+        return name + " · " + (value || 0);
+    }
+
+    cb.unitStyle = function (feature, context) {
+        var hideout = (context && context.hideout) || {};
+        return styleOf(feature, hideout, currentValues(hideout));
+    };
+
+    cb.unitEach = function (feature, layer, context) {
+        var hideout = (context && context.hideout) || {};
+        if (context && context.map) { whenMap(context.map); }
+        cb.hideout = hideout;
+        noteBuilt("overview-units", context);
+        // Milliseconds since navigation when the map last drew a unit: the benchmark's "first paint".
+        cb.unitsDrawnAt = performance.now();
+        cb.unitLayers[String(feature.properties.id)] = layer;
+        var current = currentValues(hideout);
+        // Districts and streets carry permanent labels with their value: the wall needs no hovering,
+        // and with no basemap the names are what tells places apart.
+        var permanent = hideout.labels === true;
+        layer.bindTooltip(labelOf(feature.properties, hideout, current), {
+            permanent: permanent,
+            direction: "center",
+            className: permanent ? "cb-unit-label" : "cb-unit-tip",
+            opacity: 1
+        });
+    };
+
+    // Restyle the drawn units with values pushed live: setStyle in place, no rebuild, no geometry.
+    cb.applyValues = function (pushed) {
+        if (!pushed || !pushed.key) { return NO_UPDATE(); }
+        var started = performance.now();
+        cb.live[pushed.key] = pushed;
+        var hideout = cb.hideout;
+        if (hideout && hideout.key === pushed.key) {
+            var current = currentValues(hideout);
+            Object.keys(cb.unitLayers).forEach(function (id) {
+                var layer = cb.unitLayers[id];
+                if (!layer._map || !layer.feature) { delete cb.unitLayers[id]; return; }
+                layer.setStyle(styleOf(layer.feature, hideout, current));
+                if (layer.getTooltip()) { layer.setTooltipContent(labelOf(layer.feature.properties, hideout, current)); }
+            });
+        }
+        cb.lastRestyleMs = performance.now() - started;
+        return String(pushed.head);
+    };
+
+    // A new layer build (new level, bbox, metric or scope) starts a fresh register.
+    cb.resetUnits = function (hideout) {
+        cb.unitLayers = {};
+        cb.hideout = hideout || null;
+        return NO_UPDATE();
+    };
+
+    // --- open incident markers ---------------------------------------------------------------------
+    cb.incidentPoint = function (feature, latlng, context) {
+        noteBuilt("overview-markers", context);
+        var p = feature.properties;
+        return window.L.circleMarker(latlng, {
+            radius: p.priority === 1 ? 8 : 6,
+            fillColor: p.fill,
+            fillOpacity: 0.95,
+            color: p.ring || "#ffffff",
+            weight: p.ring ? 3 : 1.2
+        });
+    };
+
+    cb.incidentCluster = function (feature, latlng, index, context) {
+        noteBuilt("overview-markers", context);
+        var n = feature.properties.point_count;
+        var size = n < 10 ? 30 : (n < 100 ? 38 : 46);
+        var icon = window.L.divIcon({
+            html: "<div><span>" + feature.properties.point_count_abbreviated + "</span></div>",
+            className: "cb-cluster",
+            iconSize: window.L.point(size, size)
+        });
+        return window.L.marker(latlng, {icon: icon});
+    };
+
+    // --- the wall's screen ------------------------------------------------------------------------
+    // Chart text is drawn by plotly in pixels; on a wall taller than 1080 px it is scaled to match the
+    // CSS type (which follows the screen height). Only reported when it differs enough to matter.
+    cb.screen = function (state) {
+        if (!state || state.variant !== "wall") { return NO_UPDATE(); }
+        var scale = Math.round((window.innerHeight / 1080) * 4) / 4;
+        scale = Math.min(Math.max(scale, 0.75), 3);
+        if (scale === (cb.lastScale || 1)) { return NO_UPDATE(); }
+        cb.lastScale = scale;
+        return {scale: scale};
+    };
+
+    // --- the heat layer (vendored Leaflet.heat) --------------------------------------------------
+    cb.drawHeat = function (spec) {
+        if (!spec) { return; }
+        if (!cb.map) { cb.pendingHeat = spec; return; }
+        if (!spec.url) {
+            if (cb.heatLayer) { cb.map.removeLayer(cb.heatLayer); cb.heatLayer = null; }
+            return;
+        }
+        fetch(spec.url, {credentials: "same-origin"}).then(function (r) {
+            if (!r.ok) { throw new Error("heat " + r.status); }
+            return r.json();
+        }).then(function (data) {
+            var size = cb.map.getSize();
+            if (!size.x || !size.y) { return; }  // a hidden map cannot hold a canvas
+            var options = {radius: spec.radius || 18, blur: spec.blur || 14, maxZoom: spec.maxZoom || 15,
+                           max: Math.max(data.max || 1, 1), minOpacity: 0.25};
+            if (!cb.heatLayer) {
+                cb.heatLayer = window.L.heatLayer(data.points, options).addTo(cb.map);
+            } else {
+                cb.heatLayer.setOptions(options);
+                cb.heatLayer.setLatLngs(data.points);
+            }
+            cb.heatPoints = data.points.length;
+            cb.heatHead = data.head;
+        }).catch(function (err) {
+            cb.heatError = String(err);
+        });
+    };
+
+    cb.heat = function (spec) {
+        cb.drawHeat(spec);
+        return NO_UPDATE();
+    };
+
+    // --- the live feed ---------------------------------------------------------------------------
+    // One EventSource per page on /live/events, owned here rather than by a component: a browser
+    // EventSource that lives as long as the page reconnects by itself with Last-Event-ID after a
+    // network break or a server restart, so no change is lost and none is read twice.
+    // (dash-extensions' EventSource component re-opens its connection on every re-render.)
+    cb.stream = null;
+    cb.streamUrl = null;
+    cb.head = null;
+    cb.heardAt = null;
+    cb.openedAt = null;
+    cb.liveState = {status: "connecting"};
+    cb.STALE_AFTER_MS = 12000;
+
+    function setLive(patch) {
+        var previous = cb.liveState || {};
+        var next = Object.assign({}, previous, patch);
+        if (patch.status && patch.status !== previous.status) { next.since = Date.now(); }
+        cb.liveState = next;
+        if (patch.status && patch.status !== previous.status && window.dash_clientside.set_props) {
+            window.dash_clientside.set_props("overview-live", {data: next});
+        }
+    }
+
+    function refresh(head, extra) {
+        cb.head = head;
+        cb.refreshAskedAt = Date.now();
+        window.dash_clientside.set_props("overview-refresh", {data: Object.assign({head: head, at: Date.now()}, extra || {})});
+    }
+
+    function onMessage(event) {
+        var data;
+        try { data = JSON.parse(event.data); } catch (e) { return; }
+        cb.heardAt = Date.now();
+        cb.messages = (cb.messages || 0) + 1;
+        setLive({status: data.ok === false ? "stale" : "live", head: data.head});
+        if ((data.type === "changes" || data.type === "reset") && data.head !== cb.head) {
+            refresh(data.head, {count: data.count || 0});
+        } else if (typeof data.head === "number" && cb.head === null) {
+            cb.head = data.head;
+        }
+    }
+
+    function connect(after) {
+        var source = new EventSource(cb.streamUrl + "?after=" + after);
+        cb.stream = source;
+        cb.openedAt = Date.now();
+        cb.connections = (cb.connections || 0) + 1;
+        source.onmessage = onMessage;
+        source.onerror = function () {
+            // CONNECTING: the browser retries by itself. CLOSED: it gave up; poll() opens a new one.
+            if (source.readyState === 2 && cb.stream === source) { cb.stream = null; }
+        };
+    }
+
+    cb.closeStream = function () {
+        if (cb.stream) { cb.stream.close(); }
+        cb.stream = null;
+    };
+
+    // Clientside callback on the page's stream store {url, head}: (re)open the feed from the page's head.
+    cb.openStream = function (spec) {
+        if (!spec || !spec.url || typeof EventSource === "undefined") { return NO_UPDATE(); }
+        cb.closeStream();
+        cb.streamUrl = spec.url;
+        cb.head = spec.head;
+        cb.heardAt = null;
+        cb.liveState = {status: "connecting", head: spec.head, since: Date.now()};
+        connect(spec.head);
+        return cb.liveState;
+    };
+
+    // Every few seconds: while the stream has been silent too long, fall back to polling /live/head
+    // (refresh when the feed moved; the indicator says "polling", or "stale" when even that fails)
+    // and now and then open the stream again from the last head seen.
+    cb.poll = function () {
+        if (!cb.streamUrl) { return NO_UPDATE(); }
+        var now = Date.now();
+        var silentFor = now - (cb.heardAt || cb.openedAt || now);
+        if (silentFor < cb.STALE_AFTER_MS) { return NO_UPDATE(); }
+        fetch("/live/head", {credentials: "same-origin", cache: "no-store"}).then(function (r) {
+            if (!r.ok) { throw new Error("head " + r.status); }
+            return r.json();
+        }).then(function (body) {
+            if (body.head !== cb.head) { refresh(body.head, {polled: true}); }
+            setLive({status: "polling", head: body.head});
+        }).catch(function () {
+            setLive({status: "stale"});
+        });
+        if (!cb.stream || now - cb.openedAt >= cb.STALE_AFTER_MS) {
+            cb.closeStream();
+            connect(cb.head || 0);
+        }
+        return NO_UPDATE();
+    };
+
+    // --- the clock and the live indicator, once a second --------------------------------------
+    // "2025-03-03 16:00:05" (or just the time) in the city's zone, whatever the browser's own zone is.
+    function fmt(ms, tz, lang, withDate) {
+        var options = {hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone: tz,
+                       year: "numeric", month: "2-digit", day: "2-digit"};
+        var parts = {};
+        try {
+            new Intl.DateTimeFormat("en-CA", options).formatToParts(new Date(ms)).forEach(function (p) { parts[p.type] = p.value; });
+        } catch (e) {
+            return new Date(ms).toISOString().replace("T", " ").substring(0, withDate ? 19 : 19).substring(withDate ? 0 : 11);
+        }
+        var time = parts.hour + ":" + parts.minute + ":" + parts.second;
+        return withDate ? parts.year + "-" + parts.month + "-" + parts.day + " " + time : time;
+    }
+    cb.formatTime = fmt;
+
+    cb.tick = function (n, live, config) {
+        cb.checkLayers();
+        config = config || {};
+        var tz = config.tz || "Asia/Shanghai";
+        var lang = config.lang || "en";
+        var words = config.words || {};
+        var state = cb.liveState || live || {};
+        var status = state.status || "connecting";
+        var label = words[status] || status;
+        var since = state.since ? " " + (words.since || "since") + " " + fmt(state.since, tz, lang, false) : "";
+        return [fmt(Date.now(), tz, lang, true), label + since, "cb-live cb-live-" + status];
+    };
+})();

@@ -1,0 +1,88 @@
+"""Plotly figures of the overview: the 24-hour trend and the breakdown by sector and category (values printed, no hovering needed).
+
+Titles are HTML headings around the figures (so they follow the page's type scale).
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from dashboard.i18n import name, t
+
+SECTOR_COLOURS = {"party": "#d62728", "economy": "#ff7f0e", "livelihood": "#2ca02c", "safety": "#1f77b4"}
+TOP_CATEGORIES = 8
+
+
+def font_size(wall: bool, scale: float = 1.0) -> int:
+    """Chart text size: the wall's follows the screen height (1.0 at 1080 px), like its CSS does."""
+    return round((16 if wall else 12) * (scale if wall else 1.0))
+
+
+def _layout(wall: bool, scale: float = 1.0, **extra) -> dict:
+    ink = "#e8eef5" if wall else "#1b2733"
+    grid = "rgba(200,215,230,0.15)" if wall else "rgba(20,40,60,0.12)"
+    size = font_size(wall, scale)
+    layout = {
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"color": ink, "size": size},
+        "margin": {"l": 8, "r": 8, "t": round(size * 2.2), "b": 8},
+        "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        "xaxis": {"gridcolor": grid, "automargin": True},
+        "yaxis": {"gridcolor": grid, "automargin": True},
+        "autosize": True,
+    }
+    layout.update(extra)
+    return layout
+
+
+def trend_figure(trend: list[dict], lang: str, wall: bool = False, scale: float = 1.0) -> go.Figure:
+    """New and closed incidents per hour over the last 24 hours (metrics.trend_24h), in city time."""
+    hours = [f"{row['start']:%H:00}" for row in trend]
+    figure = go.Figure(
+        [
+            go.Bar(x=hours, y=[r["received"] for r in trend], name=t("trend.new", lang), marker_color="#fd8d3c"),
+            go.Scatter(
+                x=hours,
+                y=[r["closed"] for r in trend],
+                name=t("trend.closed", lang),
+                mode="lines+markers",
+                line={"color": "#41b6c4", "width": 4 if wall else 2},
+            ),
+        ]
+    )
+    figure.update_layout(**_layout(wall, scale))
+    figure.update_xaxes(nticks=8)
+    return figure
+
+
+def breakdown_figure(data: dict, lang: str, wall: bool = False, scale: float = 1.0) -> go.Figure:
+    """Open incidents of the busiest categories, one colour per sector (四板块), the sector totals in the legend."""
+    categories = [c for c in data.get("by_category", []) if c["open"]][:TOP_CATEGORIES]
+    categories.reverse()  # horizontal bars read top-down, busiest first
+    totals = {row["sector"]: row["open"] for row in data.get("by_sector", [])}
+    bars = []
+    for sector, colour in SECTOR_COLOURS.items():
+        rows = [c for c in categories if c["sector"] == sector]
+        bars.append(
+            go.Bar(
+                y=[name(c, lang) for c in rows],
+                x=[c["open"] for c in rows],
+                orientation="h",
+                name=f"{t(f'sector.{sector}', lang)} {totals.get(sector, 0):,}",
+                marker_color=colour,
+                text=[f"{c['open']:,}" for c in rows],
+                textposition="auto",
+                showlegend=True,
+            )
+        )
+    figure = go.Figure(bars)
+    figure.update_layout(
+        **_layout(
+            wall,
+            scale,
+            barmode="stack",
+            yaxis={"categoryorder": "array", "categoryarray": [name(c, lang) for c in categories], "automargin": True},
+        )
+    )
+    return figure

@@ -1,0 +1,36 @@
+"""Pages by path: each entry renders a page's layout for a path, its query string and the language."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from dash import html
+
+from dashboard.i18n import t
+
+
+def _overview(variant: str):
+    def render(deps, query: dict, lang: str, bounds=None):
+        from dashboard.pages import overview
+
+        return overview.layout(deps, variant, query, lang, bounds=bounds)
+
+    return render
+
+
+# path -> renderer(deps, query, lang, bounds=None). Other areas add their pages here.
+PAGES = {
+    "/": _overview("desk"),
+    "/wall": _overview("wall"),
+}
+
+
+def render(deps, pathname: str | None, search: str | None, lang: str, bounds=None, keep: dict | None = None):
+    """The page for a path (a plain 'not found' page for unknown paths); `keep` overrides the query string."""
+    path = (pathname or "/").rstrip("/") or "/"
+    query = dict(parse_qsl((search or "").lstrip("?")))
+    query.update({k: "" if v is None else str(v) for k, v in (keep or {}).items()})
+    page = PAGES.get(path)
+    if page is None:
+        return html.Div([html.H1("404"), html.A(t("overview.title", lang), href="/")], className="cb-not-found")
+    return page(deps, query, lang, bounds=bounds)

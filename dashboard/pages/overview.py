@@ -1,0 +1,100 @@
+"""The one-screen overview (一屏统揽): the desk page `/` and the wall page `/wall`, built from the same parts."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.components import grid_map, header
+from dashboard.i18n import t
+from dashboard.pages import overview_model as model
+from dashboard.pages.insights import insights_panel
+from layers import choropleth, heat
+
+VARIANTS = ("desk", "wall")
+POLL_MS = 3000  # the polling fallback's period (only polls while server push is silent)
+
+
+def initial_state(query: dict, variant: str) -> dict:
+    """What the user chose, from the URL (?scope=&metric=&heat=), with defaults for the rest."""
+    scope = query.get("scope", "")
+    metric = query.get("metric", choropleth.DEFAULT_METRIC)
+    window = query.get("heat", heat.DEFAULT_WINDOW)
+    return {
+        "scope": int(scope) if str(scope).isdigit() and int(scope) > 0 else None,
+        "metric": metric if metric in choropleth.METRICS else choropleth.DEFAULT_METRIC,
+        "heat": window if window in heat.WINDOWS or window == "off" else heat.DEFAULT_WINDOW,
+        "variant": variant,
+    }
+
+
+def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
+    """The whole page for a first paint: map view, KPIs and board are computed here, not in a second round trip."""
+    settings, engine = deps.settings, deps.engine
+    wall = variant == "wall"
+    state = initial_state(query, variant)
+    snap = model.snapshot(engine)
+    scope = model.scope_of(engine, state["scope"])
+    state["scope"] = scope.id
+    frame = bounds or scope.bbox or model.city_extent(engine)
+    zoom = model.estimate_zoom(frame, *((1100, 950) if wall else (1000, 800)))
+    view = model.map_view(engine, snap, zoom, _leaflet_bounds(frame), scope, state["metric"], lang, variant, state["heat"])
+    return html.Div(
+        id=ids.OVERVIEW_ROOT,
+        className=f"cb-overview cb-{variant}",
+        lang="zh-CN" if lang == "zh" else "en",
+        children=[
+            header.header(state, scope.chain, lang, settings.timezone, snap.now, wall),
+            html.Main(
+                className="cb-body",
+                children=[
+                    html.Section(
+                        className="cb-map-panel",
+                        children=[
+                            grid_map.grid_map(
+                                view,
+                                bounds=frame,
+                                tile_url=settings.tile_url,
+                                tile_attribution=settings.tile_attribution,
+                                wall=wall,
+                            ),
+                            html.Div(
+                                grid_map.legend(state["metric"], view["hideout"]["breaks"], lang),
+                                id=ids.OVERVIEW_LEGEND,
+                                className="cb-legend",
+                            ),
+                            html.Div(id=ids.OVERVIEW_CARD, className="cb-card", hidden=True),
+                        ],
+                    ),
+                    insights_panel(engine, scope, snap, lang, settings.timezone, wall),
+                ],
+            ),
+            *_plumbing(state, view, snap, lang, settings.timezone),
+        ],
+    )
+
+
+def _leaflet_bounds(bbox):
+    return None if bbox is None else [[bbox[1], bbox[0]], [bbox[3], bbox[2]]]
+
+
+def _plumbing(state: dict, view: dict, snap, lang: str, tz: str) -> list:
+    """Stores and timers: invisible, but what keeps the page live (citybrain.js opens the event stream)."""
+    words = {key: t(f"live.{key}", lang) for key in ("live", "connecting", "polling", "stale", "since")}
+    return [
+        dcc.Store(id=ids.OVERVIEW_STATE, data=state),
+        dcc.Store(id=ids.OVERVIEW_VIEW, data={"level": view["level"], "bbox": view["bbox"], "key": view["hideout"]["key"]}),
+        dcc.Store(id=ids.OVERVIEW_VALUES),
+        dcc.Store(id=ids.OVERVIEW_APPLIED),
+        dcc.Store(id=ids.OVERVIEW_HEAT, data=view["heat"]),
+        dcc.Store(id=ids.OVERVIEW_HEAT_DRAWN),
+        dcc.Store(id=ids.OVERVIEW_SCREEN),
+        dcc.Store(id=ids.OVERVIEW_UNITS_WATCH),
+        dcc.Store(id=ids.OVERVIEW_MARKERS_WATCH),
+        dcc.Store(id=ids.OVERVIEW_LIVE, data={"status": "connecting", "head": snap.head}),
+        dcc.Store(id=ids.OVERVIEW_STREAM, data={"url": "/live/events", "head": snap.head}),
+        dcc.Store(id=ids.OVERVIEW_REFRESH, data={"head": snap.head}),
+        dcc.Store(id=ids.OVERVIEW_CLOCK_CONFIG, data={"tz": tz, "lang": lang, "words": words}),
+        dcc.Interval(id=ids.OVERVIEW_POLL, interval=POLL_MS),
+        dcc.Interval(id=ids.OVERVIEW_TICK, interval=1000),
+    ]

@@ -1,0 +1,180 @@
+"""What the overview shows, as plain data: the map view for a zoom and bounds, live unit values, the scope.
+
+Reads are cached per (store, feed head, minute): every screen open on the same view between
+two changes shares one query, and a change (the feed head moves) makes a fresh answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from dashboard.cache import cache
+from dashboard.geo_routes import feature_index
+from data import schema, store
+from data.errors import NotFound
+from layers import boundaries, choropleth, heat
+from layers.scope import CITY, Scope, resolve_scope
+
+# Markers of open incidents from this zoom on; zoomed out, the choropleth and heat carry the picture.
+MARKERS_MIN_ZOOM = 13
+# Permanent labels on the units when the view holds at most this many (always for districts).
+MAX_LABELS = 40
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The store's position: its change-feed head, units version, and the minute answers are for."""
+
+    head: int
+    units_version: str
+    now: datetime
+
+
+def db_key(engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def snapshot(engine) -> Snapshot:
+    """Where the store is now (one short read)."""
+    with store.reading(engine) as conn:
+        head = store.feed_head(conn)
+        version = boundaries.units_version(conn)
+    return Snapshot(head, version, datetime.now(UTC).replace(microsecond=0))
+
+
+def scope_of(engine, unit_id: int | None) -> Scope:
+    """The Scope for a unit id (the city for None); an id that no longer exists falls back to the city."""
+    if not unit_id:
+        return CITY
+    try:
+        with store.reading(engine) as conn:
+            return resolve_scope(conn, unit_id)
+    except NotFound:
+        return CITY
+
+
+def city_extent(engine) -> tuple[float, float, float, float] | None:
+    with store.reading(engine) as conn:
+        return boundaries.extent(conn, schema.DISTRICT)
+
+
+@cache.memoize(timeout=600)
+def _all_values(key: str, head: int, minute: datetime, level: int, metric: str) -> dict[int, int]:
+    from flask import current_app
+
+    engine = current_app.extensions["citybrain"].engine
+    with store.reading(engine) as conn:
+        return choropleth.unit_values(conn, level, metric, minute)
+
+
+def values_for(engine, snap: Snapshot, level: int, metric: str, bbox) -> tuple[dict[int, int], list[int]]:
+    """(values of the units in view, colour breaks over the whole level) for a metric.
+
+    Breaks come from every unit of the level, so colours do not shift while the map pans.
+    """
+    minute = snap.now.replace(second=0) + timedelta(minutes=1)
+    every = _all_values(db_key(engine), snap.head, minute, level, metric)
+    breaks = choropleth.nice_breaks(every.values())
+    if bbox is None:
+        return every, breaks
+    ids = feature_index(engine, snap.units_version, level).ids_in(bbox)
+    return choropleth.restrict(every, ids.tolist()), breaks
+
+
+def units_url(level: int, version: str, bbox) -> str:
+    """The geometry URL of a level (and bbox): versioned, so the browser caches it for good."""
+    query = {"v": version}
+    if bbox is not None:
+        query["bbox"] = ",".join(f"{v:g}" for v in bbox)
+    return f"/geo/units/{schema.LEVEL_NAMES[level]}.json?{urlencode(query)}"
+
+
+def markers_url(bbox, scope: Scope, head: int) -> str:
+    query = {"bbox": ",".join(f"{v:g}" for v in bbox)} if bbox is not None else {}
+    if scope.id:
+        query["scope"] = scope.id
+    query["h"] = head  # a new head is a new URL: the layer re-reads, the browser cache never answers stale
+    return f"/geo/incidents.json?{urlencode(query)}"
+
+
+def markers_url_for(zoom, bounds, scope: Scope, head: int) -> str | None:
+    """The markers URL for a view, None below MARKERS_MIN_ZOOM (the layer then stays empty)."""
+    box = boundaries.leaflet_bounds_to_bbox(bounds)
+    if zoom is None or zoom < MARKERS_MIN_ZOOM or box is None:
+        return None
+    return markers_url(boundaries.snap_bbox(box), scope, head)
+
+
+def heat_spec(window: str | None, zoom: float | None, scope: Scope, head: int) -> dict:
+    """What the clientside heat layer fetches ({'url': None} when the heat layer is off)."""
+    if not window or window == "off":
+        return {"url": None}
+    query = {"window": heat.parse_window(window), "cell": heat.cell_for_zoom(zoom), "h": head}
+    if scope.id:
+        query["scope"] = scope.id
+    return {"url": f"/geo/heat.json?{urlencode(query)}", "radius": 20, "blur": 16}
+
+
+def estimate_zoom(bbox, width_px: int = 1400, height_px: int = 800) -> float | None:
+    """The zoom at which `bbox` fills a map of about this size (Web Mercator), for the first render.
+
+    The browser reports the real zoom as soon as the map is ready; this only makes the first
+    paint show the right level instead of a guess.
+    """
+    if bbox is None:
+        return None
+    minx, miny, maxx, maxy = bbox
+    lon_zoom = math.log2(360 * width_px / (256 * max(maxx - minx, 1e-9)))
+    lat_zoom = math.log2(2 * math.pi * height_px / (256 * max(_mercator_y(maxy) - _mercator_y(miny), 1e-12)))
+    return math.floor(min(lon_zoom, lat_zoom, 18))
+
+
+def _mercator_y(lat: float) -> float:
+    return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
+def view_bbox(level: int, bounds) -> tuple | None:
+    """The snapped bbox a level is fetched for (None: the whole level, for the coarse levels)."""
+    if level not in boundaries.BBOX_LEVELS:
+        return None
+    raw = boundaries.leaflet_bounds_to_bbox(bounds)
+    return None if raw is None else boundaries.snap_bbox(raw)
+
+
+def map_view(engine, snap: Snapshot, zoom, bounds, scope: Scope, metric: str, lang: str, theme: str, heat_window) -> dict:
+    """Everything the map needs for a view: geometry URL, hideout (values only), markers URL, heat spec."""
+    level = boundaries.level_for_view(zoom, None if scope.is_city else scope.level)
+    bbox = view_bbox(level, bounds)
+    values, breaks = values_for(engine, snap, level, metric, bbox)
+    hideout = choropleth.hideout(level, metric, values, breaks, scope=scope, theme=theme)
+    in_view = len(feature_index(engine, snap.units_version, level).ids_in(bbox))
+    hideout.update(
+        level=level,
+        head=snap.head,
+        lang=lang,
+        chain=[c["id"] for c in scope.chain],
+        labels=level == schema.DISTRICT or in_view <= MAX_LABELS,
+    )
+    return {
+        "level": level,
+        "bbox": bbox,
+        "units_url": units_url(level, snap.units_version, bbox),
+        "hideout": hideout,
+        "markers_url": markers_url_for(zoom, bounds, scope, snap.head),
+        "heat": heat_spec(heat_window, zoom, scope, snap.head),
+    }
+
+
+def live_values(engine, snap: Snapshot, level: int, metric: str, bbox, scope: Scope) -> dict:
+    """The values pushed to the open map on a change: what citybrain.applyValues restyles with."""
+    values, breaks = values_for(engine, snap, level, metric, bbox)
+    return {
+        "key": choropleth.style_key(level, metric, scope.id),
+        "values": {str(k): v for k, v in values.items()},
+        "breaks": breaks,
+        "colours": choropleth.colours_for(metric, breaks),
+        "head": snap.head,
+    }

@@ -1,0 +1,220 @@
+"""Incident clocks: due times from category limits, and the one definition of overdue (超期) and near due (临期).
+
+Every screen and metric asks "is this incident overdue / near due?" through this module, either as
+a SQLAlchemy expression (to filter or count in the database) or as a Python function (for a row
+already in hand); both give the same answer, which tests/test_incidents.py checks.
+
+The clock runs against the assignee only while an incident is with them (lifecycle.WITH_ASSIGNEE):
+- dispatched, not yet acknowledged: the acknowledge limit (签收时限), due at ``ack_due_at``;
+- acknowledged: the handling limit (处置时限), due at ``handle_due_at``.
+Both limits count from ``dispatched_at``, so "the limit" of the active clock is due - dispatched_at
+(extensions included). Limits are calendar minutes, not working hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import Float, and_, bindparam, case, literal, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+from data import schema
+from data.errors import ValidationError
+from data.lifecycle import ACKNOWLEDGED, DISPATCHED
+
+# Near due (临期): the last 20% of the limit, or the last 2 hours, whichever is shorter.
+NEAR_DUE_SHARE = Fraction(1, 5)
+NEAR_DUE_MAX = timedelta(hours=2)
+
+# Limits used when a category has no row for a priority, so a dispatch never fails on missing
+# configuration: priority -> (acknowledge minutes, handling minutes).
+DEFAULT_LIMITS = {1: (30, 120), 2: (60, 24 * 60), 3: (120, 3 * 24 * 60)}
+
+OVERDUE, NEAR_DUE, ON_TIME = "overdue", "near_due", "on_time"
+
+
+# --- time values -------------------------------------------------------------------------
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def to_utc(value: datetime, name: str = "time") -> datetime:
+    """An aware datetime converted to UTC; a naive one is refused (its zone would be a guess)."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{name} must be timezone-aware (got {value.isoformat()})")
+    return value.astimezone(UTC)
+
+
+def from_db(value: Any) -> Any:
+    """A value read from the store with datetimes made aware UTC (SQLite hands them back naive)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+# --- due times -----------------------------------------------------------------------------
+
+
+def limits_for(conn: Connection, category_id: int, priority: int) -> tuple[int, int]:
+    """(acknowledge minutes, handling minutes) of a category at a priority, DEFAULT_LIMITS when unset."""
+    lim = schema.category_limits
+    row = conn.execute(
+        select(lim.c.ack_minutes, lim.c.handle_minutes).where(lim.c.category_id == category_id, lim.c.priority == priority)
+    ).first()
+    if row is None:
+        return DEFAULT_LIMITS[priority]
+    return int(row.ack_minutes), int(row.handle_minutes)
+
+
+def compute_due_times(conn: Connection, category_id: int, priority: int, dispatched_at: datetime) -> tuple[datetime, datetime]:
+    """(ack_due_at, handle_due_at) for an incident dispatched at `dispatched_at`."""
+    start = to_utc(dispatched_at, "dispatched_at")
+    ack_minutes, handle_minutes = limits_for(conn, category_id, priority)
+    return start + timedelta(minutes=ack_minutes), start + timedelta(minutes=handle_minutes)
+
+
+# --- Python: for a row in hand ---------------------------------------------------------------
+
+
+def active_due_at(incident: Mapping[str, Any]) -> datetime | None:
+    """The due time the clock runs against now, or None when no clock runs (not with an assignee)."""
+    state = incident["state"]
+    if state == DISPATCHED:
+        return from_db(incident["ack_due_at"])
+    if state == ACKNOWLEDGED:
+        return from_db(incident["handle_due_at"])
+    return None
+
+
+def is_overdue(incident: Mapping[str, Any], now: datetime) -> bool:
+    """Whether the incident's running clock has passed its due time (超期)."""
+    due = active_due_at(incident)
+    return due is not None and to_utc(now, "now") > due
+
+
+def is_near_due(incident: Mapping[str, Any], now: datetime) -> bool:
+    """Whether the running clock is in its warning window (临期): not overdue, but close to due."""
+    due = active_due_at(incident)
+    start = from_db(incident["dispatched_at"])
+    if due is None or start is None:
+        return False
+    now = to_utc(now, "now")
+    remaining, window = due - now, due - start
+    # Integer arithmetic on timedeltas, the same comparison the SQL makes.
+    return (
+        timedelta(0) <= remaining <= NEAR_DUE_MAX and remaining * NEAR_DUE_SHARE.denominator <= window * NEAR_DUE_SHARE.numerator
+    )
+
+
+def due_status(incident: Mapping[str, Any], now: datetime) -> str | None:
+    """'overdue', 'near_due' or 'on_time' while a clock runs; None otherwise."""
+    if active_due_at(incident) is None:
+        return None
+    if is_overdue(incident, now):
+        return OVERDUE
+    return NEAR_DUE if is_near_due(incident, now) else ON_TIME
+
+
+# --- SQL: to filter and count in the database ------------------------------------------------
+
+
+class epoch_seconds(FunctionElement):
+    """Seconds since 1970 of a timestamp column, on SQLite (julianday) and PostgreSQL (EXTRACT)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element, compiler, **kw):
+    # julianday() keeps milliseconds; rounding to them removes floating noise so whole-second
+    # times compare exactly, as they do in Python.
+    (arg,) = element.clauses
+    return f"ROUND((julianday({compiler.process(arg, **kw)}) - 2440587.5) * 86400.0, 3)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element, compiler, **kw):
+    (arg,) = element.clauses
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(arg, **kw)}) AS DOUBLE PRECISION)"
+
+
+def active_due_expression(table=schema.incidents) -> ColumnElement:
+    """SQL: the due time the clock runs against (NULL when no clock runs); `table` may be an alias."""
+    return case(
+        (table.c.state == DISPATCHED, table.c.ack_due_at),
+        (table.c.state == ACKNOWLEDGED, table.c.handle_due_at),
+        else_=None,
+    )
+
+
+def _now_param(now: datetime, name: str):
+    # unique=True: one query may hold several of these with different times.
+    return bindparam(name, to_utc(now, "now"), type_=schema.TS, unique=True)
+
+
+def overdue_expression(now: datetime, table=schema.incidents) -> ColumnElement:
+    """SQL boolean: the incident is overdue at `now` (same rule as is_overdue)."""
+    due = active_due_expression(table)
+    return and_(table.c.state.in_((DISPATCHED, ACKNOWLEDGED)), due.is_not(None), due < _now_param(now, "overdue_now"))
+
+
+def near_due_expression(now: datetime, table=schema.incidents) -> ColumnElement:
+    """SQL boolean: the incident is near due at `now` (same rule as is_near_due)."""
+    now = to_utc(now, "now")
+    due = active_due_expression(table)
+    remaining = epoch_seconds(due) - literal(now.timestamp(), Float)
+    window = epoch_seconds(due) - epoch_seconds(table.c.dispatched_at)
+    return and_(
+        table.c.state.in_((DISPATCHED, ACKNOWLEDGED)),
+        due.is_not(None),
+        table.c.dispatched_at.is_not(None),
+        due >= _now_param(now, "near_due_now"),
+        due <= _now_param(now + NEAR_DUE_MAX, "near_due_limit"),
+        remaining * NEAR_DUE_SHARE.denominator <= window * NEAR_DUE_SHARE.numerator,
+    )
+
+
+def due_status_expression(now: datetime, table=schema.incidents) -> ColumnElement:
+    """SQL: 'overdue', 'near_due' or 'on_time' while a clock runs, NULL otherwise (same as due_status)."""
+    return case(
+        (overdue_expression(now, table), literal(OVERDUE)),
+        (near_due_expression(now, table), literal(NEAR_DUE)),
+        (table.c.state.in_((DISPATCHED, ACKNOWLEDGED)) & active_due_expression(table).is_not(None), literal(ON_TIME)),
+        else_=None,
+    )
+
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "NEAR_DUE",
+    "NEAR_DUE_MAX",
+    "NEAR_DUE_SHARE",
+    "ON_TIME",
+    "OVERDUE",
+    "active_due_at",
+    "active_due_expression",
+    "compute_due_times",
+    "due_status",
+    "due_status_expression",
+    "epoch_seconds",
+    "from_db",
+    "is_near_due",
+    "is_overdue",
+    "limits_for",
+    "near_due_expression",
+    "overdue_expression",
+    "to_utc",
+    "utc_now",
+]

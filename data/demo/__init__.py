@@ -1,0 +1,1 @@
+"""The demo city of Chongqing central urban area: city builder, incident history and live simulator."""

@@ -1,0 +1,756 @@
+"""Every write to an incident: intake, lifecycle transitions with their audit events, and the change feed.
+
+Callers pass a connection inside a transaction (``with engine.begin() as conn``); each function
+either does all it says in that transaction or raises a typed error from data/errors.py having
+written nothing. The audit log (incident_events) is also the change feed screens follow by id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import JSON, BigInteger, Text, bindparam, cast, column, func, literal, select, text, tuple_
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from data import lifecycle, schema
+from data.clock import compute_due_times, from_db, to_utc, utc_now
+from data.errors import Conflict, NotFound, ValidationError
+from data.locate import GridLocator
+
+__all__ = [
+    "IntakeResult",
+    "apply_action",
+    "compute_due_times",
+    "events_after",
+    "get_incident",
+    "history",
+    "lock_change_feed",
+    "report_incidents",
+]
+
+INC, EV = schema.incidents, schema.incident_events
+
+# The advisory lock every writer of incident_events takes on PostgreSQL (store.migrate uses 727001).
+CHANGE_FEED_LOCK = 727002
+
+INTAKE_FIELDS = frozenset(
+    {
+        "source",
+        "external_id",
+        "category_id",
+        "category_code",
+        "priority",
+        "description",
+        "lon",
+        "lat",
+        "address",
+        "reported_at",
+        "media_url",
+        "attributes",
+    }
+)
+# How far in the future a report time may lie (clock skew between a device and the server).
+FUTURE_SKEW = timedelta(minutes=5)
+# Rows per statement when reading back ids of already known incidents.
+_LOOKUP_CHUNK = 500
+
+# Keyword arguments of apply_action that only some actions use.
+ACTION_PARAMS = {
+    "dispatch": {"department_id", "worker_id"},
+    "reassign": {"department_id", "worker_id"},
+    "merge": {"merged_into_id"},
+    "extend": {"extend_minutes"},
+    "rate": {"satisfaction"},
+}
+MAX_EXTEND_MINUTES = 60 * 24 * 90
+
+# Columns events_after carries along so a screen can update without another query.
+FEED_INCIDENT_COLUMNS = (
+    "state",
+    "is_open",
+    "version",
+    "priority",
+    "category_id",
+    "lon",
+    "lat",
+    "unlocated",
+    "grid_id",
+    "community_id",
+    "street_id",
+    "district_id",
+    "assignee_department_id",
+    "assignee_worker_id",
+    "reported_at",
+    "dispatched_at",
+    "ack_due_at",
+    "handle_due_at",
+    "escalation_level",
+)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What became of one reported row: its incident, whether it is new, whether it has no grid."""
+
+    incident_id: int
+    created: bool
+    unlocated: bool
+
+
+# --- the change feed's ordering guarantee -----------------------------------------------------
+
+
+def lock_change_feed(conn: Connection) -> None:
+    """Serialise writers of incident_events on PostgreSQL until this transaction ends.
+
+    Event ids come from a sequence, handed out when a row is inserted, not when its transaction
+    commits: a transaction holding id 41 may commit after one holding 42, and a screen that has
+    already read `id > 40` up to 42 would never see 41. Taking one transaction-scoped advisory
+    lock before touching incidents makes writers commit in the order they drew ids. It is taken
+    first, before any row lock, so two writers cannot deadlock on it. SQLite needs nothing:
+    BEGIN IMMEDIATE already lets one writer at a time in.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_FEED_LOCK})
+
+
+# --- intake ---------------------------------------------------------------------------------
+
+
+def report_incidents(
+    conn: Connection,
+    rows: list[dict],
+    *,
+    actor: str,
+    locator: GridLocator | None = None,
+    now: datetime | None = None,
+) -> list[IntakeResult]:
+    """Store reported incidents (上报), one IntakeResult per row in order; idempotent by (source, external_id).
+
+    A pair already stored (before, concurrently, or earlier in this batch) is left untouched and
+    reported with created=False. Every row is checked before anything is written, so a bad row
+    raises ValidationError naming it and the batch writes nothing. Rows without a grid are kept
+    with unlocated=True. Pass a prebuilt `locator` when calling often: building one reads every grid.
+    """
+    actor = _require_actor(actor)
+    now = to_utc(now, "now") if now is not None else utc_now()
+    if not rows:
+        return []
+    categories = _active_categories(conn)
+    records = [_intake_record(i, row, categories, now) for i, row in enumerate(rows)]
+
+    # Duplicates inside the batch: the first occurrence is the one inserted.
+    first_of: dict[tuple[str, str], int] = {}
+    for i, rec in enumerate(records):
+        first_of.setdefault((rec["source"], rec["external_id"]), i)
+    fresh = sorted(first_of.values())
+
+    locator = locator if locator is not None else GridLocator.from_conn(conn)
+    _locate(locator, [records[i] for i in fresh])
+
+    lock_change_feed(conn)
+    created = _insert_new(conn, [records[i] for i in fresh])
+    missing = [key for key in first_of if key not in created]
+    existing = _existing_ids(conn, missing)
+    unseen = [key for key in missing if key not in existing]
+    if unseen:
+        # Only possible under a stricter isolation level than the default: another transaction's row blocked ours.
+        raise Conflict(f"{len(unseen)} incident(s) were being reported by someone else at the same time; try again")
+
+    if created:
+        _insert_report_events(conn, sorted(incident_id for incident_id, _ in created.values()), actor)
+
+    results = []
+    seen: set[tuple[str, str]] = set()
+    for rec in records:
+        key = (rec["source"], rec["external_id"])
+        if key in created and key not in seen:
+            incident_id, unlocated = created[key]
+            results.append(IntakeResult(incident_id, True, unlocated))
+        else:
+            incident_id, unlocated = created[key] if key in created else existing[key]
+            results.append(IntakeResult(incident_id, False, unlocated))
+        seen.add(key)
+    return results
+
+
+def _active_categories(conn: Connection) -> dict[str, Any]:
+    c = schema.categories
+    rows = conn.execute(select(c.c.id, c.c.code).where(c.c.active.is_(True)).order_by(c.c.code)).all()
+    return {"by_code": {r.code: r.id for r in rows}, "ids": {r.id for r in rows}, "codes": [r.code for r in rows]}
+
+
+def _intake_record(index: int, row: dict, categories: dict[str, Any], now: datetime) -> dict:
+    """One validated insert row, or ValidationError naming the row and the problem."""
+
+    def bad(message: str) -> ValidationError:
+        return ValidationError(f"row {index}: {message}")
+
+    if not isinstance(row, dict):
+        raise bad(f"expected a mapping of fields, got {type(row).__name__}")
+    unknown = set(row) - INTAKE_FIELDS
+    if unknown:
+        raise bad(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(INTAKE_FIELDS))}")
+
+    source = _text_field(row.get("source"), "source", 32, bad)
+    external_id = _text_field(row.get("external_id"), "external_id", 128, bad)
+
+    valid_codes = ", ".join(categories["codes"]) or "(none: create categories first)"
+    category_id = row.get("category_id")
+    if category_id is not None:
+        if isinstance(category_id, bool) or not isinstance(category_id, int) or category_id not in categories["ids"]:
+            raise bad(f"unknown category id {category_id!r}; valid codes: {valid_codes}")
+    else:
+        code = row.get("category_code")
+        if code is None:
+            raise bad(f"category_id or category_code is required; valid codes: {valid_codes}")
+        category_id = categories["by_code"].get(str(code).strip())
+        if category_id is None:
+            raise bad(f"unknown category {code!r}; valid codes: {valid_codes}")
+
+    priority = _priority(row.get("priority", 3), bad)
+    lon, lat = _coordinate(row.get("lon"), "lon", bad), _coordinate(row.get("lat"), "lat", bad)
+
+    reported_at = row.get("reported_at")
+    if reported_at is None:
+        reported_at = now
+    else:
+        try:
+            reported_at = to_utc(reported_at, "reported_at")
+        except ValidationError as exc:
+            raise bad(str(exc)) from None
+        if reported_at > now + FUTURE_SKEW:
+            raise bad(f"reported_at {reported_at.isoformat()} is in the future")
+
+    description = row.get("description") or ""
+    if not isinstance(description, str):
+        raise bad("description must be text")
+    for name in ("address", "media_url"):
+        if row.get(name) is not None and not isinstance(row[name], str):
+            raise bad(f"{name} must be text")
+    attributes = row.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise bad("attributes must be a mapping")
+    if attributes:
+        try:
+            json.dumps(attributes)
+        except (TypeError, ValueError) as exc:
+            raise bad(f"attributes must be plain JSON values: {exc}") from None
+
+    return {
+        "source": source,
+        "external_id": external_id,
+        "category_id": category_id,
+        "priority": priority,
+        "description": description,
+        "address": row.get("address"),
+        "lon": lon,
+        "lat": lat,
+        "reported_at": reported_at,
+        "media_url": row.get("media_url"),
+        "attributes": attributes,
+    }
+
+
+def _text_field(value: Any, name: str, max_len: int, bad) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise bad(f"{name} is required")
+    value = value.strip()
+    if len(value) > max_len:
+        raise bad(f"{name} is longer than {max_len} characters")
+    return value
+
+
+def _priority(value: Any, bad) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value not in lifecycle.PRIORITIES:
+        raise bad(f"priority must be one of 1 (urgent), 2 (high), 3 (normal); got {value!r}")
+    return value
+
+
+def _coordinate(value: Any, name: str, bad) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise bad(f"{name} must be a number, got {value!r}") from None
+    return number if math.isfinite(number) else None
+
+
+def _locate(locator: GridLocator, records: list[dict]) -> None:
+    """Fill in each record's grid and its ancestors (None and unlocated=True where no grid holds it)."""
+    lons = [math.nan if r["lon"] is None else r["lon"] for r in records]
+    lats = [math.nan if r["lat"] is None else r["lat"] for r in records]
+    # Straight from the locator's arrays: building a Location per row costs more than the lookup.
+    index = locator.grid_index(lons, lats)
+    found = index >= 0
+    grid_ids = np.where(found, locator.ids[index] if len(locator) else 0, 0).tolist()
+    ancestors = locator.ancestors[index] if len(locator) else None
+    for row, (rec, hit) in enumerate(zip(records, found.tolist(), strict=True)):
+        if hit:
+            community_id, street_id, district_id = ancestors[row]
+            rec.update(
+                grid_id=grid_ids[row],
+                community_id=community_id,
+                street_id=street_id,
+                district_id=district_id,
+                unlocated=False,
+            )
+        else:
+            rec.update(grid_id=None, community_id=None, street_id=None, district_id=None, unlocated=True)
+
+
+# Columns each intake row brings; the rest of a new incident is the same for every row.
+_ROW_COLUMNS = (
+    "source",
+    "external_id",
+    "category_id",
+    "priority",
+    "description",
+    "address",
+    "lon",
+    "lat",
+    "unlocated",
+    "grid_id",
+    "community_id",
+    "street_id",
+    "district_id",
+    "reported_at",
+    "media_url",
+    "attributes",
+)
+_NEW_INCIDENT = {
+    "state": lifecycle.REPORTED,
+    "is_open": True,
+    "reopen_count": 0,
+    "escalation_level": 0,
+    "extension_minutes": 0,
+    "version": 1,
+}
+_INSERT_CHUNK = 5000
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_STAMP_AT, _ATTRIBUTES_AT = _ROW_COLUMNS.index("reported_at"), _ROW_COLUMNS.index("attributes")
+
+
+def _insert_new(conn: Connection, records: list[dict]) -> dict[tuple[str, str], tuple[int, bool]]:
+    """Insert rows whose (source, external_id) is new; {key: (id, unlocated)} of those inserted.
+
+    ON CONFLICT DO NOTHING lets the unique constraint decide, so two callers racing with the same
+    pair get one row between them and neither fails. Each database gets its fastest bulk form:
+    the driver's executemany on SQLite, one JSON document per chunk on PostgreSQL.
+    """
+    if not records:
+        return {}
+    if conn.dialect.name == "sqlite":
+        return _insert_new_sqlite(conn, records)
+    created: dict[tuple[str, str], tuple[int, bool]] = {}
+    for start in range(0, len(records), _INSERT_CHUNK):
+        chunk = records[start : start + _INSERT_CHUNK]
+        rows = conn.execute(_bulk_insert_statement(), {"payload": _json_payload(chunk)})
+        created.update({(r.source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows})
+    return created
+
+
+def _insert_new_sqlite(conn: Connection, records: list[dict]) -> dict[tuple[str, str], tuple[int, bool]]:
+    # sqlite3's executemany is several times faster than any per-row work in SQLAlchemy. It
+    # cannot RETURN rows, but it needs not: SQLite lets one writer in at a time and gives new rows
+    # ids above the largest, so the rows above `before` are exactly the ones inserted here.
+    before = conn.execute(select(func.coalesce(func.max(INC.c.id), 0))).scalar_one()
+    columns = (*_ROW_COLUMNS, *_NEW_INCIDENT, "updated_at")
+    quote = conn.dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(INC.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT (source, external_id) DO NOTHING"
+    )
+    constants = tuple(_NEW_INCIDENT.values())
+    params = []
+    for rec in records:
+        # Times as text in SQLAlchemy's own SQLite format, so they compare with bound values.
+        stamp = rec["reported_at"].strftime(_SQLITE_TIME)
+        attributes = None if rec["attributes"] is None else json.dumps(rec["attributes"], ensure_ascii=False)
+        values = [rec[name] for name in _ROW_COLUMNS]
+        values[_STAMP_AT], values[_ATTRIBUTES_AT] = stamp, attributes
+        params.append((*values, *constants, stamp))
+    conn.exec_driver_sql(sql, params)
+    rows = conn.execute(select(INC.c.id, INC.c.source, INC.c.external_id, INC.c.unlocated).where(INC.c.id > before))
+    return {(r.source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows}
+
+
+def _json_payload(records: list[dict]) -> str:
+    return json.dumps(
+        [{**{name: rec[name] for name in _ROW_COLUMNS}, "reported_at": rec["reported_at"].isoformat()} for rec in records],
+        ensure_ascii=False,
+    )
+
+
+def _bulk_insert_statement():
+    """PostgreSQL: insert the rows of a JSON document, skipping known pairs, returning the new ones."""
+    rows = (
+        func.json_to_recordset(cast(bindparam("payload", type_=Text), JSON))
+        .table_valued(*[column(name, INC.c[name].type) for name in _ROW_COLUMNS])
+        .render_derived(name="r", with_types=True)
+    )
+    values = {name: rows.c[name] for name in _ROW_COLUMNS}
+    values.update({name: literal(value, INC.c[name].type) for name, value in _NEW_INCIDENT.items()})
+    # updated_at is always the time of the incident's latest event: here, its report.
+    values["updated_at"] = rows.c.reported_at
+    return (
+        postgresql.insert(INC)
+        .from_select(list(values), select(*values.values()).select_from(rows))
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(INC.c.id, INC.c.source, INC.c.external_id, INC.c.unlocated)
+    )
+
+
+def _insert_report_events(conn: Connection, incident_ids: list[int], actor: str) -> None:
+    """One 'report' event per new incident, at its report time, in id order (the order of the batch)."""
+    ids = bindparam("ids", json.dumps(incident_ids), type_=Text)
+    if conn.dialect.name == "sqlite":
+        id_list = select(func.json_each(ids).table_valued("value").c.value)
+    else:
+        id_list = select(cast(func.json_array_elements_text(cast(ids, JSON)).table_valued("value").c.value, BigInteger))
+    source = (
+        select(
+            INC.c.id,
+            INC.c.reported_at,
+            literal(actor, EV.c.actor.type),
+            literal(lifecycle.REPORT, EV.c.action.type),
+            literal(lifecycle.REPORTED, EV.c.to_state.type),
+        )
+        .where(INC.c.id.in_(id_list))
+        .order_by(INC.c.id)
+    )
+    conn.execute(EV.insert().from_select(["incident_id", "at", "actor", "action", "to_state"], source))
+
+
+def _existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bool]]:
+    found: dict[tuple[str, str], tuple[int, bool]] = {}
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start : start + _LOOKUP_CHUNK]
+        rows = conn.execute(
+            select(INC.c.id, INC.c.source, INC.c.external_id, INC.c.unlocated).where(
+                tuple_(INC.c.source, INC.c.external_id).in_(chunk)
+            )
+        )
+        found.update({(r.source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows})
+    return found
+
+
+# --- transitions ------------------------------------------------------------------------------
+
+
+def apply_action(
+    conn: Connection,
+    incident_id: int,
+    action: str,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+    note: str | None = None,
+    department_id: int | None = None,
+    worker_id: int | None = None,
+    satisfaction: int | None = None,
+    extend_minutes: int | None = None,
+    merged_into_id: int | None = None,
+    at: datetime | None = None,
+) -> dict:
+    """Apply one lifecycle action and record its audit event; the incident row afterwards, as a dict.
+
+    Raises NotFound, Conflict (stale `expected_version`, or changed by someone else meanwhile;
+    carries current_state and current_version), InvalidTransition, or ValidationError, and then
+    has changed nothing.
+    """
+    actor = _require_actor(actor)
+    given_at = to_utc(at, "at") if at is not None else None
+    params = {
+        "department_id": department_id,
+        "worker_id": worker_id,
+        "satisfaction": satisfaction,
+        "extend_minutes": extend_minutes,
+        "merged_into_id": merged_into_id,
+    }
+    stray = sorted(name for name, value in params.items() if value is not None and name not in ACTION_PARAMS.get(action, ()))
+    if action in lifecycle.TRANSITIONS and stray:
+        raise ValidationError(f"{', '.join(stray)} not used by {action}")
+
+    lock_change_feed(conn)
+    row = _load(conn, incident_id)
+    if expected_version is not None and row["version"] != expected_version:
+        raise Conflict(
+            f"incident {incident_id} changed meanwhile: it is now {row['state']} (version {row['version']})",
+            current_state=row["state"],
+            current_version=row["version"],
+        )
+    to_state = lifecycle.next_state(row["state"], action)
+    note = note.strip() if isinstance(note, str) else note
+    if (action in lifecycle.NEEDS_NOTE or action == "note") and not note:
+        raise ValidationError(f"{action} needs a note saying why")
+    last_at = _latest_event_at(conn, incident_id)
+    if given_at is None:
+        # "Now" never precedes the latest event, even when a reporter's clock ran a little ahead.
+        at = utc_now() if last_at is None else max(utc_now(), last_at)
+    elif last_at is not None and given_at < last_at:
+        raise ValidationError(f"time {given_at.isoformat()} is earlier than the incident's latest event ({last_at.isoformat()})")
+    else:
+        at = given_at
+
+    changes, data = _ACTION_EFFECTS.get(action, _no_effect)(conn, row, at, params)
+    changes.update(state=to_state, is_open=to_state in lifecycle.OPEN_STATES, version=row["version"] + 1, updated_at=at)
+    _update_if_unchanged(conn, row, changes)
+    conn.execute(
+        EV.insert().values(
+            incident_id=row["id"],
+            at=at,
+            actor=actor,
+            action=action,
+            from_state=row["state"],
+            to_state=to_state,
+            note=note or None,
+            data=data or None,
+        )
+    )
+    return get_incident(conn, incident_id)
+
+
+def _update_if_unchanged(conn: Connection, row: dict, changes: dict) -> None:
+    """UPDATE only if the incident still has the version and state we read, else Conflict.
+
+    The check is in the WHERE clause, so whoever commits second finds no row to update: two
+    dispatchers at once give one success and one Conflict on any database and isolation level.
+    """
+    result = conn.execute(
+        INC.update().where(INC.c.id == row["id"], INC.c.version == row["version"], INC.c.state == row["state"]).values(**changes)
+    )
+    if result.rowcount != 1:
+        current = conn.execute(select(INC.c.state, INC.c.version).where(INC.c.id == row["id"])).first()
+        raise Conflict(
+            f"incident {row['id']} changed meanwhile; reload it and try again",
+            current_state=current.state if current else None,
+            current_version=current.version if current else None,
+        )
+
+
+def _load(conn: Connection, incident_id: int) -> dict:
+    row = conn.execute(select(INC).where(INC.c.id == incident_id)).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    return _as_dict(row)
+
+
+def _latest_event_at(conn: Connection, incident_id: int) -> datetime | None:
+    # Times never go backwards, so the newest event by id is also the latest by time.
+    at = conn.execute(select(EV.c.at).where(EV.c.incident_id == incident_id).order_by(EV.c.id.desc()).limit(1)).scalar()
+    return from_db(at)
+
+
+def _require_actor(actor: Any) -> str:
+    if not isinstance(actor, str) or not actor.strip():
+        raise ValidationError("actor is required: who is doing this (留痕)")
+    if len(actor.strip()) > 128:
+        raise ValidationError("actor is longer than 128 characters")
+    return actor.strip()
+
+
+# Each effect returns (column changes, event data) for its action; state, is_open, version and
+# updated_at are set for every action by apply_action.
+
+
+def _no_effect(conn, row, at, params):
+    return {}, None
+
+
+def _register(conn, row, at, params):
+    return {"registered_at": at}, None
+
+
+def _reject(conn, row, at, params):
+    return {"rejected_at": at}, None
+
+
+def _merge(conn, row, at, params):
+    target_id = params["merged_into_id"]
+    if target_id is None:
+        raise ValidationError("merge needs merged_into_id: the incident this one duplicates")
+    if target_id == row["id"]:
+        raise ValidationError("an incident cannot be merged into itself")
+    target = conn.execute(select(INC.c.id, INC.c.state, INC.c.is_open).where(INC.c.id == target_id)).first()
+    if target is None:
+        raise ValidationError(f"incident {target_id} to merge into does not exist")
+    # A closed, rejected or merged target would hide this report behind a dead case (and merged
+    # ones would make chains): only an open incident can absorb a duplicate.
+    if not target.is_open:
+        raise ValidationError(f"incident {target_id} is {target.state}; merge only into an open incident")
+    return {"merged_into_id": target_id}, {"merged_into_id": target_id}
+
+
+def _dispatch(conn, row, at, params):
+    department_id, worker_id = params["department_id"], params["worker_id"]
+    category = conn.execute(select(schema.categories).where(schema.categories.c.id == row["category_id"])).first()
+    if department_id is not None and worker_id is not None:
+        raise ValidationError("dispatch to a department or to a grid worker, not both")
+    if worker_id is not None:
+        _check_worker(conn, worker_id, category)
+    else:
+        # With no assignee named, the category's responsible department (职责清单) takes it.
+        department_id = department_id if department_id is not None else category.department_id
+        _check_department(conn, department_id)
+    ack_due_at, handle_due_at = compute_due_times(conn, row["category_id"], row["priority"], at)
+    changes = {
+        "assignee_department_id": department_id,
+        "assignee_worker_id": worker_id,
+        "dispatched_at": at,
+        "first_dispatched_at": row["first_dispatched_at"] or at,
+        "ack_due_at": ack_due_at,
+        "handle_due_at": handle_due_at,
+        # A new assignee starts a new cycle; earlier cycles live on in the audit log.
+        "acknowledged_at": None,
+        "ack_late": None,
+        "resolved_at": None,
+        "resolved_late": None,
+    }
+    data = {"department_id": department_id, "worker_id": worker_id}
+    if row["assignee_department_id"] is not None or row["assignee_worker_id"] is not None:
+        data["previous"] = {"department_id": row["assignee_department_id"], "worker_id": row["assignee_worker_id"]}
+    return changes, data
+
+
+def _check_department(conn, department_id):
+    d = schema.departments
+    dept = conn.execute(select(d.c.id, d.c.active).where(d.c.id == department_id)).first()
+    if dept is None:
+        raise ValidationError(f"department {department_id} does not exist")
+    if not dept.active:
+        raise ValidationError(f"department {department_id} is inactive")
+
+
+def _check_worker(conn, worker_id, category):
+    """Refuse a grid worker for matters outside their duty list (清单外事项下派过滤)."""
+    w = schema.workers
+    worker = conn.execute(select(w.c.id, w.c.code, w.c.active).where(w.c.id == worker_id)).first()
+    if worker is None:
+        raise ValidationError(f"grid worker {worker_id} does not exist")
+    if not worker.active:
+        raise ValidationError(f"grid worker {worker.code} is inactive")
+    if not category.grid_worker_ok:
+        raise ValidationError(
+            f"category {category.code!r} may not be pushed down to grid workers (清单外事项); dispatch it to a department"
+        )
+    duty = schema.worker_duties
+    on_list = conn.execute(
+        select(duty.c.worker_id).where(duty.c.worker_id == worker_id, duty.c.category_id == category.id)
+    ).first()
+    if on_list is None:
+        raise ValidationError(f"category {category.code!r} is not on grid worker {worker.code}'s duty list (清单外事项不得下派)")
+
+
+def _acknowledge(conn, row, at, params):
+    due = row["ack_due_at"]
+    return {"acknowledged_at": at, "ack_late": due is not None and at > due}, None
+
+
+def _return(conn, row, at, params):
+    previous = {"department_id": row["assignee_department_id"], "worker_id": row["assignee_worker_id"]}
+    return {"returned_at": at, "assignee_department_id": None, "assignee_worker_id": None}, previous
+
+
+def _resolve(conn, row, at, params):
+    due = row["handle_due_at"]
+    return {"resolved_at": at, "resolved_late": due is not None and at > due}, None
+
+
+def _verify_pass(conn, row, at, params):
+    return {"closed_at": at}, None
+
+
+def _verify_fail(conn, row, at, params):
+    # 人到无效: the event keeps who resolved it, since the assignee is cleared for redispatch.
+    resolver = {"department_id": row["assignee_department_id"], "worker_id": row["assignee_worker_id"]}
+    changes = {"reopen_count": row["reopen_count"] + 1, "assignee_department_id": None, "assignee_worker_id": None}
+    return changes, resolver
+
+
+def _escalate(conn, row, at, params):
+    level = row["escalation_level"] + 1
+    return {"escalation_level": level}, {"level": level}
+
+
+def _extend(conn, row, at, params):
+    minutes = params["extend_minutes"]
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 < minutes <= MAX_EXTEND_MINUTES:
+        raise ValidationError(f"extend needs extend_minutes between 1 and {MAX_EXTEND_MINUTES}; got {minutes!r}")
+    changes = {
+        "handle_due_at": row["handle_due_at"] + timedelta(minutes=minutes),
+        "extension_minutes": row["extension_minutes"] + minutes,
+    }
+    return changes, {"minutes": minutes}
+
+
+def _rate(conn, row, at, params):
+    score = params["satisfaction"]
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise ValidationError(f"satisfaction must be a whole number from 1 to 5; got {score!r}")
+    return {"satisfaction": score}, {"satisfaction": score}
+
+
+_ACTION_EFFECTS = {
+    "register": _register,
+    "reject": _reject,
+    "merge": _merge,
+    "dispatch": _dispatch,
+    "reassign": _dispatch,
+    "acknowledge": _acknowledge,
+    "return": _return,
+    "resolve": _resolve,
+    "verify_pass": _verify_pass,
+    "verify_fail": _verify_fail,
+    "escalate": _escalate,
+    "extend": _extend,
+    "rate": _rate,
+}
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def _as_dict(row) -> dict:
+    return {key: from_db(value) for key, value in row._mapping.items()}
+
+
+def get_incident(conn: Connection, incident_id: int) -> dict:
+    """The incident's row as a dict (times aware UTC); NotFound when there is none."""
+    return _load(conn, incident_id)
+
+
+def history(conn: Connection, incident_id: int) -> list[dict]:
+    """The incident's audit events (留痕) in the order they happened; NotFound when there is no incident."""
+    if conn.execute(select(INC.c.id).where(INC.c.id == incident_id)).first() is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    rows = conn.execute(select(EV).where(EV.c.incident_id == incident_id).order_by(EV.c.id))
+    return [_as_dict(r) for r in rows]
+
+
+def events_after(conn: Connection, after_id: int, limit: int = 1000) -> list[dict]:
+    """The change feed: up to `limit` events with id > after_id, ascending.
+
+    Each carries the event (id, incident_id, at, actor, action, from_state, to_state, note, data)
+    and the incident as it is now (FEED_INCIDENT_COLUMNS: state, priority, position, grid and
+    ancestors, assignee, clock), so a screen can update without another query. Follow it by
+    passing the last id seen.
+    """
+    if limit < 1:
+        raise ValidationError("limit must be at least 1")
+    columns = [*EV.c] + [INC.c[name] for name in FEED_INCIDENT_COLUMNS]
+    rows = conn.execute(
+        select(*columns).join_from(EV, INC, EV.c.incident_id == INC.c.id).where(EV.c.id > after_id).order_by(EV.c.id).limit(limit)
+    )
+    return [_as_dict(r) for r in rows]

@@ -1,0 +1,544 @@
+"""Incident file import: CSV or GeoJSON points, checked row by row, stored in chunks through report_incidents.
+
+Rows that cannot be used (no id, bad time, unknown category, bad priority, bad coordinate, an id
+repeated inside the file) go to a rejects CSV: the original row plus a ``reason`` column. Rows
+whose point lies in no grid are imported as unlocated. Problems with the file itself (missing,
+unreadable, a mapped column absent, a bad category map) raise ValidationError before anything is
+written. Importing the same file again adds nothing: incidents are keyed by (source, id).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+import pyproj
+from pyproj.exceptions import CRSError
+from sqlalchemy import Engine, select
+
+from data import crs as crs_mod
+from data import schema
+from data.clock import to_utc, utc_now
+from data.errors import ValidationError
+from data.incidents import FUTURE_SKEW, report_incidents
+from data.locate import GridLocator
+
+__all__ = ["ColumnMapping", "IncidentImportReport", "import_incident_file", "read_category_map"]
+
+CHUNK_ROWS = 20_000
+MAX_ID_LENGTH = 128
+MAX_SOURCE_LENGTH = 32
+REASON = "reason"
+
+# Names looked for (case-insensitively) when a column is not mapped explicitly.
+DEFAULT_NAMES = {
+    "time": ("reported_at", "time", "datetime", "created_at", "上报时间"),
+    "lon": ("lon", "lng", "longitude", "x", "经度"),
+    "lat": ("lat", "latitude", "y", "纬度"),
+    "category": ("category", "category_code", "type", "类别"),
+    "id": ("id", "external_id", "case_id", "编号"),
+    "description": ("description", "desc", "content", "描述"),
+    "priority": ("priority", "优先级"),
+    "address": ("address", "地址"),
+}
+REQUIRED = ("id", "time", "category", "lon", "lat")
+PRIORITY_WORDS = {"urgent": 1, "紧急": 1, "high": 2, "高": 2, "重要": 2, "normal": 3, "普通": 3, "一般": 3}
+
+# A clock time followed by a UTC offset or Z: the string names its own zone.
+_HAS_OFFSET = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$")
+_EPOCH = re.compile(r"^\d{10}(?:\d{3})?(?:\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which column of the file holds each field; None means "look for the usual names" (DEFAULT_NAMES).
+
+    A column named explicitly must exist. For GeoJSON, lon and lat come from the point geometry
+    unless mapped explicitly to properties.
+    """
+
+    time: str | None = None
+    lon: str | None = None
+    lat: str | None = None
+    category: str | None = None
+    id: str | None = None
+    description: str | None = None
+    priority: str | None = None
+    address: str | None = None
+
+
+@dataclass
+class IncidentImportReport:
+    """What an import did: rows read, new incidents, rows already stored, unlocated, rejected, speed."""
+
+    path: Path
+    read: int = 0
+    imported: int = 0
+    already_present: int = 0
+    unlocated: int = 0
+    rejected: int = 0
+    rejects_path: Path | None = None
+    seconds: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+    def summary_lines(self) -> list[str]:
+        """The summary the command prints."""
+        lines = [
+            f"read:            {self.read}",
+            f"imported:        {self.imported}",
+            f"already present: {self.already_present}",
+            f"unlocated:       {self.unlocated} (imported without a grid)",
+            f"rejected:        {self.rejected}" + (f" -> {self.rejects_path}" if self.rejected and self.rejects_path else ""),
+        ]
+        lines += [f"  {count:>7}  {reason}" for reason, count in sorted(self.reasons.items(), key=lambda kv: -kv[1])]
+        lines.append(f"rows/s:          {self.rows_per_s:,.0f} ({self.seconds:.2f} s)")
+        return lines
+
+
+# --- configuration checks ----------------------------------------------------------------------
+
+
+def read_category_map(path: Path | str | None = None, pairs: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """{source value: category code} from a two-column CSV (an optional header 'source,code') and SRC=CODE pairs."""
+    mapping: dict[str, str] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                for number, row in enumerate(csv.reader(handle), start=1):
+                    if not row or all(not cell.strip() for cell in row):
+                        continue
+                    if len(row) < 2:
+                        raise ValidationError(f"category map {path} line {number}: expected 'source,code', got {','.join(row)!r}")
+                    src, code = row[0].strip(), row[1].strip()
+                    if number == 1 and (src.lower(), code.lower()) == ("source", "code"):
+                        continue
+                    mapping[src] = code
+        except OSError as exc:
+            raise ValidationError(f"cannot read category map {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ValidationError(f"category map {path} is not UTF-8 text") from None
+    for pair in pairs:
+        src, sep, code = pair.partition("=")
+        if not sep or not src.strip() or not code.strip():
+            raise ValidationError(f"--map needs SRC=CODE, got {pair!r}")
+        mapping[src.strip()] = code.strip()
+    return mapping
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(tz).strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown time zone {tz!r}; use an IANA name such as Asia/Shanghai") from None
+
+
+def _to_wgs84(crs_text: str):
+    """A function (lon array, lat array) -> WGS84 arrays for the file's coordinate system."""
+    parsed = crs_mod.parse_crs(crs_text)
+    if parsed == crs_mod.GCJ02:
+        return crs_mod.gcj02_to_wgs84
+    if parsed == crs_mod.WGS84:
+        return lambda x, y: (np.asarray(x, float), np.asarray(y, float))
+    try:
+        transformer = pyproj.Transformer.from_crs(parsed, crs_mod.WGS84, always_xy=True)
+    except CRSError as exc:
+        raise ValidationError(f"cannot convert {crs_text} to WGS84: {exc}") from None
+    return lambda x, y: transformer.transform(np.asarray(x, float), np.asarray(y, float))
+
+
+# --- reading the file --------------------------------------------------------------------------------
+
+
+def _is_geojson(path: Path) -> bool:
+    if path.suffix.lower() in {".geojson", ".json"}:
+        return True
+    if path.suffix.lower() in {".csv", ".txt", ".tsv"}:
+        return False
+    with path.open("rb") as handle:
+        return handle.read(64).lstrip().startswith(b"{")
+
+
+def _csv_chunks(path: Path, encoding: str, chunk_rows: int, usecols=None) -> Iterator[pd.DataFrame]:
+    # Every cell as text, blanks as "": the rejects file gives back exactly what was read.
+    return pd.read_csv(
+        path,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        encoding=encoding,
+        chunksize=chunk_rows,
+        sep="\t" if path.suffix.lower() == ".tsv" else ",",
+        skipinitialspace=False,
+        usecols=usecols,
+    )
+
+
+def _csv_header(path: Path, encoding: str) -> list[str]:
+    try:
+        header = pd.read_csv(path, dtype=str, nrows=0, encoding=encoding, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except pd.errors.EmptyDataError:
+        raise ValidationError(f"{path} is empty: expected a header row and incident rows") from None
+    return [str(c) for c in header.columns]
+
+
+def _check_csv_readable(path: Path, encoding: str, chunk_rows: int) -> int:
+    """Parse the whole file once before writing anything, so a broken line far down is fatal, not half an import."""
+    rows = 0
+    for chunk in _csv_chunks(path, encoding, chunk_rows):
+        rows += len(chunk)
+    return rows
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _geojson_frame(path: Path, encoding: str) -> pd.DataFrame:
+    """Properties as text columns plus the point's coordinates in '_lon' / '_lat' and problems in '_geometry_error'."""
+    try:
+        with path.open(encoding=encoding) as handle:
+            doc = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{path} is not valid GeoJSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
+        raise ValidationError(f"{path} is not a GeoJSON FeatureCollection")
+    records, lons, lats, errors = [], [], [], []
+    for feature in doc["features"]:
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        records.append({str(k): _cell_text(v) for k, v in (props or {}).items()})
+        geom = feature.get("geometry") if isinstance(feature, dict) else None
+        lon = lat = ""
+        error = ""
+        if geom:
+            coords = geom.get("coordinates")
+            if geom.get("type") != "Point":
+                error = f"geometry is a {geom.get('type')}, not a point"
+            elif isinstance(coords, list) and len(coords) >= 2:
+                lon, lat = _cell_text(coords[0]), _cell_text(coords[1])
+            else:
+                error = "point without coordinates"
+        lons.append(lon)
+        lats.append(lat)
+        errors.append(error)
+    frame = pd.DataFrame.from_records(records).fillna("")
+    frame["_lon"], frame["_lat"], frame["_geometry_error"] = lons, lats, errors
+    return frame
+
+
+def _resolve_columns(mapping: ColumnMapping, columns: list[str], path: Path, geojson: bool) -> dict[str, str | None]:
+    """{field: column} for every field; a named column that is absent, or a required one not found, is fatal."""
+    available = ", ".join(c for c in columns if not c.startswith("_")) or "(none)"
+    lowered: dict[str, str] = {}
+    for c in columns:
+        lowered.setdefault(c.strip().lower(), c)
+    resolved: dict[str, str | None] = {}
+    for f in fields(ColumnMapping):
+        name = getattr(mapping, f.name)
+        if name is not None:
+            column = name if name in columns else lowered.get(name.strip().lower())
+            if column is None:
+                raise ValidationError(f"column {name!r} (--{f.name}-col) is not in {path.name}; its columns are: {available}")
+            resolved[f.name] = column
+            continue
+        if geojson and f.name in ("lon", "lat"):
+            resolved[f.name] = f"_{f.name}"
+            continue
+        found = next((lowered[n.lower()] for n in DEFAULT_NAMES[f.name] if n.lower() in lowered), None)
+        if found is None and f.name in REQUIRED:
+            raise ValidationError(
+                f"no {f.name} column in {path.name} (looked for {', '.join(DEFAULT_NAMES[f.name])}; "
+                f"name it with --{f.name}-col); its columns are: {available}"
+            )
+        resolved[f.name] = found
+    return resolved
+
+
+# --- checking rows ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    """Everything a chunk needs, prepared once per import."""
+
+    columns: dict[str, str | None]
+    categories: dict[str, int]  # every accepted spelling -> category id
+    category_map: dict[str, str]
+    zone: ZoneInfo
+    to_wgs84: object
+    source: str
+    now: datetime
+    seen: dict[str, int]  # id -> row number of its first usable occurrence
+
+
+def _category_lookup(conn) -> dict[str, int]:
+    """Category ids by code, lower-case code, Chinese name and lower-case English name (codes win)."""
+    c = schema.categories
+    rows = conn.execute(select(c.c.id, c.c.code, c.c.name_en, c.c.name_zh).where(c.c.active.is_(True))).all()
+    lookup: dict[str, int] = {}
+    for key_of in (lambda r: r.name_en.strip().lower(), lambda r: r.name_zh.strip(), lambda r: r.code.lower(), lambda r: r.code):
+        for r in rows:
+            lookup[key_of(r)] = r.id
+    return lookup
+
+
+def _find_category(lookup: Mapping[str, int], value: str) -> int | None:
+    return lookup.get(value, lookup.get(value.lower()))
+
+
+def _parse_times(texts: pd.Series, zone: ZoneInfo) -> pd.Series:
+    """Text times -> UTC timestamps (NaT where unreadable). Naive times are local to `zone`; offsets and
+    epoch seconds/milliseconds are honoured; the odd formats (2025/3/3 8:05, 2025年3月3日 8:05) fall back
+    to the slower free-form parser."""
+    texts = texts.str.strip()
+    out = pd.Series(pd.NaT, index=texts.index, dtype="datetime64[us, UTC]")
+    blank = texts == ""
+    epoch = texts.str.match(_EPOCH) & ~blank
+    if epoch.any():
+        numbers = texts[epoch].astype(float)
+        seconds = np.where(numbers >= 1e11, numbers / 1000.0, numbers)
+        out[epoch] = pd.to_datetime(seconds, unit="s", utc=True)
+    aware = texts.str.contains(_HAS_OFFSET) & ~blank & ~epoch
+    naive = ~blank & ~epoch & ~aware
+    if aware.any():
+        part = texts[aware].str.replace(r"\s*UTC$", "+00:00", regex=True)
+        parsed = pd.to_datetime(part, utc=True, errors="coerce", format="ISO8601")
+        retry = parsed.isna()
+        if retry.any():
+            parsed[retry] = pd.to_datetime(part[retry], utc=True, errors="coerce", format="mixed")
+        out[aware] = parsed
+    if naive.any():
+        part = texts[naive]
+        parsed = pd.to_datetime(part, errors="coerce", format="ISO8601")
+        retry = parsed.isna()
+        if retry.any():
+            tidy = part[retry].str.replace(r"[年月/.]", "-", regex=True).str.replace("日", " ", regex=False).str.strip()
+            parsed[retry] = pd.to_datetime(tidy, errors="coerce", format="mixed")
+        local = parsed.dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
+        out[naive] = local.dt.tz_convert("UTC")
+    return out
+
+
+def _check_chunk(frame: pd.DataFrame, ctx: _Context, first_row: int) -> tuple[list[dict], list[str | None]]:
+    """(rows for report_incidents, a reason per input row: None where the row is usable)."""
+    n = len(frame)
+    cols = ctx.columns
+    reasons = np.full(n, None, dtype=object)
+
+    def reject(mask, reason_of) -> None:
+        mask = np.asarray(mask, dtype=bool) & pd.isna(reasons)
+        for i in np.flatnonzero(mask):
+            reasons[i] = reason_of(i)
+
+    def text(name: str) -> pd.Series:
+        column = cols.get(name)
+        return frame[column].astype(str).str.strip() if column else pd.Series([""] * n, index=frame.index)
+
+    if "_geometry_error" in frame:
+        geom_errors = frame["_geometry_error"].to_numpy()
+        reject(geom_errors != "", lambda i: geom_errors[i])
+
+    ids = text("id").to_numpy()
+    reject(ids == "", lambda i: "missing id")
+    reject(np.fromiter((len(v) > MAX_ID_LENGTH for v in ids), bool, n), lambda i: f"id longer than {MAX_ID_LENGTH} characters")
+
+    raw_times = text("time")
+    times = _parse_times(raw_times, ctx.zone)
+    raw_t = raw_times.to_numpy()
+    reject(raw_t == "", lambda i: "missing time")
+    reject(times.isna().to_numpy(), lambda i: f"bad time {raw_t[i]!r}")
+    limit = pd.Timestamp(ctx.now + FUTURE_SKEW)
+    reject((times > limit).fillna(False).to_numpy(), lambda i: f"time {raw_t[i]!r} is in the future")
+
+    raw_cat = text("category").to_numpy()
+    mapped = [ctx.category_map.get(v, v) for v in raw_cat]
+    category_ids = [_find_category(ctx.categories, v) if v else None for v in mapped]
+    reject(raw_cat == "", lambda i: "missing category")
+    reject(np.array([c is None for c in category_ids]), lambda i: f"unknown category {raw_cat[i]!r}")
+
+    raw_pri = text("priority").to_numpy()
+    priorities = [_priority(v) for v in raw_pri]
+    reject(np.array([p is None for p in priorities]), lambda i: f"bad priority {raw_pri[i]!r} (use 1 urgent, 2 high, 3 normal)")
+
+    lon_text, lat_text = text("lon"), text("lat")
+    lon = pd.to_numeric(lon_text, errors="coerce").to_numpy(dtype=float)
+    lat = pd.to_numeric(lat_text, errors="coerce").to_numpy(dtype=float)
+    lt, at = lon_text.to_numpy(), lat_text.to_numpy()
+    reject(((lt != "") & ~np.isfinite(lon)) | ((at != "") & ~np.isfinite(lat)), lambda i: f"bad coordinate {lt[i]!r}, {at[i]!r}")
+    both = np.isfinite(lon) & np.isfinite(lat)
+    lon = np.where(both, lon, np.nan)
+    lat = np.where(both, lat, np.nan)
+    if both.any():
+        lon[both], lat[both] = ctx.to_wgs84(lon[both], lat[both])
+    reject(both & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90)), lambda i: f"coordinate {lt[i]}, {at[i]} is not on Earth")
+
+    descriptions, addresses = text("description").to_numpy(), text("address").to_numpy()
+    reported = np.asarray(times.dt.to_pydatetime(), dtype=object)
+    rows: list[dict] = []
+    for i in range(n):
+        if reasons[i] is not None:
+            continue
+        first = ctx.seen.setdefault(ids[i], first_row + i)
+        if first != first_row + i:
+            reasons[i] = f"duplicate id {ids[i]!r} (first on row {first})"
+            continue
+        rows.append(
+            {
+                "source": ctx.source,
+                "external_id": ids[i],
+                "category_id": category_ids[i],
+                "priority": priorities[i],
+                "description": descriptions[i],
+                "address": addresses[i] or None,
+                "lon": None if math.isnan(lon[i]) else float(lon[i]),
+                "lat": None if math.isnan(lat[i]) else float(lat[i]),
+                "reported_at": reported[i],
+            }
+        )
+    return rows, list(reasons)
+
+
+def _priority(value: str) -> int | None:
+    if value == "":
+        return 3
+    word = PRIORITY_WORDS.get(value.lower())
+    if word is not None:
+        return word
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if number in (1.0, 2.0, 3.0) else None
+
+
+# --- the import ----------------------------------------------------------------------------------------
+
+
+def import_incident_file(
+    engine: Engine,
+    path: Path | str,
+    mapping: ColumnMapping = ColumnMapping(),
+    *,
+    source: str = "import",
+    tz: str = "Asia/Shanghai",
+    crs: str = "EPSG:4326",
+    category_map: Mapping[str, str] | None = None,
+    rejects_path: Path | str | None = None,
+    encoding: str = "utf-8-sig",
+    chunk_rows: int = CHUNK_ROWS,
+    actor: str | None = None,
+    now: datetime | None = None,
+    locator: GridLocator | None = None,
+) -> IncidentImportReport:
+    """Import a CSV or GeoJSON (points) file of incidents; see the module docstring for what happens to each row.
+
+    Raises ValidationError (having written nothing) when the file is missing, unreadable or lacks a
+    mapped column, or an option is bad. Rejected rows go to `rejects_path` (default: FILE.rejects.csv
+    next to the file), written only when there are any.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    source = (source or "").strip()
+    if not source or len(source) > MAX_SOURCE_LENGTH:
+        raise ValidationError(f"--source must be 1 to {MAX_SOURCE_LENGTH} characters; got {source!r}")
+    if chunk_rows < 1:
+        raise ValidationError("chunk size must be at least 1")
+    zone = _zone(tz)
+    to_wgs84 = _to_wgs84(crs)
+    now = to_utc(now, "now") if now is not None else utc_now()
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such file")
+    rejects_path = Path(rejects_path) if rejects_path is not None else path.with_name(path.name + ".rejects.csv")
+
+    try:
+        geojson = _is_geojson(path)
+        if geojson:
+            whole = _geojson_frame(path, encoding)
+            columns = list(whole.columns)
+            chunks = (whole.iloc[i : i + chunk_rows] for i in range(0, len(whole), chunk_rows))
+        else:
+            columns = _csv_header(path, encoding)
+            _check_csv_readable(path, encoding, chunk_rows)
+            chunks = None
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path} is not {encoding} text; try --encoding gb18030") from None
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise ValidationError(f"{path} cannot be read as CSV: {str(exc).strip().splitlines()[-1]}") from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    resolved = _resolve_columns(mapping, columns, path, geojson)
+
+    with engine.connect() as conn:
+        conn.info["write"] = False
+        with conn.begin():
+            categories = _category_lookup(conn)
+            if locator is None:
+                locator = GridLocator.from_conn(conn)
+    category_map = dict(category_map or {})
+    unknown_targets = sorted({code for code in category_map.values() if _find_category(categories, code) is None})
+    if unknown_targets:
+        raise ValidationError(f"category map points to unknown categories: {', '.join(unknown_targets)}")
+
+    ctx = _Context(resolved, categories, category_map, zone, to_wgs84, source, now, {})
+    report = IncidentImportReport(path=path)
+    actor = actor or f"import:{path.name}"[:128]
+    if chunks is None:
+        chunks = _csv_chunks(path, encoding, chunk_rows)
+    original_columns = [c for c in columns if c not in ("_geometry_error",)]
+    rejects_written = False
+    try:
+        for chunk in chunks:
+            rows, reasons = _check_chunk(chunk, ctx, report.read + 1)
+            report.read += len(chunk)
+            if rows:
+                with engine.begin() as conn:
+                    results = report_incidents(conn, rows, actor=actor, locator=locator, now=now)
+                created = [r for r in results if r.created]
+                report.imported += len(created)
+                report.already_present += len(results) - len(created)
+                report.unlocated += sum(r.unlocated for r in created)
+            bad = [i for i, reason in enumerate(reasons) if reason is not None]
+            if bad:
+                out = chunk.iloc[bad][original_columns].copy()
+                if geojson:
+                    out = out.rename(columns={"_lon": "lon", "_lat": "lat"})
+                out[REASON] = [reasons[i] for i in bad]
+                out.to_csv(rejects_path, mode="a" if rejects_written else "w", header=not rejects_written, index=False,
+                           encoding="utf-8-sig" if not rejects_written else "utf-8")
+                rejects_written = True
+                report.rejected += len(bad)
+                for i in bad:
+                    key = _reason_kind(reasons[i])
+                    report.reasons[key] = report.reasons.get(key, 0) + 1
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path} is not {encoding} text; try --encoding gb18030") from None
+    report.rejects_path = rejects_path if rejects_written else None
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without the row's own value, to count reasons by kind in the summary."""
+    return re.sub(r"\s*('.*'|\(first on row \d+\)|-?[\d.]+, -?[\d.]+)", "", reason).strip() or reason

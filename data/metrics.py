@@ -1,0 +1,595 @@
+"""Overview metrics (reads only): headline KPIs against yesterday, the department board, the 24-hour trend, breakdowns.
+
+Every function takes ``(conn, scope, now, tz)``: `scope` is None for the whole city or a unit as
+``(level, unit_id)``; `now` is an aware datetime; `tz` is the city's time zone name, in which
+"today" runs from local midnight to `now` and "yesterday" is the same span one day earlier.
+``normalise_args`` turns the three into a hashable, canonical key, so callers can memoise.
+
+Overdue and near due come from data/clock.py, the one definition. Figures "as at the same time
+yesterday" for point-in-time KPIs (backlog, overdue, near due) are reconstructed from each
+incident's stored timestamps (see ``_clock_state_at``): exact for its current assignee cycle, blind
+to earlier cycles that a reassignment or redispatch overwrote and to extensions granted since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+from sqlalchemy import and_, case, false, func, literal, or_, select, true
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import ColumnElement
+
+from data import schema
+from data.clock import epoch_seconds, near_due_expression, overdue_expression, to_utc
+from data.errors import ValidationError
+from data.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED, SECTORS
+
+__all__ = [
+    "KPI_NAMES",
+    "BoardThresholds",
+    "DayWindow",
+    "Scope",
+    "breakdown",
+    "day_window",
+    "department_board",
+    "normalise_args",
+    "normalise_scope",
+    "overview_kpis",
+    "trend_24h",
+]
+
+INC, EV = schema.incidents, schema.incident_events
+
+# The incidents column that places an incident in a unit of each level.
+SCOPE_COLUMNS = {schema.DISTRICT: "district_id", schema.STREET: "street_id", schema.COMMUNITY: "community_id", schema.GRID: "grid_id"}
+
+KPI_NAMES = (
+    "open_backlog",
+    "new_today",
+    "closed_today",
+    "overdue",
+    "near_due",
+    "on_time_rate",
+    "median_ack_s",
+    "median_handle_s",
+    "satisfaction_rate",
+    "satisfaction_mean",
+    "unlocated_open",
+    "unlocated_today",
+)
+# A rating of 4 or 5 out of 5 counts as satisfied (满意).
+SATISFIED_MIN = 4
+BOARD_DAYS = 7
+
+
+class Scope(NamedTuple):
+    """A unit the figures are restricted to: its level (schema.DISTRICT ... schema.GRID) and id."""
+
+    level: int
+    unit_id: int
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def normalise_scope(scope: Any) -> Scope | None:
+    """None for the city; a Scope for (level, unit_id) where level is a number or a name ('street')."""
+    if scope is None:
+        return None
+    try:
+        level, unit_id = scope
+    except (TypeError, ValueError):
+        raise ValidationError(f"scope must be None (the city) or (level, unit_id); got {scope!r}") from None
+    if isinstance(level, str):
+        name = level.strip().lower()
+        if name not in schema.LEVELS:
+            raise ValidationError(f"unknown level {level!r}; use one of {', '.join(schema.LEVELS)}")
+        level = schema.LEVELS[name]
+    if level == schema.CITY:
+        return None
+    if level not in SCOPE_COLUMNS:
+        raise ValidationError("metrics can be scoped to a district, street, community or grid")
+    if isinstance(unit_id, bool) or not isinstance(unit_id, int | np.integer):
+        raise ValidationError(f"unit id must be a whole number; got {unit_id!r}")
+    return Scope(int(level), int(unit_id))
+
+
+def normalise_tz(tz: Any) -> str:
+    """The canonical IANA name of a time zone, or ValidationError."""
+    if isinstance(tz, ZoneInfo):
+        return tz.key
+    try:
+        return ZoneInfo(str(tz).strip()).key
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown time zone {tz!r}; use an IANA name such as Asia/Shanghai") from None
+
+
+def normalise_args(scope: Any, now: datetime, tz: Any) -> tuple[Scope | None, datetime, str]:
+    """(scope, now in UTC, time zone name): hashable and canonical, the key to memoise any metric on."""
+    return normalise_scope(scope), to_utc(now, "now"), normalise_tz(tz)
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    """Today (local midnight to now) and the same span one day earlier, as UTC instants."""
+
+    today_start: datetime
+    now: datetime
+    yesterday_start: datetime
+    yesterday_now: datetime
+
+
+def day_window(now: datetime, tz: str) -> DayWindow:
+    """Today's and yesterday's spans in the city's time zone (wall-clock days, so DST days stay whole)."""
+    zone = ZoneInfo(normalise_tz(tz))
+    local = to_utc(now, "now").astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Aware arithmetic in Python is wall-clock arithmetic: "a day earlier" keeps the local time.
+    return DayWindow(
+        today_start=midnight.astimezone(UTC),
+        now=local.astimezone(UTC),
+        yesterday_start=(midnight - timedelta(days=1)).astimezone(UTC),
+        yesterday_now=(local - timedelta(days=1)).astimezone(UTC),
+    )
+
+
+# --- building blocks --------------------------------------------------------------------------
+
+
+def _scope_clause(scope: Scope | None) -> ColumnElement:
+    if scope is None:
+        return true()
+    return INC.c[SCOPE_COLUMNS[scope.level]] == scope.unit_id
+
+
+def _count(condition) -> ColumnElement:
+    return func.count().filter(condition)
+
+
+def _between(column, start: datetime, end: datetime) -> ColumnElement:
+    return and_(column >= start, column <= end)
+
+
+def _seconds(later, earlier) -> ColumnElement:
+    return epoch_seconds(later) - epoch_seconds(earlier)
+
+
+def _hinted(stmt, sqlite_index: str):
+    # SQLite has no statistics unless ANALYZE ran; without them it prefers any equality (a scope's
+    # district_id, spanning all history) over the narrow time range that actually selects few rows.
+    return stmt.with_hint(INC, f"INDEXED BY {sqlite_index}", "sqlite")
+
+
+def _terminal_at() -> ColumnElement:
+    """When the incident left the open states (NULL while open). A merge has no column of its own:
+    its latest event time stands in, later only if a note was added afterwards."""
+    return case(
+        (INC.c.state == CLOSED, INC.c.closed_at),
+        (INC.c.state == REJECTED, INC.c.rejected_at),
+        (INC.c.state == MERGED, INC.c.updated_at),
+        else_=None,
+    )
+
+
+def _clock_state_at(t: datetime) -> ColumnElement:
+    """SQL: the state whose clock ran against the current assignee at instant `t`, or NULL.
+
+    The current cycle began at dispatched_at and ended at returned_at (when returned after it),
+    or moved from the acknowledge clock to the handling clock at acknowledged_at and stopped at
+    resolved_at. At t = now this gives 'dispatched'/'acknowledged' exactly when clock.py runs a clock.
+    """
+    return case(
+        (or_(INC.c.dispatched_at.is_(None), INC.c.dispatched_at > t), None),
+        (and_(INC.c.returned_at.is_not(None), INC.c.returned_at >= INC.c.dispatched_at, INC.c.returned_at <= t), None),
+        (or_(INC.c.acknowledged_at.is_(None), INC.c.acknowledged_at > t), literal(DISPATCHED)),
+        (or_(INC.c.resolved_at.is_(None), INC.c.resolved_at > t), literal(ACKNOWLEDGED)),
+        else_=None,
+    )
+
+
+def _as_at(t: datetime) -> SimpleNamespace:
+    """A stand-in 'table' for clock.py's expressions whose state is the one reconstructed for `t`."""
+    return SimpleNamespace(
+        c=SimpleNamespace(
+            state=_clock_state_at(t),
+            ack_due_at=INC.c.ack_due_at,
+            handle_due_at=INC.c.handle_due_at,
+            dispatched_at=INC.c.dispatched_at,
+        )
+    )
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def _ratio(part, whole) -> float | None:
+    return float(part) / float(whole) if whole else None
+
+
+def _kpi(value, yesterday) -> dict:
+    delta = None if value is None or yesterday is None else value - yesterday
+    return {"value": value, "yesterday": yesterday, "delta": delta}
+
+
+# --- headline KPIs ----------------------------------------------------------------------------
+
+
+def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str, dict]:
+    """{kpi: {value, yesterday, delta}} for every name in KPI_NAMES.
+
+    Counts are whole numbers; rates are fractions 0..1 (None with nothing to rate); medians are
+    seconds (None with nothing measured); satisfaction_mean is on the 1..5 scale.
+    """
+    scope, now, tz = normalise_args(scope, now, tz)
+    w = day_window(now, tz)
+    where_scope = _scope_clause(scope)
+    open_ = _open_figures(conn, where_scope, w)
+    changed = _changed_figures(conn, where_scope, w)
+    medians = _kpi_medians(conn, where_scope, w)
+
+    def both(key: str) -> tuple[Any, Any]:
+        return changed[f"{key}_today"], changed[f"{key}_y"]
+
+    closed_t, closed_y = both("closed")
+    rated_t, rated_y = both("rated")
+    result = {
+        "open_backlog": _kpi(open_["open_now"], open_["open_at_y"] + changed["ended_open_at_y"]),
+        "new_today": _kpi(*both("new")),
+        "closed_today": _kpi(closed_t, closed_y),
+        "overdue": _kpi(open_["overdue_now"], open_["overdue_at_y"] + changed["ended_overdue_at_y"]),
+        "near_due": _kpi(open_["near_now"], open_["near_at_y"] + changed["ended_near_at_y"]),
+        "on_time_rate": _kpi(
+            _ratio(changed["on_time_today"], changed["timed_today"]), _ratio(changed["on_time_y"], changed["timed_y"])
+        ),
+        "median_ack_s": _kpi(medians["ack_today"], medians["ack_y"]),
+        "median_handle_s": _kpi(medians["handle_today"], medians["handle_y"]),
+        "satisfaction_rate": _kpi(_ratio(changed["satisfied_today"], rated_t), _ratio(changed["satisfied_y"], rated_y)),
+        "satisfaction_mean": _kpi(_ratio(changed["score_sum_today"], rated_t), _ratio(changed["score_sum_y"], rated_y)),
+        "unlocated_open": _kpi(open_["unlocated_now"], open_["unlocated_at_y"] + changed["ended_unlocated_at_y"]),
+        "unlocated_today": _kpi(*both("unlocated")),
+    }
+    return result
+
+
+def _open_figures(conn: Connection, where_scope, w: DayWindow) -> dict[str, int]:
+    """Figures over the incidents open now (a few percent of all: the is_open index finds them)."""
+    yn = w.yesterday_now
+    at_y = _as_at(yn)
+    stmt = select(
+        func.count().label("open_now"),
+        _count(INC.c.reported_at <= yn).label("open_at_y"),
+        _count(overdue_expression(w.now)).label("overdue_now"),
+        _count(near_due_expression(w.now)).label("near_now"),
+        _count(overdue_expression(yn, at_y)).label("overdue_at_y"),
+        _count(near_due_expression(yn, at_y)).label("near_at_y"),
+        _count(INC.c.unlocated == true()).label("unlocated_now"),
+        _count(and_(INC.c.unlocated == true(), INC.c.reported_at <= yn)).label("unlocated_at_y"),
+    ).where(INC.c.is_open == true(), where_scope)
+    row = conn.execute(_hinted(stmt, "ix_incidents_open_district")).one()
+    return {key: int(value or 0) for key, value in row._mapping.items()}
+
+
+def _changed_figures(conn: Connection, where_scope, w: DayWindow) -> dict[str, int]:
+    """Figures over incidents touched since yesterday's midnight: anything reported, acknowledged,
+    resolved or closed in either span has its latest event (updated_at) there too."""
+    ts, now, ys, yn = w.today_start, w.now, w.yesterday_start, w.yesterday_now
+    closed_t, closed_y = _between(INC.c.closed_at, ts, now), _between(INC.c.closed_at, ys, yn)
+    on_time = INC.c.resolved_at <= INC.c.handle_due_at
+    timed = and_(INC.c.resolved_at.is_not(None), INC.c.handle_due_at.is_not(None))
+    rated = INC.c.satisfaction.is_not(None)
+    satisfied = INC.c.satisfaction >= SATISFIED_MIN
+    # Incidents open at yesterday's instant that have ended since (the open ones count in _open_figures).
+    ended_since = and_(INC.c.is_open == false(), INC.c.reported_at <= yn, _terminal_at() > yn)
+    at_y = _as_at(yn)
+    columns = {
+        "new_today": _count(_between(INC.c.reported_at, ts, now)),
+        "new_y": _count(_between(INC.c.reported_at, ys, yn)),
+        "unlocated_today": _count(and_(INC.c.unlocated == true(), _between(INC.c.reported_at, ts, now))),
+        "unlocated_y": _count(and_(INC.c.unlocated == true(), _between(INC.c.reported_at, ys, yn))),
+        "closed_today": _count(closed_t),
+        "closed_y": _count(closed_y),
+        "timed_today": _count(and_(closed_t, timed)),
+        "timed_y": _count(and_(closed_y, timed)),
+        "on_time_today": _count(and_(closed_t, timed, on_time)),
+        "on_time_y": _count(and_(closed_y, timed, on_time)),
+        "rated_today": _count(and_(closed_t, rated)),
+        "rated_y": _count(and_(closed_y, rated)),
+        "satisfied_today": _count(and_(closed_t, satisfied)),
+        "satisfied_y": _count(and_(closed_y, satisfied)),
+        "score_sum_today": func.sum(INC.c.satisfaction).filter(closed_t),
+        "score_sum_y": func.sum(INC.c.satisfaction).filter(closed_y),
+        "ended_open_at_y": _count(ended_since),
+        "ended_unlocated_at_y": _count(and_(ended_since, INC.c.unlocated == true())),
+        "ended_overdue_at_y": _count(and_(INC.c.is_open == false(), overdue_expression(yn, at_y))),
+        "ended_near_at_y": _count(and_(INC.c.is_open == false(), near_due_expression(yn, at_y))),
+    }
+    stmt = select(*(col.label(key) for key, col in columns.items())).where(INC.c.updated_at >= ys, where_scope)
+    row = conn.execute(_hinted(stmt, "ix_incidents_updated_at")).one()
+    return {key: (value or 0) for key, value in row._mapping.items()}
+
+
+def _kpi_medians(conn: Connection, where_scope, w: DayWindow) -> dict[str, float | None]:
+    """Median acknowledge time (dispatched -> acknowledged) and handling time (dispatched -> resolved)
+    of acknowledgements and resolutions in today's and yesterday's spans, in seconds."""
+    ts, now, ys, yn = w.today_start, w.now, w.yesterday_start, w.yesterday_now
+    spans = {
+        "ack_today": (INC.c.acknowledged_at, ts, now),
+        "ack_y": (INC.c.acknowledged_at, ys, yn),
+        "handle_today": (INC.c.resolved_at, ts, now),
+        "handle_y": (INC.c.resolved_at, ys, yn),
+    }
+    base = and_(INC.c.updated_at >= ys, INC.c.dispatched_at.is_not(None), where_scope)
+    if conn.dialect.name == "postgresql":
+        columns = [
+            func.percentile_cont(0.5).within_group(_seconds(col, INC.c.dispatched_at)).filter(_between(col, a, b)).label(key)
+            for key, (col, a, b) in spans.items()
+        ]
+        row = conn.execute(select(*columns).where(base)).one()
+        return {key: (None if value is None else float(value)) for key, value in row._mapping.items()}
+    # SQLite has no percentile aggregate: fetch the two days' durations (a few thousand floats).
+    ack, res = INC.c.acknowledged_at, INC.c.resolved_at
+    stmt = select(
+        case((_between(ack, ts, now), 1), (_between(ack, ys, yn), 2), else_=0).label("ack_span"),
+        _seconds(ack, INC.c.dispatched_at).label("ack_s"),
+        case((_between(res, ts, now), 1), (_between(res, ys, yn), 2), else_=0).label("res_span"),
+        _seconds(res, INC.c.dispatched_at).label("res_s"),
+    ).where(base, or_(ack >= ys, res >= ys))
+    rows = conn.execute(_hinted(stmt, "ix_incidents_updated_at")).all()
+    return {
+        "ack_today": _median(r.ack_s for r in rows if r.ack_span == 1),
+        "ack_y": _median(r.ack_s for r in rows if r.ack_span == 2),
+        "handle_today": _median(r.res_s for r in rows if r.res_span == 1),
+        "handle_y": _median(r.res_s for r in rows if r.res_span == 2),
+    }
+
+
+# --- department board -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardThresholds:
+    """When a department's row turns red (alarm) or yellow (warning) on the board; hashable for memoising.
+
+    Shares are fractions 0..1; counts are incidents in the board's window. Any one red condition
+    makes the row red; otherwise any yellow one makes it yellow.
+    """
+
+    red_on_time: float = 0.80
+    yellow_on_time: float = 0.90
+    red_overdue_share: float = 0.20
+    yellow_overdue_share: float = 0.10
+    red_no_show: int = 5
+    yellow_no_show: int = 1
+    red_no_effect: int = 5
+    yellow_no_effect: int = 1
+
+
+FLAG_RANK = {"red": 0, "yellow": 1, "none": 2}
+
+
+def department_board(
+    conn: Connection, scope: Any, now: datetime, tz: Any, thresholds: BoardThresholds = BoardThresholds()
+) -> list[dict]:
+    """One row per department, worst first: how it answers the whistle (吹哨报到) over the last 7 days.
+
+    Each row: department_id, code, name_en, name_zh; open and overdue (now, assigned to it);
+    overdue_share; acknowledged and resolved (count in the window); median_ack_s and median_handle_s
+    (dispatched -> acknowledged / resolved, seconds); on_time_rate (resolutions within the handling
+    limit); no_show (吹哨不到: acknowledgements in the window that came late, plus incidents waiting
+    for its acknowledgement past the limit now); no_effect (人到无效: its resolutions rejected at
+    verification in the window); flag 'red' / 'yellow' / 'none' from `thresholds`.
+    """
+    scope, now, tz = normalise_args(scope, now, tz)
+    since = now - timedelta(days=BOARD_DAYS)
+    where_scope = _scope_clause(scope)
+    dept = INC.c.assignee_department_id
+    rows: dict[int, dict] = {}
+
+    def row_for(department_id: int) -> dict:
+        return rows.setdefault(
+            int(department_id),
+            {"open": 0, "overdue": 0, "waiting_late": 0, "acknowledged": 0, "ack_late": 0, "resolved": 0, "on_time": 0,
+             "no_effect": 0, "median_ack_s": None, "median_handle_s": None},
+        )
+
+    open_stmt = (
+        select(
+            dept.label("department_id"),
+            func.count().label("open"),
+            _count(overdue_expression(now)).label("overdue"),
+            _count(and_(INC.c.state == DISPATCHED, overdue_expression(now))).label("waiting_late"),
+        )
+        .where(INC.c.is_open == true(), dept.is_not(None), where_scope)
+        .group_by(dept)
+    )
+    for r in conn.execute(_hinted(open_stmt, "ix_incidents_dept_open")):
+        row_for(r.department_id).update(open=r.open, overdue=r.overdue, waiting_late=r.waiting_late)
+
+    _board_cycle(conn, where_scope, since, now, row_for)
+
+    vf_dept = EV.c.data["department_id"].as_integer()
+    vf_stmt = (
+        select(vf_dept.label("department_id"), func.count().label("n"))
+        .select_from(EV.join(INC, EV.c.incident_id == INC.c.id))
+        .where(EV.c.action == "verify_fail", _between(EV.c.at, since, now), vf_dept.is_not(None), where_scope)
+        .group_by(vf_dept)
+    )
+    for r in conn.execute(vf_stmt):
+        row_for(r.department_id)["no_effect"] = int(r.n)
+
+    d = schema.departments
+    known = conn.execute(select(d.c.id, d.c.code, d.c.name_en, d.c.name_zh, d.c.active)).all()
+    board = []
+    for dep in known:
+        if not dep.active and dep.id not in rows:
+            continue
+        figures = row_for(dep.id)
+        board.append(_board_row(dep, figures, thresholds))
+    board.sort(key=_worst_first)
+    return board
+
+
+def _board_cycle(conn: Connection, where_scope, since: datetime, now: datetime, row_for) -> None:
+    """Acknowledgements and resolutions in the window per department: counts, lateness, medians."""
+    dept = INC.c.assignee_department_id
+    ack, res = INC.c.acknowledged_at, INC.c.resolved_at
+    ack_in, res_in = _between(ack, since, now), _between(res, since, now)
+    ack_s, res_s = _seconds(ack, INC.c.dispatched_at), _seconds(res, INC.c.dispatched_at)
+    counts = [
+        _count(ack_in).label("acknowledged"),
+        _count(and_(ack_in, INC.c.ack_late == true())).label("ack_late"),
+        _count(res_in).label("resolved"),
+        _count(and_(res_in, res <= INC.c.handle_due_at)).label("on_time"),
+    ]
+    base = and_(INC.c.updated_at >= since, dept.is_not(None), INC.c.dispatched_at.is_not(None), or_(ack >= since, res >= since), where_scope)
+    if conn.dialect.name == "postgresql":
+        medians = [
+            func.percentile_cont(0.5).within_group(ack_s).filter(ack_in).label("median_ack_s"),
+            func.percentile_cont(0.5).within_group(res_s).filter(res_in).label("median_handle_s"),
+        ]
+        stmt = select(dept.label("department_id"), *counts, *medians).where(base).group_by(dept)
+        for r in conn.execute(stmt):
+            figures = row_for(r.department_id)
+            figures.update({k: int(getattr(r, k)) for k in ("acknowledged", "ack_late", "resolved", "on_time")})
+            figures["median_ack_s"] = None if r.median_ack_s is None else float(r.median_ack_s)
+            figures["median_handle_s"] = None if r.median_handle_s is None else float(r.median_handle_s)
+        return
+    stmt = select(
+        dept.label("department_id"),
+        ack_in.label("ack_in"),
+        ack_s.label("ack_s"),
+        and_(ack_in, INC.c.ack_late == true()).label("ack_late"),
+        res_in.label("res_in"),
+        res_s.label("res_s"),
+        and_(res_in, res <= INC.c.handle_due_at).label("on_time"),
+    ).where(base)
+    found = conn.execute(_hinted(stmt, "ix_incidents_updated_at")).all()
+    if not found:
+        return
+    data = np.array([(r.department_id, bool(r.ack_in), r.ack_s or 0.0, bool(r.ack_late), bool(r.res_in), r.res_s or 0.0,
+                      bool(r.on_time)) for r in found], dtype=float)
+    for department_id in np.unique(data[:, 0]):
+        part = data[data[:, 0] == department_id]
+        acked, resolved = part[:, 1] > 0, part[:, 4] > 0
+        row_for(int(department_id)).update(
+            acknowledged=int(acked.sum()),
+            ack_late=int(part[:, 3].sum()),
+            resolved=int(resolved.sum()),
+            on_time=int(part[:, 6].sum()),
+            median_ack_s=float(np.median(part[acked, 2])) if acked.any() else None,
+            median_handle_s=float(np.median(part[resolved, 5])) if resolved.any() else None,
+        )
+
+
+def _board_row(dep, f: dict, t: BoardThresholds) -> dict:
+    overdue_share = _ratio(f["overdue"], f["open"])
+    on_time_rate = _ratio(f["on_time"], f["resolved"])
+    no_show = f["ack_late"] + f["waiting_late"]
+    red = (
+        (on_time_rate is not None and on_time_rate < t.red_on_time)
+        or (overdue_share is not None and overdue_share >= t.red_overdue_share)
+        or no_show >= t.red_no_show
+        or f["no_effect"] >= t.red_no_effect
+    )
+    yellow = (
+        (on_time_rate is not None and on_time_rate < t.yellow_on_time)
+        or (overdue_share is not None and overdue_share >= t.yellow_overdue_share)
+        or no_show >= t.yellow_no_show
+        or f["no_effect"] >= t.yellow_no_effect
+    )
+    return {
+        "department_id": dep.id,
+        "code": dep.code,
+        "name_en": dep.name_en,
+        "name_zh": dep.name_zh,
+        "open": f["open"],
+        "overdue": f["overdue"],
+        "overdue_share": overdue_share,
+        "acknowledged": f["acknowledged"],
+        "resolved": f["resolved"],
+        "median_ack_s": f["median_ack_s"],
+        "median_handle_s": f["median_handle_s"],
+        "on_time_rate": on_time_rate,
+        "no_show": no_show,
+        "no_effect": f["no_effect"],
+        "flag": "red" if red else "yellow" if yellow else "none",
+    }
+
+
+def _worst_first(row: dict) -> tuple:
+    return (
+        FLAG_RANK[row["flag"]],
+        -(row["overdue_share"] or 0.0),
+        -row["no_show"],
+        -row["no_effect"],
+        row["on_time_rate"] if row["on_time_rate"] is not None else 1.0,
+        -row["overdue"],
+        row["code"],
+    )
+
+
+# --- trend and breakdown ----------------------------------------------------------------------
+
+
+def trend_24h(conn: Connection, scope: Any, now: datetime, tz: Any) -> list[dict]:
+    """24 hourly buckets ending with the current local hour: [{start (local, aware), received, closed}]."""
+    scope, now, tz = normalise_args(scope, now, tz)
+    zone = ZoneInfo(tz)
+    hour = now.astimezone(zone).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    first = hour - timedelta(hours=23)
+    where_scope = _scope_clause(scope)
+    counts = {}
+    for name, column, index in (
+        ("received", INC.c.reported_at, "ix_incidents_reported_at"),
+        ("closed", INC.c.closed_at, "ix_incidents_closed_at"),
+    ):
+        stmt = select(epoch_seconds(column)).where(_between(column, first, now), where_scope)
+        seconds = np.array(conn.execute(_hinted(stmt, index)).scalars().all(), dtype=float)
+        buckets = np.floor((seconds - first.timestamp()) / 3600.0).astype(int)
+        counts[name] = np.bincount(buckets[(buckets >= 0) & (buckets < 24)], minlength=24)
+    return [
+        {"start": (first + timedelta(hours=i)).astimezone(zone), "received": int(counts["received"][i]), "closed": int(counts["closed"][i])}
+        for i in range(24)
+    ]
+
+
+def breakdown(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str, list[dict]]:
+    """Open incidents and those reported today, by sector (四板块) and by category.
+
+    {"by_sector": [{sector, open, new_today}] in SECTORS order,
+     "by_category": [{category_id, code, name_en, name_zh, sector, open, new_today}] busiest first}.
+    """
+    scope, now, tz = normalise_args(scope, now, tz)
+    w = day_window(now, tz)
+    where_scope = _scope_clause(scope)
+    open_stmt = select(INC.c.category_id, func.count().label("n")).where(INC.c.is_open == true(), where_scope).group_by(INC.c.category_id)
+    new_stmt = (
+        select(INC.c.category_id, func.count().label("n"))
+        .where(_between(INC.c.reported_at, w.today_start, w.now), where_scope)
+        .group_by(INC.c.category_id)
+    )
+    open_by = {r.category_id: r.n for r in conn.execute(_hinted(open_stmt, "ix_incidents_open_district"))}
+    new_by = {r.category_id: r.n for r in conn.execute(_hinted(new_stmt, "ix_incidents_reported_at"))}
+    c = schema.categories
+    by_category = []
+    by_sector = {sector: {"sector": sector, "open": 0, "new_today": 0} for sector in SECTORS}
+    for cat in conn.execute(select(c.c.id, c.c.code, c.c.name_en, c.c.name_zh, c.c.sector, c.c.active).order_by(c.c.code)):
+        n_open, n_new = int(open_by.get(cat.id, 0)), int(new_by.get(cat.id, 0))
+        if not cat.active and not (n_open or n_new):
+            continue
+        by_category.append(
+            {"category_id": cat.id, "code": cat.code, "name_en": cat.name_en, "name_zh": cat.name_zh, "sector": cat.sector,
+             "open": n_open, "new_today": n_new}
+        )
+        by_sector[cat.sector]["open"] += n_open
+        by_sector[cat.sector]["new_today"] += n_new
+    by_category.sort(key=lambda r: (-r["open"], -r["new_today"], r["code"]))
+    return {"by_sector": list(by_sector.values()), "by_category": by_category}
+

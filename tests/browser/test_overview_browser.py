@@ -1,0 +1,198 @@
+"""The overview in headless Chromium: map and KPIs on / and /wall, drilling in and back, live updates, language."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+import pytest
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.by import By
+
+from dashboard.components.kpis import CARDS
+from data import metrics, schema, store
+
+pytestmark = pytest.mark.browser
+
+TZ = "Asia/Shanghai"
+
+
+def wait_for(driver, script: str, timeout: float = 10.0, interval: float = 0.05):
+    """Poll a JavaScript expression until it is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {script}")
+        time.sleep(interval)
+
+
+def open_page(driver, url: str) -> float:
+    """Load a page and wait until the map has drawn units and the KPI cards hold values; seconds it took."""
+    started = time.monotonic()
+    driver.get(url)
+    wait_for(driver, "window.citybrain && Object.keys(window.citybrain.unitLayers).length > 0", timeout=20)
+    wait_for(driver, "document.querySelector('.cb-kpi-open .cb-kpi-value')", timeout=20)
+    return time.monotonic() - started
+
+
+def shown_kpis(driver) -> dict:
+    """The raw value of every KPI card (its data-value attribute), by card key."""
+    values = {}
+    for key, _source, _kind, _good in CARDS:
+        raw = driver.find_element(By.CSS_SELECTOR, f".cb-kpi-{key}").get_attribute("data-value")
+        values[key] = None if raw in ("", None) else float(raw)
+    return values
+
+
+def store_kpis(engine, scope=None) -> dict:
+    """The same figures computed straight from the store, keyed like the cards."""
+    with store.reading(engine) as conn:
+        figures = metrics.overview_kpis(conn, scope, datetime.now(UTC), TZ)
+    return {key: figures[source]["value"] for key, source, _kind, _good in CARDS}
+
+
+def assert_kpis_match(driver, engine, scope=None):
+    expected = store_kpis(engine, scope)
+    shown = shown_kpis(driver)
+    for key, value in expected.items():
+        if value is None:
+            assert shown[key] is None, key
+        else:
+            assert shown[key] == pytest.approx(float(value), rel=1e-6, abs=1e-6), key
+
+
+def click_unit(driver, unit: dict):
+    """Click the middle of a unit on the map canvas, as a user would."""
+    lon = (unit["box"][0] + unit["box"][2]) / 2
+    lat = (unit["box"][1] + unit["box"][3]) / 2
+    x, y = driver.execute_script(
+        "const m = window.citybrain.map; const p = m.latLngToContainerPoint([arguments[0], arguments[1]]);"
+        "const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];",
+        lat,
+        lon,
+    )
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(x), int(y)).click()
+    actions.perform()
+
+
+def test_desk_shows_the_city_map_and_kpis_equal_to_the_store(browser, server, city):
+    seconds = open_page(browser, server + "/")
+    drawn = browser.execute_script("return Object.keys(window.citybrain.unitLayers).map(Number)")
+    level = browser.execute_script("return window.citybrain.hideout.level")
+    assert level == schema.DISTRICT
+    assert sorted(drawn) == sorted(u["id"] for u in city.units["district"])
+    # Labels name each district with its value, so nothing needs hovering.
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".cb-unit-label")]
+    assert sorted(label.split(" · ")[0] for label in labels) == sorted(u["name_en"] for u in city.units["district"])
+    assert_kpis_match(browser, city.engine)
+    board_rows = browser.find_elements(By.CSS_SELECTOR, ".cb-board-row")
+    assert {r.get_attribute("data-department") for r in board_rows} == set(city.departments)
+    assert browser.find_element(By.CSS_SELECTOR, ".cb-legend").text.startswith("Open backlog")
+    print(f"desk first paint (map drawn, KPIs filled): {seconds:.2f} s")
+
+
+def test_clicking_a_district_scopes_every_kpi_and_the_breadcrumb_leads_back(browser, server, city):
+    open_page(browser, server + "/")
+    district = city.units["district"][1]
+    click_unit(browser, district)
+    wait_for(browser, f"document.querySelector('.cb-crumb-current').textContent === {district['name_en']!r}")
+    wait_for(browser, f"document.querySelector('#overview-scope-title').textContent.includes({district['name_en']!r})")
+    # The map flew into the district: its streets are drawn now, the other district's dimmed.
+    wait_for(browser, "window.citybrain.hideout && window.citybrain.hideout.scope === %d" % district["id"])
+    wait_for(browser, "window.citybrain.hideout.level === %d" % schema.STREET)
+    inside = browser.execute_script("return window.citybrain.map.getBounds().contains(arguments[0])", [
+        (district["box"][1] + district["box"][3]) / 2, (district["box"][0] + district["box"][2]) / 2])
+    assert inside
+    assert_kpis_match(browser, city.engine, (schema.DISTRICT, district["id"]))
+    city_open = store_kpis(city.engine)["open"]
+    district_open = store_kpis(city.engine, (schema.DISTRICT, district["id"]))["open"]
+    assert district_open < city_open
+
+    browser.find_element(By.CSS_SELECTOR, "button.cb-crumb").click()  # "Whole city"
+    wait_for(browser, "document.querySelector('.cb-crumb-current').textContent === 'Whole city'")
+    wait_for(browser, "window.citybrain.hideout && window.citybrain.hideout.scope === null")
+    assert_kpis_match(browser, city.engine)
+
+
+def test_a_new_incident_reaches_kpis_map_and_heat_without_a_reload(browser, server, city):
+    open_page(browser, server + "/")
+    wait_for(browser, "window.citybrain.liveState.status === 'live'")
+    before = shown_kpis(browser)["open"]
+    grid = city.units["grid"][0]
+    district_id = grid["district_id"]
+    label_before = browser.execute_script(
+        "return window.citybrain.unitLayers[arguments[0]].getTooltip().getContent()", str(district_id)
+    )
+    marker = browser.execute_script("return document.querySelector('#overview-root') !== null")
+    assert marker
+    page_id = browser.execute_script("window.__notReloaded = true; return 1")
+    assert page_id == 1
+
+    started = time.monotonic()
+    city.report(grid)
+    wait_for(browser, f"Number(document.querySelector('.cb-kpi-open').dataset.value) === {before + 1}", timeout=5)
+    latency = time.monotonic() - started
+    with store.reading(city.engine) as conn:
+        head = store.feed_head(conn)
+    # The district's colour value went up by one, restyled in place...
+    wait_for(
+        browser,
+        "window.citybrain.unitLayers[%r].getTooltip().getContent() !== %r" % (str(district_id), label_before),
+        timeout=5,
+    )
+    count_before = int(label_before.rsplit(" · ", 1)[1])
+    label_after = browser.execute_script(
+        "return window.citybrain.unitLayers[arguments[0]].getTooltip().getContent()", str(district_id)
+    )
+    assert int(label_after.rsplit(" · ", 1)[1]) == count_before + 1
+    # ... the heat layer re-read its points at the new head, and the page never reloaded.
+    wait_for(browser, f"window.citybrain.heatHead === {head}", timeout=5)
+    assert browser.execute_script("return window.__notReloaded === true")
+    assert browser.execute_script("return window.citybrain.connections") == 1
+    assert_kpis_match(browser, city.engine)
+    print(f"store change -> KPI on screen: {latency * 1000:.0f} ms")
+
+
+def test_the_wall_is_dark_with_a_clock_data_as_of_and_the_same_figures(browser, server, city):
+    browser.set_window_size(1920, 1080)
+    try:
+        seconds = open_page(browser, server + "/wall")
+        root = browser.find_element(By.ID, "overview-root")
+        assert "cb-wall" in root.get_attribute("class")
+        background = browser.execute_script("return getComputedStyle(document.querySelector('.cb-wall')).backgroundColor")
+        red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+        assert red + green + blue < 120, background  # dark
+        clock = wait_for(browser, "document.querySelector('#overview-clock').textContent")
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", clock)
+        as_of = browser.find_element(By.ID, "overview-as-of").text
+        assert as_of.startswith("Data as of ")
+        wait_for(browser, "document.querySelector('#overview-live-status').textContent.startsWith('Live since')")
+        big, height = browser.execute_script(
+            "return [parseFloat(getComputedStyle(document.querySelector('.cb-wall .cb-kpi-value')).fontSize), innerHeight]"
+        )
+        # KPI figures stand about 1/35 of the screen tall, at 1080 px as at 2160 px: readable from metres away.
+        assert big >= height / 40, (big, height)
+        assert_kpis_match(browser, city.engine)
+        print(f"wall first paint (map drawn, KPIs filled): {seconds:.2f} s")
+    finally:
+        browser.set_window_size(1600, 1000)
+
+
+def test_the_language_switch_changes_the_labels(browser, server, city):
+    open_page(browser, server + "/")
+    assert browser.find_element(By.CSS_SELECTOR, ".cb-kpi-open .cb-kpi-label").text == "Open backlog"
+    browser.find_element(By.ID, "overview-lang-switch").click()
+    wait_for(browser, "document.querySelector('.cb-kpi-open .cb-kpi-label') && document.querySelector('.cb-kpi-open .cb-kpi-label').textContent === '待办积压'")
+    assert browser.find_element(By.CSS_SELECTOR, ".cb-crumb-current").text == "全市"
+    wait_for(browser, "document.querySelectorAll('.cb-unit-label').length > 0")
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".cb-unit-label")]
+    assert sorted(label.split(" · ")[0] for label in labels) == sorted(u["name_zh"] for u in city.units["district"])
+    assert_kpis_match(browser, city.engine)
+    # Back to English; the choice is remembered by the browser.
+    browser.find_element(By.ID, "overview-lang-switch").click()
+    wait_for(browser, "document.querySelector('.cb-kpi-open .cb-kpi-label').textContent === 'Open backlog'")
