@@ -174,7 +174,7 @@ def register(app, deps) -> None:
         return other, {"state": state, "bounds": bounds}
 
     @app.callback(
-        Output(ids.OVERVIEW_CARD, "children"),
+        Output(ids.OVERVIEW_CARD_BODY, "children"),
         Output(ids.OVERVIEW_CARD, "hidden"),
         Input(ids.OVERVIEW_MARKERS, "clickData"),
         Input(ids.OVERVIEW_CARD_CLOSE, "n_clicks"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,12 +17,15 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.cache import cache
 from data import geo, store
 from data.errors import NotFound, ValidationError
 from layers import boundaries, heat, markers
 from layers.scope import Scope, resolve_scope
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("geo", __name__, url_prefix="/geo")
 
@@ -80,6 +84,26 @@ def feature_index(engine, version: str, level: int) -> boundaries.FeatureIndex:
             return boundaries.build_index(collection, boundaries.unit_facts(conn, level), level)
 
     return _indexes.get((engine.url.render_as_string(hide_password=True), version, level), build)
+
+
+def warm(engine) -> threading.Thread:
+    """Build every level's FeatureIndex in a background thread, so the first screen does not wait for it.
+
+    Simplifying sixty thousand grids takes seconds; a wall that starts with the server should not.
+    """
+
+    def run():
+        try:
+            with store.reading(engine) as conn:
+                version = boundaries.units_version(conn)
+            for level in boundaries.MAP_LEVELS:
+                feature_index(engine, version, level)
+        except SQLAlchemyError as exc:  # the store is not reachable yet: the first request builds it
+            log.warning("geometry warm-up skipped: %s", exc.__class__.__name__)
+
+    thread = threading.Thread(target=run, name="citybrain-geometry-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @cache.memoize(timeout=24 * 3600)

@@ -28,6 +28,7 @@ OVERVIEW_CLOCK = "overview-clock"
 OVERVIEW_AS_OF = "overview-as-of"
 OVERVIEW_LIVE_STATUS = "overview-live-status"
 OVERVIEW_CARD = "overview-card"
+OVERVIEW_CARD_BODY = "overview-card-body"
 OVERVIEW_CARD_CLOSE = "overview-card-close"
 
 # Invisible plumbing of the overview.

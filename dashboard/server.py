@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     deps = Deps(settings=settings, engine=engine)
     server.extensions["citybrain"] = deps
     _register_health(server, deps)
-    _register_overview_routes(server)
+    _register_overview_routes(server, engine, warm=not testing)
 
     app = dash.Dash(
         __name__,
@@ -56,11 +56,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     return app
 
 
-def _register_overview_routes(server: Flask) -> None:
+def _register_overview_routes(server: Flask, engine: Engine, warm: bool) -> None:
     from dashboard import geo_routes, live
 
     server.register_blueprint(geo_routes.bp)
     server.register_blueprint(live.bp)
+    if warm:
+        geo_routes.warm(engine)
 
 
 def _register_health(server: Flask, deps: Deps) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, Text, bindparam, cast, column, func, literal, select, text, tuple_
+from sqlalchemy import JSON, BigInteger, Text, bindparam, cast, column, func, literal, null, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -516,7 +516,8 @@ def apply_action(
             from_state=row["state"],
             to_state=to_state,
             note=note or None,
-            data=data or None,
+            # SQL NULL rather than JSON null, so `data IS NULL` means "no data" on both databases.
+            data=data if data else null(),
         )
     )
     return get_incident(conn, incident_id)

@@ -20,9 +20,10 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-from sqlalchemy import and_, case, false, func, literal, or_, select, true
+from sqlalchemy import Float, and_, case, false, func, literal, or_, select, true, union_all
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from data import schema
 from data.clock import epoch_seconds, near_due_expression, overdue_expression, to_utc
@@ -46,7 +47,12 @@ __all__ = [
 INC, EV = schema.incidents, schema.incident_events
 
 # The incidents column that places an incident in a unit of each level.
-SCOPE_COLUMNS = {schema.DISTRICT: "district_id", schema.STREET: "street_id", schema.COMMUNITY: "community_id", schema.GRID: "grid_id"}
+SCOPE_COLUMNS = {
+    schema.DISTRICT: "district_id",
+    schema.STREET: "street_id",
+    schema.COMMUNITY: "community_id",
+    schema.GRID: "grid_id",
+}
 
 KPI_NAMES = (
     "open_backlog",
@@ -141,10 +147,20 @@ def day_window(now: datetime, tz: str) -> DayWindow:
 # --- building blocks --------------------------------------------------------------------------
 
 
-def _scope_clause(scope: Scope | None) -> ColumnElement:
+def _scope_clause(conn: Connection, scope: Scope | None, *, by_unit_index: bool = False) -> ColumnElement:
+    """SQL: the incident lies in `scope` (always true for the city).
+
+    On SQLite (no statistics unless ANALYZE ran) the planner would drive any query with a unit
+    equality by that unit's (unit, reported_at) index, which spans all history; "+ 0" stops it, so
+    the narrow open-incident or time-range index the query is built around is used. Queries that
+    do range over reported_at pass by_unit_index=True.
+    """
     if scope is None:
         return true()
-    return INC.c[SCOPE_COLUMNS[scope.level]] == scope.unit_id
+    column = INC.c[SCOPE_COLUMNS[scope.level]]
+    if conn.dialect.name == "sqlite" and not by_unit_index:
+        column = column + 0
+    return column == scope.unit_id
 
 
 def _count(condition) -> ColumnElement:
@@ -155,14 +171,31 @@ def _between(column, start: datetime, end: datetime) -> ColumnElement:
     return and_(column >= start, column <= end)
 
 
-def _seconds(later, earlier) -> ColumnElement:
-    return epoch_seconds(later) - epoch_seconds(earlier)
+class duration_seconds(FunctionElement):
+    """Seconds from the second timestamp to the first (to the millisecond), as a float on both databases."""
+
+    type = Float()
+    inherit_cache = True
+    name = "duration_seconds"
 
 
-def _hinted(stmt, sqlite_index: str):
-    # SQLite has no statistics unless ANALYZE ran; without them it prefers any equality (a scope's
-    # district_id, spanning all history) over the narrow time range that actually selects few rows.
-    return stmt.with_hint(INC, f"INDEXED BY {sqlite_index}", "sqlite")
+@compiles(duration_seconds, "sqlite")
+def _duration_sqlite(element, compiler, **kw):
+    later, earlier = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"ROUND((julianday({later}) - julianday({earlier})) * 86400.0, 3)"
+
+
+@compiles(duration_seconds, "postgresql")
+def _duration_postgresql(element, compiler, **kw):
+    # date_part gives double precision; EXTRACT gives numeric since PostgreSQL 14, several times slower.
+    later, earlier = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"date_part('epoch', {later} - {earlier})"
+
+
+def _materialized(stmt, name: str):
+    """A CTE computed once: the derived columns (state as at yesterday...) are evaluated once per row,
+    not once per aggregate that mentions them."""
+    return stmt.cte(name).prefix_with("MATERIALIZED")
 
 
 def _terminal_at() -> ColumnElement:
@@ -192,21 +225,74 @@ def _clock_state_at(t: datetime) -> ColumnElement:
     )
 
 
-def _as_at(t: datetime) -> SimpleNamespace:
-    """A stand-in 'table' for clock.py's expressions whose state is the one reconstructed for `t`."""
+def _clock_columns(t: datetime) -> list:
+    """Columns a CTE carries so clock.py's expressions can run on it, now and as at `t` (state_y)."""
+    return [INC.c.state, INC.c.dispatched_at, INC.c.ack_due_at, INC.c.handle_due_at, _clock_state_at(t).label("state_y")]
+
+
+def _as_at_y(rows=None) -> SimpleNamespace:
+    """A stand-in 'table' for clock.py's expressions whose state is the one reconstructed for yesterday:
+    the CTE `rows` with its state_y column, or (rows=None) the incidents table with `state_y` given."""
     return SimpleNamespace(
         c=SimpleNamespace(
-            state=_clock_state_at(t),
-            ack_due_at=INC.c.ack_due_at,
-            handle_due_at=INC.c.handle_due_at,
-            dispatched_at=INC.c.dispatched_at,
+            state=rows.c.state_y,
+            ack_due_at=rows.c.ack_due_at,
+            handle_due_at=rows.c.handle_due_at,
+            dispatched_at=rows.c.dispatched_at,
         )
     )
 
 
-def _median(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.median(values)) if values else None
+def _incidents_as_at(t: datetime) -> SimpleNamespace:
+    """The incidents table for clock.py's expressions, with the state reconstructed for instant `t`."""
+    return _as_at_y(
+        SimpleNamespace(
+            c=SimpleNamespace(
+                state_y=_clock_state_at(t),
+                ack_due_at=INC.c.ack_due_at,
+                handle_due_at=INC.c.handle_due_at,
+                dispatched_at=INC.c.dispatched_at,
+            )
+        )
+    )
+
+
+def _percentile_median(value, condition) -> ColumnElement:
+    """PostgreSQL: the median of `value` over the rows meeting `condition` (an ordered-set aggregate)."""
+    return func.percentile_cont(0.5).within_group(value).filter(condition)
+
+
+def _ranked_medians(samples: list[tuple], rows) -> Any:
+    """SQLite: exact medians (the mean of the two middle values when even, as statistics.median) of
+    several samples at once, by ranking with window functions (SQLite has no percentile aggregate;
+    this is also exactly what percentile_cont(0.5) gives on PostgreSQL).
+
+    `samples` lists (group column or None, value, condition) over `rows`; the result has columns
+    (label: the sample's position in the list, grp, median). Labels are numbers because sorting
+    by text goes through the collation, several times slower on PostgreSQL.
+    """
+    values = union_all(
+        *(
+            select(literal(label).label("label"), (grp if grp is not None else literal(0)).label("grp"), value.label("v")).where(
+                condition, value.is_not(None)
+            )
+            for label, (grp, value, condition) in enumerate(samples)
+        )
+    ).subquery("samples")
+    ranked = select(
+        values.c.label,
+        values.c.grp,
+        values.c.v,
+        func.row_number().over(partition_by=(values.c.label, values.c.grp), order_by=values.c.v).label("rn"),
+        func.count().over(partition_by=(values.c.label, values.c.grp)).label("n"),
+    ).subquery("ranked")
+    # The one or two middle ranks (floor division on both databases).
+    low, high = (ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2
+    return (
+        select(ranked.c.label, ranked.c.grp, func.avg(ranked.c.v).label("median"))
+        .where(or_(ranked.c.rn == low, ranked.c.rn == high))
+        .group_by(ranked.c.label, ranked.c.grp)
+    )
 
 
 def _ratio(part, whole) -> float | None:
@@ -229,76 +315,80 @@ def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[
     """
     scope, now, tz = normalise_args(scope, now, tz)
     w = day_window(now, tz)
-    where_scope = _scope_clause(scope)
-    open_ = _open_figures(conn, where_scope, w)
-    changed = _changed_figures(conn, where_scope, w)
-    medians = _kpi_medians(conn, where_scope, w)
+    open_ = _open_figures(conn, scope, w)
+    changed, medians = _changed_figures(conn, scope, w)
 
     def both(key: str) -> tuple[Any, Any]:
         return changed[f"{key}_today"], changed[f"{key}_y"]
 
-    closed_t, closed_y = both("closed")
     rated_t, rated_y = both("rated")
-    result = {
+    return {
         "open_backlog": _kpi(open_["open_now"], open_["open_at_y"] + changed["ended_open_at_y"]),
         "new_today": _kpi(*both("new")),
-        "closed_today": _kpi(closed_t, closed_y),
+        "closed_today": _kpi(*both("closed")),
         "overdue": _kpi(open_["overdue_now"], open_["overdue_at_y"] + changed["ended_overdue_at_y"]),
         "near_due": _kpi(open_["near_now"], open_["near_at_y"] + changed["ended_near_at_y"]),
         "on_time_rate": _kpi(
             _ratio(changed["on_time_today"], changed["timed_today"]), _ratio(changed["on_time_y"], changed["timed_y"])
         ),
-        "median_ack_s": _kpi(medians["ack_today"], medians["ack_y"]),
-        "median_handle_s": _kpi(medians["handle_today"], medians["handle_y"]),
+        "median_ack_s": _kpi(medians.get("ack_today"), medians.get("ack_y")),
+        "median_handle_s": _kpi(medians.get("handle_today"), medians.get("handle_y")),
         "satisfaction_rate": _kpi(_ratio(changed["satisfied_today"], rated_t), _ratio(changed["satisfied_y"], rated_y)),
         "satisfaction_mean": _kpi(_ratio(changed["score_sum_today"], rated_t), _ratio(changed["score_sum_y"], rated_y)),
         "unlocated_open": _kpi(open_["unlocated_now"], open_["unlocated_at_y"] + changed["ended_unlocated_at_y"]),
         "unlocated_today": _kpi(*both("unlocated")),
     }
-    return result
 
 
-def _open_figures(conn: Connection, where_scope, w: DayWindow) -> dict[str, int]:
-    """Figures over the incidents open now (a few percent of all: the is_open index finds them)."""
+def _open_figures(conn: Connection, scope: Scope | None, w: DayWindow) -> dict[str, int]:
+    """Figures over the incidents open now: a few percent of all, read from the partial index on them."""
     yn = w.yesterday_now
-    at_y = _as_at(yn)
+    rows = _materialized(
+        select(INC.c.reported_at, INC.c.unlocated, *_clock_columns(yn)).where(
+            INC.c.is_open == true(), _scope_clause(conn, scope)
+        ),
+        "open_rows",
+    )
+    at_y = _as_at_y(rows)
     stmt = select(
         func.count().label("open_now"),
-        _count(INC.c.reported_at <= yn).label("open_at_y"),
-        _count(overdue_expression(w.now)).label("overdue_now"),
-        _count(near_due_expression(w.now)).label("near_now"),
+        _count(rows.c.reported_at <= yn).label("open_at_y"),
+        _count(overdue_expression(w.now, rows)).label("overdue_now"),
+        _count(near_due_expression(w.now, rows)).label("near_now"),
         _count(overdue_expression(yn, at_y)).label("overdue_at_y"),
         _count(near_due_expression(yn, at_y)).label("near_at_y"),
-        _count(INC.c.unlocated == true()).label("unlocated_now"),
-        _count(and_(INC.c.unlocated == true(), INC.c.reported_at <= yn)).label("unlocated_at_y"),
-    ).where(INC.c.is_open == true(), where_scope)
-    row = conn.execute(_hinted(stmt, "ix_incidents_open_district")).one()
+        _count(rows.c.unlocated == true()).label("unlocated_now"),
+        _count(and_(rows.c.unlocated == true(), rows.c.reported_at <= yn)).label("unlocated_at_y"),
+    ).select_from(rows)
+    row = conn.execute(stmt).one()
     return {key: int(value or 0) for key, value in row._mapping.items()}
 
 
-def _changed_figures(conn: Connection, where_scope, w: DayWindow) -> dict[str, int]:
-    """Figures over incidents touched since yesterday's midnight: anything reported, acknowledged,
-    resolved or closed in either span has its latest event (updated_at) there too."""
+def _changed_figures(conn: Connection, scope: Scope | None, w: DayWindow) -> tuple[dict[str, Any], dict[str, float]]:
+    """Figures over incidents touched since yesterday's midnight, and the median acknowledge and
+    handling times: anything reported, acknowledged, resolved or closed in either span has its latest
+    event (updated_at) there too, so one narrow index range holds them all."""
     ts, now, ys, yn = w.today_start, w.now, w.yesterday_start, w.yesterday_now
     closed_t, closed_y = _between(INC.c.closed_at, ts, now), _between(INC.c.closed_at, ys, yn)
-    on_time = INC.c.resolved_at <= INC.c.handle_due_at
     timed = and_(INC.c.resolved_at.is_not(None), INC.c.handle_due_at.is_not(None))
+    on_time = and_(timed, INC.c.resolved_at <= INC.c.handle_due_at)
     rated = INC.c.satisfaction.is_not(None)
     satisfied = INC.c.satisfaction >= SATISFIED_MIN
-    # Incidents open at yesterday's instant that have ended since (the open ones count in _open_figures).
+    unlocated = INC.c.unlocated == true()
+    # Open at yesterday's instant but ended since (those still open count in _open_figures).
     ended_since = and_(INC.c.is_open == false(), INC.c.reported_at <= yn, _terminal_at() > yn)
-    at_y = _as_at(yn)
+    at_y = _incidents_as_at(yn)
     columns = {
         "new_today": _count(_between(INC.c.reported_at, ts, now)),
         "new_y": _count(_between(INC.c.reported_at, ys, yn)),
-        "unlocated_today": _count(and_(INC.c.unlocated == true(), _between(INC.c.reported_at, ts, now))),
-        "unlocated_y": _count(and_(INC.c.unlocated == true(), _between(INC.c.reported_at, ys, yn))),
+        "unlocated_today": _count(and_(unlocated, _between(INC.c.reported_at, ts, now))),
+        "unlocated_y": _count(and_(unlocated, _between(INC.c.reported_at, ys, yn))),
         "closed_today": _count(closed_t),
         "closed_y": _count(closed_y),
         "timed_today": _count(and_(closed_t, timed)),
         "timed_y": _count(and_(closed_y, timed)),
-        "on_time_today": _count(and_(closed_t, timed, on_time)),
-        "on_time_y": _count(and_(closed_y, timed, on_time)),
+        "on_time_today": _count(and_(closed_t, on_time)),
+        "on_time_y": _count(and_(closed_y, on_time)),
         "rated_today": _count(and_(closed_t, rated)),
         "rated_y": _count(and_(closed_y, rated)),
         "satisfied_today": _count(and_(closed_t, satisfied)),
@@ -306,48 +396,44 @@ def _changed_figures(conn: Connection, where_scope, w: DayWindow) -> dict[str, i
         "score_sum_today": func.sum(INC.c.satisfaction).filter(closed_t),
         "score_sum_y": func.sum(INC.c.satisfaction).filter(closed_y),
         "ended_open_at_y": _count(ended_since),
-        "ended_unlocated_at_y": _count(and_(ended_since, INC.c.unlocated == true())),
+        "ended_unlocated_at_y": _count(and_(ended_since, unlocated)),
         "ended_overdue_at_y": _count(and_(INC.c.is_open == false(), overdue_expression(yn, at_y))),
         "ended_near_at_y": _count(and_(INC.c.is_open == false(), near_due_expression(yn, at_y))),
     }
-    stmt = select(*(col.label(key) for key, col in columns.items())).where(INC.c.updated_at >= ys, where_scope)
-    row = conn.execute(_hinted(stmt, "ix_incidents_updated_at")).one()
-    return {key: (value or 0) for key, value in row._mapping.items()}
-
-
-def _kpi_medians(conn: Connection, where_scope, w: DayWindow) -> dict[str, float | None]:
-    """Median acknowledge time (dispatched -> acknowledged) and handling time (dispatched -> resolved)
-    of acknowledgements and resolutions in today's and yesterday's spans, in seconds."""
-    ts, now, ys, yn = w.today_start, w.now, w.yesterday_start, w.yesterday_now
-    spans = {
-        "ack_today": (INC.c.acknowledged_at, ts, now),
-        "ack_y": (INC.c.acknowledged_at, ys, yn),
-        "handle_today": (INC.c.resolved_at, ts, now),
-        "handle_y": (INC.c.resolved_at, ys, yn),
+    ack_s = duration_seconds(INC.c.acknowledged_at, INC.c.dispatched_at)
+    handle_s = duration_seconds(INC.c.resolved_at, INC.c.dispatched_at)
+    samples = {
+        "ack_today": (ack_s, _between(INC.c.acknowledged_at, ts, now)),
+        "ack_y": (ack_s, _between(INC.c.acknowledged_at, ys, yn)),
+        "handle_today": (handle_s, _between(INC.c.resolved_at, ts, now)),
+        "handle_y": (handle_s, _between(INC.c.resolved_at, ys, yn)),
     }
-    base = and_(INC.c.updated_at >= ys, INC.c.dispatched_at.is_not(None), where_scope)
+    where = and_(INC.c.updated_at >= ys, _scope_clause(conn, scope))
     if conn.dialect.name == "postgresql":
-        columns = [
-            func.percentile_cont(0.5).within_group(_seconds(col, INC.c.dispatched_at)).filter(_between(col, a, b)).label(key)
-            for key, (col, a, b) in spans.items()
-        ]
-        row = conn.execute(select(*columns).where(base)).one()
-        return {key: (None if value is None else float(value)) for key, value in row._mapping.items()}
-    # SQLite has no percentile aggregate: fetch the two days' durations (a few thousand floats).
-    ack, res = INC.c.acknowledged_at, INC.c.resolved_at
-    stmt = select(
-        case((_between(ack, ts, now), 1), (_between(ack, ys, yn), 2), else_=0).label("ack_span"),
-        _seconds(ack, INC.c.dispatched_at).label("ack_s"),
-        case((_between(res, ts, now), 1), (_between(res, ys, yn), 2), else_=0).label("res_span"),
-        _seconds(res, INC.c.dispatched_at).label("res_s"),
-    ).where(base, or_(ack >= ys, res >= ys))
-    rows = conn.execute(_hinted(stmt, "ix_incidents_updated_at")).all()
-    return {
-        "ack_today": _median(r.ack_s for r in rows if r.ack_span == 1),
-        "ack_y": _median(r.ack_s for r in rows if r.ack_span == 2),
-        "handle_today": _median(r.res_s for r in rows if r.res_span == 1),
-        "handle_y": _median(r.res_s for r in rows if r.res_span == 2),
-    }
+        columns.update({f"median_{name}": _percentile_median(v, cond) for name, (v, cond) in samples.items()})
+    row = conn.execute(select(*(col.label(key) for key, col in columns.items())).where(where)).one()._mapping
+    figures = {key: (row[key] or 0) for key in columns if not key.startswith("median_")}
+    if conn.dialect.name == "postgresql":
+        medians = {name: row[f"median_{name}"] for name in samples}
+    else:
+        rows = _materialized(
+            select(ack_s.label("ack_s"), handle_s.label("handle_s"), INC.c.acknowledged_at, INC.c.resolved_at).where(
+                where, INC.c.dispatched_at.is_not(None), or_(INC.c.acknowledged_at >= ys, INC.c.resolved_at >= ys)
+            ),
+            "duration_rows",
+        )
+        names = list(samples)
+        ranked = _ranked_medians(
+            [
+                (None, rows.c.ack_s, _between(rows.c.acknowledged_at, ts, now)),
+                (None, rows.c.ack_s, _between(rows.c.acknowledged_at, ys, yn)),
+                (None, rows.c.handle_s, _between(rows.c.resolved_at, ts, now)),
+                (None, rows.c.handle_s, _between(rows.c.resolved_at, ys, yn)),
+            ],
+            rows,
+        )
+        medians = {names[r.label]: r.median for r in conn.execute(ranked)}
+    return figures, {name: float(value) for name, value in medians.items() if value is not None}
 
 
 # --- department board -------------------------------------------------------------------------
@@ -372,6 +458,18 @@ class BoardThresholds:
 
 
 FLAG_RANK = {"red": 0, "yellow": 1, "none": 2}
+_EMPTY_FIGURES = {
+    "open": 0,
+    "overdue": 0,
+    "waiting_late": 0,
+    "acknowledged": 0,
+    "ack_late": 0,
+    "resolved": 0,
+    "on_time": 0,
+    "no_effect": 0,
+    "median_ack_s": None,
+    "median_handle_s": None,
+}
 
 
 def department_board(
@@ -388,17 +486,12 @@ def department_board(
     """
     scope, now, tz = normalise_args(scope, now, tz)
     since = now - timedelta(days=BOARD_DAYS)
-    where_scope = _scope_clause(scope)
+    figures: dict[int, dict] = {}
+
+    def row_for(department_id) -> dict:
+        return figures.setdefault(int(department_id), dict(_EMPTY_FIGURES))
+
     dept = INC.c.assignee_department_id
-    rows: dict[int, dict] = {}
-
-    def row_for(department_id: int) -> dict:
-        return rows.setdefault(
-            int(department_id),
-            {"open": 0, "overdue": 0, "waiting_late": 0, "acknowledged": 0, "ack_late": 0, "resolved": 0, "on_time": 0,
-             "no_effect": 0, "median_ack_s": None, "median_handle_s": None},
-        )
-
     open_stmt = (
         select(
             dept.label("department_id"),
@@ -406,86 +499,88 @@ def department_board(
             _count(overdue_expression(now)).label("overdue"),
             _count(and_(INC.c.state == DISPATCHED, overdue_expression(now))).label("waiting_late"),
         )
-        .where(INC.c.is_open == true(), dept.is_not(None), where_scope)
+        .where(INC.c.is_open == true(), dept.is_not(None), _scope_clause(conn, scope))
         .group_by(dept)
     )
-    for r in conn.execute(_hinted(open_stmt, "ix_incidents_dept_open")):
+    for r in conn.execute(open_stmt):
         row_for(r.department_id).update(open=r.open, overdue=r.overdue, waiting_late=r.waiting_late)
 
-    _board_cycle(conn, where_scope, since, now, row_for)
+    for r in _board_cycle(conn, scope, since, now):
+        row_for(r["department_id"]).update({k: v for k, v in r.items() if k != "department_id"})
 
     vf_dept = EV.c.data["department_id"].as_integer()
     vf_stmt = (
         select(vf_dept.label("department_id"), func.count().label("n"))
         .select_from(EV.join(INC, EV.c.incident_id == INC.c.id))
-        .where(EV.c.action == "verify_fail", _between(EV.c.at, since, now), vf_dept.is_not(None), where_scope)
+        .where(EV.c.action == "verify_fail", _between(EV.c.at, since, now), vf_dept.is_not(None), _scope_clause(conn, scope))
         .group_by(vf_dept)
     )
     for r in conn.execute(vf_stmt):
         row_for(r.department_id)["no_effect"] = int(r.n)
 
     d = schema.departments
-    known = conn.execute(select(d.c.id, d.c.code, d.c.name_en, d.c.name_zh, d.c.active)).all()
-    board = []
-    for dep in known:
-        if not dep.active and dep.id not in rows:
-            continue
-        figures = row_for(dep.id)
-        board.append(_board_row(dep, figures, thresholds))
+    board = [
+        _board_row(dep, row_for(dep.id), thresholds)
+        for dep in conn.execute(select(d.c.id, d.c.code, d.c.name_en, d.c.name_zh, d.c.active))
+        if dep.active or dep.id in figures
+    ]
     board.sort(key=_worst_first)
     return board
 
 
-def _board_cycle(conn: Connection, where_scope, since: datetime, now: datetime, row_for) -> None:
-    """Acknowledgements and resolutions in the window per department: counts, lateness, medians."""
+def _board_cycle(conn: Connection, scope: Scope | None, since: datetime, now: datetime) -> list[dict]:
+    """Per department: acknowledgements and resolutions in the window, how many late, and median times."""
     dept = INC.c.assignee_department_id
     ack, res = INC.c.acknowledged_at, INC.c.resolved_at
     ack_in, res_in = _between(ack, since, now), _between(res, since, now)
-    ack_s, res_s = _seconds(ack, INC.c.dispatched_at), _seconds(res, INC.c.dispatched_at)
-    counts = [
-        _count(ack_in).label("acknowledged"),
-        _count(and_(ack_in, INC.c.ack_late == true())).label("ack_late"),
-        _count(res_in).label("resolved"),
-        _count(and_(res_in, res <= INC.c.handle_due_at)).label("on_time"),
-    ]
-    base = and_(INC.c.updated_at >= since, dept.is_not(None), INC.c.dispatched_at.is_not(None), or_(ack >= since, res >= since), where_scope)
+    ack_s, handle_s = duration_seconds(ack, INC.c.dispatched_at), duration_seconds(res, INC.c.dispatched_at)
+    counts = {
+        "acknowledged": _count(ack_in),
+        "ack_late": _count(and_(ack_in, INC.c.ack_late == true())),
+        "resolved": _count(res_in),
+        "on_time": _count(and_(res_in, res <= INC.c.handle_due_at)),
+    }
+    # Whatever was acknowledged or resolved in the window had its latest event there too.
+    where = and_(INC.c.updated_at >= since, dept.is_not(None), or_(ack >= since, res >= since), _scope_clause(conn, scope))
+    out: dict[int, dict] = {}
     if conn.dialect.name == "postgresql":
-        medians = [
-            func.percentile_cont(0.5).within_group(ack_s).filter(ack_in).label("median_ack_s"),
-            func.percentile_cont(0.5).within_group(res_s).filter(res_in).label("median_handle_s"),
-        ]
-        stmt = select(dept.label("department_id"), *counts, *medians).where(base).group_by(dept)
-        for r in conn.execute(stmt):
-            figures = row_for(r.department_id)
-            figures.update({k: int(getattr(r, k)) for k in ("acknowledged", "ack_late", "resolved", "on_time")})
-            figures["median_ack_s"] = None if r.median_ack_s is None else float(r.median_ack_s)
-            figures["median_handle_s"] = None if r.median_handle_s is None else float(r.median_handle_s)
-        return
-    stmt = select(
-        dept.label("department_id"),
-        ack_in.label("ack_in"),
-        ack_s.label("ack_s"),
-        and_(ack_in, INC.c.ack_late == true()).label("ack_late"),
-        res_in.label("res_in"),
-        res_s.label("res_s"),
-        and_(res_in, res <= INC.c.handle_due_at).label("on_time"),
-    ).where(base)
-    found = conn.execute(_hinted(stmt, "ix_incidents_updated_at")).all()
-    if not found:
-        return
-    data = np.array([(r.department_id, bool(r.ack_in), r.ack_s or 0.0, bool(r.ack_late), bool(r.res_in), r.res_s or 0.0,
-                      bool(r.on_time)) for r in found], dtype=float)
-    for department_id in np.unique(data[:, 0]):
-        part = data[data[:, 0] == department_id]
-        acked, resolved = part[:, 1] > 0, part[:, 4] > 0
-        row_for(int(department_id)).update(
-            acknowledged=int(acked.sum()),
-            ack_late=int(part[:, 3].sum()),
-            resolved=int(resolved.sum()),
-            on_time=int(part[:, 6].sum()),
-            median_ack_s=float(np.median(part[acked, 2])) if acked.any() else None,
-            median_handle_s=float(np.median(part[resolved, 5])) if resolved.any() else None,
+        medians = {"median_ack_s": _percentile_median(ack_s, ack_in), "median_handle_s": _percentile_median(handle_s, res_in)}
+        stmt = (
+            select(dept.label("department_id"), *(c.label(k) for k, c in {**counts, **medians}.items()))
+            .where(where)
+            .group_by(dept)
         )
+        for r in conn.execute(stmt):
+            entry = {k: int(getattr(r, k)) for k in counts}
+            entry.update({k: None if getattr(r, k) is None else float(getattr(r, k)) for k in medians})
+            out[int(r.department_id)] = entry
+        return [{"department_id": k, **v} for k, v in out.items()]
+
+    for r in conn.execute(
+        select(dept.label("department_id"), *(c.label(k) for k, c in counts.items())).where(where).group_by(dept)
+    ):
+        out[int(r.department_id)] = {k: int(getattr(r, k)) for k in counts}
+    rows = _materialized(
+        select(
+            dept.label("department_id"),
+            ack_in.label("ack_in"),
+            res_in.label("res_in"),
+            ack_s.label("ack_s"),
+            handle_s.label("handle_s"),
+        ).where(where),
+        "cycle_rows",
+    )
+    names = ("median_ack_s", "median_handle_s")
+    ranked = _ranked_medians(
+        [
+            (rows.c.department_id, rows.c.ack_s, rows.c.ack_in == true()),
+            (rows.c.department_id, rows.c.handle_s, rows.c.res_in == true()),
+        ],
+        rows,
+    )
+    for r in conn.execute(ranked):
+        out.setdefault(int(r.grp), {})[names[r.label]] = float(r.median)
+    return [{"department_id": k, **v} for k, v in out.items()]
 
 
 def _board_row(dep, f: dict, t: BoardThresholds) -> dict:
@@ -544,18 +639,19 @@ def trend_24h(conn: Connection, scope: Any, now: datetime, tz: Any) -> list[dict
     zone = ZoneInfo(tz)
     hour = now.astimezone(zone).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
     first = hour - timedelta(hours=23)
-    where_scope = _scope_clause(scope)
     counts = {}
-    for name, column, index in (
-        ("received", INC.c.reported_at, "ix_incidents_reported_at"),
-        ("closed", INC.c.closed_at, "ix_incidents_closed_at"),
-    ):
+    for name, column in (("received", INC.c.reported_at), ("closed", INC.c.closed_at)):
+        where_scope = _scope_clause(conn, scope, by_unit_index=name == "received")
         stmt = select(epoch_seconds(column)).where(_between(column, first, now), where_scope)
-        seconds = np.array(conn.execute(_hinted(stmt, index)).scalars().all(), dtype=float)
+        seconds = np.array(conn.execute(stmt).scalars().all(), dtype=float)
         buckets = np.floor((seconds - first.timestamp()) / 3600.0).astype(int)
         counts[name] = np.bincount(buckets[(buckets >= 0) & (buckets < 24)], minlength=24)
     return [
-        {"start": (first + timedelta(hours=i)).astimezone(zone), "received": int(counts["received"][i]), "closed": int(counts["closed"][i])}
+        {
+            "start": (first + timedelta(hours=i)).astimezone(zone),
+            "received": int(counts["received"][i]),
+            "closed": int(counts["closed"][i]),
+        }
         for i in range(24)
     ]
 
@@ -568,15 +664,18 @@ def breakdown(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str,
     """
     scope, now, tz = normalise_args(scope, now, tz)
     w = day_window(now, tz)
-    where_scope = _scope_clause(scope)
-    open_stmt = select(INC.c.category_id, func.count().label("n")).where(INC.c.is_open == true(), where_scope).group_by(INC.c.category_id)
-    new_stmt = (
+    open_stmt = (
         select(INC.c.category_id, func.count().label("n"))
-        .where(_between(INC.c.reported_at, w.today_start, w.now), where_scope)
+        .where(INC.c.is_open == true(), _scope_clause(conn, scope))
         .group_by(INC.c.category_id)
     )
-    open_by = {r.category_id: r.n for r in conn.execute(_hinted(open_stmt, "ix_incidents_open_district"))}
-    new_by = {r.category_id: r.n for r in conn.execute(_hinted(new_stmt, "ix_incidents_reported_at"))}
+    new_stmt = (
+        select(INC.c.category_id, func.count().label("n"))
+        .where(_between(INC.c.reported_at, w.today_start, w.now), _scope_clause(conn, scope, by_unit_index=True))
+        .group_by(INC.c.category_id)
+    )
+    open_by = {r.category_id: r.n for r in conn.execute(open_stmt)}
+    new_by = {r.category_id: r.n for r in conn.execute(new_stmt)}
     c = schema.categories
     by_category = []
     by_sector = {sector: {"sector": sector, "open": 0, "new_today": 0} for sector in SECTORS}
@@ -585,11 +684,17 @@ def breakdown(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str,
         if not cat.active and not (n_open or n_new):
             continue
         by_category.append(
-            {"category_id": cat.id, "code": cat.code, "name_en": cat.name_en, "name_zh": cat.name_zh, "sector": cat.sector,
-             "open": n_open, "new_today": n_new}
+            {
+                "category_id": cat.id,
+                "code": cat.code,
+                "name_en": cat.name_en,
+                "name_zh": cat.name_zh,
+                "sector": cat.sector,
+                "open": n_open,
+                "new_today": n_new,
+            }
         )
         by_sector[cat.sector]["open"] += n_open
         by_sector[cat.sector]["new_today"] += n_new
     by_category.sort(key=lambda r: (-r["open"], -r["new_today"], r["code"]))
     return {"by_sector": list(by_sector.values()), "by_category": by_category}
-

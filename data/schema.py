@@ -189,8 +189,17 @@ incidents = Table(
     Index("ix_incidents_grid_reported", "grid_id", "reported_at"),
     Index("ix_incidents_dept_open", "assignee_department_id", "is_open"),
     Index("ix_incidents_category_reported", "category_id", "reported_at"),
-    # Overview metrics read what changed since yesterday (migration 0002).
+    # Overview metrics (migration 0002): what changed since yesterday, and the open incidents with
+    # every column their KPIs read, so those come from a small index alone.
     Index("ix_incidents_updated_at", "updated_at"),
+    Index(
+        "ix_incidents_open_cover",
+        "is_open", "district_id", "street_id", "community_id", "grid_id", "state", "assignee_department_id",
+        "category_id", "unlocated", "reported_at", "dispatched_at", "acknowledged_at", "resolved_at", "returned_at",
+        "ack_due_at", "handle_due_at",
+        sqlite_where=text("is_open = 1"),
+        postgresql_where=text("is_open"),
+    ),
 )
 
 # The audit log (留痕) and, through its increasing id, the change feed screens follow.
@@ -216,4 +225,53 @@ meta_kv = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# --- the intake API (migration 0003) -----------------------------------------------------------
+
+# API keys of sources and departments' systems. Only the SHA-256 of a key is stored; `prefix`
+# (the key's first characters) lets a person tell keys apart in `api-key list`.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String(64), nullable=False),  # space-separated: intake actions read
+    Column("source", String(32), nullable=True),  # the channel its reports are stored under
+    Column("department_id", Integer, ForeignKey("departments.id"), nullable=True),  # actions: the only one it acts for
+    Column("rate_limit", String(64), nullable=True),  # e.g. "600/minute"; NULL = the API's default
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)
+
+# Answers already given to an Idempotency-Key, replayed when a client retries the same request.
+api_idempotency = Table(
+    "api_idempotency",
+    metadata,
+    Column("api_key_id", Integer, ForeignKey("api_keys.id"), primary_key=True),
+    Column("idem_key", String(128), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_at", TS, nullable=False, index=True),
+)
+
+# Open311 service attributes: the extra questions a report of a category answers (service definitions).
+category_attributes = Table(
+    "category_attributes",
+    metadata,
+    Column("category_id", Integer, ForeignKey("categories.id"), primary_key=True),
+    Column("code", String(64), primary_key=True),
+    Column("datatype", String(16), nullable=False),
+    Column("required", Boolean, nullable=False, server_default=false()),
+    Column("variable", Boolean, nullable=False, server_default=true()),
+    Column("description", Text, nullable=False),  # the question asked
+    Column("datatype_description", Text, nullable=True),
+    Column("position", Integer, nullable=False, server_default=text("0")),
+    Column("value_list", JSON, nullable=True),  # [{"key": ..., "name": ...}] for the list datatypes
+    CheckConstraint(
+        "datatype IN ('string','number','datetime','text','singlevaluelist','multivaluelist')", name="datatype"
+    ),
 )

@@ -14,6 +14,7 @@
     // --- state shared between the map's functions and the callbacks -------------------------
     cb.map = null;              // the Leaflet map of the page (one per page)
     cb.unitLayers = {};         // unit id -> Leaflet layer of the choropleth, for restyling in place
+    cb.markerLayers = {};       // incident id -> its marker (when not in a cluster)
     cb.live = {};               // style key -> newest {values, breaks, colours, head} pushed live
     cb.hideout = null;          // the hideout the unit layer was last built with
     cb.heatLayer = null;
@@ -179,13 +180,15 @@
     cb.incidentPoint = function (feature, latlng, context) {
         noteBuilt("overview-markers", context);
         var p = feature.properties;
-        return window.L.circleMarker(latlng, {
+        var marker = window.L.circleMarker(latlng, {
             radius: p.priority === 1 ? 8 : 6,
             fillColor: p.fill,
             fillOpacity: 0.95,
             color: p.ring || "#ffffff",
             weight: p.ring ? 3 : 1.2
         });
+        cb.markerLayers[String(p.id)] = marker;
+        return marker;
     };
 
     cb.incidentCluster = function (feature, latlng, index, context) {

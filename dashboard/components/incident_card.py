@@ -41,13 +41,25 @@ def _when(moment: datetime | None, tz: str) -> str:
     return "—" if moment is None else f"{moment.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}"
 
 
+def card_shell(lang: str) -> html.Div:
+    """The card's frame, hidden until a marker is clicked; its body is filled by incident_card()."""
+    return html.Div(
+        id=ids.OVERVIEW_CARD,
+        className="cb-card",
+        hidden=True,
+        children=[
+            html.Button("×", id=ids.OVERVIEW_CARD_CLOSE, className="cb-card-close", title=t("card.close", lang), n_clicks=0),
+            html.Div(id=ids.OVERVIEW_CARD_BODY),
+        ],
+    )
+
+
 def incident_card(engine, incident_id: int, lang: str, tz: str) -> list:
-    """The card's children (a short message when the incident is gone)."""
-    close = html.Button("×", id=ids.OVERVIEW_CARD_CLOSE, className="cb-card-close", title=t("card.close", lang), n_clicks=0)
+    """The card body's children (a short message when the incident is gone)."""
     try:
         facts = read_card(engine, incident_id)
     except NotFound:
-        return [close, html.P(t("card.not_found", lang))]
+        return [html.P(t("card.not_found", lang))]
     incident = facts["incident"]
     due = facts["due_status"]
     rows = [
@@ -61,7 +73,6 @@ def incident_card(engine, incident_id: int, lang: str, tz: str) -> list:
         ("card.address", incident.get("address") or "—"),
     ]
     return [
-        close,
         html.H3(f"{t('card.title', lang)} #{incident['id']}", className=f"cb-card-title cb-due-{due or 'none'}"),
         html.P(incident.get("description") or "", className="cb-card-text"),
         html.Dl([item for key, value in rows for item in (html.Dt(t(key, lang)), html.Dd(value))], className="cb-card-facts"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.components import grid_map, header
+from dashboard.components import grid_map, header, incident_card
 from dashboard.i18n import t
 from dashboard.pages import overview_model as model
 from dashboard.pages.insights import insights_panel
@@ -63,7 +63,7 @@ def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
                                 id=ids.OVERVIEW_LEGEND,
                                 className="cb-legend",
                             ),
-                            html.Div(id=ids.OVERVIEW_CARD, className="cb-card", hidden=True),
+                            incident_card.card_shell(lang),
                         ],
                     ),
                     insights_panel(engine, scope, snap, lang, settings.timezone, wall),

@@ -157,9 +157,7 @@ class CatalogueIds:
 def store_catalogue(conn: Connection) -> CatalogueIds:
     """Insert the departments, categories and their limits (into a store without them); returns their ids."""
     d, c, lim = schema.departments, schema.categories, schema.category_limits
-    conn.execute(
-        d.insert(), [{"code": x.code, "name_en": x.name_en, "name_zh": x.name_zh, "kind": x.kind} for x in DEPARTMENTS]
-    )
+    conn.execute(d.insert(), [{"code": x.code, "name_en": x.name_en, "name_zh": x.name_zh, "kind": x.kind} for x in DEPARTMENTS])
     dept_ids = {code: id_ for id_, code in conn.execute(d.select().with_only_columns(d.c.id, d.c.code))}
     conn.execute(
         c.insert(),

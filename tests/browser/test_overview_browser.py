@@ -22,7 +22,7 @@ def wait_for(driver, script: str, timeout: float = 10.0, interval: float = 0.05)
     """Poll a JavaScript expression until it is truthy; its value."""
     deadline = time.monotonic() + timeout
     while True:
-        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
+        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")  # values, never live objects
         if value:
             return value
         if time.monotonic() > deadline:
@@ -196,3 +196,31 @@ def test_the_language_switch_changes_the_labels(browser, server, city):
     # Back to English; the choice is remembered by the browser.
     browser.find_element(By.ID, "overview-lang-switch").click()
     wait_for(browser, "document.querySelector('.cb-kpi-open .cb-kpi-label').textContent === 'Open backlog'")
+
+
+def test_zooming_in_shows_grids_and_open_incidents_and_a_marker_opens_its_card(browser, server, city):
+    open_page(browser, server + "/")
+    grid = city.units["grid"][5]
+    incident_id = city.report(grid, priority=1)
+    lon = (grid["box"][0] + grid["box"][2]) / 2
+    lat = (grid["box"][1] + grid["box"][3]) / 2
+    browser.execute_script("window.citybrain.map.setView([arguments[0], arguments[1]], 15, {animate: false}); return true", lat, lon)
+    wait_for(browser, "window.citybrain.hideout && window.citybrain.hideout.level === %d" % schema.GRID)
+    drawn = wait_for(browser, "Object.keys(window.citybrain.unitLayers).length && Object.keys(window.citybrain.unitLayers)")
+    # Only the grids in view travel: far fewer than the city has.
+    assert str(grid["id"]) in drawn and len(drawn) < len(city.units["grid"])
+    wait_for(browser, "!!(window.citybrain.markerLayers[%r] && window.citybrain.markerLayers[%r]._map)" % (str(incident_id), str(incident_id)))
+    x, y = browser.execute_script(
+        "const m = window.citybrain.map; const p = m.latLngToContainerPoint(window.citybrain.markerLayers[arguments[0]].getLatLng());"
+        "const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];",
+        str(incident_id),
+    )
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(int(x), int(y)).click()
+    actions.perform()
+    wait_for(browser, "document.querySelector('#overview-card') && !document.querySelector('#overview-card').hidden")
+    card = browser.find_element(By.ID, "overview-card").text
+    assert f"Incident #{incident_id}" in card
+    assert "Urgent" in card and grid["name_en"] in card
+    browser.find_element(By.ID, "overview-card-close").click()
+    wait_for(browser, "document.querySelector('#overview-card').hidden")
