@@ -128,18 +128,20 @@ def register(app, deps) -> None:
     @app.callback(
         Output(ids.OVERVIEW_KPIS, "children"),
         Output(ids.OVERVIEW_BOARD, "children"),
-        Output(ids.OVERVIEW_TREND, "figure"),
-        Output(ids.OVERVIEW_BREAKDOWN, "figure"),
+        Output(ids.OVERVIEW_TREND_SLOT, "children"),
+        Output(ids.OVERVIEW_BREAKDOWN_SLOT, "children"),
+        Output(ids.OVERVIEW_SECTORS, "children"),
         Output(ids.OVERVIEW_SCOPE_TITLE, "children"),
         Output(ids.OVERVIEW_AS_OF, "children"),
         Output(ids.OVERVIEW_BREADCRUMB, "children"),
         Input(ids.OVERVIEW_REFRESH, "data"),
         Input(ids.OVERVIEW_STATE, "data"),
         Input(ids.OVERVIEW_SCREEN, "data"),
+        Input(ids.OVERVIEW_PAINTED, "data"),
         State(ids.OVERVIEW_CLOCK_CONFIG, "data"),
         prevent_initial_call=True,
     )
-    def side_panel(_refresh, state, screen, config):
+    def side_panel(_refresh, state, screen, _painted, config):
         """KPIs, department board and charts for the scope, as of now."""
         lang = (config or {}).get("lang", settings.lang)
         snap = model.snapshot(engine)
@@ -149,8 +151,9 @@ def register(app, deps) -> None:
         return (
             parts["kpis"],
             parts["board"],
-            parts["trend"],
-            parts["breakdown"],
+            insights.graph(ids.OVERVIEW_TREND, parts["trend"], wall),
+            insights.graph(ids.OVERVIEW_BREAKDOWN, parts["breakdown"], wall),
+            parts["sectors"],
             parts["title"],
             header.as_of_text(snap.now, settings.timezone, lang),
             header.breadcrumb(scope.chain, lang),

@@ -9,11 +9,13 @@ resumes exactly where it stopped; no change is lost and none is sent twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -73,12 +75,24 @@ def changes_message(events: list, head: int, count: int | None = None) -> bytes:
     )
 
 
-def heartbeat_message(head: int, ok: bool = True) -> bytes:
-    """A 'heartbeat': nothing changed, the stream is alive, the store was (un)reachable."""
+def heartbeat_message(head: int, ok: bool = True, build: str = "") -> bytes:
+    """A 'heartbeat': nothing changed, the stream is alive, the store was (un)reachable, the server's build."""
     return sse_message(
-        {"type": "heartbeat", "head": head, "ok": ok, "at": datetime.now(UTC).isoformat(timespec="seconds")},
+        {"type": "heartbeat", "head": head, "ok": ok, "build": build, "at": datetime.now(UTC).isoformat(timespec="seconds")},
         event_id=head,
     )
+
+
+def build_id(app) -> str:
+    """A short fingerprint of the app's callbacks and assets: an open page built against another one
+    (the server was upgraded while the wall stayed open) reloads itself instead of failing quietly."""
+    digest = hashlib.sha1("\n".join(sorted(app.callback_map)).encode())
+    assets = Path(app.config.assets_folder)
+    # Contents, not modification times: every worker and every host running the same code agrees.
+    for path in sorted(p for p in assets.rglob("*") if p.is_file()) if assets.is_dir() else []:
+        digest.update(str(path.relative_to(assets)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 # --- the watcher ---------------------------------------------------------------------------------
@@ -178,7 +192,9 @@ def current_head(engine) -> int:
         return store.feed_head(conn)
 
 
-def event_stream(engine, after_id: int, watcher: FeedWatcher, stream_seconds: float = STREAM_SECONDS) -> Iterator[bytes]:
+def event_stream(
+    engine, after_id: int, watcher: FeedWatcher, stream_seconds: float = STREAM_SECONDS, build: str = ""
+) -> Iterator[bytes]:
     """Messages from `after_id` on: first whatever the client missed, then each change as it lands."""
     watcher.subscribe()
     try:
@@ -201,7 +217,7 @@ def event_stream(engine, after_id: int, watcher: FeedWatcher, stream_seconds: fl
             if now >= deadline:
                 return
             if now - last_sent >= HEARTBEAT_SECONDS:
-                yield heartbeat_message(last, watcher.ok)
+                yield heartbeat_message(last, watcher.ok, build)
                 last_sent = now
             wait = min(HEARTBEAT_SECONDS - (time.monotonic() - last_sent), deadline - time.monotonic())
             # Wait on the head seen so far (not `last`): a head whose events are not readable yet
@@ -226,7 +242,8 @@ def events():
     engine = current_app.extensions["citybrain"].engine
     after = resume_point(engine)
     stream_seconds = float(current_app.config.get("CITYBRAIN_SSE_STREAM_SECONDS", STREAM_SECONDS))
-    response = Response(event_stream(engine, after, watcher_for(engine), stream_seconds), mimetype="text/event-stream")
+    build = current_app.config.get("CITYBRAIN_BUILD", "")
+    response = Response(event_stream(engine, after, watcher_for(engine), stream_seconds, build), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
@@ -236,4 +253,5 @@ def events():
 def head():
     """The feed head, for the polling fallback when server push is blocked on the way."""
     engine = current_app.extensions["citybrain"].engine
-    return jsonify(head=current_head(engine), at=datetime.now(UTC).isoformat(timespec="seconds"))
+    build = current_app.config.get("CITYBRAIN_BUILD", "")
+    return jsonify(head=current_head(engine), build=build, at=datetime.now(UTC).isoformat(timespec="seconds"))

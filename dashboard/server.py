@@ -38,6 +38,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     server.extensions["citybrain"] = deps
     _register_health(server, deps)
     _register_overview_routes(server, engine, warm=not testing)
+    from dashboard.api import register_api
+
+    register_api(server, deps)
 
     app = dash.Dash(
         __name__,
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
 
     app.layout = build_layout(deps)
     register_all(app, deps)
+    server.config["CITYBRAIN_BUILD"] = _build_id(app)
     return app
 
 
@@ -63,6 +67,12 @@ def _register_overview_routes(server: Flask, engine: Engine, warm: bool) -> None
     server.register_blueprint(live.bp)
     if warm:
         geo_routes.warm(engine)
+
+
+def _build_id(app: dash.Dash) -> str:
+    from dashboard import live
+
+    return live.build_id(app)
 
 
 def _register_health(server: Flask, deps: Deps) -> None:

@@ -654,6 +654,25 @@ def _check_worker(conn, worker_id, category):
         raise ValidationError(f"category {category.code!r} is not on grid worker {worker.code}'s duty list (清单外事项不得下派)")
 
 
+def _recall(conn, row, at, params):
+    # The withdrawn dispatch never happened for the clocks: the incident waits for a dispatcher
+    # again, its dispatch times those of the dispatches before the withdrawn one (if any).
+    earlier = conn.execute(
+        select(EV.c.action, EV.c.at).where(EV.c.incident_id == row["id"], EV.c.action.in_(("dispatch", "reassign"))).order_by(EV.c.id)
+    ).all()
+    last_dispatch = max((i for i, e in enumerate(earlier) if e.action == "dispatch"), default=len(earlier))
+    before = earlier[:last_dispatch]
+    changes = {
+        "assignee_department_id": None,
+        "assignee_worker_id": None,
+        "dispatched_at": from_db(before[-1].at) if before else None,
+        "first_dispatched_at": from_db(before[0].at) if before else None,
+        "ack_due_at": None,
+        "handle_due_at": None,
+    }
+    return changes, {"department_id": row["assignee_department_id"], "worker_id": row["assignee_worker_id"]}
+
+
 def _acknowledge(conn, row, at, params):
     due = row["ack_due_at"]
     return {"acknowledged_at": at, "ack_late": due is not None and at > due}, None
@@ -717,6 +736,7 @@ _ACTION_EFFECTS = {
     "escalate": _escalate,
     "extend": _extend,
     "rate": _rate,
+    "recall": _recall,
 }
 
 

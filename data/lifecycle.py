@@ -46,6 +46,9 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "extend": {DISPATCHED: DISPATCHED, ACKNOWLEDGED: ACKNOWLEDGED},
     "note": {s: s for s in STATES},
     "rate": {CLOSED: CLOSED},
+    # 撤回: a dispatch withdrawn before anyone acknowledged it, back to awaiting dispatch.
+    # data/dispatch.py offers it only as the dispatcher's undo within seconds of dispatching.
+    "recall": {DISPATCHED: REGISTERED},
 }
 ACTIONS = tuple(TRANSITIONS)
 # Actions a department's own system may take through the API.

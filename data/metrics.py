@@ -13,6 +13,7 @@ to earlier cycles that a reassignment or redispatch overwrote and to extensions 
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-from sqlalchemy import Float, and_, case, false, func, literal, or_, select, true, union_all
+from sqlalchemy import Float, and_, case, false, func, literal, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -230,9 +231,8 @@ def _clock_columns(t: datetime) -> list:
     return [INC.c.state, INC.c.dispatched_at, INC.c.ack_due_at, INC.c.handle_due_at, _clock_state_at(t).label("state_y")]
 
 
-def _as_at_y(rows=None) -> SimpleNamespace:
-    """A stand-in 'table' for clock.py's expressions whose state is the one reconstructed for yesterday:
-    the CTE `rows` with its state_y column, or (rows=None) the incidents table with `state_y` given."""
+def _as_at_y(rows) -> SimpleNamespace:
+    """A stand-in 'table' for clock.py's expressions: the CTE `rows` with its reconstructed state_y as state."""
     return SimpleNamespace(
         c=SimpleNamespace(
             state=rows.c.state_y,
@@ -245,54 +245,52 @@ def _as_at_y(rows=None) -> SimpleNamespace:
 
 def _incidents_as_at(t: datetime) -> SimpleNamespace:
     """The incidents table for clock.py's expressions, with the state reconstructed for instant `t`."""
-    return _as_at_y(
-        SimpleNamespace(
-            c=SimpleNamespace(
-                state_y=_clock_state_at(t),
-                ack_due_at=INC.c.ack_due_at,
-                handle_due_at=INC.c.handle_due_at,
-                dispatched_at=INC.c.dispatched_at,
-            )
+    return SimpleNamespace(
+        c=SimpleNamespace(
+            state=_clock_state_at(t),
+            ack_due_at=INC.c.ack_due_at,
+            handle_due_at=INC.c.handle_due_at,
+            dispatched_at=INC.c.dispatched_at,
         )
     )
 
 
-def _percentile_median(value, condition) -> ColumnElement:
-    """PostgreSQL: the median of `value` over the rows meeting `condition` (an ordered-set aggregate)."""
-    return func.percentile_cont(0.5).within_group(value).filter(condition)
+class _MedianAggregate:
+    """SQLite aggregate: the median of the non-null values (statistics.median). SQLite has no
+    percentile aggregate; gathering a few thousand floats in Python costs less than ranking them
+    with window functions, which SQLite sorts once per window."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value) -> None:
+        if value is not None:
+            self.values.append(value)
+
+    def finalize(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
 
 
-def _ranked_medians(samples: list[tuple], rows) -> Any:
-    """SQLite: exact medians (the mean of the two middle values when even, as statistics.median) of
-    several samples at once, by ranking with window functions (SQLite has no percentile aggregate;
-    this is also exactly what percentile_cont(0.5) gives on PostgreSQL).
+SQLITE_MEDIAN = "citybrain_median"
 
-    `samples` lists (group column or None, value, condition) over `rows`; the result has columns
-    (label: the sample's position in the list, grp, median). Labels are numbers because sorting
-    by text goes through the collation, several times slower on PostgreSQL.
-    """
-    values = union_all(
-        *(
-            select(literal(label).label("label"), (grp if grp is not None else literal(0)).label("grp"), value.label("v")).where(
-                condition, value.is_not(None)
-            )
-            for label, (grp, value, condition) in enumerate(samples)
-        )
-    ).subquery("samples")
-    ranked = select(
-        values.c.label,
-        values.c.grp,
-        values.c.v,
-        func.row_number().over(partition_by=(values.c.label, values.c.grp), order_by=values.c.v).label("rn"),
-        func.count().over(partition_by=(values.c.label, values.c.grp)).label("n"),
-    ).subquery("ranked")
-    # The one or two middle ranks (floor division on both databases).
-    low, high = (ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2
-    return (
-        select(ranked.c.label, ranked.c.grp, func.avg(ranked.c.v).label("median"))
-        .where(or_(ranked.c.rn == low, ranked.c.rn == high))
-        .group_by(ranked.c.label, ranked.c.grp)
-    )
+
+def _register_median(conn: Connection) -> None:
+    """Make the median aggregate available on this SQLite connection (cheap, idempotent)."""
+    if conn.dialect.name == "sqlite":
+        conn.connection.driver_connection.create_aggregate(SQLITE_MEDIAN, 1, _MedianAggregate)
+
+
+def _median(conn: Connection, value, condition) -> ColumnElement:
+    """Aggregate: the median of `value` over the rows meeting `condition` (exact, as statistics.median)."""
+    if conn.dialect.name == "postgresql":
+        return func.percentile_cont(0.5).within_group(value).filter(condition)
+    return getattr(func, SQLITE_MEDIAN)(value, type_=Float).filter(condition)
+
+
+def _group_key(conn: Connection, column) -> ColumnElement:
+    """A GROUP BY key SQLite cannot take from an index: otherwise it walks a whole (department, ...)
+    index end to end just to meet the groups in order, instead of reading the few rows the WHERE picks."""
+    return column + 0 if conn.dialect.name == "sqlite" else column
 
 
 def _ratio(part, whole) -> float | None:
@@ -409,30 +407,11 @@ def _changed_figures(conn: Connection, scope: Scope | None, w: DayWindow) -> tup
         "handle_y": (handle_s, _between(INC.c.resolved_at, ys, yn)),
     }
     where = and_(INC.c.updated_at >= ys, _scope_clause(conn, scope))
-    if conn.dialect.name == "postgresql":
-        columns.update({f"median_{name}": _percentile_median(v, cond) for name, (v, cond) in samples.items()})
+    columns.update({f"median_{name}": _median(conn, value, cond) for name, (value, cond) in samples.items()})
+    _register_median(conn)
     row = conn.execute(select(*(col.label(key) for key, col in columns.items())).where(where)).one()._mapping
     figures = {key: (row[key] or 0) for key in columns if not key.startswith("median_")}
-    if conn.dialect.name == "postgresql":
-        medians = {name: row[f"median_{name}"] for name in samples}
-    else:
-        rows = _materialized(
-            select(ack_s.label("ack_s"), handle_s.label("handle_s"), INC.c.acknowledged_at, INC.c.resolved_at).where(
-                where, INC.c.dispatched_at.is_not(None), or_(INC.c.acknowledged_at >= ys, INC.c.resolved_at >= ys)
-            ),
-            "duration_rows",
-        )
-        names = list(samples)
-        ranked = _ranked_medians(
-            [
-                (None, rows.c.ack_s, _between(rows.c.acknowledged_at, ts, now)),
-                (None, rows.c.ack_s, _between(rows.c.acknowledged_at, ys, yn)),
-                (None, rows.c.handle_s, _between(rows.c.resolved_at, ts, now)),
-                (None, rows.c.handle_s, _between(rows.c.resolved_at, ys, yn)),
-            ],
-            rows,
-        )
-        medians = {names[r.label]: r.median for r in conn.execute(ranked)}
+    medians = {name: row[f"median_{name}"] for name in samples}
     return figures, {name: float(value) for name, value in medians.items() if value is not None}
 
 
@@ -491,7 +470,7 @@ def department_board(
     def row_for(department_id) -> dict:
         return figures.setdefault(int(department_id), dict(_EMPTY_FIGURES))
 
-    dept = INC.c.assignee_department_id
+    dept = _group_key(conn, INC.c.assignee_department_id)
     open_stmt = (
         select(
             dept.label("department_id"),
@@ -499,22 +478,31 @@ def department_board(
             _count(overdue_expression(now)).label("overdue"),
             _count(and_(INC.c.state == DISPATCHED, overdue_expression(now))).label("waiting_late"),
         )
-        .where(INC.c.is_open == true(), dept.is_not(None), _scope_clause(conn, scope))
+        .where(INC.c.is_open == true(), _scope_clause(conn, scope))
         .group_by(dept)
     )
+    # Unassigned incidents form a group of their own, skipped here rather than filtered in SQL: a
+    # "department IS NOT NULL" term would tempt SQLite into the (department, is_open) index too.
     for r in conn.execute(open_stmt):
+        if r.department_id is None:
+            continue
         row_for(r.department_id).update(open=r.open, overdue=r.overdue, waiting_late=r.waiting_late)
 
     for r in _board_cycle(conn, scope, since, now):
+        if r["department_id"] is None:
+            continue
         row_for(r["department_id"]).update({k: v for k, v in r.items() if k != "department_id"})
 
+    # 人到无效: the verify_fail event names the department whose resolution failed (the incident's
+    # assignee is cleared for redispatch, so only the event knows).
     vf_dept = EV.c.data["department_id"].as_integer()
     vf_stmt = (
         select(vf_dept.label("department_id"), func.count().label("n"))
-        .select_from(EV.join(INC, EV.c.incident_id == INC.c.id))
-        .where(EV.c.action == "verify_fail", _between(EV.c.at, since, now), vf_dept.is_not(None), _scope_clause(conn, scope))
+        .where(EV.c.action == "verify_fail", _between(EV.c.at, since, now), vf_dept.is_not(None))
         .group_by(vf_dept)
     )
+    if scope is not None:
+        vf_stmt = vf_stmt.join_from(EV, INC, EV.c.incident_id == INC.c.id).where(_scope_clause(conn, scope))
     for r in conn.execute(vf_stmt):
         row_for(r.department_id)["no_effect"] = int(r.n)
 
@@ -541,46 +529,17 @@ def _board_cycle(conn: Connection, scope: Scope | None, since: datetime, now: da
         "on_time": _count(and_(res_in, res <= INC.c.handle_due_at)),
     }
     # Whatever was acknowledged or resolved in the window had its latest event there too.
-    where = and_(INC.c.updated_at >= since, dept.is_not(None), or_(ack >= since, res >= since), _scope_clause(conn, scope))
-    out: dict[int, dict] = {}
-    if conn.dialect.name == "postgresql":
-        medians = {"median_ack_s": _percentile_median(ack_s, ack_in), "median_handle_s": _percentile_median(handle_s, res_in)}
-        stmt = (
-            select(dept.label("department_id"), *(c.label(k) for k, c in {**counts, **medians}.items()))
-            .where(where)
-            .group_by(dept)
-        )
-        for r in conn.execute(stmt):
-            entry = {k: int(getattr(r, k)) for k in counts}
-            entry.update({k: None if getattr(r, k) is None else float(getattr(r, k)) for k in medians})
-            out[int(r.department_id)] = entry
-        return [{"department_id": k, **v} for k, v in out.items()]
-
-    for r in conn.execute(
-        select(dept.label("department_id"), *(c.label(k) for k, c in counts.items())).where(where).group_by(dept)
-    ):
-        out[int(r.department_id)] = {k: int(getattr(r, k)) for k in counts}
-    rows = _materialized(
-        select(
-            dept.label("department_id"),
-            ack_in.label("ack_in"),
-            res_in.label("res_in"),
-            ack_s.label("ack_s"),
-            handle_s.label("handle_s"),
-        ).where(where),
-        "cycle_rows",
-    )
-    names = ("median_ack_s", "median_handle_s")
-    ranked = _ranked_medians(
-        [
-            (rows.c.department_id, rows.c.ack_s, rows.c.ack_in == true()),
-            (rows.c.department_id, rows.c.handle_s, rows.c.res_in == true()),
-        ],
-        rows,
-    )
-    for r in conn.execute(ranked):
-        out.setdefault(int(r.grp), {})[names[r.label]] = float(r.median)
-    return [{"department_id": k, **v} for k, v in out.items()]
+    where = and_(INC.c.updated_at >= since, or_(ack >= since, res >= since), _scope_clause(conn, scope))
+    medians = {"median_ack_s": _median(conn, ack_s, ack_in), "median_handle_s": _median(conn, handle_s, res_in)}
+    key = _group_key(conn, dept)
+    stmt = select(key.label("department_id"), *(c.label(k) for k, c in {**counts, **medians}.items())).where(where).group_by(key)
+    _register_median(conn)
+    out = []
+    for r in conn.execute(stmt):
+        entry = {"department_id": r.department_id, **{k: int(getattr(r, k)) for k in counts}}
+        entry.update({k: None if getattr(r, k) is None else float(getattr(r, k)) for k in medians})
+        out.append(entry)
+    return out
 
 
 def _board_row(dep, f: dict, t: BoardThresholds) -> dict:
@@ -664,15 +623,16 @@ def breakdown(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str,
     """
     scope, now, tz = normalise_args(scope, now, tz)
     w = day_window(now, tz)
+    category = _group_key(conn, INC.c.category_id)
     open_stmt = (
-        select(INC.c.category_id, func.count().label("n"))
+        select(category.label("category_id"), func.count().label("n"))
         .where(INC.c.is_open == true(), _scope_clause(conn, scope))
-        .group_by(INC.c.category_id)
+        .group_by(category)
     )
     new_stmt = (
-        select(INC.c.category_id, func.count().label("n"))
+        select(category.label("category_id"), func.count().label("n"))
         .where(_between(INC.c.reported_at, w.today_start, w.now), _scope_clause(conn, scope, by_unit_index=True))
-        .group_by(INC.c.category_id)
+        .group_by(category)
     )
     open_by = {r.category_id: r.n for r in conn.execute(open_stmt)}
     new_by = {r.category_id: r.n for r in conn.execute(new_stmt)}

@@ -86,6 +86,8 @@ departments = Table(
     Column("kind", String(32), nullable=False, server_default="department"),
     Column("webhook_url", Text, nullable=True),
     Column("active", Boolean, nullable=False, server_default=true()),
+    # The key its webhooks are signed with (HMAC-SHA256; migration 0004, see data/notify.py).
+    Column("webhook_secret", Text, nullable=True),
 )
 
 categories = Table(
@@ -274,4 +276,71 @@ category_attributes = Table(
     CheckConstraint(
         "datatype IN ('string','number','datetime','text','singlevaluelist','multivaluelist')", name="datatype"
     ),
+)
+
+
+# --- one-click dispatch and reach (migration 0004) ----------------------------------------------
+
+# The responsibility list (职责清单) per district: who handles a category there, overriding the
+# category's own department (categories.department_id) in that district.
+category_district_departments = Table(
+    "category_district_departments",
+    metadata,
+    Column("category_id", Integer, ForeignKey("categories.id"), primary_key=True),
+    Column("district_id", Integer, ForeignKey("units.id"), primary_key=True),
+    Column("department_id", Integer, ForeignKey("departments.id"), nullable=False),
+)
+
+# The in-app inbox (一键智达) of departments and grid workers: one row per thing they are told.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("department_id", Integer, ForeignKey("departments.id"), nullable=True),
+    Column("worker_id", Integer, ForeignKey("workers.id"), nullable=True),
+    Column("incident_id", BigId, ForeignKey("incidents.id"), nullable=False),
+    Column("event_id", BigId, ForeignKey("incident_events.id"), nullable=True),
+    Column("kind", String(16), nullable=False),  # dispatch, reassign, recall, withdrawn, escalate
+    Column("created_at", TS, nullable=False),
+    Column("read_at", TS, nullable=True),
+    CheckConstraint("department_id IS NOT NULL OR worker_id IS NOT NULL", name="recipient"),
+    Index("ix_notifications_department", "department_id", "id"),
+    Index("ix_notifications_worker", "worker_id", "id"),
+)
+
+# The webhook outbox: one row per (event, department) to post, with its state and next try.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("department_id", Integer, ForeignKey("departments.id"), nullable=False),
+    Column("incident_id", BigId, ForeignKey("incidents.id"), nullable=False),
+    Column("event_id", BigId, ForeignKey("incident_events.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the exact JSON posted and signed
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("delivered_at", TS, nullable=True),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("event_id", "department_id", name="uq_webhook_deliveries_event_department"),
+    CheckConstraint("status IN ('pending','delivered','failed','cancelled')", name="status"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_incident", "incident_id", "id"),
+)
+
+# The delivery log: every attempt to post a webhook, with what came back.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("delivery_id", BigId, ForeignKey("webhook_deliveries.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", TS, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
 )

@@ -158,8 +158,11 @@ def test_every_historical_incident_agrees_with_the_state_machine_and_its_audit_l
             limit = limits[(row.category_id, row.priority)]
             dispatched = from_db(row.dispatched_at)
             assert from_db(row.ack_due_at) == dispatched + timedelta(minutes=limit.ack_minutes)
-            extended = timedelta(minutes=limit.handle_minutes + row.extension_minutes)
-            assert from_db(row.handle_due_at) == dispatched + extended
+            # Extensions granted since the last dispatch move the handling deadline.
+            last_dispatch = max(k for k, action in enumerate(actions) if action == "dispatch")
+            granted = sum(e.data["minutes"] for e in log[last_dispatch:] if e.action == "extend")
+            assert from_db(row.handle_due_at) == dispatched + timedelta(minutes=limit.handle_minutes + granted)
+            assert row.extension_minutes == sum(e.data["minutes"] for e in log if e.action == "extend")
         if row.acknowledged_at is not None:
             assert row.ack_late == (from_db(row.acknowledged_at) > from_db(row.ack_due_at))
         if row.state == lifecycle.CLOSED:

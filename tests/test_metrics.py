@@ -33,7 +33,18 @@ SCENARIOS = [
     ["register", "dispatch", "acknowledge", "resolve"],
     ["register", "dispatch", "acknowledge", "resolve", "verify_pass"],
     ["register", "dispatch", "acknowledge", "resolve", "verify_pass", "rate"],
-    ["register", "dispatch", "acknowledge", "resolve", "verify_fail", "dispatch", "acknowledge", "resolve", "verify_pass", "rate"],
+    [
+        "register",
+        "dispatch",
+        "acknowledge",
+        "resolve",
+        "verify_fail",
+        "dispatch",
+        "acknowledge",
+        "resolve",
+        "verify_pass",
+        "rate",
+    ],
     ["register", "dispatch", "acknowledge", "resolve", "verify_fail"],
     ["register", "dispatch", "reassign", "acknowledge", "resolve", "verify_pass"],
     ["register", "dispatch", "acknowledge", "extend", "resolve", "verify_pass", "rate"],
@@ -43,10 +54,7 @@ STEPS_MIN = [2, 10, 30, 90, 240, 700]
 
 
 def _action_kwargs(action, rng, world, anchor_id):
-    if action in lifecycle.NEEDS_NOTE:
-        kwargs = {"note": f"test {action}"}
-    else:
-        kwargs = {}
+    kwargs = {"note": f"test {action}"} if action in lifecycle.NEEDS_NOTE else {}
     if action == "merge":
         kwargs["merged_into_id"] = anchor_id
     if action == "reassign":
@@ -66,7 +74,9 @@ def city(engine):
         world = make_world(conn)
         cats = list(world.categories.values())
         grids = len(world.lattice.grid_ids)
-        anchor = make_incident(conn, cats[0], at=world.lattice.center(0), reported_at=NOW - timedelta(days=4), locator=world.locator)
+        anchor = make_incident(
+            conn, cats[0], at=world.lattice.center(0), reported_at=NOW - timedelta(days=4), locator=world.locator
+        )
         for _ in range(90):
             reported = NOW - timedelta(minutes=rng.randint(0, 3 * 24 * 60))
             at = world.lattice.outside() if rng.random() < 0.1 else world.lattice.center(rng.randrange(grids))
@@ -283,7 +293,9 @@ def test_department_board_matches_python_reference(engine, city):
     assert {r["department_id"] for r in got} == set(city.departments.values())
     assert sum(no_effect.values()) > 0 and any(b["late"] for b in board.values())
     for row in got:
-        b = board.get(row["department_id"], {"open": 0, "overdue": 0, "waiting": 0, "ack": [], "late": 0, "res": [], "on_time": 0})
+        b = board.get(
+            row["department_id"], {"open": 0, "overdue": 0, "waiting": 0, "ack": [], "late": 0, "res": [], "on_time": 0}
+        )
         assert row["open"] == b["open"]
         assert row["overdue"] == b["overdue"]
         assert row["acknowledged"] == len(b["ack"])
@@ -304,8 +316,14 @@ def test_department_board_flags_and_orders_worst_first(engine, city):
             NOW,
             TZ,
             metrics.BoardThresholds(
-                red_on_time=0, yellow_on_time=0, red_overdue_share=2, yellow_overdue_share=2, red_no_show=10**6,
-                yellow_no_show=10**6, red_no_effect=10**6, yellow_no_effect=10**6,
+                red_on_time=0,
+                yellow_on_time=0,
+                red_overdue_share=2,
+                yellow_overdue_share=2,
+                red_no_show=10**6,
+                yellow_no_show=10**6,
+                red_no_effect=10**6,
+                yellow_no_effect=10**6,
             ),
         )
     assert [r["flag"] for r in lenient] == ["none"] * len(lenient)
@@ -314,8 +332,12 @@ def test_department_board_flags_and_orders_worst_first(engine, city):
     ranks = [metrics.FLAG_RANK[f] for f in flags]
     assert ranks == sorted(ranks)
     for row in strict:
-        assert (row["flag"] == "red") == (row["no_show"] >= 1 or (row["on_time_rate"] is not None and row["on_time_rate"] < 0.8)
-                                          or (row["overdue_share"] or 0) >= 0.2 or row["no_effect"] >= 5)
+        assert (row["flag"] == "red") == (
+            row["no_show"] >= 1
+            or (row["on_time_rate"] is not None and row["on_time_rate"] < 0.8)
+            or (row["overdue_share"] or 0) >= 0.2
+            or row["no_effect"] >= 5
+        )
 
 
 def test_trend_and_breakdown_match_python_reference(engine, city):

@@ -154,12 +154,19 @@ def test_charts_print_their_values_and_follow_the_wall_scale():
         "by_category": [{"code": "noise", "name_en": "Noise", "name_zh": "噪音", "sector": "safety", "open": 5, "new_today": 1}],
     }
     bars = charts.breakdown_figure(data, "zh", wall=False)
-    safety = next(b for b in bars.data if b.name.startswith("平安法治"))
-    assert safety.name == "平安法治 5" and list(safety.text) == ["5"]
+    safety = next(b for b in bars.data if b.name == "平安法治")
+    assert list(safety.text) == ["5"] and list(safety.y) == ["噪音"]
+    chips = {chip.className.split()[-1]: chip for chip in charts.sector_totals(data, "zh")}
+    assert set(chips) == {"cb-sector-party", "cb-sector-economy", "cb-sector-livelihood", "cb-sector-safety"}
+    assert chips["cb-sector-safety"].children[2].children == "5"
+    assert chips["cb-sector-party"].children[2].children == "0"  # a quiet sector still shows
 
 
 def test_breadcrumb_buttons_lead_back_up_and_the_last_step_is_plain_text():
-    chain = [{"id": 4, "level": 1, "name_en": "Yuzhong", "name_zh": "渝中区"}, {"id": 9, "level": 2, "name_en": "Jiefangbei", "name_zh": "解放碑"}]
+    chain = [
+        {"id": 4, "level": 1, "name_en": "Yuzhong", "name_zh": "渝中区"},
+        {"id": 9, "level": 2, "name_en": "Jiefangbei", "name_zh": "解放碑"},
+    ]
     crumbs = [c for c in header.breadcrumb(chain, "en") if getattr(c, "className", "") != "cb-crumb-sep"]
     assert [c.id["index"] for c in crumbs[:-1]] == [0, 4]
     assert crumbs[-1].children == "Jiefangbei" and "cb-crumb-current" in crumbs[-1].className
@@ -208,3 +215,48 @@ def test_the_url_sets_the_first_state_and_bad_values_fall_back():
 def test_unknown_paths_render_a_not_found_page():
     page = render(None, "/nowhere", "", "en")
     assert page.className == "cb-not-found"
+
+
+def test_screens_woken_by_one_change_share_one_computation():
+    import threading
+    import time
+
+    answers: dict = {}
+    runs = []
+
+    def memoised():  # what the flask-caching memoised read does: compute once, then answer from the cache
+        if "k" not in answers:
+            runs.append(1)
+            time.sleep(0.05)
+            answers["k"] = 42
+        return answers["k"]
+
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(overview_model.single_flight(("t", 1), memoised))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [42] * 8
+    assert len(runs) == 1
+
+
+def test_a_dense_view_steps_up_a_level_instead_of_drawing_thousands_of_grids(engine, monkeypatch):
+    from dashboard.server import create_app
+    from dashboard.settings import Settings
+    from tests.overview_city import build_tiny_city
+
+    build_tiny_city(engine)
+    app = create_app(Settings.from_env({}, live=False, build_demo=False), engine=engine, testing=True)
+    bounds = [[29.4, 106.4], [29.9, 107.4]]  # the whole tiny city: 32 grids, 8 communities
+    with app.server.app_context():
+        snap = overview_model.snapshot(engine)
+        grids = overview_model.map_view(engine, snap, 15, bounds, CITY, "open", "en", "desk", "off")
+        assert grids["level"] == schema.GRID
+        monkeypatch.setattr(overview_model, "MAX_IN_VIEW", 10)
+        fewer = overview_model.map_view(engine, snap, 15, bounds, CITY, "open", "en", "desk", "off")
+    assert fewer["level"] == schema.COMMUNITY
+    assert fewer["units_url"].startswith("/geo/units/community.json")
+    assert fewer["hideout"]["level"] == schema.COMMUNITY

@@ -106,7 +106,8 @@ def test_the_legend_reads_as_ranges_up_to_the_maximum():
 def test_hideout_sends_values_only():
     out = choropleth.hideout(schema.GRID, "open", {12: 3, 14: 1}, [1, 3])
     assert out["values"] == {"12": 3, "14": 1}
-    assert out["key"] == "4|open|0"
+    assert out["key"] == "4|open|0|all"
+    assert choropleth.style_key(4, "open", 7, (106.5, 29.5, 106.52, 29.52)) == "4|open|7|106.5,29.5,106.52,29.52"
     assert "geometry" not in str(out)
     assert choropleth.restrict({1: 2, 3: 4, 5: 6}, [3, 5, 7]) == {3: 4, 5: 6}
 

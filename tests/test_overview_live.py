@@ -181,3 +181,18 @@ def test_message_framing_is_one_id_and_one_data_line():
     assert framed == b'id: 7\ndata: {"type":"changes","head":7,"count":1,"events":[' + (
         b'{"id":7,"incident_id":3,"action":"report","to_state":"reported","at":null}]}\n\n'
     )
+
+
+def test_the_build_id_follows_the_code_and_reaches_heartbeats_and_the_head_route(app, engine, world, monkeypatch):
+    build = app.server.config["CITYBRAIN_BUILD"]
+    assert build == live.build_id(app)  # the same code gives the same id (every worker agrees)
+    assert app.server.test_client().get("/live/head").get_json()["build"] == build
+    monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.2)
+    stream = _open(app.server.test_client())
+    try:
+        stream.next_frame()
+        assert stream.next_data("heartbeat")["data"]["build"] == build
+    finally:
+        stream.close()
+    app.callback_map["extra-output.children"] = {}
+    assert live.build_id(app) != build

@@ -137,6 +137,11 @@
         noteBuilt("overview-units", context);
         // Milliseconds since navigation when the map last drew a unit: the benchmark's "first paint".
         cb.unitsDrawnAt = performance.now();
+        if (!cb.paintedSignalled) {
+            // The map is up: now the page may fetch what can wait (the plotly charts).
+            cb.paintedSignalled = true;
+            setTimeout(function () { window.dash_clientside.set_props("overview-painted", {data: Date.now()}); }, 0);
+        }
         cb.unitLayers[String(feature.properties.id)] = layer;
         var current = currentValues(hideout);
         // Districts and streets carry permanent labels with their value: the wall needs no hovering,
@@ -166,6 +171,7 @@
             });
         }
         cb.lastRestyleMs = performance.now() - started;
+        cb.appliedHead = Math.max(cb.appliedHead || 0, pushed.head);
         return String(pushed.head);
     };
 
@@ -272,15 +278,35 @@
         }
     }
 
+    // Ask the page to re-read its values, at most once per MIN_REFRESH_MS: a burst of changes
+    // becomes one refresh now and one for the newest head when the interval has passed.
+    cb.MIN_REFRESH_MS = 500;
+    cb.pendingRefresh = null;
     function refresh(head, extra) {
         cb.head = head;
+        var wait = (cb.refreshAskedAt || 0) + cb.MIN_REFRESH_MS - Date.now();
+        if (wait > 0) {
+            if (!cb.pendingRefresh) { cb.pendingRefresh = setTimeout(function () { cb.pendingRefresh = null; refresh(cb.head); }, wait); }
+            return;
+        }
         cb.refreshAskedAt = Date.now();
+        cb.refreshes = (cb.refreshes || 0) + 1;
         window.dash_clientside.set_props("overview-refresh", {data: Object.assign({head: head, at: Date.now()}, extra || {})});
+    }
+
+    // The server now runs other code than this page was built with (an upgrade while the wall
+    // stayed open): its callbacks would fail, so load the page afresh, once.
+    function checkBuild(build) {
+        if (build && cb.build && build !== cb.build && !cb.reloading) {
+            cb.reloading = true;
+            setTimeout(function () { window.location.reload(); }, 500);
+        }
     }
 
     function onMessage(event) {
         var data;
         try { data = JSON.parse(event.data); } catch (e) { return; }
+        checkBuild(data.build);
         cb.heardAt = Date.now();
         cb.messages = (cb.messages || 0) + 1;
         setLive({status: data.ok === false ? "stale" : "live", head: data.head});
@@ -312,8 +338,10 @@
     cb.openStream = function (spec) {
         if (!spec || !spec.url || typeof EventSource === "undefined") { return NO_UPDATE(); }
         cb.closeStream();
+        cb.paintedSignalled = false;  // a new page (or language): its charts wait for its map again
         cb.streamUrl = spec.url;
         cb.head = spec.head;
+        cb.build = spec.build;
         cb.heardAt = null;
         cb.liveState = {status: "connecting", head: spec.head, since: Date.now()};
         connect(spec.head);
@@ -332,6 +360,7 @@
             if (!r.ok) { throw new Error("head " + r.status); }
             return r.json();
         }).then(function (body) {
+            checkBuild(body.build);
             if (body.head !== cb.head) { refresh(body.head, {polled: true}); }
             setLive({status: "polling", head: body.head});
         }).catch(function () {

@@ -6,6 +6,7 @@ Titles are HTML headings around the figures (so they follow the page's type scal
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from dash import html
 
 from dashboard.i18n import name, t
 
@@ -57,10 +58,9 @@ def trend_figure(trend: list[dict], lang: str, wall: bool = False, scale: float 
 
 
 def breakdown_figure(data: dict, lang: str, wall: bool = False, scale: float = 1.0) -> go.Figure:
-    """Open incidents of the busiest categories, one colour per sector (四板块), the sector totals in the legend."""
+    """Open incidents of the busiest categories, one colour per sector (四板块)."""
     categories = [c for c in data.get("by_category", []) if c["open"]][:TOP_CATEGORIES]
     categories.reverse()  # horizontal bars read top-down, busiest first
-    totals = {row["sector"]: row["open"] for row in data.get("by_sector", [])}
     bars = []
     for sector, colour in SECTOR_COLOURS.items():
         rows = [c for c in categories if c["sector"] == sector]
@@ -69,11 +69,11 @@ def breakdown_figure(data: dict, lang: str, wall: bool = False, scale: float = 1
                 y=[name(c, lang) for c in rows],
                 x=[c["open"] for c in rows],
                 orientation="h",
-                name=f"{t(f'sector.{sector}', lang)} {totals.get(sector, 0):,}",
+                name=t(f"sector.{sector}", lang),
                 marker_color=colour,
                 text=[f"{c['open']:,}" for c in rows],
                 textposition="auto",
-                showlegend=True,
+                showlegend=False,  # sector_totals() names the colours, with every sector's total
             )
         )
     figure = go.Figure(bars)
@@ -86,3 +86,23 @@ def breakdown_figure(data: dict, lang: str, wall: bool = False, scale: float = 1
         )
     )
     return figure
+
+
+def sector_totals(data: dict, lang: str) -> list:
+    """One chip per sector (四板块), in its bar colour, with its open and new-today counts: the breakdown's key."""
+    rows = {row["sector"]: row for row in data.get("by_sector", [])}
+    chips = []
+    for sector, colour in SECTOR_COLOURS.items():
+        row = rows.get(sector, {"open": 0, "new_today": 0})
+        chips.append(
+            html.Span(
+                [
+                    html.Span(className="cb-swatch", style={"background": colour}),
+                    html.Span(t(f"sector.{sector}", lang), className="cb-sector-name"),
+                    html.Strong(f"{row['open']:,}", className="cb-sector-open"),
+                    html.Span(f"+{row['new_today']:,}", className="cb-sector-new", title=t("kpi.new_today", lang)),
+                ],
+                className=f"cb-sector cb-sector-{sector}",
+            )
+        )
+    return chips

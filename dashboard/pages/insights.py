@@ -1,20 +1,36 @@
-"""The overview's side panel: KPI cards, department board, 24-hour trend and breakdown, read from data/metrics.py."""
+"""The overview's side panel: KPI cards, department board, 24-hour trend and breakdown, read from data/metrics.py.
+
+Each of the four reads is cached on its own per (store, feed head, minute, scope), shared by
+every screen, and the four run side by side on their own connections, so a refresh costs the
+slowest read, not the sum. The first paint carries the KPI cards only; the board and the
+charts come with the refresh the page asks for once its map has drawn.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from dash import dcc, html
+from flask import copy_current_request_context, current_app, has_request_context
 
 from dashboard import ids
 from dashboard.cache import cache
 from dashboard.components import board, charts, kpis
 from dashboard.i18n import name, t
+from dashboard.pages.overview_model import single_flight
 from data import metrics, store
 from layers.scope import Scope
 
 WALL_BOARD_ROWS = 10  # the wall shows the worst ten; the desk scrolls through every department
 LEVEL_KEYS = {1: "level.district", 2: "level.street", 3: "level.community", 4: "level.grid"}
+READS = {
+    "kpis": metrics.overview_kpis,
+    "board": metrics.department_board,
+    "trend": metrics.trend_24h,
+    "breakdown": metrics.breakdown,
+}
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="citybrain-metrics")
 
 
 def metrics_scope(scope: Scope):
@@ -23,24 +39,25 @@ def metrics_scope(scope: Scope):
 
 
 @cache.memoize(timeout=600)
-def _figures(db_key: str, head: int, minute: datetime, scope_key, tz: str) -> dict:
-    from flask import current_app
-
+def _read(what: str, db_key: str, head: int, minute: datetime, scope_key, tz: str):
     engine = current_app.extensions["citybrain"].engine
-    now = datetime.now(minute.tzinfo)
     with store.reading(engine) as conn:
-        return {
-            "kpis": metrics.overview_kpis(conn, scope_key, now, tz),
-            "board": metrics.department_board(conn, scope_key, now, tz),
-            "trend": metrics.trend_24h(conn, scope_key, now, tz),
-            "breakdown": metrics.breakdown(conn, scope_key, now, tz),
-        }
+        return READS[what](conn, scope_key, datetime.now(minute.tzinfo), tz)
 
 
-def figures(engine, scope: Scope, snap, tz: str) -> dict:
-    """The metrics of a scope at the store's head (shared by every screen until the head or the minute moves)."""
+def _cached(what: str, key: tuple):
+    return single_flight((what, *key), lambda: _read(what, *key))
+
+
+def figures(engine, scope: Scope, snap, tz: str, parts=tuple(READS)) -> dict:
+    """The metrics of a scope at the store's head: {part: result} for each of `parts`, read in parallel."""
     minute = snap.now.replace(second=0) + timedelta(minutes=1)
-    return _figures(engine.url.render_as_string(hide_password=True), snap.head, minute, metrics_scope(scope), tz)
+    key = (engine.url.render_as_string(hide_password=True), snap.head, minute, metrics_scope(scope), tz)
+    if len(parts) == 1 or not has_request_context():
+        return {part: _cached(part, key) for part in parts}
+    # Each worker needs the app (for the engine and the cache): hand it the current request's context.
+    futures = {part: _pool.submit(copy_current_request_context(_cached), part, key) for part in parts}
+    return {part: future.result() for part, future in futures.items()}
 
 
 def scope_title(scope: Scope, lang: str) -> str:
@@ -57,11 +74,13 @@ def read(engine, scope: Scope, snap, lang: str, tz: str, wall: bool, scale: floa
         "board": board.department_board(found["board"], lang, limit=WALL_BOARD_ROWS if wall else None),
         "trend": charts.trend_figure(found["trend"], lang, wall, scale),
         "breakdown": charts.breakdown_figure(found["breakdown"], lang, wall, scale),
+        "sectors": charts.sector_totals(found["breakdown"], lang),
         "title": scope_title(scope, lang),
     }
 
 
-def _graph(graph_id: str, figure, wall: bool) -> dcc.Graph:
+def graph(graph_id: str, figure, wall: bool) -> dcc.Graph:
+    """A chart as shown on the overview (no mode bar; static on the wall, where nobody hovers)."""
     return dcc.Graph(
         id=graph_id,
         figure=figure,
@@ -72,22 +91,33 @@ def _graph(graph_id: str, figure, wall: bool) -> dcc.Graph:
 
 
 def insights_panel(engine, scope: Scope, snap, lang: str, tz: str, wall: bool) -> html.Aside:
-    """The side panel for a first paint, filled with the figures of `scope`."""
-    parts = read(engine, scope, snap, lang, tz, wall)
+    """The side panel for a first paint: the KPI cards filled in, the board and the charts to follow.
+
+    The board is the slowest read and plotly.js is megabytes of script to compile: waiting for
+    either would hold the map back. They arrive with the refresh the page asks for once its map
+    has drawn (citybrain.js sets overview-painted).
+    """
+    found = figures(engine, scope, snap, tz, parts=("kpis",))
     return html.Aside(
         className="cb-side",
         children=[
-            html.H2(parts["title"], id=ids.OVERVIEW_SCOPE_TITLE, className="cb-scope-title"),
-            html.Div(parts["kpis"], id=ids.OVERVIEW_KPIS, className="cb-kpis"),
-            html.Section(parts["board"], id=ids.OVERVIEW_BOARD, className="cb-board-panel"),
+            html.H2(scope_title(scope, lang), id=ids.OVERVIEW_SCOPE_TITLE, className="cb-scope-title"),
+            html.Div(kpis.kpi_cards(found["kpis"], lang), id=ids.OVERVIEW_KPIS, className="cb-kpis"),
             html.Section(
-                [html.H2(t("trend.title", lang), className="cb-panel-title"), _graph(ids.OVERVIEW_TREND, parts["trend"], wall)],
+                [html.H2(t("board.title", lang), className="cb-panel-title")], id=ids.OVERVIEW_BOARD, className="cb-board-panel"
+            ),
+            html.Section(
+                [
+                    html.H2(t("trend.title", lang), className="cb-panel-title"),
+                    html.Div(id=ids.OVERVIEW_TREND_SLOT, className="cb-chart-slot"),
+                ],
                 className="cb-chart-panel cb-trend",
             ),
             html.Section(
                 [
                     html.H2(t("breakdown.title", lang), className="cb-panel-title"),
-                    _graph(ids.OVERVIEW_BREAKDOWN, parts["breakdown"], wall),
+                    html.Div(id=ids.OVERVIEW_SECTORS, className="cb-sectors"),
+                    html.Div(id=ids.OVERVIEW_BREAKDOWN_SLOT, className="cb-chart-slot"),
                 ],
                 className="cb-chart-panel cb-breakdown",
             ),

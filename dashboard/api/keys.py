@@ -1,0 +1,160 @@
+"""API keys at the door: the key a request presents, its scopes, the body limit, and rate limits per key (flask-limiter).
+
+Order per request: `identify` (an app-level before_request registered ahead of the limiter)
+caps the body and looks the key up once; flask-limiter then counts the request against the
+key (or, without a valid key, against the caller's address, so guessing keys is throttled
+too); the view finally `require`s the scope it needs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Flask, Response, current_app, g, request
+from flask_limiter import Limiter
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from dashboard.api.errors import ApiError, forbidden
+from data import store
+from data.apikeys import ApiKey, find_key
+
+KEY_HEADER = "X-API-Key"
+API_BLUEPRINTS = frozenset({"api_v1", "open311"})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+# Defaults, each overridable in the Flask config (tests and the benchmark do).
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a full batch of 1,000 incidents is well under 1 MiB
+KEY_LIMIT = "1200/minute"  # per key, unless the key carries its own (api-key create --rate-limit)
+ANONYMOUS_LIMIT = "120/minute"  # per address, for requests without a valid key
+CONFIG_MAX_BODY = "CITYBRAIN_API_MAX_BYTES"
+CONFIG_KEY_LIMIT = "CITYBRAIN_API_KEY_LIMIT"
+CONFIG_ANONYMOUS_LIMIT = "CITYBRAIN_API_ANONYMOUS_LIMIT"
+
+_SECRET, _KEY = "citybrain_api_secret", "citybrain_api_key"
+
+
+def identify() -> None:
+    """Before any API view (and before the limiter): cap the body, find the presented key once."""
+    if request.blueprint not in API_BLUEPRINTS:
+        return
+    request.max_content_length = current_app.config.get(CONFIG_MAX_BODY, MAX_BODY_BYTES)
+    secret = _presented_secret()
+    setattr(g, _SECRET, secret)
+    key = None
+    if secret:
+        engine = current_app.extensions["citybrain"].engine
+        with store.reading(engine) as conn:
+            key = find_key(conn, secret)
+    setattr(g, _KEY, key)
+
+
+def _presented_secret() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    if request.headers.get(KEY_HEADER):
+        return request.headers[KEY_HEADER].strip()
+    if request.blueprint == "open311":
+        # Open311 clients send api_key as a parameter: in the query, or in the form of a POST.
+        if "api_key" in request.args:
+            return request.args["api_key"].strip() or None
+        if request.method == "POST" and request.mimetype in FORM_TYPES:
+            try:
+                return (request.form.get("api_key") or "").strip() or None
+            except RequestEntityTooLarge:
+                return None  # the view reads the form again and answers 413
+    return None
+
+
+def current_key() -> ApiKey | None:
+    """The key this request presented, if it exists (revoked ones included)."""
+    return getattr(g, _KEY, None)
+
+
+def require(scope: str | None, *, open311: bool = False) -> ApiKey:
+    """The request's working key carrying `scope` (any scope when None), or ApiError 403 saying what is wrong."""
+    key = current_key()
+    if key is None:
+        if not getattr(g, _SECRET, None):
+            where = "an api_key parameter" if open311 else f"an {KEY_HEADER} header or Authorization: Bearer"
+            raise forbidden(f"an API key is required: send it as {where}", code="missing_key")
+        raise forbidden("the API key is not recognised", code="invalid_key")
+    if not key.active:
+        raise forbidden(f"the API key {key.prefix}… was revoked on {key.revoked_at:%Y-%m-%d}", code="revoked_key")
+    if scope is not None and scope not in key.scopes:
+        raise forbidden(
+            f"the API key {key.name!r} may {', '.join(sorted(key.scopes))}; this needs the {scope!r} scope",
+            code="insufficient_scope",
+        )
+    return key
+
+
+# --- rate limits -----------------------------------------------------------------------------
+
+
+def rate_limit_key() -> str:
+    """What the limiter counts against: the key, or the caller's address without a working key."""
+    key = current_key()
+    if key is not None and key.active:
+        return f"key:{key.id}"
+    return f"addr:{request.remote_addr}"
+
+
+def rate_limit_value() -> str:
+    """The limit of the current caller: its key's own, the key default, or the anonymous one."""
+    key = current_key()
+    if key is not None and key.active:
+        return key.rate_limit or current_app.config.get(CONFIG_KEY_LIMIT, KEY_LIMIT)
+    return current_app.config.get(CONFIG_ANONYMOUS_LIMIT, ANONYMOUS_LIMIT)
+
+
+def limiter_storage_uri(cache_url: str) -> str:
+    """Redis when the app's cache is Redis (shared by every worker), else memory in the process."""
+    if cache_url.startswith(("redis://", "rediss://")):
+        return cache_url
+    if cache_url.startswith("unix://"):
+        return "redis+" + cache_url
+    return "memory://"
+
+
+def make_limiter(server: Flask, cache_url: str) -> Limiter:
+    """A limiter on `server`, registered after `identify` so it sees the request's key."""
+    server.before_request(identify)
+    limiter = Limiter(
+        key_func=rate_limit_key,
+        storage_uri=limiter_storage_uri(cache_url),
+        strategy="sliding-window-counter",
+        key_prefix="citybrain-api",
+        headers_enabled=False,  # written by rate_limit_headers, with a Retry-After that is never 0
+        # If Redis goes away, keep serving with per-process limits rather than failing requests.
+        in_memory_fallback_enabled=True,
+        swallow_errors=True,
+    )
+    limiter.init_app(server)
+    return limiter
+
+
+def limit_blueprint(limiter: Limiter, blueprint) -> None:
+    """Count every route of `blueprint` against one allowance per key, shared by both APIs."""
+    limiter.shared_limit(rate_limit_value, scope="api", key_func=rate_limit_key)(blueprint)
+
+
+def rate_limit_headers(limiter: Limiter, response: Response) -> Response:
+    """X-RateLimit-Limit / -Remaining / -Reset on every API answer; Retry-After on a 429."""
+    current = limiter.current_limit
+    if current is None:
+        return response
+    reset_at = current.reset_at
+    response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(max(current.remaining, 0))
+    response.headers["X-RateLimit-Reset"] = str(int(reset_at))
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, math.ceil(reset_at - time.time())))
+    return response
+
+
+def too_many_requests(limiter: Limiter) -> ApiError:
+    current = limiter.current_limit
+    wait = max(1, math.ceil(current.reset_at - time.time())) if current is not None else 1
+    return ApiError(429, "rate_limited", f"too many requests for this key; retry in {wait} s", retry_after=wait)

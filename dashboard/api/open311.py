@@ -1,0 +1,396 @@
+"""Open311 GeoReport v2 at /open311/v2: discovery, services, service definitions, requests (GET and POST), tokens; JSON and XML.
+
+Follows the published standard so existing Open311 clients work unmodified: every field it
+lists is present (null / empty when unknown), errors are a list of {code, description} with
+HTTP 400/403/404, times carry the city's UTC offset. Our lifecycle maps to open/closed with
+status_notes saying where the case is; agency_responsible is the assigned department.
+Reading is public, as the standard intends; reporting needs an api_key with the intake scope.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, request
+
+from dashboard.api.context import api_context
+from dashboard.api.errors import ApiError, bad_request, from_data_error, not_found
+from dashboard.api.intake import MAX_URL, actor_of, check_position, unknown_category
+from dashboard.api.keys import FORM_TYPES, require
+from dashboard.api.wire import json_response, xml_response
+from data import lifecycle, store
+from data.api_store import (
+    IncidentFilter,
+    categories,
+    category_attributes,
+    check_attribute_values,
+    find_by_external_id,
+    latest_events,
+    list_incidents,
+    parse_datetime,
+)
+from data.apikeys import INTAKE
+from data.clock import utc_now
+from data.errors import CityBrainError, ValidationError
+
+bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+CHANGESET = "2026-11-26T00:00:00Z"  # when this endpoint last changed what it offers
+FORMATS = ["text/xml", "application/json"]
+TOKEN_PREFIX = "o311-"
+DEFAULT_DAYS = 90  # GET requests without dates covers the last 90 days, as the standard suggests
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
+MAX_DESCRIPTION = 4000
+REPORTER_FIELDS = ("email", "device_id", "account_id", "first_name", "last_name", "phone")
+_ATTRIBUTE_FIELD = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
+
+# status_notes per lifecycle state, in English and Chinese; {agency} and {merged_into_id} are filled in.
+STATE_NOTES = {
+    lifecycle.REPORTED: ("Reported; waiting to be registered", "已上报，待立案"),
+    lifecycle.REGISTERED: ("Registered; waiting to be dispatched", "已立案，待派遣"),
+    lifecycle.DISPATCHED: ("Dispatched to {agency}", "已派遣至{agency}"),
+    lifecycle.ACKNOWLEDGED: ("Being handled by {agency}", "{agency}已签收，正在处置"),
+    lifecycle.RETURNED: ("Returned by the department; to be dispatched again", "已退回，待重新派遣"),
+    lifecycle.RESOLVED: ("Resolved; waiting for verification", "已处置，待核查"),
+    lifecycle.REOPENED: ("Verification failed; to be dispatched again", "核查未通过，待重新派遣"),
+    lifecycle.CLOSED: ("Closed", "已结案"),
+    lifecycle.REJECTED: ("Not accepted as a case", "不予立案"),
+    lifecycle.MERGED: ("Duplicate of request {merged_into_id}", "与{merged_into_id}号诉求合并办理"),
+}
+GRID_WORKER = ("the grid worker", "网格员")
+UNLOCATED_NOTICE = (
+    "The position is outside the city's grids or missing; an operator will place it.",
+    "位置不在本市网格内或未提供，将由工作人员定位。",
+)
+FMT = "<any(json,xml):fmt>"
+
+
+# --- formats --------------------------------------------------------------------------------------
+
+
+def _respond(fmt: str, root: str, payload, status: int = 200):
+    return json_response(payload, status) if fmt == "json" else xml_response(root, payload, status)
+
+
+def _lang() -> int:
+    """0 for English, 1 for Chinese: ?lang=en|zh, else the app's default language."""
+    lang = request.args.get("lang") or api_context().settings.lang
+    return 1 if lang == "zh" else 0
+
+
+def _local(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(ZoneInfo(api_context().settings.timezone)).isoformat(timespec="seconds")
+
+
+def error_response(error: ApiError):
+    """An error as the standard has it: a list of {code, description}, in the format the path asked for."""
+    fmt = (request.view_args or {}).get("fmt") or ("xml" if request.path.endswith(".xml") else "json")
+    response = _respond(fmt, "errors", [{"code": error.status, "description": error.message}], error.status)
+    if error.status == 429:
+        response.headers["Retry-After"] = str(error.extra.get("retry_after", 1))
+    return response
+
+
+# --- discovery and services ------------------------------------------------------------------------
+
+
+@bp.get(f"/discovery.{FMT}")
+def discovery(fmt: str):
+    """Where the GeoReport v2 endpoint is and what it speaks."""
+    payload = {
+        "changeset": CHANGESET,
+        "contact": "The city's command centre (城市运行指挥中心)",
+        "key_service": "API keys are issued by the command centre: python app.py api-key create --scope intake",
+        "endpoints": [
+            {
+                "specification": SPECIFICATION,
+                "url": request.url_root.rstrip("/") + bp.url_prefix,
+                "changeset": CHANGESET,
+                "type": "production",
+                "formats": FORMATS,
+            }
+        ],
+    }
+    return _respond(fmt, "discovery", payload)
+
+
+@bp.get(f"/services.{FMT}")
+def services(fmt: str):
+    """Every active category as a service; group is its sector (四板块)."""
+    lang = _lang()
+    with store.reading(api_context().engine) as conn:
+        rows = categories(conn)
+    payload = [
+        {
+            "service_code": r["code"],
+            "service_name": (r["name_en"], r["name_zh"])[lang],
+            "description": f"{(r['name_en'], r['name_zh'])[lang]} ({(r['department_name_en'], r['department_name_zh'])[lang]})",
+            "metadata": r["has_attributes"],
+            "type": "realtime",
+            "keywords": ",".join([r["code"], r["sector"]]),
+            "group": r["sector"],
+        }
+        for r in rows
+    ]
+    return _respond(fmt, "services", payload)
+
+
+def _category(conn, code: str) -> dict | None:
+    return next((c for c in categories(conn) if c["code"] == code), None)
+
+
+@bp.get(f"/services/<service_code>.{FMT}")
+def service_definition(service_code: str, fmt: str):
+    """The attributes (extra questions) a report of this service answers."""
+    with store.reading(api_context().engine) as conn:
+        category = _category(conn, service_code)
+        if category is None:
+            raise not_found(f"service_code {service_code!r} not found")
+        definitions = category_attributes(conn, category["id"])
+    payload = {
+        "service_code": service_code,
+        "attributes": [
+            {
+                "variable": d["variable"],
+                "code": d["code"],
+                "datatype": d["datatype"],
+                "required": d["required"],
+                "datatype_description": d["datatype_description"],
+                "order": d["position"],
+                "description": d["description"],
+                "values": [{"key": v["key"], "name": v["name"]} for v in d["value_list"] or []],
+            }
+            for d in definitions
+        ],
+    }
+    return _respond(fmt, "service_definition", payload)
+
+
+# --- service requests -----------------------------------------------------------------------------
+
+
+def _status_notes(row: dict, latest: dict | None, lang: int) -> str:
+    agency = _agency(row, lang) or ("the department", "部门")[lang]
+    text = STATE_NOTES[row["state"]][lang].format(agency=agency, merged_into_id=row["merged_into_id"])
+    note = (latest or {}).get("note")
+    return f"{text}: {note}" if note else text
+
+
+def _agency(row: dict, lang: int) -> str | None:
+    if row["department_code"] is not None:
+        return (row["department_name_en"], row["department_name_zh"])[lang]
+    if row["assignee_worker_id"] is not None:
+        return GRID_WORKER[lang]
+    return None
+
+
+def _request_json(row: dict, latest: dict | None, lang: int) -> dict:
+    return {
+        "service_request_id": row["id"],
+        "status": "open" if row["is_open"] else "closed",
+        "status_notes": _status_notes(row, latest, lang),
+        "service_name": (row["category_name_en"], row["category_name_zh"])[lang],
+        "service_code": row["category_code"],
+        "description": row["description"] or None,
+        "agency_responsible": _agency(row, lang),
+        "service_notice": UNLOCATED_NOTICE[lang] if row["unlocated"] else None,
+        "requested_datetime": _local(row["reported_at"]),
+        "updated_datetime": _local(row["updated_at"]),
+        "expected_datetime": _local(row["handle_due_at"]),
+        "address": row["address"],
+        "address_id": None,
+        "zipcode": None,
+        "lat": row["lat"],
+        "long": row["lon"],
+        "media_url": row["media_url"],
+    }
+
+
+def _requests_payload(conn, rows: list[dict]) -> list[dict]:
+    lang = _lang()
+    latest = latest_events(conn, [r["id"] for r in rows])
+    return [_request_json(r, latest.get(r["id"]), lang) for r in rows]
+
+
+def _codes(name: str) -> list[str]:
+    return [part.strip() for part in (request.args.get(name) or "").split(",") if part.strip()]
+
+
+def _page_number(name: str, default: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= high:
+        raise bad_request(f"{name} must be a whole number from 1 to {high}; got {raw!r}")
+    return int(raw)
+
+
+def _date(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_datetime(raw, name)
+    except ValidationError as exc:
+        raise bad_request(str(exc)) from None
+
+
+def _search_filter(conn) -> IncidentFilter:
+    ids = _codes("service_request_id")
+    if ids:
+        # The standard: with service_request_id given, every other filter is ignored.
+        if not all(i.isdigit() and int(i) < 2**63 for i in ids):
+            raise bad_request("service_request_id must be whole numbers separated by commas")
+        return IncidentFilter(ids=tuple(int(i) for i in ids))
+    codes = _codes("service_code")
+    category_ids = None
+    if codes:
+        known = {c["code"]: c["id"] for c in categories(conn)}
+        for code in codes:
+            if code not in known:
+                raise unknown_category(code, sorted(known))
+        category_ids = tuple(known[c] for c in codes)
+    statuses = set(_codes("status"))
+    if statuses - {"open", "closed"}:
+        raise bad_request(f"status must be open, closed or both; got {request.args.get('status')!r}")
+    start, end = _date("start_date"), _date("end_date")
+    if start is None and end is None:
+        start = utc_now() - timedelta(days=DEFAULT_DAYS)
+    if start is not None and end is not None and end < start:
+        raise bad_request("end_date is before start_date")
+    return IncidentFilter(
+        category_ids=category_ids,
+        is_open=None if len(statuses) != 1 else statuses == {"open"},
+        reported_from=start,
+        reported_to=end,
+    )
+
+
+@bp.get(f"/requests.{FMT}")
+def get_requests(fmt: str):
+    """Service requests, newest first, by id, service, date range and status; page and page_size page through."""
+    page = _page_number("page", 1, 1_000_000)
+    page_size = _page_number("page_size", PAGE_SIZE, MAX_PAGE_SIZE)
+    with store.reading(api_context().engine) as conn:
+        flt = _search_filter(conn)
+        rows = list_incidents(conn, flt, limit=page_size, offset=(page - 1) * page_size, newest_reported_first=True)
+        payload = _requests_payload(conn, rows)
+    return _respond(fmt, "service_requests", payload)
+
+
+@bp.get(f"/requests/<service_request_id>.{FMT}")
+def get_request(service_request_id: str, fmt: str):
+    """One service request (as a list of one, as the standard has it)."""
+    if not service_request_id.isdigit() or int(service_request_id) >= 2**63:
+        raise not_found(f"service_request_id {service_request_id!r} not found")
+    with store.reading(api_context().engine) as conn:
+        rows = list_incidents(conn, IncidentFilter(ids=(int(service_request_id),)), limit=1)
+        if not rows:
+            raise not_found(f"service_request_id {service_request_id} not found")
+        payload = _requests_payload(conn, rows)
+    return _respond(fmt, "service_requests", payload)
+
+
+@bp.get(f"/tokens/<token>.{FMT}")
+def get_token(token: str, fmt: str):
+    """The service request a token (given when it was posted) became."""
+    ids = []
+    if token.startswith(TOKEN_PREFIX):
+        with store.reading(api_context().engine) as conn:
+            ids = find_by_external_id(conn, token)
+    if not ids:
+        raise not_found(f"token {token!r} not found")
+    return _respond(fmt, "service_requests", [{"service_request_id": ids[0], "token": token}])
+
+
+def _form_attributes(form) -> dict[str, list[str]]:
+    given: dict[str, list[str]] = {}
+    for name in form:
+        match = _ATTRIBUTE_FIELD.match(name)
+        if match:
+            given.setdefault(match.group(1), []).extend(form.getlist(name))
+    return given
+
+
+def _text(form, name: str, longest: int) -> str | None:
+    value = (form.get(name) or "").strip()
+    if len(value) > longest:
+        raise bad_request(f"{name} is longer than {longest} characters")
+    return value or None
+
+
+@bp.post(f"/requests.{FMT}")
+def post_request(fmt: str):
+    """Report a service request: form-encoded, api_key, service_code, a position or an address, attributes."""
+    if request.mimetype not in FORM_TYPES:
+        raise bad_request("send the request form-encoded (application/x-www-form-urlencoded or multipart/form-data)")
+    form = request.form  # read before the key: a body over the limit is 413, whatever it holds
+    key = require(INTAKE, open311=True)
+    if any("\x00" in value for values in form.listvalues() for value in values):
+        raise bad_request("form fields must not contain NUL characters")
+    service_code = (form.get("service_code") or "").strip()
+    if not service_code:
+        raise bad_request("service_code is required")
+    lon, lat = check_position(form.get("long") or None, form.get("lat") or None)
+    address = _text(form, "address_string", 1000)
+    address_id = _text(form, "address_id", 200)
+    if lon is None and address is None and address_id is None:
+        raise bad_request("a location is required: lat and long, address_string or address_id")
+    description = _text(form, "description", MAX_DESCRIPTION)
+    media_url = _text(form, "media_url", MAX_URL)
+    if media_url and not media_url.lower().startswith(("http://", "https://")):
+        raise bad_request("media_url must be an http(s) link")
+    reporter = {name: _text(form, name, 200) for name in REPORTER_FIELDS}
+    reporter = {name: value for name, value in reporter.items() if value}
+
+    ctx = api_context()
+    with ctx.engine.begin() as conn:
+        category = _category(conn, service_code)
+        if category is None:
+            raise unknown_category(service_code, sorted(c["code"] for c in categories(conn)))
+        try:
+            attributes = check_attribute_values(category_attributes(conn, category["id"]), _form_attributes(form))
+        except ValidationError as exc:
+            raise bad_request(str(exc)) from None
+        if reporter:
+            # Kept for the call back to the citizen (回访); never shown by GET requests.
+            attributes["_reporter"] = reporter
+        token = TOKEN_PREFIX + uuid.uuid4().hex
+        row = {
+            "source": key.source,
+            "external_id": token,
+            "category_id": category["id"],
+            "priority": 3,
+            "description": description or "",
+            "lon": lon,
+            "lat": lat,
+            "address": address if address is not None else (f"address_id:{address_id}" if address_id else None),
+            "media_url": media_url,
+            "attributes": attributes or None,
+        }
+        try:
+            (result,) = ctx.report(conn, [row], actor_of(key))
+        except CityBrainError as exc:
+            raise from_data_error(exc) from None
+    payload = [
+        {
+            "service_request_id": result.incident_id,
+            "token": token,
+            "service_notice": UNLOCATED_NOTICE[_lang()] if result.unlocated else None,
+            "account_id": reporter.get("account_id"),
+        }
+    ]
+    return _respond(fmt, "service_requests", payload)
+
+
+@bp.get("/")
+@bp.get("/<path:unknown>")
+def unknown_path(unknown: str = ""):
+    """Unknown Open311 paths answer 404 as the standard's errors (not the dashboard's page)."""
+    raise not_found(f"no such Open311 resource /open311/v2/{unknown}; start at discovery.json")

@@ -1,0 +1,109 @@
+"""Commands for API keys: `python app.py api-key create|list|revoke`."""
+
+from __future__ import annotations
+
+import click
+
+from dashboard.settings import Settings
+
+
+def _engine():
+    from data import store
+
+    engine = store.make_engine(Settings.from_env().database_url)
+    store.migrate(engine)
+    return engine
+
+
+@click.group("api-key")
+def api_key() -> None:
+    """Create, list and revoke API keys of the intake API (only their hashes are stored)."""
+
+
+@api_key.command("create")
+@click.option("--name", required=True, help="Who the key is for, e.g. 12345-hotline or cg-dispatch (unique).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["intake", "actions", "read"]),
+    help="What it may do (repeatable): intake = report incidents, actions = a department's actions, read = lists, feed, KPIs.",
+)
+@click.option("--source", help="Channel its reports are stored under (intake keys; default: the name).")
+@click.option("--department", "department_code", help="Department code an actions key acts for (required with --scope actions).")
+@click.option("--rate-limit", help="Its own rate limit, e.g. '600/minute' (default: the API's).")
+def create(name: str, scopes: tuple[str, ...], source: str | None, department_code: str | None, rate_limit: str | None) -> None:
+    """Create a key and print it once: it cannot be shown again."""
+    from data.apikeys import create_key
+    from data.errors import CityBrainError
+
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            new = create_key(conn, name, scopes, source=source, department_code=department_code, rate_limit=rate_limit)
+    except CityBrainError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    key = new.key
+    click.echo(f"created API key {key.id} {key.name!r}: scopes {' '.join(sorted(key.scopes))}", err=True)
+    click.echo("store it now; it is shown only this once:", err=True)
+    click.echo(new.secret)
+
+
+@api_key.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked keys.")
+def list_command(show_all: bool) -> None:
+    """List keys: id, name, shown prefix, scopes, source, department, limit, created, revoked."""
+    from data import store
+    from data.apikeys import list_keys
+
+    engine = _engine()
+    try:
+        with store.reading(engine) as conn:
+            keys = list_keys(conn, include_revoked=show_all)
+    finally:
+        engine.dispose()
+    if not keys:
+        click.echo("no API keys" if show_all else "no active API keys (--all shows revoked ones)")
+        return
+    header = ("id", "name", "key", "scopes", "source", "department", "rate limit", "created", "revoked")
+    rows = [
+        (
+            str(k.id),
+            k.name,
+            k.prefix + "…",
+            ",".join(sorted(k.scopes)),
+            k.source or "-",
+            k.department_code or "-",
+            k.rate_limit or "default",
+            f"{k.created_at:%Y-%m-%d %H:%M}",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-",
+        )
+        for k in keys
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@api_key.command("revoke")
+@click.argument("key")
+def revoke(key: str) -> None:
+    """Revoke KEY (its id, name or shown prefix): it stops working at once."""
+    from data.apikeys import revoke_key
+    from data.errors import CityBrainError
+
+    engine = _engine()
+    try:
+        with engine.begin() as conn:
+            revoked = revoke_key(conn, key)
+    except CityBrainError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(f"revoked API key {revoked.id} {revoked.name!r}")
+
+
+COMMANDS = [api_key]

@@ -1,0 +1,233 @@
+"""API keys of sources and departments' systems: created with scopes, stored as SHA-256 hashes, found in constant time, revoked.
+
+A key is ``cbk_`` followed by 43 random URL-safe characters (256 bits), so a plain SHA-256 is
+enough to store it: there is nothing to brute-force that a slow hash would protect. The key
+itself exists only in the answer to `create_key`; the store keeps its hash and first characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from limits import parse_many
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from data import schema
+from data.clock import from_db, to_utc, utc_now
+from data.errors import NotFound, ValidationError
+
+__all__ = [
+    "ACTIONS",
+    "INTAKE",
+    "KEY_PREFIX",
+    "READ",
+    "SCOPES",
+    "ApiKey",
+    "NewKey",
+    "create_key",
+    "find_key",
+    "hash_key",
+    "list_keys",
+    "revoke_key",
+]
+
+INTAKE, ACTIONS, READ = "intake", "actions", "read"
+# intake: report incidents; actions: a department's lifecycle actions on its own incidents; read: lists, feed, KPIs.
+SCOPES = (INTAKE, ACTIONS, READ)
+KEY_PREFIX = "cbk_"
+_SHOWN_CHARS = 12  # how much of a key `api-key list` shows (prefix + 8 random characters)
+_SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
+
+K, D = schema.api_keys, schema.departments
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key: who it belongs to, what it may do, and whether it still works."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: frozenset[str]
+    source: str | None
+    department_id: int | None
+    department_code: str | None
+    rate_limit: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the key works and carries `scope`."""
+        return self.active and scope in self.scopes
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just created: its record and the secret, which is shown once and never stored."""
+
+    key: ApiKey
+    secret: str
+
+
+def hash_key(secret: str) -> str:
+    """The hex SHA-256 the store keeps of a key."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_key(
+    conn: Connection,
+    name: str,
+    scopes,
+    *,
+    source: str | None = None,
+    department_code: str | None = None,
+    rate_limit: str | None = None,
+    now: datetime | None = None,
+) -> NewKey:
+    """A new key named `name` with `scopes`; ValidationError (nothing stored) on bad input.
+
+    An intake key reports under `source` (default: its name, if that is a valid source name);
+    an actions key must name the one department it acts for.
+    """
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name or len(name) > 128:
+        raise ValidationError("a key needs a name of 1 to 128 characters")
+    wanted = _scopes(scopes)
+    if source is None and INTAKE in wanted and _SOURCE_PATTERN.match(name):
+        source = name
+    if source is not None and not _SOURCE_PATTERN.match(source):
+        raise ValidationError(f"source {source!r} must be 1 to 32 letters, digits or _ . : -")
+    if INTAKE in wanted and source is None:
+        raise ValidationError("an intake key needs --source: the channel its incidents are stored under (e.g. 12345)")
+    department_id = None
+    if department_code is not None:
+        dept = conn.execute(select(D.c.id, D.c.active).where(D.c.code == department_code)).first()
+        if dept is None:
+            raise ValidationError(f"department {department_code!r} does not exist")
+        if not dept.active:
+            raise ValidationError(f"department {department_code!r} is inactive")
+        department_id = dept.id
+    if ACTIONS in wanted and department_id is None:
+        raise ValidationError("an actions key must be bound to one department (--department CODE)")
+    if rate_limit is not None:
+        rate_limit = check_rate_limit(rate_limit)
+    if conn.execute(select(K.c.id).where(K.c.name == name)).first() is not None:
+        raise ValidationError(f"a key named {name!r} already exists; revoke it or choose another name")
+
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    created_at = to_utc(now, "now") if now is not None else utc_now()
+    key_id = conn.execute(
+        K.insert()
+        .values(
+            name=name,
+            prefix=secret[:_SHOWN_CHARS],
+            key_hash=hash_key(secret),
+            scopes=" ".join(s for s in SCOPES if s in wanted),
+            source=source,
+            department_id=department_id,
+            rate_limit=rate_limit,
+            created_at=created_at,
+        )
+        .returning(K.c.id)
+    ).scalar_one()
+    return NewKey(_load(conn, K.c.id == key_id), secret)
+
+
+def check_rate_limit(value: str) -> str:
+    """`value` if it is a rate limit such as "600/minute" or "10/second;500/hour", else ValidationError."""
+    value = value.strip() if isinstance(value, str) else ""
+    try:
+        if value and parse_many(value):
+            return value
+    except ValueError:
+        pass
+    raise ValidationError(f"rate limit {value!r} is not like '600/minute' or '10/second;500/hour'")
+
+
+def _scopes(scopes) -> frozenset[str]:
+    if isinstance(scopes, str):
+        scopes = scopes.replace(",", " ").split()
+    wanted = frozenset(s.strip().lower() for s in scopes or () if s.strip())
+    if not wanted:
+        raise ValidationError(f"a key needs at least one scope: {', '.join(SCOPES)}")
+    unknown = sorted(wanted - set(SCOPES))
+    if unknown:
+        raise ValidationError(f"unknown scope(s) {', '.join(unknown)}; use {', '.join(SCOPES)}")
+    return wanted
+
+
+def find_key(conn: Connection, secret: str | None) -> ApiKey | None:
+    """The key whose secret this is (revoked ones too: check .active), or None."""
+    if not isinstance(secret, str) or not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        return None
+    digest = hash_key(secret)
+    row = conn.execute(_select().where(K.c.key_hash == digest)).first()
+    # The lookup is by an index on the hash; comparing again in constant time keeps any
+    # timing difference from telling an attacker how close a guess came.
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
+        return None
+    return _api_key(row)
+
+
+def list_keys(conn: Connection, include_revoked: bool = True) -> list[ApiKey]:
+    """Every key, oldest first (never their secrets)."""
+    query = _select()
+    if not include_revoked:
+        query = query.where(K.c.revoked_at.is_(None))
+    return [_api_key(row) for row in conn.execute(query.order_by(K.c.id))]
+
+
+def revoke_key(conn: Connection, name_or_id: str | int, now: datetime | None = None) -> ApiKey:
+    """Revoke the key with this name, id or shown prefix; NotFound when none matches. Revoking twice is harmless."""
+    text = str(name_or_id).strip()
+    condition = K.c.name == text
+    if text.isdigit():
+        condition = condition | (K.c.id == int(text))
+    elif text.startswith(KEY_PREFIX):
+        condition = condition | (K.c.prefix == text[:_SHOWN_CHARS])
+    matches = [_api_key(r) for r in conn.execute(_select().where(condition))]
+    if not matches:
+        raise NotFound(f"no API key named or numbered {text!r}")
+    if len(matches) > 1:
+        raise ValidationError(f"{text!r} matches {len(matches)} keys; use the key's id")
+    key = matches[0]
+    if key.revoked_at is None:
+        at = to_utc(now, "now") if now is not None else utc_now()
+        conn.execute(K.update().where(K.c.id == key.id).values(revoked_at=at))
+    return _load(conn, K.c.id == key.id)
+
+
+def _select():
+    return select(K, D.c.code.label("department_code")).select_from(K.outerjoin(D, K.c.department_id == D.c.id))
+
+
+def _load(conn: Connection, condition) -> ApiKey:
+    row = conn.execute(_select().where(condition)).first()
+    if row is None:
+        raise NotFound("no such API key")
+    return _api_key(row)
+
+
+def _api_key(row) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        scopes=frozenset(row.scopes.split()),
+        source=row.source,
+        department_id=row.department_id,
+        department_code=row.department_code,
+        rate_limit=row.rate_limit,
+        created_at=from_db(row.created_at),
+        revoked_at=from_db(row.revoked_at),
+    )

@@ -1,0 +1,137 @@
+"""Automatic supervision (督办): overdue incidents escalated once per due period, audited, when configured.
+
+A due period is the stretch in which one clock runs against the assignee: the acknowledge limit
+from dispatch, then the handling limit from acknowledgement (moved by an extension). An
+incident is escalated when its running clock is overdue and no escalation (automatic or by a
+person) has been recorded since that clock's due time within the same period; so running the
+sweep again, or from two processes at once, escalates nothing twice. Each escalation is an
+ordinary 'escalate' action (data.incidents.apply_action) by AUTO_ACTOR with a note saying which
+limit passed, and the assignee's inbox is told.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from sqlalchemy import Engine, case, exists, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from data import lifecycle, notify, schema
+from data.clock import active_due_expression, from_db, overdue_expression, to_utc, utc_now
+from data.errors import CityBrainError
+from data.incidents import apply_action, lock_change_feed
+
+log = logging.getLogger(__name__)
+
+INC, EV = schema.incidents, schema.incident_events
+AUTO_ACTOR = "system:auto-escalation"
+SWEEP_LIMIT = 500
+
+
+def _period_start():
+    """SQL: when the running clock's period began (dispatch for acknowledging, acknowledgement for handling)."""
+    return case((INC.c.state == lifecycle.DISPATCHED, INC.c.dispatched_at), else_=INC.c.acknowledged_at)
+
+
+def _escalated_this_period():
+    due = active_due_expression()
+    return exists().where(EV.c.incident_id == INC.c.id, EV.c.action == "escalate", EV.c.at >= due, EV.c.at >= _period_start())
+
+
+def due_for_escalation(conn: Connection, now: datetime, limit: int = SWEEP_LIMIT, incident_id: int | None = None) -> list[dict]:
+    """Overdue open incidents not yet escalated in their current due period: [{id, version, state, due_at}], most overdue first."""
+    now = to_utc(now, "now")
+    due = active_due_expression()
+    stmt = (
+        select(INC.c.id, INC.c.version, INC.c.state, due.label("due_at"))
+        .where(INC.c.is_open.is_(True), overdue_expression(now), ~_escalated_this_period())
+        .order_by(due, INC.c.id)
+        .limit(limit)
+    )
+    if incident_id is not None:
+        stmt = stmt.where(INC.c.id == incident_id)
+    return [{**r._mapping, "due_at": from_db(r.due_at)} for r in conn.execute(stmt)]
+
+
+def _note(candidate: dict) -> str:
+    which = ("acknowledge", "签收") if candidate["state"] == lifecycle.DISPATCHED else ("handling", "处置")
+    due = f"{candidate['due_at']:%Y-%m-%d %H:%M} UTC"
+    return f"超期自动督办: {which[1]}时限 {due} 已过 / automatic escalation: the {which[0]} limit ({due}) has passed"
+
+
+def escalate_overdue(
+    engine: Engine, now: datetime | None = None, *, actor: str = AUTO_ACTOR, limit: int = SWEEP_LIMIT
+) -> list[int]:
+    """Escalate every overdue incident not yet escalated in its due period; the ids escalated.
+
+    Each incident is its own transaction, re-checked under the change-feed lock, so a concurrent
+    action or a second sweep makes it skip rather than escalate twice.
+    """
+    moment = to_utc(now, "now") if now is not None else None
+    with engine.connect() as conn:
+        conn.info["write"] = False
+        with conn.begin():
+            candidates = due_for_escalation(conn, moment or utc_now(), limit)
+        conn.info["write"] = True
+    escalated = []
+    for candidate in candidates:
+        try:
+            with engine.begin() as conn:
+                lock_change_feed(conn)
+                still = due_for_escalation(conn, moment or utc_now(), 1, incident_id=candidate["id"])
+                if not still:
+                    continue
+                row = apply_action(
+                    conn,
+                    candidate["id"],
+                    "escalate",
+                    actor=actor,
+                    expected_version=still[0]["version"],
+                    note=_note(still[0]),
+                    at=moment,
+                )
+                event_id = conn.execute(
+                    select(EV.c.id).where(EV.c.incident_id == row["id"]).order_by(EV.c.id.desc()).limit(1)
+                ).scalar_one()
+                notify.notify_escalation(conn, row, event_id)
+            escalated.append(candidate["id"])
+        except CityBrainError as exc:  # changed meanwhile, or a clock behind the latest event: next sweep
+            log.info("auto-escalation skipped incident %s: %s", candidate["id"], exc)
+    return escalated
+
+
+class EscalationWorker(threading.Thread):
+    """Sweeps for overdue incidents every `interval` seconds until stopped."""
+
+    def __init__(self, engine: Engine, interval: float):
+        super().__init__(name="citybrain-escalation", daemon=True)
+        self.engine, self.interval = engine, interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                done = escalate_overdue(self.engine)
+                if done:
+                    log.info("auto-escalated %d overdue incident(s)", len(done))
+            except SQLAlchemyError as exc:
+                log.warning("auto-escalation paused: %s", type(exc).__name__)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.join(timeout)
+
+
+def start_escalation_worker(engine: Engine, interval_seconds: float) -> EscalationWorker | None:
+    """Start the sweep thread when configured (interval > 0); None when automatic escalation is off."""
+    if not interval_seconds or interval_seconds <= 0:
+        return None
+    worker = EscalationWorker(engine, float(interval_seconds))
+    worker.start()
+    return worker
+
+
+__all__ = ["AUTO_ACTOR", "EscalationWorker", "due_for_escalation", "escalate_overdue", "start_escalation_worker"]
