@@ -11,9 +11,14 @@ from dashboard.settings import Settings
 
 def create_server():
     """The Flask server for gunicorn: `gunicorn 'app:create_server()'`."""
+    from dashboard.commands.serve import start_dispatch_workers
     from dashboard.server import create_app
 
-    return create_app(Settings.from_env()).server
+    settings = Settings.from_env()
+    app = create_app(settings)
+    # Each gunicorn worker posts webhooks too; outbox rows are claimed, so none is posted twice.
+    start_dispatch_workers(app.server.extensions["citybrain"].engine, settings)
+    return app.server
 
 
 @click.group(invoke_without_command=True)

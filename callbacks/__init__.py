@@ -3,7 +3,8 @@
 
 def register_all(app, deps) -> None:
     """Register every page's callbacks."""
-    from callbacks import overview, shell
+    from callbacks import dispatch, overview, shell
 
     shell.register(app, deps)
     overview.register(app, deps)
+    dispatch.register(app, deps)

@@ -174,7 +174,7 @@ def register(app, deps) -> None:
             return no_update, no_update
         current = (config or {}).get("lang", settings.lang)
         other = LANGS[(LANGS.index(current) + 1) % len(LANGS)] if current in LANGS else LANGS[0]
-        return other, {"state": state, "bounds": bounds}
+        return other, {"state": state, "bounds": bounds, "lang": other}
 
     @app.callback(
         Output(ids.OVERVIEW_CARD_BODY, "children"),

@@ -28,9 +28,10 @@ def register(app, deps) -> None:
         State(ids.SHELL_CARRY, "data"),
     )
     def route(pathname, stored_lang, search, carry):
-        lang = choose_lang(search, stored_lang, deps.settings.lang)
-        # Re-rendered for a language switch: keep what the user chose and where the map looked.
         carry = carry or {}
+        # A language switch outranks even ?lang= in the URL: it is the user's latest word.
+        lang = normalise_lang(carry["lang"]) if carry.get("lang") else choose_lang(search, stored_lang, deps.settings.lang)
+        # Re-rendered for a language switch: keep what the user chose and where the map looked.
         kept = {k: v for k, v in (carry.get("state") or {}).items() if k in ("scope", "metric", "heat") and v is not None}
         return render(deps, pathname, search, lang, bounds=_bbox(carry.get("bounds")), keep=kept)
 

@@ -51,3 +51,45 @@ OVERVIEW_UNITS_WATCH = "overview-units-watch"  # written by nobody: output slot 
 OVERVIEW_MARKERS_WATCH = "overview-markers-watch"  # the same for the markers layer
 OVERVIEW_SCREEN = "overview-screen"  # {scale}: the wall's screen height against 1080 px, for chart text
 OVERVIEW_PAINTED = "overview-painted"  # set by citybrain.js once the map first drew: the charts may load now
+
+# The dispatcher's desk (`/dispatch`, 一键调度).
+DISPATCH_ROOT = "dispatch-root"
+DISPATCH_GRID = "dispatch-grid"  # the queue (dash-ag-grid)
+DISPATCH_FILTER_AREA = "dispatch-filter-area"
+DISPATCH_FILTER_CATEGORY = "dispatch-filter-category"
+DISPATCH_FILTER_PRIORITY = "dispatch-filter-priority"
+DISPATCH_FILTER_STATE = "dispatch-filter-state"
+DISPATCH_KPIS = "dispatch-kpis"
+DISPATCH_KPI = "dispatch-kpi"  # pattern id {"type": DISPATCH_KPI, "index": queue_counts key}
+DISPATCH_COUNT = "dispatch-count"  # "n in the queue"
+DISPATCH_BATCH = "dispatch-batch"  # dispatch the selected rows to their suggestions
+DISPATCH_PANEL = "dispatch-panel"  # the incident panel's body
+DISPATCH_TO = "dispatch-to"  # pattern id {"type": DISPATCH_TO, "index": "department:3" | "worker:7"}
+DISPATCH_OTHER = "dispatch-other"  # pattern id {"type": DISPATCH_OTHER, "index": incident id}: another department
+DISPATCH_OTHER_GO = "dispatch-other-go"  # pattern id, the same index: send to it
+DISPATCH_ACTION = "dispatch-action"  # pattern id {"type": DISPATCH_ACTION, "index": lifecycle action}
+DISPATCH_MERGE = "dispatch-merge"  # pattern id {"type": DISPATCH_MERGE, "index": the other incident's id}
+DISPATCH_PROMPT = "dispatch-prompt"  # the reason prompt of actions that need one
+DISPATCH_PROMPT_LABEL = "dispatch-prompt-label"
+DISPATCH_REASON = "dispatch-reason"
+DISPATCH_EXTEND_HOURS = "dispatch-extend-hours"
+DISPATCH_PROMPT_OK = "dispatch-prompt-ok"
+DISPATCH_PROMPT_CANCEL = "dispatch-prompt-cancel"
+DISPATCH_MESSAGE = "dispatch-message"
+DISPATCH_UNDO_BAR = "dispatch-undo-bar"
+DISPATCH_UNDO = "dispatch-undo"
+DISPATCH_LANG_SWITCH = "dispatch-lang-switch"
+DISPATCH_LIVE_STATUS = "dispatch-live-status"
+
+# Invisible plumbing of the desk.
+DISPATCH_SELECTED = "dispatch-selected"  # {id}: the incident the panel shows
+DISPATCH_CURRENT = "dispatch-current"  # {id, version, state}: as the panel last drew it (expected version of actions)
+DISPATCH_PENDING = "dispatch-pending"  # {action}: the action waiting for its reason
+DISPATCH_ACTED = "dispatch-acted"  # {at}: bumped after an action so this page redraws at once
+DISPATCH_UNDO_STATE = "dispatch-undo-state"  # {incident_id, until}: the dispatch that can still be undone
+DISPATCH_STAMPS = "dispatch-stamps"  # {row id: version and clock}: what the queue table holds, for row diffs
+DISPATCH_STREAM = "dispatch-stream"  # {url, head}: where dispatch.js follows the change feed
+DISPATCH_REFRESH = "dispatch-refresh"  # {head}: bumped by dispatch.js when the feed moved
+DISPATCH_CONFIG = "dispatch-config"  # {lang, tz, actor, words}: what callbacks and the clientside code need
+DISPATCH_TICK = "dispatch-tick"  # half-second tick for the undo countdown
+DISPATCH_FOLLOWING = "dispatch-following"  # written by the clientside follower (status)

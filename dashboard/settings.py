@@ -38,6 +38,9 @@ class Settings:
         "", "Flask secret key for sessions; empty means a random key per start (set it for several workers)."
     )
     debug: bool = _setting(False, "Dash debug mode (never on a wall display).")
+    auto_escalate_seconds: int = _setting(
+        0, "Seconds between sweeps that escalate overdue incidents automatically (督办); 0 turns automatic escalation off."
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

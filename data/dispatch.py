@@ -21,6 +21,7 @@ from data.clock import (
     due_status_expression,
     epoch_seconds,
     from_db,
+    limits_for,
     near_due_expression,
     overdue_expression,
     to_utc,
@@ -582,6 +583,50 @@ def dispatch_many(
     return results
 
 
+def filter_choices(conn: Connection) -> dict[str, list[dict]]:
+    """What the desk's filters and assignee picker offer: districts and streets, active categories and departments."""
+    u, c, d = schema.units, schema.categories, schema.departments
+    areas = conn.execute(
+        select(u.c.id, u.c.level, u.c.name_en, u.c.name_zh, u.c.district_id)
+        .where(u.c.level.in_((schema.DISTRICT, schema.STREET)))
+        .order_by(func.coalesce(u.c.district_id, u.c.id), u.c.level, u.c.name_en)
+    )
+    categories = conn.execute(
+        select(c.c.id, c.c.code, c.c.name_en, c.c.name_zh, c.c.sector).where(c.c.active.is_(True)).order_by(c.c.sector, c.c.code)
+    )
+    departments = conn.execute(select(d.c.id, d.c.code, d.c.name_en, d.c.name_zh).where(d.c.active.is_(True)).order_by(d.c.code))
+    return {
+        "areas": [dict(r._mapping) for r in areas],
+        "categories": [dict(r._mapping) for r in categories],
+        "departments": [dict(r._mapping) for r in departments],
+    }
+
+
+def dispatch_target(conn: Connection, incident: dict) -> datetime | None:
+    """When a case waiting for a dispatcher should be sent by (the queue's deadline, in Python); None otherwise."""
+    if incident["state"] not in lifecycle.NEEDS_DISPATCHER:
+        return None
+    since = {lifecycle.RETURNED: incident["returned_at"], lifecycle.REOPENED: incident["updated_at"]}.get(
+        incident["state"], incident["reported_at"]
+    )
+    ack_minutes, _ = limits_for(conn, incident["category_id"], incident["priority"])
+    return from_db(since) + timedelta(minutes=ack_minutes)
+
+
+def _grid_geometry(conn: Connection, grid_id: int | None) -> dict | None:
+    """The incident's grid for the panel's small map: {geometry (GeoJSON), bounds (minx, miny, maxx, maxy)}."""
+    if grid_id is None:
+        return None
+    import shapely
+    from shapely.geometry import mapping
+
+    wkb = conn.execute(select(schema.units.c.geom).where(schema.units.c.id == grid_id)).scalar()
+    if not wkb:
+        return None
+    shape = shapely.from_wkb(wkb)
+    return {"geometry": mapping(shape), "bounds": list(shape.bounds)}
+
+
 def panel_facts(conn: Connection, incident_id: int) -> dict[str, Any]:
     """Everything the incident panel shows in one read: the row, names, audit history, suggestion, duplicates, deliveries."""
     from data.incidents import history
@@ -608,6 +653,8 @@ def panel_facts(conn: Connection, incident_id: int) -> dict[str, Any]:
         "duplicates": likely_duplicates(conn, incident_id) if open_now else [],
         "deliveries": notify.deliveries(conn, incident_id=incident_id, limit=10),
         "allowed": lifecycle.allowed_actions(incident["state"]),
+        "grid_shape": _grid_geometry(conn, incident["grid_id"]),
+        "dispatch_by": dispatch_target(conn, incident),
     }
 
 
@@ -621,7 +668,9 @@ __all__ = [
     "act",
     "dispatch",
     "dispatch_many",
+    "dispatch_target",
     "distance_m",
+    "filter_choices",
     "likely_duplicates",
     "merge_direction",
     "merge_duplicates",

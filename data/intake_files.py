@@ -536,10 +536,12 @@ def import_incident_file(
             report.read += len(chunk)
             if rows:
                 with engine.begin() as conn:
-                    results = report_incidents(conn, rows, actor=actor, locator=locator, now=now)
+                    stored = _already_stored(conn, source, [row["external_id"] for row in rows])
+                    fresh = [row for row in rows if row["external_id"] not in stored]
+                    results = report_incidents(conn, fresh, actor=actor, locator=locator, now=now)
                 created = [r for r in results if r.created]
                 report.imported += len(created)
-                report.already_present += len(results) - len(created)
+                report.already_present += len(rows) - len(created)
                 report.unlocated += sum(r.unlocated for r in created)
             for reason in rejects.write(chunk, reasons):
                 report.rejected += 1
@@ -550,6 +552,25 @@ def import_incident_file(
     report.rejects_path = rejects_path if rejects.written else None
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _already_stored(conn, source: str, external_ids: list[str]) -> set[str]:
+    """The ids among `external_ids` already stored for `source`.
+
+    Asking by (source = ?, external_id IN ...) walks the unique (source, external_id) index directly,
+    so a re-import skips known rows cheaply; report_incidents still guards against rows that arrive
+    meanwhile (ON CONFLICT DO NOTHING).
+    """
+    inc = schema.incidents
+    found: set[str] = set()
+    for start in range(0, len(external_ids), _LOOKUP_IDS):
+        part = external_ids[start : start + _LOOKUP_IDS]
+        found.update(conn.execute(select(inc.c.external_id).where(inc.c.source == source, inc.c.external_id.in_(part))).scalars())
+    return found
+
+
+# Ids per lookup statement: well under SQLite's limit of bound parameters.
+_LOOKUP_IDS = 5000
 
 
 def _checked_chunks(chunks, ctx: _Context) -> Iterator[tuple[pd.DataFrame, list[dict], list[str | None]]]:

@@ -21,7 +21,11 @@ METRICS = ("open", "overdue", "new_24h")
 DEFAULT_METRIC = "open"
 
 # The index each metric's count should walk on SQLite (PostgreSQL plans from its statistics).
-SQLITE_INDEX = {"open": "ix_incidents_open_district", "overdue": "ix_incidents_open_district", "new_24h": "ix_incidents_reported_at"}
+SQLITE_INDEX = {
+    "open": "ix_incidents_open_district",
+    "overdue": "ix_incidents_open_district",
+    "new_24h": "ix_incidents_reported_at",
+}
 
 STYLE_FUNCTION = "unitStyle"
 EACH_FUNCTION = "unitEach"

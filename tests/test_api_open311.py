@@ -174,7 +174,13 @@ def test_attributes_are_checked_against_the_definition(api):
 
     ok = api.client.post(
         f"{BASE}/requests.json",
-        data={"api_key": api.intake, "service_code": "water", **_at(api), "attribute[depth]": "20", "attribute[where][]": ["road", "pavement"]},
+        data={
+            "api_key": api.intake,
+            "service_code": "water",
+            **_at(api),
+            "attribute[depth]": "20",
+            "attribute[where][]": ["road", "pavement"],
+        },
     )
     assert ok.status_code == 200
     incident_id = ok.get_json()[0]["service_request_id"]

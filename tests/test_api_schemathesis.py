@@ -8,8 +8,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis.generation import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from dashboard.api.openapi import openapi_document
@@ -25,7 +25,9 @@ def fuzz_world(engine):
     api = build_api_world(engine, CITYBRAIN_SSE_STREAM_SECONDS=0.2)
     with engine.begin() as conn:
         # One key that may do everything, so generated requests reach the code behind the door.
-        api.fuzz_key = create_key(conn, "fuzz", ["intake", "actions", "read"], department_code="cg", rate_limit="100000/minute").secret
+        api.fuzz_key = create_key(
+            conn, "fuzz", ["intake", "actions", "read"], department_code="cg", rate_limit="100000/minute"
+        ).secret
         # A few incidents in several states, so ids 1..4 exist and actions meet real incidents.
         for state in ("reported", "dispatched", "acknowledged", "closed"):
             incident_id = make_incident(conn, api.world.categories["garbage"], at=api.world.lattice.center(0))
@@ -40,7 +42,11 @@ MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 
 
 def test_the_document_is_a_valid_openapi_schema_with_every_operation():
-    assert {op.label for op in OPERATIONS} >= {"POST /api/v1/incidents", "GET /api/v1/feed", "POST /api/v1/incidents/{incident_id}/actions"}
+    assert {op.label for op in OPERATIONS} >= {
+        "POST /api/v1/incidents",
+        "GET /api/v1/feed",
+        "POST /api/v1/incidents/{incident_id}/actions",
+    }
 
 
 def test_every_operation_answers_within_its_schema(fuzz_world):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import orjson
 import pytest
@@ -13,6 +15,7 @@ from dashboard.api.context import api_context
 from data import lifecycle, schema
 from data.apikeys import revoke_key
 from data.crs import gcj02_to_wgs84
+from data.errors import ValidationError
 from tests.api_helpers import build_api_world
 from tests.factories import drive_to, make_grids, make_incident
 
@@ -117,7 +120,9 @@ def test_gcj02_positions_are_stored_as_wgs84(api):
     result = _post(api, _incident(api, (lon, lat), crs="gcj02")).get_json()["results"][0]
     incident = api.client.get(f"/api/v1/incidents/{result['id']}", headers=api.headers(api.reader)).get_json()["incident"]
     expected = gcj02_to_wgs84([lon], [lat])
-    assert math.isclose(incident["lon"], expected[0][0], abs_tol=1e-9) and math.isclose(incident["lat"], expected[1][0], abs_tol=1e-9)
+    assert math.isclose(incident["lon"], expected[0][0], abs_tol=1e-9) and math.isclose(
+        incident["lat"], expected[1][0], abs_tol=1e-9
+    )
     assert incident["lon"] != lon  # the offset (hundreds of metres in China) was removed
 
 
@@ -158,7 +163,9 @@ def test_missing_unknown_revoked_and_wrong_scope_keys_get_403(api):
     assert unknown.status_code == 403 and unknown.get_json()["error"]["code"] == "invalid_key"
     wrong_scope = _post(api, _incident(api), api.reader)
     assert wrong_scope.status_code == 403 and wrong_scope.get_json()["error"]["code"] == "insufficient_scope"
-    bearer = post("/api/v1/incidents", data=body, content_type="application/json", headers={"Authorization": f"Bearer {api.intake}"})
+    bearer = post(
+        "/api/v1/incidents", data=body, content_type="application/json", headers={"Authorization": f"Bearer {api.intake}"}
+    )
     assert bearer.status_code == 201
 
     with api.engine.begin() as conn:
@@ -204,7 +211,16 @@ def test_the_list_pages_newest_first_with_a_cursor_and_filters(api):
 
 @pytest.mark.parametrize(
     "query",
-    ["cursor=bm9wZQ", "limit=0", "limit=501", "colour=red", "status=maybe", "state=lost", "category=potholes", "reported_after=yesterday"],
+    [
+        "cursor=bm9wZQ",
+        "limit=0",
+        "limit=501",
+        "colour=red",
+        "status=maybe",
+        "state=lost",
+        "category=potholes",
+        "reported_after=yesterday",
+    ],
 )
 def test_bad_list_parameters_get_400(api, query):
     response = api.client.get(f"/api/v1/incidents?{query}", headers=api.headers(api.reader))
@@ -240,7 +256,13 @@ def test_a_department_acknowledges_then_resolves_with_a_note_and_photo(api):
     assert ack.get_json()["department_actions"] == ["return", "resolve", "note"]
 
     resolved = _act(
-        api, row["id"], api.cg, action="resolve", version=incident["version"], note="bins emptied", photo_url="https://img.example/1.jpg"
+        api,
+        row["id"],
+        api.cg,
+        action="resolve",
+        version=incident["version"],
+        note="bins emptied",
+        photo_url="https://img.example/1.jpg",
     )
     assert resolved.status_code == 200 and resolved.get_json()["incident"]["state"] == "resolved"
     history = api.client.get(f"/api/v1/incidents/{row['id']}", headers=api.headers(api.cg)).get_json()["history"]
@@ -395,3 +417,54 @@ def test_the_openapi_document_describes_exactly_the_routes_and_parameters(api):
     incident = document["components"]["schemas"]["Incident"]["properties"]
     assert set(incident) == {c.name for c in schema.incidents.c} | {"category_code", "department_code"}
     assert openapi.openapi_document() == document
+
+
+@pytest.mark.parametrize("bad", [None, 3])
+def test_concurrent_reports_share_one_transaction_and_a_bad_one_fails_alone(api, bad):
+    with api.server.app_context():
+        context = api_context()
+    writer, original_get = context.writer, context.locators.get
+    gate = threading.Event()
+
+    def slow_get(conn):  # holds the first transaction open while the others queue
+        gate.wait(10)
+        return original_get(conn)
+
+    context.locators.get = slow_get
+    lon, lat = api.world.lattice.center(0)
+    outcomes: dict = {}
+
+    def report(i: int) -> None:
+        row = {"source": "t", "external_id": f"g{i}", "category_id": api.world.categories["garbage"], "lon": lon, "lat": lat}
+        row["priority"] = 9 if i == bad else 3
+        try:
+            outcomes[i] = writer.submit([row], "api:test")
+        except ValidationError as exc:
+            outcomes[i] = exc
+
+    first = threading.Thread(target=report, args=(0,))
+    first.start()
+    _wait_for(lambda: writer._writing)
+    others = [threading.Thread(target=report, args=(i,)) for i in range(1, 6)]
+    for thread in others:
+        thread.start()
+    _wait_for(lambda: len(writer._queue) == 5)
+    gate.set()
+    for thread in (first, *others):
+        thread.join(10)
+
+    good = [i for i in range(6) if i != bad]
+    assert all(outcomes[i][0].created for i in good)
+    assert len({outcomes[i][0].incident_id for i in good}) == len(good) == api.incident_count()
+    if bad is None:
+        assert writer.transactions == 2  # the first alone, then the five queued behind it together
+    else:
+        assert isinstance(outcomes[bad], ValidationError) and "priority" in str(outcomes[bad])
+        assert writer.transactions == 1 + 4  # the shared one failed; each good request was written on its own
+
+
+def _wait_for(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)

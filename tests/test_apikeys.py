@@ -84,7 +84,7 @@ def test_rate_limits_and_their_storage():
     assert check_rate_limit(" 10/second;500/hour ") == "10/second;500/hour"
     with pytest.raises(ValidationError):
         check_rate_limit("10 per fortnight please")
-    assert limiter_storage_uri("") == "memory://"
+    assert limiter_storage_uri("") == "citybrain-memory://"
     assert limiter_storage_uri("redis://cache:6379/1") == "redis://cache:6379/1"
     assert limiter_storage_uri("unix:///run/redis.sock") == "redis+unix:///run/redis.sock"
 

@@ -74,7 +74,8 @@ def test_queue_holds_what_needs_a_dispatcher_most_urgent_first(engine, world, qu
     assert by_id[ids["new"]]["due_status"] is None and by_id[ids["new"]]["time_left_s"] == 2 * 3600
     assert by_id[ids["registered_urgent"]]["late"] and by_id[ids["registered_urgent"]]["time_left_s"] == -75 * 60
     # The noise category has no limits of its own: the default acknowledge limit (60 min at priority 2) counts from the reopening.
-    reopened_at = get_incident(engine.connect(), ids["reopened"])["updated_at"]
+    with engine.connect() as conn:
+        reopened_at = get_incident(conn, ids["reopened"])["updated_at"]
     assert by_id[ids["reopened"]]["time_left_s"] == int((reopened_at + H - now).total_seconds())
     assert by_id[ids["returned"]]["category_code"] == "construction" and by_id[ids["new"]]["grid_en"] == "Grid 0"
 
@@ -95,7 +96,13 @@ def test_queue_filters_by_area_category_priority_and_state(engine, world, queue_
         assert ids_for(state="returned") == {ids["returned"]}
         counts = dispatch.queue_counts(conn, now)
         assert counts["queue"] == len(dispatch.queue(conn, now)) == 6
-        assert (counts["reported"], counts["registered"], counts["returned"], counts["reopened"], counts["overdue"]) == (1, 1, 1, 1, 2)
+        assert (counts["reported"], counts["registered"], counts["returned"], counts["reopened"], counts["overdue"]) == (
+            1,
+            1,
+            1,
+            1,
+            2,
+        )
         assert dispatch.queue_counts(conn, now, area_id=district_1)["queue"] == 2
         with pytest.raises(ValidationError, match="state filter"):
             dispatch.queue(conn, now, state="closed")
@@ -154,7 +161,9 @@ def test_a_district_responsibility_list_overrides_the_category_department(engine
         dispatch.set_responsibility(conn, world.categories["construction"], d0, None)
         assert dispatch.suggest(conn, _report(conn, world, "construction", grid=0)).department["id"] == world.departments["zj"]
         with pytest.raises(ValidationError, match="not a district"):
-            dispatch.set_responsibility(conn, world.categories["construction"], world.lattice.grid_ids[0], world.departments["ga"])
+            dispatch.set_responsibility(
+                conn, world.categories["construction"], world.lattice.grid_ids[0], world.departments["ga"]
+            )
 
 
 def test_suggestion_warns_when_the_department_already_returned_the_case(engine, world):
@@ -271,16 +280,20 @@ def test_undo_within_ten_seconds_puts_the_case_back_in_the_queue(engine, world):
         drive_to(conn, incident_id, lifecycle.REGISTERED)
     with engine.begin() as conn:
         dispatched = dispatch.dispatch(conn, incident_id, actor="alice")
-    with engine.begin() as conn:
-        with pytest.raises(ValidationError, match="only alice"):
-            dispatch.undo_dispatch(conn, incident_id, actor="bob")
+    with engine.begin() as conn, pytest.raises(ValidationError, match="only alice"):
+        dispatch.undo_dispatch(conn, incident_id, actor="bob")
     with engine.begin() as conn:
         row = dispatch.undo_dispatch(conn, incident_id, actor="alice")
     assert row["state"] == lifecycle.REGISTERED and row["version"] == dispatched["version"] + 1
     assert (row["assignee_department_id"], row["dispatched_at"], row["first_dispatched_at"], row["ack_due_at"]) == (None,) * 4
     with engine.connect() as conn:
         last = history(conn, incident_id)[-1]
-        assert (last["action"], last["actor"], last["from_state"], last["to_state"]) == ("recall", "alice", "dispatched", "registered")
+        assert (last["action"], last["actor"], last["from_state"], last["to_state"]) == (
+            "recall",
+            "alice",
+            "dispatched",
+            "registered",
+        )
         assert [n["kind"] for n in notify.inbox(conn, department_id=world.departments["zj"])] == ["recall", "dispatch"]
         assert incident_id in {r["id"] for r in dispatch.queue(conn)}
         # Undone once; the recall is not a dispatch that could be undone again.
@@ -369,7 +382,8 @@ def test_verification_failure_reopens_and_counts_as_came_no_effect(engine, world
         dispatch.dispatch(conn, incident_id, actor="dispatcher")
         dispatch.act(conn, incident_id, "acknowledge", actor="zj-clerk")
         dispatch.act(conn, incident_id, "resolve", actor="zj-clerk", note="cleared")
-    now = get_incident(engine.connect(), incident_id)["updated_at"] + timedelta(minutes=5)
+    with engine.connect() as conn:
+        now = get_incident(conn, incident_id)["updated_at"] + timedelta(minutes=5)
 
     def no_effect():
         with engine.connect() as conn:

@@ -139,3 +139,17 @@ def test_an_empty_store_serves_an_empty_collection(engine):
     settings = Settings.from_env({}, live=False, build_demo=False)
     client = create_app(settings, engine=engine, testing=True).server.test_client()
     assert _features(client.get("/geo/units/grid.json")) == []
+
+
+def test_warm_up_builds_every_level_before_the_first_screen_asks(engine, city):
+    from dashboard import geo_routes
+    from data import store
+    from layers import boundaries
+
+    geo_routes.warm(engine).join(timeout=30)
+    with store.reading(engine) as conn:
+        version = boundaries.units_version(conn)
+    key = engine.url.render_as_string(hide_password=True)
+    built = {level for (db, v, level) in geo_routes._indexes.items if db == key and v == version}
+    assert built == set(boundaries.MAP_LEVELS)
+    assert len(geo_routes.feature_index(engine, version, 4)) == len(city["grid"])

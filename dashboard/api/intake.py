@@ -14,7 +14,8 @@ from dashboard.api.errors import bad_request
 from data.api_store import grid_fingerprint, parse_datetime
 from data.apikeys import ApiKey
 from data.crs import gcj02_to_wgs84
-from data.errors import ValidationError
+from data.errors import CityBrainError, ValidationError
+from data.incidents import IntakeResult, report_incidents
 from data.locate import GridLocator
 
 # Fields a native API incident may carry (source comes from the key, never the body).
@@ -170,3 +171,96 @@ def _check_text(item: dict, where: str) -> None:
     media_url = item.get("media_url")
     if media_url and not media_url.lower().startswith(("http://", "https://")):
         raise bad_request(f"{where}media_url must be an http(s) link", code="invalid")
+
+
+class _Pending:
+    """One request's rows waiting to be written, and what became of them."""
+
+    __slots__ = ("rows", "actor", "results", "error", "done")
+
+    def __init__(self, rows: list[dict], actor: str):
+        self.rows, self.actor = rows, actor
+        self.results: list[IntakeResult] | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class GroupWriter:
+    """Writes the reports of concurrent requests in one transaction (group commit), each still all or nothing.
+
+    Every intake transaction serialises on the change feed's lock (data.incidents.lock_change_feed)
+    until its commit, so one transaction per request caps throughput at one commit flush at a
+    time. Here the first request to arrive writes at once; requests arriving meanwhile queue,
+    and whichever finds the writer idle next takes the whole queue into one transaction. A
+    lone request waits for nobody. If the shared transaction fails on one request's rows, each
+    request is written again on its own, so a bad request never fails its neighbours.
+    """
+
+    def __init__(self, engine_of, locators: LocatorCache):
+        self._engine_of = engine_of  # a callable: the engine may be swapped on the app's Deps
+        self._locators = locators
+        self._cv = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._writing = False
+        self.transactions = 0
+
+    def submit(self, rows: list[dict], actor: str) -> list[IntakeResult]:
+        """Store `rows` as `actor` (report_incidents); their results, or the error they alone caused."""
+        item = _Pending(rows, actor)
+        with self._cv:
+            self._queue.append(item)
+            while not item.done and self._writing:
+                self._cv.wait()
+            if not item.done:
+                batch, self._queue, self._writing = self._queue, [], True
+        if not item.done:
+            try:
+                self._write(batch)
+            finally:
+                with self._cv:
+                    self._writing = False
+                    self._cv.notify_all()
+        if item.error is not None:
+            raise item.error
+        return item.results
+
+    def _write(self, batch: list[_Pending]) -> None:
+        try:
+            self._transaction(batch)
+        except CityBrainError as exc:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+            else:
+                for item in batch:
+                    self._settle_error(item)
+        except BaseException as exc:  # a database failure fails every request that shared it
+            for item in batch:
+                item.error, item.done = exc, True
+        else:
+            for item in batch:
+                item.done = True
+
+    def _settle_error(self, item: _Pending) -> None:
+        try:
+            self._transaction([item])
+        except BaseException as exc:  # handed to the request's own thread, which raises it
+            item.error = exc
+        item.done = True
+
+    def _transaction(self, batch: list[_Pending]) -> None:
+        with self._engine_of().begin() as conn:
+            locator = self._locators.get(conn)
+            by_actor: dict[str, list[_Pending]] = {}
+            for item in batch:
+                by_actor.setdefault(item.actor, []).append(item)
+            results: dict[int, list[IntakeResult]] = {}
+            for actor, items in by_actor.items():
+                rows = [row for item in items for row in item.rows]
+                stored = report_incidents(conn, rows, actor=actor, locator=locator)
+                start = 0
+                for item in items:
+                    results[id(item)] = stored[start : start + len(item.rows)]
+                    start += len(item.rows)
+        self.transactions += 1
+        for item in batch:
+            item.results = results[id(item)]

@@ -1,23 +1,26 @@
 """API keys at the door: the key a request presents, its scopes, the body limit, and rate limits per key (flask-limiter).
 
 Order per request: `identify` (an app-level before_request registered ahead of the limiter)
-caps the body and looks the key up once; flask-limiter then counts the request against the
+caps the body and notes the presented key; flask-limiter then counts the request against the
 key (or, without a valid key, against the caller's address, so guessing keys is throttled
-too); the view finally `require`s the scope it needs.
+too); the view finally `require`s the scope it needs, checking the key in its own transaction.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
+from limits.storage import MemoryStorage
+from sqlalchemy.engine import Connection
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from dashboard.api.errors import ApiError, forbidden
 from data import store
-from data.apikeys import ApiKey, find_key
+from data.apikeys import ApiKey, find_key, hash_key
 
 KEY_HEADER = "X-API-Key"
 API_BLUEPRINTS = frozenset({"api_v1", "open311"})
@@ -31,22 +34,16 @@ CONFIG_MAX_BODY = "CITYBRAIN_API_MAX_BYTES"
 CONFIG_KEY_LIMIT = "CITYBRAIN_API_KEY_LIMIT"
 CONFIG_ANONYMOUS_LIMIT = "CITYBRAIN_API_ANONYMOUS_LIMIT"
 
-_SECRET, _KEY = "citybrain_api_secret", "citybrain_api_key"
+_SECRET = "citybrain_api_secret"
+CONTEXT_EXTENSION = "citybrain_api"  # where dashboard.api.context keeps the ApiContext
 
 
 def identify() -> None:
-    """Before any API view (and before the limiter): cap the body, find the presented key once."""
+    """Before any API view (and before the limiter): cap the body, note the presented key."""
     if request.blueprint not in API_BLUEPRINTS:
         return
     request.max_content_length = current_app.config.get(CONFIG_MAX_BODY, MAX_BODY_BYTES)
-    secret = _presented_secret()
-    setattr(g, _SECRET, secret)
-    key = None
-    if secret:
-        engine = current_app.extensions["citybrain"].engine
-        with store.reading(engine) as conn:
-            key = find_key(conn, secret)
-    setattr(g, _KEY, key)
+    setattr(g, _SECRET, _presented_secret())
 
 
 def _presented_secret() -> str | None:
@@ -67,18 +64,17 @@ def _presented_secret() -> str | None:
     return None
 
 
-def current_key() -> ApiKey | None:
-    """The key this request presented, if it exists (revoked ones included)."""
-    return getattr(g, _KEY, None)
+def require(conn: Connection, scope: str | None, *, open311: bool = False) -> ApiKey:
+    """The request's working key carrying `scope` (any scope when None), or ApiError 403 saying what is wrong.
 
-
-def require(scope: str | None, *, open311: bool = False) -> ApiKey:
-    """The request's working key carrying `scope` (any scope when None), or ApiError 403 saying what is wrong."""
-    key = current_key()
+    Looked up afresh on the view's own connection, so a key revoked a moment ago is refused.
+    """
+    secret = getattr(g, _SECRET, None)
+    if not secret:
+        where = "an api_key parameter" if open311 else f"an {KEY_HEADER} header or Authorization: Bearer"
+        raise forbidden(f"an API key is required: send it as {where}", code="missing_key")
+    key = find_key(conn, secret)
     if key is None:
-        if not getattr(g, _SECRET, None):
-            where = "an api_key parameter" if open311 else f"an {KEY_HEADER} header or Authorization: Bearer"
-            raise forbidden(f"an API key is required: send it as {where}", code="missing_key")
         raise forbidden("the API key is not recognised", code="invalid_key")
     if not key.active:
         raise forbidden(f"the API key {key.prefix}… was revoked on {key.revoked_at:%Y-%m-%d}", code="revoked_key")
@@ -90,23 +86,80 @@ def require(scope: str | None, *, open311: bool = False) -> ApiKey:
     return key
 
 
+class KeyCache:
+    """Keys by hash for the rate limiter only (which allowance, how large), kept `seconds` per process.
+
+    Authorisation never uses it (see `require`); a revoked key at worst keeps its allowance
+    for a few seconds while every request it makes is refused.
+    """
+
+    def __init__(self, seconds: float = 30.0, size: int = 10_000):
+        self.seconds, self.size = seconds, size
+        self._entries: dict[str, tuple[float, ApiKey | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret: str) -> ApiKey | None:
+        digest = hash_key(secret)
+        now = time.monotonic()
+        entry = self._entries.get(digest)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        engine = current_app.extensions["citybrain"].engine
+        with store.reading(engine) as conn:
+            key = find_key(conn, secret)
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()  # guessed keys must not grow this without bound
+            self._entries[digest] = (now + self.seconds, key)
+        return key
+
+
+def _limited_key() -> ApiKey | None:
+    secret = getattr(g, _SECRET, None)
+    if not secret:
+        return None
+    key = current_app.extensions[CONTEXT_EXTENSION].keys.get(secret)
+    return key if key is not None and key.active else None
+
+
 # --- rate limits -----------------------------------------------------------------------------
 
 
 def rate_limit_key() -> str:
     """What the limiter counts against: the key, or the caller's address without a working key."""
-    key = current_key()
-    if key is not None and key.active:
+    key = _limited_key()
+    if key is not None:
         return f"key:{key.id}"
     return f"addr:{request.remote_addr}"
 
 
 def rate_limit_value() -> str:
     """The limit of the current caller: its key's own, the key default, or the anonymous one."""
-    key = current_key()
-    if key is not None and key.active:
+    key = _limited_key()
+    if key is not None:
         return key.rate_limit or current_app.config.get(CONFIG_KEY_LIMIT, KEY_LIMIT)
     return current_app.config.get(CONFIG_ANONYMOUS_LIMIT, ANONYMOUS_LIMIT)
+
+
+class LazyExpiryMemoryStorage(MemoryStorage):
+    """limits' in-process storage, minus a new timer thread on almost every hit.
+
+    The stock storage starts a 10 ms threading.Timer to sweep expired counters whenever the last
+    one has finished, which under steady load means a thread per request. Counters already
+    expire when read, so sweeping inline at most once a second is enough.
+    """
+
+    STORAGE_SCHEME = ["citybrain-memory"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self._next_sweep = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the timer of the parent class
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + 1.0
+            self._MemoryStorage__expire_events()
 
 
 def limiter_storage_uri(cache_url: str) -> str:
@@ -115,7 +168,7 @@ def limiter_storage_uri(cache_url: str) -> str:
         return cache_url
     if cache_url.startswith("unix://"):
         return "redis+" + cache_url
-    return "memory://"
+    return "citybrain-memory://"
 
 
 def make_limiter(server: Flask, cache_url: str) -> Limiter:

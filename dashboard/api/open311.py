@@ -331,7 +331,6 @@ def post_request(fmt: str):
     if request.mimetype not in FORM_TYPES:
         raise bad_request("send the request form-encoded (application/x-www-form-urlencoded or multipart/form-data)")
     form = request.form  # read before the key: a body over the limit is 413, whatever it holds
-    key = require(INTAKE, open311=True)
     if any("\x00" in value for values in form.listvalues() for value in values):
         raise bad_request("form fields must not contain NUL characters")
     service_code = (form.get("service_code") or "").strip()
@@ -350,34 +349,35 @@ def post_request(fmt: str):
     reporter = {name: value for name, value in reporter.items() if value}
 
     ctx = api_context()
-    with ctx.engine.begin() as conn:
-        category = _category(conn, service_code)
-        if category is None:
-            raise unknown_category(service_code, sorted(c["code"] for c in categories(conn)))
+    with store.reading(ctx.engine) as conn:
+        key = require(conn, INTAKE, open311=True)
+        category_ids = ctx.category_ids(conn)
+        if service_code not in category_ids:
+            raise unknown_category(service_code, sorted(category_ids))
         try:
-            attributes = check_attribute_values(category_attributes(conn, category["id"]), _form_attributes(form))
+            attributes = check_attribute_values(category_attributes(conn, category_ids[service_code]), _form_attributes(form))
         except ValidationError as exc:
             raise bad_request(str(exc)) from None
-        if reporter:
-            # Kept for the call back to the citizen (回访); never shown by GET requests.
-            attributes["_reporter"] = reporter
-        token = TOKEN_PREFIX + uuid.uuid4().hex
-        row = {
-            "source": key.source,
-            "external_id": token,
-            "category_id": category["id"],
-            "priority": 3,
-            "description": description or "",
-            "lon": lon,
-            "lat": lat,
-            "address": address if address is not None else (f"address_id:{address_id}" if address_id else None),
-            "media_url": media_url,
-            "attributes": attributes or None,
-        }
-        try:
-            (result,) = ctx.report(conn, [row], actor_of(key))
-        except CityBrainError as exc:
-            raise from_data_error(exc) from None
+    if reporter:
+        # Kept for the call back to the citizen (回访); never shown by GET requests.
+        attributes["_reporter"] = reporter
+    token = TOKEN_PREFIX + uuid.uuid4().hex
+    row = {
+        "source": key.source,
+        "external_id": token,
+        "category_id": category_ids[service_code],
+        "priority": 3,
+        "description": description or "",
+        "lon": lon,
+        "lat": lat,
+        "address": address if address is not None else (f"address_id:{address_id}" if address_id else None),
+        "media_url": media_url,
+        "attributes": attributes or None,
+    }
+    try:
+        (result,) = ctx.submit([row], actor_of(key))
+    except CityBrainError as exc:
+        raise from_data_error(exc) from None
     payload = [
         {
             "service_request_id": result.incident_id,

@@ -181,55 +181,62 @@ def _idempotency_key() -> str | None:
     return raw
 
 
+def _intake_answer(rows: list[dict], results) -> tuple[int, bytes]:
+    """(201 if anything was new else 200, the JSON body) for stored rows."""
+    created = sum(r.created for r in results)
+    payload = {
+        "created": created,
+        "existing": len(results) - created,
+        "results": [
+            {"index": i, "id": r.incident_id, "external_id": row["external_id"], "created": r.created, "unlocated": r.unlocated}
+            for i, (r, row) in enumerate(zip(results, rows, strict=True))
+        ],
+    }
+    return (201 if created else 200), orjson.dumps(payload)
+
+
 @bp.post("/incidents")
 def post_incidents():
     """Report one incident or a batch; all or nothing, idempotent by external id or Idempotency-Key."""
-    key = require(INTAKE)
-    items = _incident_items(read_json_body())
-    idem = _idempotency_key()
-    request_hash = hashlib.sha256(request.get_data()).hexdigest()
+    # Everything is read and checked before any write transaction: a slow client or a bad
+    # request must never hold the write lock.
+    body = read_json_body()
     ctx = api_context()
+    with store.reading(ctx.engine) as conn:
+        key = require(conn, INTAKE)
+        items = _incident_items(body)
+        idem = _idempotency_key()
+        rows = native_rows(items, key, ctx.category_ids(conn))
+    if idem is None:
+        try:
+            results = ctx.submit(rows, actor_of(key))
+        except CityBrainError as exc:
+            raise from_data_error(exc) from None
+        status, body = _intake_answer(rows, results)
+        return Response(body, status=status, mimetype="application/json")
+
+    request_hash = hashlib.sha256(request.get_data()).hexdigest()
     with ctx.engine.begin() as conn:
-        if idem is not None:
-            # Serialise with every other writer first, so a retry racing the original waits for it.
-            lock_change_feed(conn)
-            earlier = recall_response(conn, key.id, idem)
-            if earlier is not None:
-                if earlier["request_hash"] != request_hash:
-                    raise ApiError(
-                        422, "idempotency_key_reused", f"{IDEMPOTENCY_HEADER} {idem!r} was already used for a different request"
-                    )
-                return Response(
-                    earlier["response"],
-                    status=earlier["status"],
-                    mimetype="application/json",
-                    headers={"Idempotent-Replayed": "true"},
+        # Serialise with every other writer first, so a retry racing the original waits for it.
+        lock_change_feed(conn)
+        earlier = recall_response(conn, key.id, idem)
+        if earlier is not None:
+            if earlier["request_hash"] != request_hash:
+                raise ApiError(
+                    422, "idempotency_key_reused", f"{IDEMPOTENCY_HEADER} {idem!r} was already used for a different request"
                 )
-        category_ids = {c["code"]: c["id"] for c in categories(conn)}
-        rows = native_rows(items, key, category_ids)
+            return Response(
+                earlier["response"],
+                status=earlier["status"],
+                mimetype="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
         try:
             results = ctx.report(conn, rows, actor_of(key))
         except CityBrainError as exc:
             raise from_data_error(exc) from None
-        created = sum(r.created for r in results)
-        payload = {
-            "created": created,
-            "existing": len(results) - created,
-            "results": [
-                {
-                    "index": i,
-                    "id": r.incident_id,
-                    "external_id": row["external_id"],
-                    "created": r.created,
-                    "unlocated": r.unlocated,
-                }
-                for i, (r, row) in enumerate(zip(results, rows, strict=True))
-            ],
-        }
-        status = 201 if created else 200
-        body = orjson.dumps(payload)
-        if idem is not None:
-            remember_response(conn, key.id, idem, request_hash, status, body.decode())
+        status, body = _intake_answer(rows, results)
+        remember_response(conn, key.id, idem, request_hash, status, body.decode())
     return Response(body, status=status, mimetype="application/json")
 
 
@@ -299,12 +306,12 @@ def _list_filter(conn) -> IncidentFilter:
 @bp.get("/incidents")
 def get_incidents():
     """Incidents newest first, filtered, a page at a time (next_cursor until the last page)."""
-    require(READ)
-    _check_params(LIST_PARAMS)
-    limit = _int_param("limit", LIST_LIMIT, 1, MAX_LIST_LIMIT)
-    cursor = request.args.get("cursor") or None
-    before_id = _decode_cursor(cursor) if cursor else None
     with store.reading(api_context().engine) as conn:
+        require(conn, READ)
+        _check_params(LIST_PARAMS)
+        limit = _int_param("limit", LIST_LIMIT, 1, MAX_LIST_LIMIT)
+        cursor = request.args.get("cursor") or None
+        before_id = _decode_cursor(cursor) if cursor else None
         rows = list_incidents(conn, _list_filter(conn), limit=limit, before_id=before_id)
     next_cursor = _encode_cursor(rows[-1]["id"]) if len(rows) == limit else None
     return json_response({"incidents": [incident_json(r) for r in rows], "next_cursor": next_cursor})
@@ -313,10 +320,10 @@ def get_incidents():
 @bp.get("/incidents/<incident_id>")
 def get_one_incident(incident_id: str):
     """One incident with its whole audit history (留痕) and the actions a department may take now."""
-    require(READ)
-    _check_params(frozenset())
-    number = _incident_id(incident_id)
     with store.reading(api_context().engine) as conn:
+        require(conn, READ)
+        _check_params(frozenset())
+        number = _incident_id(incident_id)
         incident = _incident_with_codes(conn, number)
         events = history(conn, number)
     return json_response(
@@ -331,9 +338,9 @@ def get_one_incident(incident_id: str):
 @bp.get("/categories")
 def get_categories():
     """The active categories: the codes intake accepts, with sector and responsible department."""
-    require(None)
-    _check_params(frozenset())
     with store.reading(api_context().engine) as conn:
+        require(conn, None)
+        _check_params(frozenset())
         rows = categories(conn)
     fields = ("code", "name_en", "name_zh", "sector", "department_code", "has_attributes")
     return json_response({"categories": [{f: r[f] for f in fields} for r in rows]})
@@ -342,8 +349,7 @@ def get_categories():
 # --- department actions ---------------------------------------------------------------------------
 
 
-def _action_request() -> tuple[str, int, str | None, str | None]:
-    body = read_json_body()
+def _action_request(body) -> tuple[str, int, str | None, str | None]:
     if not isinstance(body, dict):
         raise bad_request("send the action as a JSON object", code="invalid")
     unknown = sorted(set(body) - ACTION_FIELDS)
@@ -370,10 +376,11 @@ def _action_request() -> tuple[str, int, str | None, str | None]:
 @bp.post("/incidents/<incident_id>/actions")
 def post_action(incident_id: str):
     """A department's system acknowledges, returns, resolves or notes an incident assigned to it."""
-    key = require(ACTIONS)
     number = _incident_id(incident_id)
-    action, version, note, photo_url = _action_request()
+    body = read_json_body()  # before the transaction, as for intake
     with api_context().engine.begin() as conn:
+        key = require(conn, ACTIONS)
+        action, version, note, photo_url = _action_request(body)
         # Nobody changes an incident while we hold this, so the assignment checked is the one acted on.
         lock_change_feed(conn)
         try:
@@ -414,17 +421,17 @@ SCOPE_LEVELS = {schema.LEVEL_NAMES[level]: level for level in SCOPE_COLUMNS}
 @bp.get("/kpis")
 def get_kpis():
     """The overview's headline figures (value, same time yesterday, change) for the city or one unit."""
-    require(READ)
-    _check_params(frozenset({"level", "unit_id"}))
-    level_name = request.args.get("level") or None
-    unit_id = _int_param("unit_id", low=1)
-    if (level_name is None) != (unit_id is None):
-        raise bad_request("give level and unit_id together, or neither for the whole city")
-    if level_name is not None and level_name not in SCOPE_LEVELS:
-        raise bad_request(f"level must be one of {', '.join(SCOPE_LEVELS)}; got {level_name!r}")
     settings = api_context().settings
     now = utc_now()
     with store.reading(api_context().engine) as conn:
+        require(conn, READ)
+        _check_params(frozenset({"level", "unit_id"}))
+        level_name = request.args.get("level") or None
+        unit_id = _int_param("unit_id", low=1, high=2**31 - 1)
+        if (level_name is None) != (unit_id is None):
+            raise bad_request("give level and unit_id together, or neither for the whole city")
+        if level_name is not None and level_name not in SCOPE_LEVELS:
+            raise bad_request(f"level must be one of {', '.join(SCOPE_LEVELS)}; got {level_name!r}")
         scope = None
         if level_name is not None:
             if not unit_exists(conn, SCOPE_LEVELS[level_name], unit_id):
@@ -451,11 +458,12 @@ def _wants_event_stream() -> bool:
 @bp.get("/feed")
 def get_feed():
     """The change feed after an event id: JSON pages, or server-sent events with Accept: text/event-stream."""
-    require(READ)
+    engine = api_context().engine
+    with store.reading(engine) as conn:
+        require(conn, READ)
     _check_params(frozenset({"after", "limit"}))
     after = _int_param("after", 0)
     limit = _int_param("limit", FEED_LIMIT, 1, MAX_FEED_LIMIT)
-    engine = api_context().engine
     if _wants_event_stream():
         last_event = request.headers.get("Last-Event-ID", "").strip()
         start = int(last_event) if last_event.isdigit() else after

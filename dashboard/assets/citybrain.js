@@ -20,7 +20,6 @@
     cb.heatLayer = null;
     cb.pendingHeat = null;
     cb.lastRestyleMs = null;    // measured by the browser tests and the benchmark
-    cb.lastRefreshAt = null;
 
     function whenMap(map) {
         if (map && cb.map !== map) {
@@ -159,6 +158,7 @@
     cb.applyValues = function (pushed) {
         if (!pushed || !pushed.key) { return NO_UPDATE(); }
         var started = performance.now();
+        cb.live = {};  // only the newest view's values matter; older views' would pile up on a desk that pans all day
         cb.live[pushed.key] = pushed;
         var hideout = cb.hideout;
         if (hideout && hideout.key === pushed.key) {
@@ -173,13 +173,6 @@
         cb.lastRestyleMs = performance.now() - started;
         cb.appliedHead = Math.max(cb.appliedHead || 0, pushed.head);
         return String(pushed.head);
-    };
-
-    // A new layer build (new level, bbox, metric or scope) starts a fresh register.
-    cb.resetUnits = function (hideout) {
-        cb.unitLayers = {};
-        cb.hideout = hideout || null;
-        return NO_UPDATE();
     };
 
     // --- open incident markers ---------------------------------------------------------------------

@@ -21,9 +21,20 @@ def serve_app(settings: Settings, host: str, port: int) -> None:
 
         ensure_demo(engine, grids=settings.demo_grids, days=settings.demo_days, per_day=settings.demo_per_day)
     app = create_app(settings, engine=engine)
+    start_dispatch_workers(engine, settings)
     if settings.live:
         from data.demo.simulator import start_background_simulator
 
         start_background_simulator(engine, settings.timezone)
     log.info("serving on http://%s:%s", host, port)
     app.run(host=host, port=port, debug=settings.debug, threaded=True)
+
+
+def start_dispatch_workers(engine, settings: Settings) -> None:
+    """Webhook delivery always; automatic escalation of overdue incidents when configured."""
+    from data.escalation import start_escalation_worker
+    from data.notify import start_delivery_worker
+
+    start_delivery_worker(engine)
+    if start_escalation_worker(engine, settings.auto_escalate_seconds):
+        log.info("automatic escalation every %s s", settings.auto_escalate_seconds)

@@ -18,10 +18,17 @@ def _overview(variant: str):
     return render
 
 
+def _dispatch(deps, query: dict, lang: str, bounds=None):
+    from dashboard.pages import dispatch
+
+    return dispatch.layout(deps, query, lang)
+
+
 # path -> renderer(deps, query, lang, bounds=None). Other areas add their pages here.
 PAGES = {
     "/": _overview("desk"),
     "/wall": _overview("wall"),
+    "/dispatch": _dispatch,
 }
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+from flask import current_app
+
 from dashboard.cache import cache
 from dashboard.geo_routes import feature_index
 from data import schema, store
@@ -85,11 +87,11 @@ def city_extent(engine) -> tuple[float, float, float, float] | None:
 
 @cache.memoize(timeout=600)
 def _all_values(key: str, head: int, minute: datetime, level: int, metric: str) -> dict[int, int]:
-    from flask import current_app
-
+    # The minute is only part of the cache key (overdue and "last 24 h" move with the clock);
+    # the count itself is taken now, like every KPI on the screen.
     engine = current_app.extensions["citybrain"].engine
     with store.reading(engine) as conn:
-        return choropleth.unit_values(conn, level, metric, minute)
+        return choropleth.unit_values(conn, level, metric, datetime.now(UTC))
 
 
 def values_for(engine, snap: Snapshot, level: int, metric: str, bbox) -> tuple[dict[int, int], list[int]]:

@@ -97,7 +97,7 @@ def gunicorn(database_url: str, workers: int, threads: int):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not start")
             time.sleep(0.5)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         try:
@@ -132,7 +132,24 @@ def _bodies(box: dict, count: int, per_request: int, tag: str, seed: int) -> lis
     return [orjson.dumps({"incidents": incidents[i : i + per_request]}) for i in range(0, n, per_request)]
 
 
-def load(port: int, secret: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
+def server_cpu_seconds(master_pid: int) -> float:
+    """CPU seconds (user + system) used so far by the gunicorn master and its workers (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, parent = int(entry.name), int(fields[1])
+        if pid == master_pid or parent == master_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def load(port: int, secret: str, bodies: list[bytes], clients: int, seconds: float, master_pid: int) -> dict:
     """POST bodies from `clients` keep-alive connections for `seconds`; throughput and latencies."""
     headers = {"Content-Type": "application/json", "X-API-Key": secret}
     latencies: list[float] = []
@@ -161,12 +178,14 @@ def load(port: int, secret: str, bodies: list[bytes], clients: int, seconds: flo
             failures.extend(bad)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu_before = server_cpu_seconds(master_pid)
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
+    server_cpu = server_cpu_seconds(master_pid) - cpu_before
     latencies.sort()
     return {
         "requests": len(latencies),
@@ -174,6 +193,8 @@ def load(port: int, secret: str, bodies: list[bytes], clients: int, seconds: flo
         "requests_per_s": len(latencies) / elapsed,
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p95_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))],
+        "server_cpu_ms_per_request": 1000 * server_cpu / max(len(latencies), 1),
+        "load_average_1m": os.getloadavg()[0],
         "failures": len(failures),
         "failure_statuses": sorted(set(failures)),
     }
@@ -183,14 +204,14 @@ def bench(database_url: str, engine, args) -> dict:
     secret, box = build_city(engine, args.grids)
     engine.dispose()
     results: dict = {"grids": args.grids, "single": [], "batch": []}
-    with gunicorn(database_url, args.workers, args.threads) as port:
+    with gunicorn(database_url, args.workers, args.threads) as (port, pid):
         # Warm up: each worker builds its grid locator once, on its first intake.
-        load(port, secret, _bodies(box, 40, 1, "warm", 0), 8, 3.0)
+        load(port, secret, _bodies(box, 40, 1, "warm", 0), 8, 3.0, pid)
         for run in range(args.runs):
             singles = _bodies(box, int(args.seconds * 2000), 1, f"s{run}", run + 1)
-            results["single"].append(load(port, secret, singles, args.clients, args.seconds))
+            results["single"].append(load(port, secret, singles, args.clients, args.seconds, pid))
             batches = _bodies(box, int(args.seconds * 30), 1000, f"b{run}", run + 100)
-            outcome = load(port, secret, batches, args.batch_clients, args.seconds)
+            outcome = load(port, secret, batches, args.batch_clients, args.seconds, pid)
             outcome["incidents_per_s"] = outcome["requests_per_s"] * 1000
             results["batch"].append(outcome)
 
@@ -204,30 +225,41 @@ def bench(database_url: str, engine, args) -> dict:
         "batch_incidents_per_s": median("batch", "incidents_per_s"),
         "batch_p50_ms": median("batch", "p50_ms"),
         "batch_p95_ms": median("batch", "p95_ms"),
+        "single_cpu_ms": median("single", "server_cpu_ms_per_request"),
+        "batch_cpu_ms_per_incident": median("batch", "server_cpu_ms_per_request") / 1000,
+        "load_average_1m": median("single", "load_average_1m"),
         "failures": sum(r["failures"] for kind in ("single", "batch") for r in results[kind]),
     }
     return results
 
 
 @contextmanager
-def pg_schema():
-    """(url, engine) on a fresh PostgreSQL schema, dropped afterwards; None when no server answers."""
+def pg_database():
+    """(url, engine) on a fresh PostgreSQL database, dropped afterwards; None when no server answers.
+
+    A database of its own, not just a schema: advisory locks (the change feed's ordering lock)
+    are per database, so other work on the same server cannot stall the measurement.
+    """
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = store.make_engine(PG_URL, pool_size=1, max_overflow=0, connect_args={"connect_timeout": 3})
+    admin = store.make_engine(
+        PG_URL, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
     try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{name}"'))
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001 - without a server the benchmark still reports SQLite
         print(f"PostgreSQL skipped: {str(exc).splitlines()[0]}")
         admin.dispose()
         yield None
         return
-    url = f"{PG_URL}?options=-csearch_path%3D{name}"
+    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = store.make_engine(url)
     try:
-        yield url, store.make_engine(url)
+        yield url, engine
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -249,7 +281,7 @@ def main() -> None:
             url = f"sqlite:///{tmp}/bench.db"
             results["sqlite"] = bench(url, store.make_engine(url), args)
     if args.only != "sqlite":
-        with pg_schema() as pg:
+        with pg_database() as pg:
             if pg is not None:
                 results["postgresql"] = bench(pg[0], pg[1], args)
 
@@ -257,15 +289,20 @@ def main() -> None:
         f"intake API through gunicorn ({args.workers} workers x {args.threads} threads), {args.grids} grids, "
         f"median of {args.runs} runs of {args.seconds:g} s, {results['cores']} cores (client on the same machine)"
     )
-    print(f"{'database':<12}{'single/s':>10}{'p50 ms':>8}{'p95 ms':>8}{'batch inc/s':>13}{'p50 ms':>8}{'p95 ms':>8}{'errors':>8}")
+    print(
+        f"{'database':<12}{'single/s':>10}{'p50 ms':>8}{'p95 ms':>8}{'cpu ms':>8}"
+        f"{'batch inc/s':>13}{'p50 ms':>8}{'p95 ms':>8}{'cpu ms/inc':>11}{'errors':>8}{'load':>6}"
+    )
     for name in ("sqlite", "postgresql"):
         if name in results:
             s = results[name]["summary"]
             print(
-                f"{name:<12}{s['single_per_s']:>10.0f}{s['single_p50_ms']:>8.1f}{s['single_p95_ms']:>8.1f}"
-                f"{s['batch_incidents_per_s']:>13.0f}{s['batch_p50_ms']:>8.0f}{s['batch_p95_ms']:>8.0f}{s['failures']:>8}"
+                f"{name:<12}{s['single_per_s']:>10.0f}{s['single_p50_ms']:>8.1f}{s['single_p95_ms']:>8.1f}{s['single_cpu_ms']:>8.2f}"
+                f"{s['batch_incidents_per_s']:>13.0f}{s['batch_p50_ms']:>8.0f}{s['batch_p95_ms']:>8.0f}"
+                f"{s['batch_cpu_ms_per_incident']:>11.3f}{s['failures']:>8}{s['load_average_1m']:>6.1f}"
             )
     print(f"targets: single >= {TARGETS['single_per_s']}/s, batches >= {TARGETS['batch_incidents_per_s']} incidents/s")
+    print("cpu ms: server CPU (all gunicorn processes) per request / per incident; load: 1-minute load average during the runs")
     out = ROOT / "tests" / "bench" / "results" / "intake.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -342,6 +342,7 @@ def main() -> None:
     if args.runs:
         cfg["runs"] = args.runs
     random.seed(0)
+    load_at_start = os.getloadavg()[0]
     results: dict = {
         "cores": os.cpu_count(),
         "python": platform.python_version(),
@@ -349,22 +350,30 @@ def main() -> None:
         "config": cfg,
         "databases": [],
     }
+    if args.only and RESULTS.exists():
+        # A partial run updates the parts it measured and keeps the others from the last run of the same size.
+        previous = json.loads(RESULTS.read_text())
+        if previous.get("quick") == args.quick and previous.get("config", {}).get("runs") == cfg["runs"]:
+            results = previous
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for db in args.db:
-            results[db] = {}
+            measured = results.setdefault(db, {})
             for part in args.only or PARTS:
                 print(f"{db}: {part} ...", flush=True)
                 value = BENCHES[part](db, tmp, cfg)
                 if not value:
                     break  # PostgreSQL unreachable: the note was printed once
-                results[db][part] = value
-            if results[db]:
+                measured[part] = value
+            if measured and db not in results["databases"]:
                 results["databases"].append(db)
+    # Other work on the machine slows every figure: keep the load with the results.
+    results["load_average"] = [load_at_start, os.getloadavg()[0]]
     shapely_version = shapely.__version__
     print()
     print(
-        f"CityBrain store benchmark: median of {cfg['runs']} run(s), {results['cores']} cores, "
+        f"CityBrain store benchmark: median of {cfg['runs']} run(s), {results['cores']} cores "
+        f"(load average {results['load_average'][0]:.1f} at the start, {results['load_average'][1]:.1f} at the end), "
         f"Python {results['python']}, shapely {shapely_version}{', --quick' if args.quick else ''}"
     )
     dbs = results["databases"]

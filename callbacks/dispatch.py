@@ -1,0 +1,386 @@
+"""Dispatch desk callbacks: pick an incident, keep queue and panel live, and run every loop action from one click.
+
+Thin: each unpacks its inputs, calls data.dispatch (every write one audited transition, each
+dispatch notified), and turns typed errors into a message. The clientside ones (dispatch.js)
+follow the change feed and count the undo down.
+"""
+
+from __future__ import annotations
+
+import time
+
+from dash import ALL, ClientsideFunction, Input, Output, State, ctx, no_update
+from sqlalchemy import select
+
+from dashboard import ids
+from dashboard.components import dispatch_queue
+from dashboard.components.dispatch_panel import NEEDS_REASON, TAKES_NOTE
+from dashboard.components.dispatch_queue import tf
+from dashboard.i18n import LANGS, name, t
+from dashboard.pages.dispatch import chosen_filters, read_panel, read_queue
+from data import dispatch, schema, store
+from data.clock import utc_now
+from data.errors import CityBrainError, Conflict
+
+PROMPTED = NEEDS_REASON | TAKES_NOTE
+
+
+def _departments(engine) -> list[dict]:
+    with store.reading(engine) as conn:
+        return dispatch.filter_choices(conn)["departments"]
+
+
+def _assignee_name(engine, row: dict, lang: str) -> str:
+    table, key = (
+        (schema.workers, row["assignee_worker_id"])
+        if row.get("assignee_worker_id") is not None
+        else (schema.departments, row.get("assignee_department_id"))
+    )
+    if key is None:
+        return "—"
+    with store.reading(engine) as conn:
+        found = conn.execute(select(table.c.name_en, table.c.name_zh).where(table.c.id == key)).first()
+    return name(dict(found._mapping), lang) if found else "—"
+
+
+def _clicked() -> bool:
+    """Whether the trigger was a real click (a button drawn anew fires with n_clicks 0 or None)."""
+    return bool(ctx.triggered) and bool(ctx.triggered[0]["value"])
+
+
+def register(app, deps) -> None:
+    engine, settings = deps.engine, deps.settings
+
+    @app.callback(
+        Output(ids.DISPATCH_SELECTED, "data"),
+        Input(ids.DISPATCH_GRID, "cellClicked"),
+        Input(ids.DISPATCH_GRID, "eventData"),
+        State(ids.DISPATCH_SELECTED, "data"),
+        prevent_initial_call=True,
+    )
+    def select_incident(clicked, focused, selected):
+        """A click on a row, or the keyboard focus moving onto one, opens it in the panel."""
+        if ctx.triggered_prop_ids and any(p.endswith(".cellClicked") for p in ctx.triggered_prop_ids):
+            raw = (clicked or {}).get("rowId")
+        else:
+            raw = ((focused or {}).get("data") or {}).get("id")
+        if raw is None or not str(raw).isdigit():
+            return no_update
+        incident_id = int(raw)
+        return no_update if (selected or {}).get("id") == incident_id else {"id": incident_id}
+
+    @app.callback(
+        Output(ids.DISPATCH_PANEL, "children"),
+        Output(ids.DISPATCH_CURRENT, "data"),
+        Input(ids.DISPATCH_SELECTED, "data"),
+        Input(ids.DISPATCH_REFRESH, "data"),
+        Input(ids.DISPATCH_ACTED, "data"),
+        State(ids.DISPATCH_CURRENT, "data"),
+        State(ids.DISPATCH_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
+    def show_panel(selected, _refresh, _acted, current, config):
+        """The panel of the chosen incident, drawn again when it changes (here or on any other screen)."""
+        incident_id = (selected or {}).get("id")
+        if ctx.triggered_id == ids.DISPATCH_REFRESH:
+            if not incident_id or not current or current.get("id") != incident_id:
+                return no_update, no_update
+            with store.reading(engine) as conn:
+                version = conn.execute(select(schema.incidents.c.version).where(schema.incidents.c.id == incident_id)).scalar()
+            if version == current.get("version"):
+                return no_update, no_update
+        lang = (config or {}).get("lang", settings.lang)
+        return read_panel(engine, incident_id, lang, settings, _departments(engine))
+
+    @app.callback(
+        Output(ids.DISPATCH_GRID, "rowTransaction"),
+        Output(ids.DISPATCH_GRID, "rowData"),
+        Output(ids.DISPATCH_STAMPS, "data"),
+        Output(ids.DISPATCH_KPIS, "children"),
+        Output(ids.DISPATCH_COUNT, "children"),
+        Input(ids.DISPATCH_REFRESH, "data"),
+        Input(ids.DISPATCH_ACTED, "data"),
+        Input(ids.DISPATCH_FILTER_AREA, "value"),
+        Input(ids.DISPATCH_FILTER_CATEGORY, "value"),
+        Input(ids.DISPATCH_FILTER_PRIORITY, "value"),
+        Input(ids.DISPATCH_FILTER_STATE, "value"),
+        State(ids.DISPATCH_STAMPS, "data"),
+        State(ids.DISPATCH_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
+    def refresh_queue(_refresh, _acted, area, category, priority, state, old_stamps, config):
+        """The queue as of now: only the changed rows after a change, the whole table after a new filter."""
+        lang = (config or {}).get("lang", settings.lang)
+        chosen = chosen_filters({"area": area, "category": category, "priority": priority, "state": state})
+        rows, counts = read_queue(engine, chosen, utc_now())
+        table = dispatch_queue.table_rows(rows, lang, settings.timezone)
+        kpis, count = dispatch_queue.kpi_strip(counts, lang), dispatch_queue.count_text(len(table), lang)
+        if ctx.triggered_id in (ids.DISPATCH_REFRESH, ids.DISPATCH_ACTED):
+            changes, stamps = dispatch_queue.row_changes(old_stamps, table)
+            changed = any(changes.values())
+            return (changes if changed else no_update), no_update, stamps, kpis, count
+        return no_update, table, dispatch_queue.stamps(table), kpis, count
+
+    @app.callback(
+        Output(ids.DISPATCH_PROMPT, "hidden"),
+        Output(ids.DISPATCH_PROMPT_LABEL, "children"),
+        Output(f"{ids.DISPATCH_EXTEND_HOURS}-row", "hidden"),
+        Input(ids.DISPATCH_PENDING, "data"),
+        State(ids.DISPATCH_CONFIG, "data"),
+    )
+    def show_prompt(pending, config):
+        """The reason prompt of the action waiting for one (hidden when none is)."""
+        action = (pending or {}).get("action")
+        if not action:
+            return True, "", True
+        lang = (config or {}).get("lang", settings.lang)
+        key = "dispatch.prompt.reason" if action in NEEDS_REASON else "dispatch.prompt.note"
+        label = f"#{pending['id']} · " + tf(key, lang, action=t(f"action.{action}", lang))
+        return False, label, action != "extend"
+
+    @app.callback(
+        Output(ids.DISPATCH_MESSAGE, "children"),
+        Output(ids.DISPATCH_MESSAGE, "className"),
+        Output(ids.DISPATCH_PENDING, "data"),
+        Output(ids.DISPATCH_ACTED, "data"),
+        Output(ids.DISPATCH_UNDO_STATE, "data"),
+        Output(ids.DISPATCH_REASON, "value"),
+        Output(ids.DISPATCH_SELECTED, "data", allow_duplicate=True),
+        Input({"type": ids.DISPATCH_TO, "index": ALL}, "n_clicks"),
+        Input({"type": ids.DISPATCH_OTHER_GO, "index": ALL}, "n_clicks"),
+        Input({"type": ids.DISPATCH_ACTION, "index": ALL}, "n_clicks"),
+        Input({"type": ids.DISPATCH_MERGE, "index": ALL}, "n_clicks"),
+        Input(ids.DISPATCH_PROMPT_OK, "n_clicks"),
+        Input(ids.DISPATCH_PROMPT_CANCEL, "n_clicks"),
+        Input(ids.DISPATCH_UNDO, "n_clicks"),
+        Input(ids.DISPATCH_BATCH, "n_clicks"),
+        State({"type": ids.DISPATCH_OTHER, "index": ALL}, "value"),
+        State(ids.DISPATCH_REASON, "value"),
+        State(ids.DISPATCH_EXTEND_HOURS, "value"),
+        State(ids.DISPATCH_PENDING, "data"),
+        State(ids.DISPATCH_CURRENT, "data"),
+        State(ids.DISPATCH_UNDO_STATE, "data"),
+        State(ids.DISPATCH_GRID, "selectedRows"),
+        State(ids.DISPATCH_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
+    def act(
+        _to,
+        _other_go,
+        _actions,
+        _merges,
+        _ok,
+        _cancel,
+        _undo,
+        _batch,
+        others,
+        reason,
+        hours,
+        pending,
+        current,
+        undo_state,
+        selected_rows,
+        config,
+    ):
+        """Every button of the desk: one call into data.dispatch, then a message and a redraw of this page."""
+        if not _clicked():
+            return (no_update,) * 7
+        config = config or {}
+        lang, actor = config.get("lang", settings.lang), config.get("actor", "dispatcher")
+        trigger = ctx.triggered_id
+        kind = trigger.get("type") if isinstance(trigger, dict) else trigger
+        out = _Outcome(lang)
+
+        if kind == ids.DISPATCH_PROMPT_CANCEL:
+            return None, "cb-message", None, no_update, no_update, "", no_update
+        if kind == ids.DISPATCH_BATCH:
+            return out.batch(engine, selected_rows, actor)
+        if kind == ids.DISPATCH_UNDO:
+            return out.undo(engine, undo_state, actor)
+        if not current:
+            return (no_update,) * 7
+        incident_id, version = current["id"], current["version"]
+
+        if kind == ids.DISPATCH_ACTION and trigger["index"] in PROMPTED:
+            return None, "cb-message", {"action": trigger["index"], "id": incident_id}, no_update, no_update, no_update, no_update
+        if kind == ids.DISPATCH_PROMPT_OK:
+            return out.confirm(engine, pending, current, reason, hours, actor)
+        if kind == ids.DISPATCH_ACTION:
+            return out.run(engine, incident_id, trigger["index"], actor, version)
+        if kind == ids.DISPATCH_MERGE:
+            return out.merge(engine, incident_id, int(trigger["index"]), actor, version)
+        if kind == ids.DISPATCH_TO:
+            who, _, raw = str(trigger["index"]).partition(":")
+            target = {"worker_id" if who == "worker" else "department_id": int(raw)}
+            return out.send(engine, incident_id, version, target, actor)
+        if kind == ids.DISPATCH_OTHER_GO:
+            chosen = next((v for v in others or [] if v), None)
+            if chosen is None:
+                return out.refused(t("dispatch.other", lang) + "?")
+            return out.send(engine, incident_id, version, {"department_id": int(chosen)}, actor)
+        return (no_update,) * 7
+
+    @app.callback(
+        Output(ids.SHELL_LANG, "data", allow_duplicate=True),
+        Input(ids.DISPATCH_LANG_SWITCH, "n_clicks"),
+        State(ids.DISPATCH_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
+    def switch_language(n_clicks, config):
+        """The other language; the shell draws the desk again in it."""
+        if not n_clicks:
+            return no_update
+        current = (config or {}).get("lang", settings.lang)
+        return LANGS[(LANGS.index(current) + 1) % len(LANGS)] if current in LANGS else LANGS[0]
+
+    app.clientside_callback(
+        ClientsideFunction("citybrain", "dispatchFollow"),
+        Output(ids.DISPATCH_FOLLOWING, "data"),
+        Input(ids.DISPATCH_STREAM, "data"),
+        State(ids.DISPATCH_CONFIG, "data"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("citybrain", "dispatchUndoTick"),
+        Output(ids.DISPATCH_UNDO_BAR, "hidden"),
+        Output(ids.DISPATCH_UNDO, "children"),
+        Input(ids.DISPATCH_TICK, "n_intervals"),
+        Input(ids.DISPATCH_UNDO_STATE, "data"),
+        State(ids.DISPATCH_CONFIG, "data"),
+    )
+
+
+class _Outcome:
+    """Runs one desk action and words its result: (message, class, pending, acted, undo, reason, selected)."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+
+    def _done(self, message: str, *, undo=no_update, selected=no_update, reason=no_update):
+        return message, "cb-message cb-message-ok", None, {"at": time.time()}, undo, reason, selected
+
+    def refused(self, reason: str):
+        return (
+            tf("dispatch.msg.refused", self.lang, reason=reason),
+            "cb-message cb-message-refused",
+            no_update,
+            no_update,
+            no_update,
+            no_update,
+            no_update,
+        )
+
+    def _failed(self, incident_id: int, exc: CityBrainError):
+        if isinstance(exc, Conflict):
+            message = tf(
+                "dispatch.msg.conflict",
+                self.lang,
+                id=incident_id,
+                state=t(f"state.{exc.current_state}", self.lang) if exc.current_state else "—",
+                version=exc.current_version,
+            )
+            # Draw the panel again: the user sees the state that won.
+            return message, "cb-message cb-message-conflict", None, {"at": time.time()}, no_update, no_update, no_update
+        return self.refused(str(exc))
+
+    def send(self, engine, incident_id: int, version: int, target: dict, actor: str):
+        try:
+            with engine.begin() as conn:
+                row = dispatch.dispatch(conn, incident_id, actor=actor, expected_version=version, **target)
+        except CityBrainError as exc:
+            return self._failed(incident_id, exc)
+        message = tf("dispatch.msg.dispatched", self.lang, id=incident_id, name=_assignee_name(engine, row, self.lang))
+        undo = {"incident_id": incident_id, "key": row["event_id"], "seconds": dispatch.UNDO_SECONDS - 0.5}
+        # Only a first dispatch can be undone; a reassignment is changed by another reassignment.
+        return self._done(message, undo=undo if row["state"] == "dispatched" and _was_dispatch(engine, row) else None)
+
+    def run(self, engine, incident_id: int, action: str, actor: str, version: int, **params):
+        try:
+            with engine.begin() as conn:
+                row = dispatch.act(conn, incident_id, action, actor=actor, expected_version=version, **params)
+        except CityBrainError as exc:
+            return self._failed(incident_id, exc)
+        message = tf(
+            "dispatch.msg.done",
+            self.lang,
+            action=t(f"action.{action}", self.lang),
+            id=incident_id,
+            state=t(f"state.{row['state']}", self.lang),
+        )
+        return self._done(message, reason="")
+
+    def confirm(self, engine, pending, current, reason, hours, actor):
+        action = (pending or {}).get("action")
+        if not action or pending.get("id") != current["id"]:
+            return None, "cb-message", None, no_update, no_update, no_update, no_update
+        note = (reason or "").strip()
+        if action in NEEDS_REASON and not note:
+            return (
+                t("dispatch.msg.need_reason", self.lang),
+                "cb-message cb-message-refused",
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+            )
+        params = {"note": note or None}
+        if action == "extend":
+            try:
+                params["extend_minutes"] = int(float(hours)) * 60
+            except (TypeError, ValueError):
+                return self.refused(t("dispatch.prompt.hours", self.lang) + "?")
+        return self.run(engine, current["id"], action, actor, current["version"], **params)
+
+    def merge(self, engine, incident_id: int, other_id: int, actor: str, version: int):
+        try:
+            with engine.begin() as conn:
+                row = dispatch.merge_duplicates(
+                    conn, incident_id, other_id, actor=actor, expected_versions={incident_id: version}
+                )
+        except CityBrainError as exc:
+            return self._failed(incident_id, exc)
+        kept = row["merged_into_id"]
+        message = tf("dispatch.msg.merged", self.lang, merged=row["id"], kept=kept)
+        return self._done(message, selected={"id": kept})
+
+    def undo(self, engine, undo_state, actor: str):
+        incident_id = (undo_state or {}).get("incident_id")
+        if not incident_id:
+            return (no_update,) * 7
+        try:
+            with engine.begin() as conn:
+                dispatch.undo_dispatch(conn, incident_id, actor=actor)
+        except CityBrainError as exc:
+            failed = self._failed(incident_id, exc)
+            return (*failed[:4], None, *failed[5:])
+        return self._done(tf("dispatch.msg.undone", self.lang, id=incident_id), undo=None, selected={"id": incident_id})
+
+    def batch(self, engine, selected_rows, actor: str):
+        items = [(int(r["id"]), int(r["version"])) for r in selected_rows or [] if "id" in r]
+        if not items:
+            return self.refused(t("dispatch.msg.batch_none", self.lang))
+        results = dispatch.dispatch_many(engine, items, actor=actor)
+        failed = [r for r in results if not r.ok]
+        message = tf("dispatch.msg.batch", self.lang, ok=len(results) - len(failed), failed=len(failed))
+        if failed:
+            message += " " + "; ".join(
+                f"#{r.incident_id}: {t(f'state.{r.state}', self.lang) if r.state else ''} {r.error or ''}".strip()
+                for r in failed[:5]
+            )
+        return (
+            message,
+            "cb-message " + ("cb-message-refused" if failed else "cb-message-ok"),
+            None,
+            {"at": time.time()},
+            no_update,
+            no_update,
+            no_update,
+        )
+
+
+def _was_dispatch(engine, row: dict) -> bool:
+    """Whether the incident's latest event is a dispatch (undoable), not a reassignment."""
+    events = schema.incident_events
+    with store.reading(engine) as conn:
+        action = conn.execute(select(events.c.action).where(events.c.id == row["event_id"])).scalar()
+    return action == "dispatch"

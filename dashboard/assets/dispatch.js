@@ -1,0 +1,112 @@
+/* CityBrain Command, the dispatcher's desk (/dispatch): follows the change feed, counts the undo down,
+ * and gives the queue table (dash-ag-grid) its time-left column and keyboard focus.
+ * Adds to the one namespace, window.citybrain (see citybrain.js); clientside callbacks reach these as
+ * ClientsideFunction("citybrain", "dispatch..."). The table's functions live where dash-ag-grid looks
+ * for them, window.dashAgGridFunctions.
+ */
+(function () {
+    "use strict";
+
+    var cb = window.citybrain = window.citybrain || {};
+    window.dash_clientside = window.dash_clientside || {};
+    window.dash_clientside.citybrain = cb;
+    var NO_UPDATE = function () { return window.dash_clientside.no_update; };
+
+    // --- the change feed: one EventSource on /live/events, resumed by the browser after a break ----
+    var follow = {source: null, head: null, timer: null, lastSent: 0, words: {}};
+    var MIN_GAP_MS = 250;  // a burst of changes becomes one refresh, at most four a second
+
+    function setStatus(status) {
+        var el = document.getElementById("dispatch-live-status");
+        if (!el) { return; }
+        el.textContent = follow.words[status] || status;
+        el.className = "cb-live cb-live-" + status;
+    }
+
+    function bump(head) {
+        follow.head = head;
+        if (follow.timer) { return; }
+        var wait = Math.max(0, follow.lastSent + MIN_GAP_MS - Date.now());
+        follow.timer = setTimeout(function () {
+            follow.timer = null;
+            follow.lastSent = Date.now();
+            cb.dispatchRefreshAskedAt = Date.now();
+            window.dash_clientside.set_props("dispatch-refresh", {data: {head: follow.head, at: Date.now()}});
+        }, wait);
+    }
+
+    cb.dispatchFollow = function (spec, config) {
+        if (!spec || !spec.url || typeof EventSource === "undefined") { return NO_UPDATE(); }
+        if (follow.source) { follow.source.close(); }
+        follow.words = (config && config.words) || {};
+        follow.head = spec.head;
+        var source = new EventSource(spec.url + "?after=" + spec.head);
+        follow.source = source;
+        source.onmessage = function (event) {
+            var data;
+            try { data = JSON.parse(event.data); } catch (e) { return; }
+            setStatus(data.ok === false ? "stale" : "live");
+            if ((data.type === "changes" || data.type === "reset") && data.head !== follow.head) { bump(data.head); }
+        };
+        source.onerror = function () {
+            if (source.readyState === 2 && follow.source === source) {
+                // The browser gave up reconnecting: try again from the last head seen.
+                setStatus("stale");
+                setTimeout(function () { cb.dispatchFollow({url: spec.url, head: follow.head}, config); }, 2000);
+            } else {
+                setStatus("connecting");
+            }
+        };
+        return {status: "connecting", head: spec.head};
+    };
+
+    // Stop following (a test holds a stale panel this way to meet a conflict).
+    cb.dispatchUnfollow = function () {
+        if (follow.source) { follow.source.close(); }
+        follow.source = null;
+    };
+
+    // --- undo: the bar counts down from the moment this page saw the dispatch -----------------------
+    var undoSeen = {};
+    cb.dispatchUndoTick = function (n, state, config) {
+        if (!state || !state.key) { return [true, ""]; }
+        if (!undoSeen[state.key]) { undoSeen[state.key] = Date.now(); }
+        var left = state.seconds - (Date.now() - undoSeen[state.key]) / 1000;
+        if (left <= 0) { return [true, ""]; }
+        var template = (config && config.words && config.words.undo) || "Undo ({s} s)";
+        return [false, template.replace("{s}", String(Math.ceil(left)))];
+    };
+
+    // --- the queue table -----------------------------------------------------------------------------
+    var dagfuncs = window.dashAgGridFunctions = window.dashAgGridFunctions || {};
+
+    function zh() {
+        var root = document.getElementById("dispatch-root");
+        return !!root && (root.getAttribute("lang") || "").indexOf("zh") === 0;
+    }
+
+    // "35 min" / "2.5 h", with a minus when the deadline has passed.
+    dagfuncs.citybrainTimeLeft = function (params) {
+        if (!params.data || typeof params.data.deadline_ms !== "number") { return ""; }
+        var ms = params.data.deadline_ms - Date.now();
+        var minutes = Math.abs(ms) / 60000;
+        var text = minutes < 90 ? Math.round(minutes) + (zh() ? " 分钟" : " min")
+                                : (minutes / 60).toFixed(1) + (zh() ? " 小时" : " h");
+        return (ms < 0 ? "−" : "") + text;
+    };
+
+    // Arrow keys move the focus through the queue; the incident panel follows the focused row.
+    dagfuncs.citybrainQueueFocus = function (params, setEventData) {
+        if (params.rowIndex === null || params.rowIndex === undefined || params.rowPinned) { return; }
+        var node = params.api.getDisplayedRowAtIndex(params.rowIndex);
+        if (node && node.data) { setEventData({id: node.data.id}); }
+    };
+
+    // The time-left column counts down without a round trip.
+    setInterval(function () {
+        if (!document.getElementById("dispatch-grid") || !window.dash_ag_grid || !window.dash_ag_grid.getApi) { return; }
+        try {
+            window.dash_ag_grid.getApi("dispatch-grid").refreshCells({columns: ["time_left"], force: true});
+        } catch (e) { /* the table is not ready yet */ }
+    }, 15000);
+})();

@@ -1,0 +1,213 @@
+"""The dispatcher's desk (`/dispatch`, 一键调度): the queue on the left, the incident panel on the right.
+
+`?incident=<id>` opens an incident straight away (the overview's incident card links here);
+`?area=&category=&priority=&state=` preset the filters.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.components import dispatch_panel, dispatch_queue
+from dashboard.i18n import t
+from data import dispatch, store
+from data.clock import utc_now
+from data.errors import NotFound, ValidationError
+
+UNDO_TICK_MS = 500
+
+
+def _int(value) -> int | None:
+    return int(value) if str(value or "").strip().isdigit() and int(value) > 0 else None
+
+
+def chosen_filters(query: dict) -> dict:
+    """The filters the URL asks for (unknown values dropped)."""
+    state = query.get("state") or None
+    priority = _int(query.get("priority"))
+    return {
+        "area": _int(query.get("area")),
+        "category": _int(query.get("category")),
+        "priority": priority if priority in (1, 2, 3) else None,
+        "state": state if state in dispatch.QUEUE_STATES else None,
+    }
+
+
+def read_queue(engine, chosen: dict, now: datetime) -> tuple[list[dict], dict]:
+    """(queue rows, headline counts) for the chosen filters; an area that vanished means everywhere."""
+    with store.reading(engine) as conn:
+        try:
+            rows = dispatch.queue(
+                conn,
+                now,
+                area_id=chosen.get("area"),
+                category_id=chosen.get("category"),
+                priority=chosen.get("priority"),
+                state=chosen.get("state"),
+            )
+            counts = dispatch.queue_counts(conn, now, area_id=chosen.get("area"))
+        except ValidationError:
+            rows, counts = dispatch.queue(conn, now), dispatch.queue_counts(conn, now)
+    return rows, counts
+
+
+def read_panel(engine, incident_id: int | None, lang: str, settings, departments: list[dict], now: datetime | None = None):
+    """(panel children, {id, version, state} or None) for an incident."""
+    if not incident_id:
+        return dispatch_panel.empty_panel(lang), None
+    try:
+        with store.reading(engine) as conn:
+            facts = dispatch.panel_facts(conn, incident_id)
+    except NotFound:
+        return dispatch_panel.empty_panel(lang, "dispatch.panel.gone"), None
+    incident = facts["incident"]
+    children = dispatch_panel.panel(
+        facts, lang, settings.timezone, now or utc_now(), departments, settings.tile_url, settings.tile_attribution
+    )
+    return children, {"id": incident["id"], "version": incident["version"], "state": incident["state"]}
+
+
+def header(lang: str) -> html.Header:
+    return html.Header(
+        className="cb-top cb-dispatch-top",
+        children=[
+            html.Div(
+                className="cb-brand",
+                children=[
+                    html.Span(t("app.title", lang), className="cb-app-name"),
+                    html.Span(t("dispatch.title", lang), className="cb-page-name"),
+                ],
+            ),
+            html.Nav(
+                className="cb-nav",
+                children=[
+                    html.A(t("nav.overview", lang), href="/", className="cb-nav-link"),
+                    html.A(t("nav.wall", lang), href="/wall", className="cb-nav-link"),
+                    html.A(t("nav.dispatch", lang), href="/dispatch", className="cb-nav-link cb-nav-current"),
+                ],
+            ),
+            html.Div(
+                className="cb-status",
+                children=[
+                    html.Span(t("live.connecting", lang), id=ids.DISPATCH_LIVE_STATUS, className="cb-live cb-live-connecting"),
+                    html.Button(t("lang.switch", lang), id=ids.DISPATCH_LANG_SWITCH, n_clicks=0, className="cb-lang"),
+                ],
+            ),
+        ],
+    )
+
+
+def _prompt(lang: str) -> html.Div:
+    """The reason prompt: hidden until an action that needs a reason is clicked."""
+    return html.Div(
+        id=ids.DISPATCH_PROMPT,
+        className="cb-prompt",
+        hidden=True,
+        children=[
+            html.Label("", id=ids.DISPATCH_PROMPT_LABEL, htmlFor=ids.DISPATCH_REASON, className="cb-prompt-label"),
+            dcc.Textarea(id=ids.DISPATCH_REASON, value="", className="cb-reason-input", rows=3),
+            html.Div(
+                className="cb-prompt-hours",
+                id=f"{ids.DISPATCH_EXTEND_HOURS}-row",
+                hidden=True,
+                children=[
+                    html.Label(t("dispatch.prompt.hours", lang), htmlFor=ids.DISPATCH_EXTEND_HOURS),
+                    dcc.Input(id=ids.DISPATCH_EXTEND_HOURS, type="number", min=1, max=24 * 90, step=1, value=24),
+                ],
+            ),
+            html.Div(
+                className="cb-prompt-buttons",
+                children=[
+                    html.Button(
+                        t("dispatch.prompt.ok", lang), id=ids.DISPATCH_PROMPT_OK, n_clicks=0, className="cb-send cb-send-primary"
+                    ),
+                    html.Button(
+                        t("dispatch.prompt.cancel", lang), id=ids.DISPATCH_PROMPT_CANCEL, n_clicks=0, className="cb-send"
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
+def layout(deps, query: dict, lang: str) -> html.Div:
+    """The whole desk for a first paint: the queue and (with ?incident=) the panel are filled here."""
+    settings, engine = deps.settings, deps.engine
+    now = utc_now()
+    chosen = chosen_filters(query)
+    with store.reading(engine) as conn:
+        choices = dispatch.filter_choices(conn)
+        head = store.feed_head(conn)
+    rows, counts = read_queue(engine, chosen, now)
+    table = dispatch_queue.table_rows(rows, lang, settings.timezone)
+    selected = _int(query.get("incident"))
+    panel_children, current = read_panel(engine, selected, lang, settings, choices["departments"], now)
+    config = {
+        "lang": lang,
+        "tz": settings.timezone,
+        # Who acts from this screen, in the audit log; a sign-in would put the person's name here.
+        "actor": f"dispatcher-{secrets.token_hex(3)}",
+        "words": {
+            "undo": t("dispatch.undo", lang),
+            **{k: t(f"live.{k}", lang) for k in ("live", "connecting", "polling", "stale")},
+        },
+    }
+    return html.Div(
+        id=ids.DISPATCH_ROOT,
+        className="cb-dispatch",
+        lang="zh-CN" if lang == "zh" else "en",
+        children=[
+            header(lang),
+            html.Main(
+                className="cb-dispatch-body",
+                children=[
+                    html.Section(
+                        className="cb-queue-panel",
+                        children=[
+                            dispatch_queue.filters(choices, lang, chosen),
+                            html.Div(dispatch_queue.kpi_strip(counts, lang), id=ids.DISPATCH_KPIS, className="cb-dkpis"),
+                            html.Div(
+                                className="cb-queue-tools",
+                                children=[
+                                    html.Span(dispatch_queue.count_text(len(table), lang), id=ids.DISPATCH_COUNT),
+                                    html.Button(
+                                        t("dispatch.batch", lang), id=ids.DISPATCH_BATCH, n_clicks=0, className="cb-send"
+                                    ),
+                                ],
+                            ),
+                            html.Div(dispatch_queue.queue_grid(table, lang), className="cb-queue-wrap"),
+                        ],
+                    ),
+                    html.Aside(
+                        className="cb-incident-panel",
+                        children=[
+                            html.Div(id=ids.DISPATCH_MESSAGE, className="cb-message", role="status", **{"aria-live": "polite"}),
+                            html.Div(
+                                id=ids.DISPATCH_UNDO_BAR,
+                                className="cb-undo-bar",
+                                hidden=True,
+                                children=[html.Button("", id=ids.DISPATCH_UNDO, n_clicks=0, className="cb-undo")],
+                            ),
+                            _prompt(lang),
+                            html.Div(panel_children, id=ids.DISPATCH_PANEL, className="cb-panel-body"),
+                        ],
+                    ),
+                ],
+            ),
+            dcc.Store(id=ids.DISPATCH_SELECTED, data={"id": selected} if selected else None),
+            dcc.Store(id=ids.DISPATCH_CURRENT, data=current),
+            dcc.Store(id=ids.DISPATCH_PENDING),
+            dcc.Store(id=ids.DISPATCH_ACTED),
+            dcc.Store(id=ids.DISPATCH_UNDO_STATE),
+            dcc.Store(id=ids.DISPATCH_STAMPS, data=dispatch_queue.stamps(table)),
+            dcc.Store(id=ids.DISPATCH_STREAM, data={"url": "/live/events", "head": head}),
+            dcc.Store(id=ids.DISPATCH_REFRESH, data={"head": head}),
+            dcc.Store(id=ids.DISPATCH_FOLLOWING),
+            dcc.Store(id=ids.DISPATCH_CONFIG, data=config),
+            dcc.Interval(id=ids.DISPATCH_TICK, interval=UNDO_TICK_MS),
+        ],
+    )

@@ -1,0 +1,224 @@
+"""The dispatch desk in headless Chromium: click an incident, dispatch it with one click, undo it, run the loop to a failed
+verification, and watch a second desk and the overview follow every step."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from sqlalchemy import select
+
+from data import schema, store
+from data.incidents import apply_action, get_incident, history
+
+pytestmark = pytest.mark.browser
+
+
+def wait_for(driver, script: str, timeout: float = 10.0, interval: float = 0.05):
+    """Poll a JavaScript expression until it is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {script}")
+        time.sleep(interval)
+
+
+def row_present(incident_id: int) -> str:
+    return f"!!document.querySelector('#dispatch-grid .ag-row[row-id=\"{incident_id}\"]')"
+
+
+def kpi(driver, key: str) -> int:
+    return int(driver.find_element(By.CSS_SELECTOR, f".cb-dkpi-{key}").get_attribute("data-value"))
+
+
+# The overview board's cells by column (components/board.py): open is the second, 人到无效 is marked.
+BOARD_CELLS = {"open": "td:nth-child(2)", "no-effect": ".cb-board-no-effect"}
+
+
+def board_selector(code: str, column: str) -> str:
+    return f".cb-board-row[data-department='{code}'] {BOARD_CELLS[column]}"
+
+
+def board_cell(driver, code: str, column: str) -> int:
+    """A board cell's number, read in one go (the board is redrawn on every change)."""
+    return int(wait_for(driver, f"document.querySelector({board_selector(code, column)!r}).textContent.replace(/,/g, '') + ' '"))
+
+
+def board_equals(code: str, column: str, value: int) -> str:
+    return f"Number(document.querySelector({board_selector(code, column)!r}).textContent.replace(/,/g, '')) === {value}"
+
+
+def click(driver, css: str):
+    element = wait_for(driver, f"document.querySelector({css!r})")
+    assert element
+    driver.find_element(By.CSS_SELECTOR, css).click()
+
+
+def panel_state(driver) -> str | None:
+    return driver.execute_script("const h = document.querySelector('.cb-panel-head'); return h && h.dataset.state")
+
+
+@pytest.fixture(scope="module")
+def department_case(city):
+    """A grid and a category that goes to a department (never to grid workers), with the department's code."""
+    c, d = schema.categories, schema.departments
+    with city.engine.connect() as conn:
+        row = conn.execute(
+            select(c.c.id, d.c.code)
+            .join_from(c, d, c.c.department_id == d.c.id)
+            .where(c.c.active.is_(True), c.c.grid_worker_ok.is_(False))
+            .order_by(c.c.id)
+        ).first()
+    return row.id, row.code
+
+
+def report(city, category_id: int) -> int:
+    city.category_id = category_id
+    return city.report(city.units["grid"][3], priority=1)
+
+
+def test_one_click_dispatch_undo_and_a_failed_verification_reach_every_screen(browser, server, city, department_case):
+    category_id, dept_code = department_case
+    desk, other = browser.current_window_handle, None
+    browser.get(server + "/dispatch")
+    wait_for(browser, "document.querySelector('#dispatch-grid .ag-row')", timeout=20)
+    browser.switch_to.new_window("window")
+    other = browser.current_window_handle
+    browser.get(server + "/dispatch")
+    wait_for(browser, "document.querySelector('#dispatch-grid .ag-row')", timeout=20)
+    browser.switch_to.new_window("window")
+    overview = browser.current_window_handle
+    browser.get(server + "/")
+    wait_for(browser, "document.querySelector('.cb-board-row')", timeout=30)
+    open_before = (
+        board_cell(browser, dept_code, "open")
+        if browser.find_elements(By.CSS_SELECTOR, f".cb-board-row[data-department='{dept_code}']")
+        else 0
+    )
+
+    # A new report reaches both desks through the change feed.
+    incident_id = report(city, category_id)
+    for handle in (desk, other):
+        browser.switch_to.window(handle)
+        wait_for(browser, row_present(incident_id), timeout=10)
+    waiting_before = kpi(browser, "waiting")
+
+    # Desk 1: click it, one click on the suggestion.
+    browser.switch_to.window(desk)
+    click(browser, f'#dispatch-grid .ag-row[row-id="{incident_id}"] .ag-cell[col-id="area"]')
+    wait_for(
+        browser,
+        f"document.querySelector('.cb-panel-head') && document.querySelector('.cb-panel-head').dataset.incident === '{incident_id}'",
+    )
+    reason = browser.find_element(By.CSS_SELECTOR, ".cb-worker-reason").text
+    assert "清单外事项下派过滤" in reason  # the panel says why no grid worker is offered
+    clicked_at = time.monotonic()
+    click(browser, "#dispatch-panel .cb-send-primary")
+    wait_for(browser, "document.querySelector('.cb-message-ok')")
+    assert str(incident_id) in browser.find_element(By.CSS_SELECTOR, ".cb-message").text
+    wait_for(browser, f"!({row_present(incident_id)})")
+    wait_for(browser, "!document.getElementById('dispatch-undo-bar').hidden")
+    with store.reading(city.engine) as conn:
+        row = get_incident(conn, incident_id)
+        assert row["state"] == "dispatched" and [e["action"] for e in history(conn, incident_id)][-2:] == ["register", "dispatch"]
+
+    # Desk 2 sees it leave the queue and the waiting count fall; the overview's board counts it for the department.
+    browser.switch_to.window(other)
+    wait_for(browser, f"!({row_present(incident_id)})", timeout=5)
+    wait_for(browser, f"document.querySelector('.cb-dkpi-waiting').dataset.value === '{waiting_before - 1}'", timeout=5)
+    seen_elsewhere = time.monotonic() - clicked_at
+    browser.switch_to.window(overview)
+    wait_for(browser, board_equals(dept_code, "open", open_before + 1), timeout=10)
+
+    # Undo within ten seconds: back in both queues, waiting for a dispatcher.
+    browser.switch_to.window(desk)
+    click(browser, "#dispatch-undo")
+    wait_for(
+        browser,
+        f"document.querySelector('.cb-message-ok') && document.querySelector('.cb-message').textContent.includes('#{incident_id}')",
+    )
+    wait_for(browser, row_present(incident_id))
+    with store.reading(city.engine) as conn:
+        assert get_incident(conn, incident_id)["state"] == "registered"
+        assert history(conn, incident_id)[-1]["action"] == "recall"
+    browser.switch_to.window(other)
+    wait_for(browser, row_present(incident_id), timeout=5)
+
+    # Dispatch again, then the department acknowledges and resolves, and verification fails.
+    browser.switch_to.window(desk)
+    wait_for(browser, "document.querySelector('.cb-panel-head').dataset.state === 'registered'")
+    click(browser, "#dispatch-panel .cb-send-primary")
+    wait_for(browser, "document.querySelector('.cb-panel-head').dataset.state === 'dispatched'")
+    click(browser, ".cb-action-acknowledge")
+    wait_for(browser, "document.querySelector('.cb-panel-head').dataset.state === 'acknowledged'")
+    click(browser, ".cb-action-resolve")
+    wait_for(browser, "!document.getElementById('dispatch-prompt').hidden")
+    browser.find_element(By.ID, "dispatch-reason").send_keys("cleared on site")
+    click(browser, "#dispatch-prompt-ok")
+    wait_for(browser, "document.querySelector('.cb-panel-head').dataset.state === 'resolved'")
+
+    browser.switch_to.window(overview)
+    no_effect_before = board_cell(browser, dept_code, "no-effect")
+    browser.switch_to.window(desk)
+    click(browser, ".cb-action-verify_fail")
+    wait_for(browser, "!document.getElementById('dispatch-prompt').hidden")
+    click(browser, "#dispatch-prompt-ok")  # no reason yet: refused, nothing changes
+    wait_for(browser, "document.querySelector('.cb-message-refused')")
+    assert panel_state(browser) == "resolved"
+    browser.find_element(By.ID, "dispatch-reason").send_keys("still overflowing")
+    click(browser, "#dispatch-prompt-ok")
+    wait_for(browser, "document.querySelector('.cb-panel-head').dataset.state === 'reopened'")
+    wait_for(browser, row_present(incident_id))  # back in the queue: reopened after a failed verification
+    browser.switch_to.window(overview)
+    wait_for(browser, board_equals(dept_code, "no-effect", no_effect_before + 1), timeout=10)
+    print(f"one click -> second desk updated: {seen_elsewhere * 1000:.0f} ms")
+    for handle in (other, overview):
+        browser.switch_to.window(handle)
+        browser.close()
+    browser.switch_to.window(desk)
+
+
+def test_a_stale_panel_gets_a_conflict_with_the_current_state(browser, server, city, department_case):
+    category_id, _ = department_case
+    incident_id = report(city, category_id)
+    browser.get(server + f"/dispatch?incident={incident_id}")
+    wait_for(
+        browser,
+        f"document.querySelector('.cb-panel-head') && document.querySelector('.cb-panel-head').dataset.incident === '{incident_id}'",
+        timeout=20,
+    )
+    # This screen stops hearing about changes, and meanwhile another dispatcher rejects the report.
+    browser.execute_script("window.citybrain.dispatchUnfollow()")
+    with city.engine.begin() as conn:
+        apply_action(conn, incident_id, "reject", actor="someone-else", note="not a case")
+    assert panel_state(browser) == "reported"
+    click(browser, "#dispatch-panel .cb-send-primary")
+    wait_for(browser, "document.querySelector('.cb-message-conflict')")
+    assert "Rejected" in browser.find_element(By.CSS_SELECTOR, ".cb-message").text
+    # The panel is drawn again with the state that won; nothing was dispatched.
+    wait_for(browser, "document.querySelector('.cb-panel-head').dataset.state === 'rejected'")
+    with store.reading(city.engine) as conn:
+        assert [e["action"] for e in history(conn, incident_id)] == ["report", "reject"]
+
+
+def test_arrow_keys_move_through_the_queue_and_the_panel_follows(browser, server, city):
+    browser.get(server + "/dispatch")
+    wait_for(browser, "document.querySelectorAll('#dispatch-grid .ag-row').length >= 2", timeout=20)
+    first = browser.find_element(
+        By.CSS_SELECTOR, '#dispatch-grid .ag-center-cols-container .ag-row[row-index="0"] .ag-cell[col-id="area"]'
+    )
+    first.click()
+    first_id = wait_for(
+        browser, "document.querySelector('.cb-panel-head') && document.querySelector('.cb-panel-head').dataset.incident"
+    )
+    browser.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    second_id = browser.execute_script(
+        "return document.querySelector('#dispatch-grid .ag-center-cols-container .ag-row[row-index=\"1\"]').getAttribute('row-id')"
+    )
+    wait_for(browser, f"document.querySelector('.cb-panel-head').dataset.incident === '{second_id}'")
+    assert second_id != first_id
