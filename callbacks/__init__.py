@@ -3,8 +3,9 @@
 
 def register_all(app, deps) -> None:
     """Register every page's callbacks."""
-    from callbacks import dispatch, overview, shell
+    from callbacks import dispatch, overview, shell, trends
 
     shell.register(app, deps)
     overview.register(app, deps)
     dispatch.register(app, deps)
+    trends.register(app, deps)

@@ -471,6 +471,9 @@ def dispatch(
         version = row["version"]
     action = "reassign" if row["state"] in lifecycle.WITH_ASSIGNEE else "dispatch"
     previous = (row["assignee_department_id"], row["assignee_worker_id"])
+    if action == "reassign" and previous == (department_id, worker_id):
+        # Sending it to the same assignee again would only restart its clocks and hide that it is late.
+        raise ValidationError(f"incident {incident_id} is already with that assignee; escalate or extend it instead")
     row = apply_action(
         conn,
         incident_id,

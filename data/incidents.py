@@ -114,10 +114,11 @@ def lock_change_feed(conn: Connection) -> None:
     already read `id > 40` up to 42 would never see 41. Taking one transaction-scoped advisory
     lock before touching incidents makes writers commit in the order they drew ids. It is taken
     first, before any row lock, so two writers cannot deadlock on it. SQLite needs nothing:
-    BEGIN IMMEDIATE already lets one writer at a time in.
+    BEGIN IMMEDIATE already lets one writer at a time in. The lock is keyed by the schema too, so
+    stores living in separate schemas of one database (tests, staging) do not queue behind each other.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_FEED_LOCK})
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": CHANGE_FEED_LOCK})
 
 
 # --- intake ---------------------------------------------------------------------------------

@@ -94,11 +94,11 @@ def migrate(engine: Engine) -> None:
         return
     # Several gunicorn workers may start at once: one migrates, the others wait for it.
     with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(727001)"))
+        conn.execute(text("SELECT pg_advisory_lock(727001, hashtext(current_schema()))"))
         try:
             command.upgrade(alembic_config(engine), "head")
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(727001)"))
+            conn.execute(text("SELECT pg_advisory_unlock(727001, hashtext(current_schema()))"))
             conn.commit()
 
 

@@ -217,6 +217,8 @@ def test_dispatching_an_assigned_case_reassigns_and_tells_both_sides(engine, wor
     with engine.begin() as conn:
         incident_id = _report(conn, world, "construction")
         dispatch.dispatch(conn, incident_id, actor="dispatcher")
+        with pytest.raises(ValidationError, match="already with that assignee"):
+            dispatch.dispatch(conn, incident_id, actor="dispatcher")  # the same again would only restart its clocks
         row = dispatch.dispatch(conn, incident_id, actor="dispatcher", department_id=world.departments["ga"])
         assert row["assignee_department_id"] == world.departments["ga"]
         assert history(conn, incident_id)[-1]["action"] == "reassign"
@@ -407,6 +409,16 @@ def test_manual_escalation_from_the_desk_tells_the_assignee(engine, world):
         row = dispatch.act(conn, incident_id, "escalate", actor="leader", note="督办: residents waiting")
         assert row["escalation_level"] == 1
         assert notify.inbox(conn, department_id=world.departments["zj"])[0]["kind"] == "escalate"
+
+
+def test_the_panel_dispatch_target_is_the_queue_deadline(engine, world, queue_world):
+    ids, now = queue_world
+    with engine.connect() as conn:
+        rows = {r["id"]: r for r in dispatch.queue(conn, now)}
+        for key in ("new", "registered_urgent", "returned", "reopened"):
+            target = dispatch.dispatch_target(conn, get_incident(conn, ids[key]))
+            assert int(target.timestamp() * 1000) == rows[ids[key]]["deadline_ms"], key
+        assert dispatch.dispatch_target(conn, get_incident(conn, ids["dispatched_overdue"])) is None
 
 
 def test_panel_facts_gather_everything_the_panel_shows(engine, world):

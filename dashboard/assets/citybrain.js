@@ -327,6 +327,15 @@
         cb.stream = null;
     };
 
+    // A page left for another keeps its stream open while the browser holds it in its back/forward
+    // cache; a few such pages use up the browser's six connections to this server (HTTP/1.1) and
+    // every later request of the app waits. So the stream closes when the page is hidden, and
+    // reopens from the last head seen when the page is shown again from that cache.
+    window.addEventListener("pagehide", function () { cb.closeStream(); });
+    window.addEventListener("pageshow", function (event) {
+        if (event.persisted && cb.streamUrl && !cb.stream) { connect(cb.head || 0); }
+    });
+
     // Clientside callback on the page's stream store {url, head}: (re)open the feed from the page's head.
     cb.openStream = function (spec) {
         if (!spec || !spec.url || typeof EventSource === "undefined") { return NO_UPDATE(); }
@@ -336,6 +345,7 @@
         cb.head = spec.head;
         cb.build = spec.build;
         cb.heardAt = null;
+        cb.pageOpenedAt = Date.now();
         cb.liveState = {status: "connecting", head: spec.head, since: Date.now()};
         connect(spec.head);
         return cb.liveState;
@@ -347,7 +357,9 @@
     cb.poll = function () {
         if (!cb.streamUrl) { return NO_UPDATE(); }
         var now = Date.now();
-        var silentFor = now - (cb.heardAt || cb.openedAt || now);
+        // Silence counts from the last message heard, or from the page's first stream when none came yet
+        // (not from the last reconnect: those happen every STALE_AFTER_MS and would hold polling off).
+        var silentFor = now - (cb.heardAt || cb.pageOpenedAt || now);
         if (silentFor < cb.STALE_AFTER_MS) { return NO_UPDATE(); }
         fetch("/live/head", {credentials: "same-origin", cache: "no-store"}).then(function (r) {
             if (!r.ok) { throw new Error("head " + r.status); }

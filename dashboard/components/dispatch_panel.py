@@ -111,12 +111,15 @@ def _suggestion(facts: dict, lang: str, tz: str, departments: list[dict]) -> htm
         return None
     children = [html.H3(t("dispatch.suggest.title", lang), className="cb-panel-sub")]
     choices = []
+    current = {"department": incident["assignee_department_id"], "worker": incident["assignee_worker_id"]}
     if s.department:
         district = _named(s.district, lang)
         reason = tf(f"dispatch.reason.{s.department_reason}", lang, district=district)
         choices.append(("department", s.department, reason))
     if s.worker:
         choices.append(("worker", s.worker, t(f"dispatch.worker.{s.worker_reason}", lang)))
+    # Already with the suggested assignee: sending it there again would only restart its clocks.
+    choices = [c for c in choices if current[c[0]] != c[1]["id"]]
     # The one click goes to the primary suggestion, drawn first and larger.
     choices.sort(key=lambda c: c[0] != s.primary)
     for kind, who, reason in choices:

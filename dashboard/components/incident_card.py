@@ -76,4 +76,6 @@ def incident_card(engine, incident_id: int, lang: str, tz: str) -> list:
         html.H3(f"{t('card.title', lang)} #{incident['id']}", className=f"cb-card-title cb-due-{due or 'none'}"),
         html.P(incident.get("description") or "", className="cb-card-text"),
         html.Dl([item for key, value in rows for item in (html.Dt(t(key, lang)), html.Dd(value))], className="cb-card-facts"),
+        # The card opens into the dispatcher's desk (一键调度) for this incident.
+        html.A(t("card.open_dispatch", lang), href=f"/dispatch?incident={incident['id']}", className="cb-card-dispatch"),
     ]

@@ -24,11 +24,18 @@ def _dispatch(deps, query: dict, lang: str, bounds=None):
     return dispatch.layout(deps, query, lang)
 
 
+def _trends(deps, query: dict, lang: str, bounds=None):
+    from dashboard.pages import trends
+
+    return trends.layout(deps, query, lang)
+
+
 # path -> renderer(deps, query, lang, bounds=None). Other areas add their pages here.
 PAGES = {
     "/": _overview("desk"),
     "/wall": _overview("wall"),
     "/dispatch": _dispatch,
+    "/trends": _trends,
 }
 
 

@@ -217,6 +217,9 @@ def generate_history(
             "ack_due_at": np.where(in_cycle, dispatched + ack_lim, NAT),
             "handle_due_at": np.where(in_cycle, dispatched + handle_lim, NAT),
             "satisfaction": np.where((state == "closed") & rated & happened(t_rate), satisfaction, -1),
+            "reopen_count": failed.astype(np.int64),
+            # A merged report points at the incident reported just before it (ids follow report times).
+            "merged_into_id": np.where((state == "merged") & (np.arange(n) > 0), np.arange(n), -1),
         }
     )
     inc["ack_late"] = np.where(inc.acknowledged_at != NAT, inc.acknowledged_at > inc.ack_due_at, None)
@@ -286,7 +289,15 @@ TIME_COLUMNS = {
     "updated_at",
     "at",
 }
-NULLABLE_INT = {"grid_id", "community_id", "street_id", "district_id", "assignee_department_id", "satisfaction"}
+NULLABLE_INT = {
+    "grid_id",
+    "community_id",
+    "street_id",
+    "district_id",
+    "assignee_department_id",
+    "satisfaction",
+    "merged_into_id",
+}
 
 
 def _time_strings(values: np.ndarray, sqlite: bool) -> np.ndarray:

@@ -1,0 +1,305 @@
+"""Benchmark: one-click dispatch, from the click to the change stored and painted on another open desk and on the overview.
+
+Run: .venv/bin/python tests/bench/bench_dispatch.py [--grids 5000] [--days 90] [--per-day 1500] [--runs 20]
+     (the issue's scale: --grids 62000 --per-day 11112, about a million incidents)
+Uses the same demo store as bench_overview.py (built once into tests/bench/results/ and reused).
+The app runs in this process on werkzeug (threaded, its real cache, no simulator). One headless
+Chromium holds three windows, kept running at full speed in the background: desk A (clicks), desk
+B and the overview (watch). Each run reports a fresh urgent incident of a category that goes to
+a department, waits until both desks list it, opens it on desk A and clicks the one-click button;
+then it reads (1) when the dispatch event was stored (its time in the audit log), (2) when desk B's
+queue dropped the row and (3) when the overview's department board counted it, all against the
+click's time on the same clock. Also times the plain data functions behind the desk at this scale.
+Prints a table (median and p95, with the machine's core count) and writes tests/bench/results/dispatch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
+
+from bench_overview import Server, TimedApp, demo_store, median, p95  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from dashboard.server import create_app  # noqa: E402
+from dashboard.settings import Settings  # noqa: E402
+from data import dispatch, schema, store  # noqa: E402
+from data.clock import from_db, utc_now  # noqa: E402
+from data.incidents import report_incidents  # noqa: E402
+from data.locate import GridLocator  # noqa: E402
+
+RESULTS = ROOT / "tests" / "bench" / "results"
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--window-size=1600,1000",
+    # Three screens in one browser: none of them may be slowed down for being in the background.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+)
+
+# Installed in every window: notes (by wall clock) when a watched queue row leaves and when a watched board cell changes.
+WATCH = """
+window.__watch = {rid: null, goneAt: null, cell: null, value: null, changedAt: null};
+setInterval(function () {
+  var w = window.__watch;
+  try {
+    if (w.rid && w.goneAt === null && !window.dash_ag_grid.getApi('dispatch-grid').getRowNode(w.rid)) { w.goneAt = Date.now(); }
+  } catch (e) {}
+  if (w.cell && w.changedAt === null) {
+    var el = document.querySelector(w.cell);
+    if (el && el.textContent !== w.value) { w.changedAt = Date.now(); }
+  }
+}, 5);
+"""
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(120)
+    return driver
+
+
+def wait_for(driver, script: str, timeout: float = 30.0, interval: float = 0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {script}")
+        time.sleep(interval)
+
+
+def has_row(incident_id: int) -> str:
+    return f"!!window.dash_ag_grid.getApi('dispatch-grid').getRowNode('{incident_id}')"
+
+
+class Reporter:
+    """Reports urgent incidents of one department-only category at real grid centres."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        c, d, u = schema.categories, schema.departments, schema.units
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(c.c.id, d.c.code)
+                .join_from(c, d, c.c.department_id == d.c.id)
+                .where(c.c.active.is_(True), c.c.grid_worker_ok.is_(False))
+                .order_by(c.c.id)
+            ).first()
+            self.category_id, self.department_code = row.id, row.code
+            self.points = conn.execute(
+                select(u.c.centroid_lon, u.c.centroid_lat).where(u.c.level == schema.GRID).order_by(u.c.id).limit(500)
+            ).all()
+            self.locator = GridLocator.from_conn(conn)
+        self.serial = int(time.time())
+
+    def report(self) -> int:
+        self.serial += 1
+        lon, lat = self.points[self.serial % len(self.points)]
+        row = {
+            "source": "bench-dispatch",
+            "external_id": f"bd-{self.serial}",
+            "category_id": self.category_id,
+            "priority": 1,
+            "lon": lon,
+            "lat": lat,
+        }
+        with self.engine.begin() as conn:
+            (result,) = report_incidents(conn, [row], actor="bench", locator=self.locator)
+        return result.incident_id
+
+
+def stored_at_ms(engine, incident_id: int) -> float:
+    """Epoch ms of the incident's dispatch event (the moment its transaction wrote it)."""
+    ev = schema.incident_events
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with store.reading(engine) as conn:
+            at = conn.execute(
+                select(ev.c.at).where(ev.c.incident_id == incident_id, ev.c.action == "dispatch").order_by(ev.c.id.desc())
+            ).scalar()
+        if at is not None:
+            return from_db(at).timestamp() * 1000
+        time.sleep(0.005)
+    raise AssertionError(f"incident {incident_id} was never dispatched")
+
+
+def one_dispatch(driver, windows: dict, engine, reporter: Reporter) -> dict:
+    incident_id = reporter.report()
+    for name in ("desk", "other"):
+        driver.switch_to.window(windows[name])
+        wait_for(driver, has_row(incident_id), timeout=15)
+    driver.execute_script("window.__watch.rid = arguments[0]; window.__watch.goneAt = null;", str(incident_id))
+    driver.switch_to.window(windows["overview"])
+    cell = f".cb-board-row[data-department='{reporter.department_code}'] td:nth-child(2)"
+    driver.execute_script(
+        "const el = document.querySelector(arguments[0]); window.__watch.cell = arguments[0];"
+        "window.__watch.value = el ? el.textContent : null; window.__watch.changedAt = null;",
+        cell,
+    )
+    driver.switch_to.window(windows["desk"])
+    driver.execute_script(
+        "const api = window.dash_ag_grid.getApi('dispatch-grid'); api.ensureNodeVisible(api.getRowNode(arguments[0]), 'top');",
+        str(incident_id),
+    )
+    wait_for(driver, f"document.querySelector('#dispatch-grid .ag-center-cols-container .ag-row[row-id=\"{incident_id}\"]')")
+    driver.find_element(
+        "css selector", f'#dispatch-grid .ag-center-cols-container .ag-row[row-id="{incident_id}"] .ag-cell[col-id="area"]'
+    ).click()
+    wait_for(
+        driver,
+        f"document.querySelector('.cb-panel-head') && document.querySelector('.cb-panel-head').dataset.incident === '{incident_id}'",
+    )
+    clicked = driver.execute_script(
+        "const t = Date.now(); document.querySelector('#dispatch-panel .cb-send-primary').click(); return t;"
+    )
+    wait_for(driver, "document.querySelector('.cb-message-ok') || document.querySelector('.cb-message-refused')", timeout=15)
+    stored = stored_at_ms(engine, incident_id)
+    driver.switch_to.window(windows["other"])
+    gone = wait_for(driver, "window.__watch.goneAt", timeout=15)
+    driver.switch_to.window(windows["overview"])
+    board = wait_for(driver, "window.__watch.changedAt", timeout=15)
+    return {"stored_ms": stored - clicked, "other_desk_ms": gone - clicked, "overview_ms": board - clicked}
+
+
+def data_timings(engine, runs: int) -> dict:
+    """Median ms of the desk's plain reads at this scale: the queue, its counts, one panel."""
+    now = utc_now()
+
+    def timed(fn):
+        values = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            result = fn()
+            values.append((time.perf_counter() - started) * 1000)
+        return median(values), result
+
+    with store.reading(engine) as conn:
+        queue_ms, rows = timed(lambda: dispatch.queue(conn, now))
+        counts_ms, counts = timed(lambda: dispatch.queue_counts(conn, now))
+        panel_ms, _ = timed(lambda: dispatch.panel_facts(conn, rows[0]["id"])) if rows else (None, None)
+    return {
+        "queue_ms": queue_ms,
+        "queue_rows": len(rows),
+        "counts_ms": counts_ms,
+        "panel_ms": panel_ms,
+        "queue_size": counts["queue"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grids", type=int, default=5000)
+    parser.add_argument("--days", type=float, default=90)
+    parser.add_argument("--per-day", type=float, default=1500)
+    parser.add_argument("--runs", type=int, default=20, help="dispatches timed")
+    args = parser.parse_args()
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    engine, path, _built = demo_store(args.grids, args.days, args.per_day)
+    with store.reading(engine) as conn:
+        counts = store.counts(conn)
+    print(f"store {path.name}: {counts}")
+    results: dict = {
+        "grids": args.grids,
+        "days": args.days,
+        "per_day": args.per_day,
+        "counts": counts,
+        "cores": os.cpu_count(),
+        "runs": args.runs,
+        "store": "sqlite",
+    }
+    results["data"] = data_timings(engine, 5)
+
+    settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai")
+    app = create_app(settings, engine=engine)
+    timed = TimedApp(app.server.wsgi_app)
+    app.server.wsgi_app = timed
+    server = Server(app.server)
+    server.start()
+    driver = chromium()
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH})
+    reporter = Reporter(engine)
+    try:
+        windows = {}
+        for name, route in (("desk", "/dispatch?lang=en"), ("other", "/dispatch?lang=en"), ("overview", "/?lang=en")):
+            if windows:
+                driver.switch_to.new_window("window")
+            windows[name] = driver.current_window_handle
+            started = time.monotonic()
+            driver.get(server.url + route)
+            ready = (
+                "document.querySelector('.cb-board-row')" if name == "overview" else "window.dash_ag_grid.getApi('dispatch-grid')"
+            )
+            wait_for(driver, ready, timeout=120)
+            results.setdefault("first_paint_s", {})[name] = time.monotonic() - started
+        one_dispatch(driver, windows, engine, reporter)  # warm-up, not counted
+        timed.take()
+        runs = [one_dispatch(driver, windows, engine, reporter) for _ in range(args.runs)]
+        calls = timed.take()
+    finally:
+        driver.quit()
+        server.httpd.shutdown()
+    for key in ("stored_ms", "other_desk_ms", "overview_ms"):
+        values = [r[key] for r in runs]
+        results[key] = {"median": median(values), "p95": p95(values), "all": [round(v) for v in values]}
+    callbacks = [s for p, s in calls if p.endswith("_dash-update-component")]
+    results["server_ms_per_dispatch"] = 1000 * sum(callbacks) / max(len(runs), 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "dispatch.json").write_text(json.dumps(results, indent=2, default=float))
+    print_table(results)
+
+
+def print_table(r: dict) -> None:
+    def ms(v):
+        return "-" if v is None else f"{v:,.0f} ms"
+
+    c = r["counts"]
+    print(
+        f"\nOne-click dispatch in headless Chromium, SQLite store: {r['grids']:,} grids, {c.get('incidents', 0):,} incidents; "
+        f"{r['runs']} dispatches; {r['cores']} cores"
+    )
+    rows = [
+        ("click -> dispatch stored", r["stored_ms"]),
+        ("click -> gone from another open desk's queue", r["other_desk_ms"]),
+        ("click -> counted on the overview's department board", r["overview_ms"]),
+    ]
+    print(f"{'':55} {'median':>10} {'p95':>10}")
+    for label, figure in rows:
+        print(f"{label:55} {ms(figure['median']):>10} {ms(figure['p95']):>10}")
+    d = r["data"]
+    print(f"server time of the desk's callbacks per dispatch (all windows): {ms(r['server_ms_per_dispatch'])}")
+    print(
+        f"data.dispatch.queue: {ms(d['queue_ms'])} for {d['queue_rows']:,} rows (queue size {d['queue_size']:,}); "
+        f"queue_counts {ms(d['counts_ms'])}; panel_facts {ms(d['panel_ms'])}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,495 @@
+"""Benchmark: the overview (/ and /wall) in headless Chromium on a demo store: paint, server time, zoom, live latency, restyle, sizes.
+
+Run: .venv/bin/python tests/bench/bench_overview.py [--grids 5000] [--days 90] [--per-day 1500] [--runs 5]
+     (the issue's scale: --grids 62000 --per-day 11112, about a million incidents)
+The demo store is built once into tests/bench/results/overview-<grids>-<days>x<per-day>.db and
+reused. The app runs in this process on werkzeug (threaded, its real cache, no simulator), so
+every request's server time is measured by a WSGI wrapper, and store changes are made here with
+data.incidents.report_incidents, as an intake channel would. Readiness is the page's own markers:
+window.citybrain.unitLayers (the map drew units), the KPI card values, citybrain.appliedHead (the
+map was restyled with live values). Prints a table (medians, with the machine's core count) and
+writes tests/bench/results/overview.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import select  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from dashboard.server import create_app  # noqa: E402
+from dashboard.settings import Settings  # noqa: E402
+from data import schema, store  # noqa: E402
+from data.demo.city import build_demo  # noqa: E402
+from data.incidents import report_incidents  # noqa: E402
+from data.locate import GridLocator  # noqa: E402
+
+RESULTS = ROOT / "tests" / "bench" / "results"
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+)
+DESK_SIZE, WALL_SIZE = (1600, 1000), (1920, 1080)
+
+# Installed before any page script: records, per frame, when the page first showed a drawn map and
+# filled KPI cards, when the open-backlog card last changed, and when the map applied a live head.
+PROBE = """
+(function () {
+  var probe = window.__probe = {started: 0, readyAt: null, kpi: null, kpiAt: null, applied: null, appliedAt: null, inflight: 0, lastNet: 0};
+  var origFetch = window.fetch;
+  window.fetch = function () {
+    probe.inflight += 1;
+    probe.started += 1;
+    return origFetch.apply(this, arguments).finally(function () { probe.inflight -= 1; probe.lastNet = performance.now(); });
+  };
+  function frame() {
+    var cb = window.citybrain;
+    var card = document.querySelector('.cb-kpi-open');
+    var value = card && card.querySelector('.cb-kpi-value') ? card.dataset.value : null;
+    var drawn = cb && cb.unitLayers && Object.keys(cb.unitLayers).length > 0;
+    var now = performance.now();
+    if (probe.readyAt === null && drawn && value !== null) { probe.readyAt = now; }
+    if (value !== probe.kpi) { probe.kpi = value; probe.kpiAt = Date.now(); }
+    var applied = cb ? cb.appliedHead || null : null;
+    if (applied !== probe.applied) { probe.applied = applied; probe.appliedAt = Date.now(); }
+    requestAnimationFrame(frame);
+  }
+  requestAnimationFrame(frame);
+})();
+"""
+
+
+# --- the store and the server ---------------------------------------------------------------------
+
+
+def demo_store(grids: int, days: float, per_day: float) -> tuple[object, Path, bool]:
+    """(engine, path, built now) of the demo store for these sizes, built once and then reused."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"overview-{grids}-{days:g}x{per_day:g}.db"
+    built = not path.exists()
+    if built:
+        partial = path.with_suffix(".partial")
+        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+            leftover.unlink(missing_ok=True)
+        engine = store.make_engine(f"sqlite:///{partial}")
+        store.migrate(engine)
+        started = time.perf_counter()
+        report = build_demo(engine, grids=grids, days=days, per_day=per_day)
+        engine.dispose()  # checkpoints the WAL into the file before it is renamed
+        os.replace(partial, path)
+        print(f"demo store built in {time.perf_counter() - started:.0f} s: {path.name}")
+        for line in report.summary_lines():
+            print("  " + line)
+    engine = store.make_engine(f"sqlite:///{path}")
+    store.migrate(engine)
+    return engine, path, built
+
+
+class TimedApp:
+    """WSGI wrapper noting each request's path and server time (until the app hands back its body)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.records: list[tuple[str, float]] = []
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            path = environ.get("PATH_INFO", "")
+            if not path.startswith("/live/events"):  # a stream lasts minutes by design
+                with self.lock:
+                    self.records.append((path, time.perf_counter() - started))
+
+    def take(self) -> list[tuple[str, float]]:
+        with self.lock:
+            records, self.records = self.records, []
+        return records
+
+
+class Server(threading.Thread):
+    def __init__(self, wsgi):
+        super().__init__(daemon=True)
+        self.httpd = make_server("127.0.0.1", 0, wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+
+    def run(self):
+        self.httpd.serve_forever()
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(60)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
+    return driver
+
+
+def wait_for(driver, script: str, timeout: float = 30.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for: {script}")
+        time.sleep(interval)
+
+
+DRAWN = "Object.values(window.citybrain.unitLayers).filter(l => l._map).length"
+
+
+def move(driver, script: str, *args) -> float:
+    """Run a map move (performance.now() before it is returned), then wait until the page has asked
+    the server about it and settled."""
+    before = driver.execute_script("return window.__probe.started")
+    started = driver.execute_script(f"const t = performance.now(); {script}; return t", *args)
+    try:
+        wait_for(driver, f"window.__probe.started > {before}", timeout=3)
+    except TimeoutError:
+        pass  # a move that needs nothing new from the server
+    settle(driver, quiet_ms=300)
+    return started
+
+
+def settle(driver, quiet_ms: float = 400, timeout: float = 30.0) -> None:
+    """Wait until the page has had no request in flight for `quiet_ms`."""
+    wait_for(
+        driver,
+        f"window.__probe.inflight === 0 && performance.now() - window.__probe.lastNet > {quiet_ms}"
+        f" && performance.now() - (window.citybrain.unitsDrawnAt || 0) > {quiet_ms}",
+        timeout,
+    )
+
+
+# --- the measurements ---------------------------------------------------------------------------
+
+
+def first_paint(driver, timed: TimedApp, url: str, size: tuple[int, int]) -> dict:
+    """One page load: ms from navigation to map drawn + KPIs filled (the page's markers), and server time."""
+    driver.set_window_size(*size)
+    driver.get("about:blank")
+    timed.take()
+    driver.get(url)
+    ready = wait_for(driver, "window.__probe.readyAt")
+    settle(driver)
+    records = timed.take()
+    transferred = driver.execute_script(
+        "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
+        ".reduce((s, e) => s + (e.transferSize || 0), 0)"
+    )
+    return {
+        "paint_ms": ready,
+        "server_ms": 1000 * sum(seconds for _, seconds in records),
+        "requests": len(records),
+        "transferred_kb": transferred / 1024,
+        "units_drawn": driver.execute_script("return " + DRAWN),
+    }
+
+
+def zoom_steps(driver, centre: tuple[float, float], start_zoom: int, end_zoom: int) -> dict[int, float]:
+    """ms per one-level zoom step (no animation) into `centre`, until the layers are fetched and drawn."""
+    set_view = "window.citybrain.map.setView([arguments[0], arguments[1]], arguments[2], {animate: false})"
+    move(driver, set_view, centre[0], centre[1], start_zoom)
+    steps = {}
+    for zoom in range(start_zoom + 1, end_zoom + 1):
+        started = move(driver, "window.citybrain.map.setZoom(arguments[0], {animate: false})", zoom)
+        done = driver.execute_script(
+            "return new Promise(r => requestAnimationFrame(() => r(Math.max(window.__probe.lastNet, window.citybrain.unitsDrawnAt || 0))))"
+        )
+        steps[zoom] = max(done - started, 0.0)
+    return steps
+
+
+def restyle(driver) -> dict:
+    """Restyle every drawn unit with other values (as a live push does) and put the real ones back: ms to the next frame."""
+    return driver.execute_script(
+        """
+        const cb = window.citybrain, hideout = cb.hideout;
+        Object.keys(cb.unitLayers).forEach(id => { if (!cb.unitLayers[id]._map) { delete cb.unitLayers[id]; } });
+        const real = cb.live[hideout.key] || {key: hideout.key, values: hideout.values, breaks: hideout.breaks,
+                                              colours: hideout.colours, head: hideout.head || 0};
+        const shifted = Object.assign({}, real, {values: {}});
+        Object.keys(cb.unitLayers).forEach((id, i) => { shifted.values[id] = (i % 7) * 3; });
+        const started = performance.now();
+        cb.applyValues(shifted);
+        const js = cb.lastRestyleMs;
+        return new Promise(resolve => requestAnimationFrame(() => {
+            const painted = performance.now() - started;
+            cb.applyValues(real);
+            resolve({units: Object.keys(cb.unitLayers).length, js_ms: js, painted_ms: painted});
+        }));
+        """
+    )
+
+
+class Reporter:
+    """Reports incidents into the store, one at a time, at points inside real grids."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        with engine.connect() as conn:
+            self.category_id = conn.execute(
+                select(schema.categories.c.id).where(schema.categories.c.active.is_(True)).order_by(schema.categories.c.id)
+            ).scalar()
+            u = schema.units
+            self.points = conn.execute(
+                select(u.c.centroid_lon, u.c.centroid_lat).where(u.c.level == schema.GRID).order_by(u.c.id).limit(500)
+            ).all()
+            self.locator = GridLocator.from_conn(conn)
+        self.serial = int(time.time())
+
+    def report(self) -> float:
+        """One new incident; the epoch seconds its transaction committed."""
+        self.serial += 1
+        lon, lat = self.points[self.serial % len(self.points)]
+        row = {
+            "source": "bench-overview",
+            "external_id": f"bo-{self.serial}",
+            "category_id": self.category_id,
+            "priority": 2,
+            "lon": lon,
+            "lat": lat,
+        }
+        with self.engine.begin() as conn:
+            report_incidents(conn, [row], actor="bench", locator=self.locator)
+        return time.time()
+
+
+def change_latency(driver, reporter: Reporter, runs: int, timeout: float) -> list[dict]:
+    """ms from a committed store change to (a) the open-backlog KPI changing on screen and (b) the map restyled."""
+    out = []
+    for _ in range(runs):
+        time.sleep(1.2)  # past the page's 500 ms refresh throttle: each change is measured on its own
+        kpi_before = driver.execute_script("return window.__probe.kpiAt")
+        applied_before = driver.execute_script("return window.__probe.applied")
+        committed = reporter.report()
+        wait_for(driver, f"window.__probe.kpiAt !== {json.dumps(kpi_before)}", timeout=timeout)
+        wait_for(driver, f"window.__probe.applied !== {json.dumps(applied_before)}", timeout=timeout)
+        kpi_at, applied_at, restyle_ms = driver.execute_script(
+            "return [window.__probe.kpiAt, window.__probe.appliedAt, window.citybrain.lastRestyleMs]"
+        )
+        out.append(
+            {
+                "kpi_ms": kpi_at - committed * 1000,
+                "map_ms": applied_at - committed * 1000,
+                "painted_ms": max(kpi_at, applied_at) - committed * 1000,
+                "restyle_ms": restyle_ms,
+            }
+        )
+    return out
+
+
+def route_sizes(base: str, bbox: str) -> list[dict]:
+    """Bytes on the wire (gzip) and unzipped for the geometry and live-data routes."""
+    with urllib.request.urlopen(base + "/geo/units/district.json") as response:
+        version = response.headers["X-Units-Version"]
+    routes = [f"/geo/units/{level}.json?v={version}" for level in ("district", "street")]
+    routes += [f"/geo/units/{level}.json?v={version}&bbox={bbox}" for level in ("community", "grid")]
+    routes += ["/geo/units/grid.json?v=" + version, "/geo/heat.json?window=24h", f"/geo/incidents.json?bbox={bbox}", "/live/head"]
+    out = []
+    for route in routes:
+        request = urllib.request.Request(base + route, headers={"Accept-Encoding": "gzip"})
+        started = time.perf_counter()
+        with urllib.request.urlopen(request) as response:
+            body = response.read()
+            zipped = response.headers.get("Content-Encoding") == "gzip"
+        ms = 1000 * (time.perf_counter() - started)
+        raw = gzip.decompress(body) if zipped else body
+        features = None
+        if "/units/" in route or "incidents" in route:
+            features = len(json.loads(raw).get("features", []))
+        out.append({"route": route.split("?v=")[0] + ("?bbox=view" if "bbox" in route else ""), "wire_kb": len(body) / 1024,
+                    "raw_kb": len(raw) / 1024, "features": features, "ms": ms})
+    return out
+
+
+def median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def p95(values) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))] if values else None
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+
+def city_centre(engine) -> tuple[float, float]:
+    """The centroid of the district with the most grids: where a zoom finds the densest grids."""
+    u = schema.units
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        district = conn.execute(
+            select(u.c.district_id).where(u.c.level == schema.GRID).group_by(u.c.district_id).order_by(func.count().desc()).limit(1)
+        ).scalar()
+        lon, lat = conn.execute(select(u.c.centroid_lon, u.c.centroid_lat).where(u.c.id == district)).one()
+    return lat, lon
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grids", type=int, default=5000)
+    parser.add_argument("--days", type=float, default=90)
+    parser.add_argument("--per-day", type=float, default=1500)
+    parser.add_argument("--runs", type=int, default=5, help="page loads per route, zoom passes")
+    parser.add_argument("--changes", type=int, default=10, help="store changes timed with server push")
+    parser.add_argument("--polled-changes", type=int, default=5, help="store changes timed with push blocked (0 skips)")
+    args = parser.parse_args()
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request would bury the table
+    engine, path, built = demo_store(args.grids, args.days, args.per_day)
+    settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai")
+    app = create_app(settings, engine=engine)
+    timed = TimedApp(app.server.wsgi_app)
+    app.server.wsgi_app = timed
+    server = Server(app.server)
+    server.start()
+    base = server.url
+    with store.reading(engine) as conn:
+        counts = store.counts(conn)
+    print(f"store {path.name}: {counts}")
+    driver = chromium()
+    results: dict = {"grids": args.grids, "days": args.days, "per_day": args.per_day, "counts": counts,
+                     "cores": os.cpu_count(), "runs": args.runs, "store": "sqlite"}
+    try:
+        # A first load of each route warms the server (geometry indexes, caches) and is reported apart.
+        cold = {name: first_paint(driver, timed, base + route, size)
+                for name, route, size in (("desk", "/?lang=en", DESK_SIZE), ("wall", "/wall?lang=en", WALL_SIZE))}
+        results["cold"] = cold
+        for name, route, size in (("desk", "/?lang=en", DESK_SIZE), ("wall", "/wall?lang=en", WALL_SIZE)):
+            loads = [first_paint(driver, timed, base + route, size) for _ in range(args.runs)]
+            results[name] = {key: median(load[key] for load in loads) for key in loads[0]}
+            results[name]["paint_ms_all"] = [round(load["paint_ms"]) for load in loads]
+
+        # Zoom from the city into the densest district, one level at a time, on the desk.
+        centre = city_centre(engine)
+        first_paint(driver, timed, base + "/?lang=en", DESK_SIZE)
+        start = int(driver.execute_script("return window.citybrain.map.getZoom()"))
+        passes = [zoom_steps(driver, centre, start, 16) for _ in range(max(2, args.runs // 2))]
+        per_zoom = {z: median(p[z] for p in passes) for z in passes[0]}
+        results["zoom_ms"] = {str(z): ms for z, ms in per_zoom.items()}
+        results["zoom_step_ms"] = median(v for p in passes for v in p.values())
+        results["zoom_step_max_ms"] = max(per_zoom.values())
+        # Restyle where the most units are drawn, on a 4K wall-sized window (the most a screen shows).
+        driver.set_window_size(3840, 2160)
+        best = {}
+        set_view = "window.citybrain.map.setView([arguments[0], arguments[1]], arguments[2], {animate: false})"
+        for zoom in range(start, 17):
+            move(driver, set_view, *centre, zoom)
+            n = driver.execute_script("return " + DRAWN)
+            if n > best.get("units", 0):
+                best = {"units": n, "zoom": zoom}
+        move(driver, set_view, *centre, best["zoom"])
+        restyles = [restyle(driver) for _ in range(args.runs)]
+        results["restyle"] = {"window": "3840x2160", "zoom": best["zoom"], "units": restyles[0]["units"],
+                              "js_ms": median(r["js_ms"] for r in restyles), "painted_ms": median(r["painted_ms"] for r in restyles)}
+        bounds = driver.execute_script("const b = window.citybrain.map.getBounds(); return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]")
+        bbox = ",".join(f"{v:.4f}" for v in bounds)
+
+        # Store change -> painted, with server push, on the wall.
+        reporter = Reporter(engine)
+        first_paint(driver, timed, base + "/wall?lang=en", WALL_SIZE)
+        wait_for(driver, "window.citybrain.liveState.status === 'live'")
+        timed.take()
+        pushed = change_latency(driver, reporter, args.changes, timeout=10)
+        refreshes = [seconds for path_, seconds in timed.take() if path_.endswith("_dash-update-component")]
+        results["push"] = {
+            "painted_ms": median(r["painted_ms"] for r in pushed),
+            "painted_p95_ms": p95([r["painted_ms"] for r in pushed]),
+            "kpi_ms": median(r["kpi_ms"] for r in pushed),
+            "map_ms": median(r["map_ms"] for r in pushed),
+            "live_restyle_ms": median(r["restyle_ms"] for r in pushed),
+            "server_ms_per_refresh": 1000 * sum(refreshes) / max(len(pushed), 1),
+            "callbacks_per_refresh": len(refreshes) / max(len(pushed), 1),
+        }
+        # The same with server push blocked on the way (a proxy that buffers it): the page falls back to polling.
+        if args.polled_changes:
+            driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/live/events*"]})
+            first_paint(driver, timed, base + "/wall?lang=en", WALL_SIZE)
+            fell_back = time.monotonic()
+            wait_for(driver, "window.citybrain.liveState.status === 'polling'", timeout=40)
+            polled = change_latency(driver, reporter, args.polled_changes, timeout=20)
+            driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+            results["polling"] = {
+                "fallback_after_s": time.monotonic() - fell_back,
+                "painted_ms": median(r["painted_ms"] for r in polled),
+                "painted_p95_ms": p95([r["painted_ms"] for r in polled]),
+            }
+        results["routes"] = route_sizes(base, bbox)
+    finally:
+        driver.quit()
+        server.httpd.shutdown()
+    (RESULTS / "overview.json").write_text(json.dumps(results, indent=2, default=float))
+    print_table(results)
+
+
+def print_table(r: dict) -> None:
+    def ms(v):
+        return "-" if v is None else f"{v:,.0f} ms"
+
+    c = r["counts"]
+    print(f"\nOverview in headless Chromium, SQLite store: {r['grids']:,} grids, {c.get('incidents', 0):,} incidents; "
+          f"median of {r['runs']} runs; {r['cores']} cores")
+    rows = [
+        ("first paint / (map + KPIs), warm", ms(r["desk"]["paint_ms"]), f"cold {ms(r['cold']['desk']['paint_ms'])}"),
+        ("first paint /wall (map + KPIs), warm", ms(r["wall"]["paint_ms"]), f"cold {ms(r['cold']['wall']['paint_ms'])}"),
+        ("server time per load of /", ms(r["desk"]["server_ms"]), f"{r['desk']['requests']:.0f} requests, {r['desk']['transferred_kb']:.0f} KB"),
+        ("server time per load of /wall", ms(r["wall"]["server_ms"]), f"{r['wall']['requests']:.0f} requests, {r['wall']['transferred_kb']:.0f} KB"),
+        ("zoom step (no animation)", ms(r["zoom_step_ms"]), "per zoom: " + ", ".join(f"{z}: {v:.0f}" for z, v in r["zoom_ms"].items())),
+        (f"restyle {r['restyle']['units']:,} units (setStyle)", ms(r["restyle"]["painted_ms"]), f"JS {r['restyle']['js_ms']:.0f} ms, zoom {r['restyle']['zoom']} at 3840x2160"),
+        ("store change -> painted, push (median)", ms(r["push"]["painted_ms"]), f"KPI {ms(r['push']['kpi_ms'])}, map {ms(r['push']['map_ms'])}"),
+        ("store change -> painted, push (p95)", ms(r["push"]["painted_p95_ms"]), ""),
+        ("server time per live refresh", ms(r["push"]["server_ms_per_refresh"]), f"{r['push']['callbacks_per_refresh']:.1f} callbacks"),
+    ]
+    if "polling" in r:
+        rows += [
+            ("store change -> painted, polling (median)", ms(r["polling"]["painted_ms"]), f"p95 {ms(r['polling']['painted_p95_ms'])}"),
+            ("fallback to polling after push blocked", f"{r['polling']['fallback_after_s']:.0f} s", ""),
+        ]
+    width = max(len(label) for label, *_ in rows)
+    for label, value, note in rows:
+        print(f"  {label:<{width}}  {value:>10}  {note}")
+    print("\n  route sizes (gzip on the wire / raw):")
+    for route in r["routes"]:
+        features = "" if route["features"] is None else f"{route['features']:>6,} features"
+        print(f"    {route['route']:<34} {route['wire_kb']:>8.1f} KB / {route['raw_kb']:>8.1f} KB  {features}  {route['ms']:.0f} ms")
+    print(f"\nwritten: {RESULTS / 'overview.json'}")
+
+
+if __name__ == "__main__":
+    main()
