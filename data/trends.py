@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, false, or_, select, true, union_all
 from sqlalchemy.engine import Connection
 
 from data import schema
@@ -167,14 +167,6 @@ class Columns:
 
 def _read(conn: Connection, scope: Scope | None, period: Period) -> Columns:
     """Incidents (not merged) reported before the period's end and not closed or rejected before the previous period began."""
-    where = [
-        INC.c.state != MERGED,
-        INC.c.reported_at < period.end,
-        or_(INC.c.closed_at.is_(None), INC.c.closed_at >= period.previous_start),
-        or_(INC.c.rejected_at.is_(None), INC.c.rejected_at >= period.previous_start),
-    ]
-    if scope is not None:
-        where.append(INC.c[SCOPE_COLUMNS[scope.level]] == scope.unit_id)
     # Seconds computed by the database: parsing a million timestamps into Python datetimes would cost more than the query.
     cols = [
         *(INC.c[c] for c in ID_COLUMNS),
@@ -185,7 +177,25 @@ def _read(conn: Connection, scope: Scope | None, period: Period) -> Columns:
         INC.c.escalation_level,
         INC.c.state,
     ]
-    rows = conn.execute(select(*cols).where(and_(*where))).all()
+    scoped = [INC.c.state != MERGED]
+    if scope is not None:
+        scoped.append(INC.c[SCOPE_COLUMNS[scope.level]] == scope.unit_id)
+    older = INC.c.reported_at < period.previous_start
+    # Three disjoint parts, each read through an index rather than one scan of all history: reported
+    # in the two periods; reported earlier and still open; reported earlier and ended (closed or
+    # rejected, which touches updated_at) since the previous period began.
+    branches = (
+        and_(INC.c.reported_at >= period.previous_start, INC.c.reported_at < period.end),
+        and_(INC.c.is_open == true(), older),
+        and_(
+            INC.c.updated_at >= period.previous_start,
+            INC.c.is_open == false(),
+            older,
+            or_(INC.c.closed_at >= period.previous_start, INC.c.rejected_at >= period.previous_start),
+        ),
+    )
+    stmt = union_all(*(select(*cols).where(branch, *scoped) for branch in branches))
+    rows = conn.execute(stmt).all()
     names = [*ID_COLUMNS, *TIME_COLUMNS, "ack_late", "satisfaction", "reopen_count", "escalation_level", "state"]
     raw = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     by_name = dict(zip(names, raw, strict=True))
@@ -515,7 +525,7 @@ def _heat(cols: Columns, period: Period) -> list[list[int]]:
     if len(t):
         # Local wall-clock time through pandas, so daylight-saving zones place each hour right.
         local = pd.to_datetime(t, unit="s", utc=True).tz_convert(period.tz)
-        np.add.at(grid, (local.weekday.to_numpy(), local.hour.to_numpy()), 1)
+        np.add.at(grid, (local.day_of_week.to_numpy(), local.hour.to_numpy()), 1)
     return grid.tolist()
 
 

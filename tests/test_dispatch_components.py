@@ -178,3 +178,33 @@ def test_outcomes_word_conflicts_with_the_current_state_and_batches_per_row(sqli
     assert message.startswith("1 dispatched, 2 not.") and "Rejected" in message and "already with" in message
     with sqlite_engine.connect() as conn:
         assert get_incident(conn, first)["version"] == 3 and get_incident(conn, third)["state"] == "dispatched"
+
+
+def test_the_webhook_commands_set_show_and_refuse(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from app import cli
+    from data import notify, store
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("CITYBRAIN_DATABASE_URL", url)
+    engine = store.make_engine(url)
+    store.migrate(engine)
+    with engine.begin() as conn:
+        world = make_world(conn)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["webhook", "set", "zj", "https://example.org/hook", "--secret", "x" * 20])
+    assert result.exit_code == 0, result.output
+    assert "x" * 20 in result.output
+    with engine.begin() as conn:
+        incident_id = make_incident(conn, world.categories["construction"], at=world.lattice.center(0))
+        dispatch.dispatch(conn, incident_id, actor="cli-test")
+    result = runner.invoke(cli, ["webhook", "log", "--department", "zj"])
+    assert result.exit_code == 0 and f"dispatch incident {incident_id} -> https://example.org/hook: pending" in result.output
+    result = runner.invoke(cli, ["webhook", "set", "nope", "https://example.org/hook"])
+    assert result.exit_code != 0 and "no department with code 'nope'" in result.output
+    result = runner.invoke(cli, ["webhook", "set", "zj", "ftp://example.org/hook"])
+    assert result.exit_code != 0 and "http" in result.output
+    with engine.connect() as conn:
+        assert notify.deliveries(conn)[0]["url"] == "https://example.org/hook"  # the refused change changed nothing
+    engine.dispose()

@@ -91,12 +91,19 @@ def _display(key: str, value, lang: str) -> str:
     return str(value)
 
 
-def html_table(review: dict, which: str, lang: str, table_id: str | None = None, limit: int | None = None) -> html.Table:
-    """The table as HTML: rates as percentages, cards as words, times in minutes."""
+def html_table(
+    review: dict, which: str, lang: str, table_id: str | None = None, limit: int | None = None, links: list[str] | None = None
+) -> html.Table:
+    """The table as HTML: rates as percentages, cards as words, times in minutes; `links[i]` makes row i's name a link."""
     keys, rows = table(review, which, lang)
     body = []
-    for row in rows[:limit]:
-        cells = [html.Td(_display(k, v, lang)) for k, v in zip(keys, row, strict=True)]
+    for i, row in enumerate(rows[:limit]):
+        cells = [
+            html.Td(
+                html.A(_display(k, v, lang), href=links[i]) if links and k == "name" and i < len(links) else _display(k, v, lang)
+            )
+            for k, v in zip(keys, row, strict=True)
+        ]
         card = dict(zip(keys, row, strict=True)).get("card")
         body.append(html.Tr(cells, className=f"cb-card-{card}" if card else None))
     kwargs = {"id": table_id} if table_id else {}

@@ -6,7 +6,7 @@ so a link, an export and the meeting brief all show the same review.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -170,12 +170,12 @@ def controls(engine, choice: Choice, lang: str, today: date) -> html.Div:
         className="cb-trends-controls",
         children=[
             html.Label(t("trends.period", lang), htmlFor=PERIOD),
-            dcc.Dropdown(
+            dcc.RadioItems(
                 id=PERIOD,
                 options=[{"label": t(f"trends.period.{p}", lang), "value": str(p)} for p in (*trends.PERIOD_DAYS, "custom")],
                 value=period,
-                clearable=False,
-                className="cb-trends-dropdown",
+                inline=True,
+                className="cb-radio",
             ),
             dcc.DatePickerRange(id=DATES, start_date=first, end_date=last, display_format="YYYY-MM-DD", max_date_allowed=today),
             html.Label(t("trends.scope", lang), htmlFor=SCOPE),
@@ -256,11 +256,15 @@ def _chart(key: str, review: dict, lang: str, rate: str) -> html.Section:
 
 
 def _table(which: str, review: dict, choice: Choice, lang: str, limit: int | None = None) -> html.Section:
+    links = None
+    if which == "units":
+        # Drill down: a unit's name opens the same review scoped to it.
+        links = [f"/trends?{replace(choice, scope=(u['level'], u['unit_id'])).query(lang)}" for u in review["units"]]
     return html.Section(
         className="cb-board-panel cb-trends-table-panel",
         children=[
             html.H3([t(f"trends.table.{which}", lang), " ", _downloads(which, choice, lang)]),
-            trends_tables.html_table(review, which, lang, table_id=f"trends-table-{which}", limit=limit),
+            trends_tables.html_table(review, which, lang, table_id=f"trends-table-{which}", limit=limit, links=links),
         ],
     )
 

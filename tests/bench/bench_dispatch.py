@@ -54,8 +54,10 @@ CHROME_FLAGS = (
     "--disable-backgrounding-occluded-windows",
 )
 
-# Installed in every window: notes (by wall clock) when a watched queue row leaves and when a watched board cell changes.
+# Installed in every window once loaded: notes (by wall clock) when a watched queue row leaves and when a
+# watched board cell changes.
 WATCH = """
+if (window.__watch) { return; }
 window.__watch = {rid: null, goneAt: null, cell: null, value: null, changedAt: null};
 setInterval(function () {
   var w = window.__watch;
@@ -219,10 +221,16 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=90)
     parser.add_argument("--per-day", type=float, default=1500)
     parser.add_argument("--runs", type=int, default=20, help="dispatches timed")
+    parser.add_argument("--store", type=Path, default=None, help="an existing SQLite store to use instead (e.g. a copy)")
     args = parser.parse_args()
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    engine, path, _built = demo_store(args.grids, args.days, args.per_day)
+    if args.store:
+        path = args.store
+        engine = store.make_engine(f"sqlite:///{path}")
+        store.migrate(engine)
+    else:
+        engine, path, _built = demo_store(args.grids, args.days, args.per_day)
     with store.reading(engine) as conn:
         counts = store.counts(conn)
     print(f"store {path.name}: {counts}")
@@ -244,7 +252,6 @@ def main() -> None:
     server = Server(app.server)
     server.start()
     driver = chromium()
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH})
     reporter = Reporter(engine)
     try:
         windows = {}
@@ -258,6 +265,7 @@ def main() -> None:
                 "document.querySelector('.cb-board-row')" if name == "overview" else "window.dash_ag_grid.getApi('dispatch-grid')"
             )
             wait_for(driver, ready, timeout=120)
+            driver.execute_script(WATCH)
             results.setdefault("first_paint_s", {})[name] = time.monotonic() - started
         one_dispatch(driver, windows, engine, reporter)  # warm-up, not counted
         timed.take()

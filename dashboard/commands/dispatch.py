@@ -1,0 +1,115 @@
+"""Commands of the dispatch area: department webhooks and their delivery log, responsibility lists, escalation sweeps."""
+
+from __future__ import annotations
+
+import click
+
+from dashboard.settings import Settings
+
+
+def _engine():
+    from data import store
+
+    engine = store.make_engine(Settings.from_env().database_url)
+    store.migrate(engine)
+    return engine
+
+
+def _department_id(conn, code: str) -> int:
+    from sqlalchemy import select
+
+    from data import schema
+
+    found = conn.execute(select(schema.departments.c.id).where(schema.departments.c.code == code)).scalar()
+    if found is None:
+        raise click.ClickException(f"no department with code {code!r}")
+    return found
+
+
+@click.group("webhook")
+def webhook() -> None:
+    """A department's outbound webhook (一键智达): where dispatches are posted, signed with HMAC-SHA256."""
+
+
+@webhook.command("set")
+@click.argument("department")
+@click.argument("url")
+@click.option("--secret", default=None, help="The signing secret (at least 16 characters); made up and printed when not given.")
+def webhook_set(department: str, url: str, secret: str | None) -> None:
+    """Post DEPARTMENT's dispatches to URL; prints the secret its receiver checks signatures with."""
+    from data import notify
+    from data.errors import CityBrainError
+
+    with _engine().begin() as conn:
+        try:
+            used = notify.set_webhook(conn, _department_id(conn, department), url, secret)
+        except CityBrainError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{department}: webhooks go to {url}")
+    click.echo(f"signing secret (header {notify.SIGNATURE_HEADER}: sha256=HMAC of the body): {used}")
+
+
+@webhook.command("off")
+@click.argument("department")
+def webhook_off(department: str) -> None:
+    """Stop posting DEPARTMENT's dispatches (its inbox still gets them)."""
+    from data import notify
+
+    with _engine().begin() as conn:
+        notify.set_webhook(conn, _department_id(conn, department), None)
+    click.echo(f"{department}: webhook off")
+
+
+@webhook.command("log")
+@click.option("--department", default=None, help="Only this department's deliveries.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+def webhook_log(department: str | None, limit: int) -> None:
+    """The delivery log: each webhook, its status and every attempt."""
+    from data import notify, store
+
+    engine = _engine()
+    with store.reading(engine) as conn:
+        department_id = _department_id(conn, department) if department else None
+        rows = notify.deliveries(conn, department_id=department_id, limit=limit)
+    for r in rows:
+        click.echo(
+            f"#{r['id']} {r['kind']} incident {r['incident_id']} -> {r['url']}: {r['status']} after {r['attempts']} attempt(s)"
+        )
+        for a in r["attempts_log"]:
+            outcome = a["status_code"] if a["status_code"] is not None else a["error"]
+            click.echo(f"    {a['at']:%Y-%m-%d %H:%M:%S} attempt {a['attempt']}: {outcome} ({a['duration_ms']} ms)")
+
+
+@click.command("responsibility")
+@click.argument("category")
+@click.argument("district")
+@click.argument("department", required=False)
+def responsibility(category: str, district: str, department: str | None) -> None:
+    """Name the DEPARTMENT that handles CATEGORY in DISTRICT (codes); without DEPARTMENT, back to the category's own."""
+    from sqlalchemy import select
+
+    from data import dispatch, schema
+    from data.errors import CityBrainError
+
+    with _engine().begin() as conn:
+        c, u = schema.categories, schema.units
+        category_id = conn.execute(select(c.c.id).where(c.c.code == category)).scalar()
+        district_id = conn.execute(select(u.c.id).where(u.c.code == district, u.c.level == schema.DISTRICT)).scalar()
+        if category_id is None or district_id is None:
+            raise click.ClickException(f"unknown {'category' if category_id is None else 'district'} code")
+        try:
+            dispatch.set_responsibility(conn, category_id, district_id, _department_id(conn, department) if department else None)
+        except CityBrainError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{category} in {district}: {department or 'the category department'}")
+
+
+@click.command("escalate-overdue")
+def escalate_overdue() -> None:
+    """Escalate every overdue incident not yet escalated in its due period (督办), once; prints how many."""
+    from data.escalation import escalate_overdue as sweep
+
+    click.echo(f"escalated {len(sweep(_engine()))} overdue incident(s)")
+
+
+COMMANDS = [webhook, responsibility, escalate_overdue]
