@@ -45,7 +45,8 @@ bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 MAX_BATCH = 1000
 LIST_LIMIT, MAX_LIST_LIMIT = 100, 500
 FEED_LIMIT, MAX_FEED_LIMIT = 500, 1000
-MAX_ID = 2**63 - 1  # ids are BIGINT: anything larger cannot exist
+MAX_ID = 2**63 - 1  # incident and event ids are BIGINT: anything larger cannot exist
+MAX_UNIT_ID = 2**31 - 1  # unit ids are INTEGER
 EVENT_FIELDS = tuple(str(c.name) for c in schema.incident_events.c)  # plain str: orjson refuses subclasses as keys
 INCIDENT_FIELDS = (*(str(c.name) for c in schema.incidents.c), "category_code", "department_code")
 LIST_PARAMS = frozenset(
@@ -293,10 +294,10 @@ def _list_filter(conn) -> IncidentFilter:
         department_id=department_id,
         source=request.args.get("source") or None,
         unlocated=_bool_param("unlocated"),
-        district_id=_int_param("district_id", low=1),
-        street_id=_int_param("street_id", low=1),
-        community_id=_int_param("community_id", low=1),
-        grid_id=_int_param("grid_id", low=1),
+        district_id=_int_param("district_id", low=1, high=MAX_UNIT_ID),
+        street_id=_int_param("street_id", low=1, high=MAX_UNIT_ID),
+        community_id=_int_param("community_id", low=1, high=MAX_UNIT_ID),
+        grid_id=_int_param("grid_id", low=1, high=MAX_UNIT_ID),
         reported_from=_time_param("reported_after"),
         reported_to=_time_param("reported_before"),
         updated_from=_time_param("updated_after"),
@@ -427,7 +428,7 @@ def get_kpis():
         require(conn, READ)
         _check_params(frozenset({"level", "unit_id"}))
         level_name = request.args.get("level") or None
-        unit_id = _int_param("unit_id", low=1, high=2**31 - 1)
+        unit_id = _int_param("unit_id", low=1, high=MAX_UNIT_ID)
         if (level_name is None) != (unit_id is None):
             raise bad_request("give level and unit_id together, or neither for the whole city")
         if level_name is not None and level_name not in SCOPE_LEVELS:

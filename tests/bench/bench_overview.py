@@ -430,6 +430,7 @@ def main() -> None:
         "per_day": args.per_day,
         "counts": counts,
         "cores": os.cpu_count(),
+        "load_before": os.getloadavg()[0],
         "runs": args.runs,
         "store": "sqlite",
     }
@@ -511,6 +512,7 @@ def main() -> None:
     finally:
         driver.quit()
         server.httpd.shutdown()
+    results["load_after"] = os.getloadavg()[0]
     (RESULTS / "overview.json").write_text(json.dumps(results, indent=2, default=float))
     print_table(results)
 
@@ -522,7 +524,7 @@ def print_table(r: dict) -> None:
     c = r["counts"]
     print(
         f"\nOverview in headless Chromium, SQLite store: {r['grids']:,} grids, {c.get('incidents', 0):,} incidents; "
-        f"median of {r['runs']} runs; {r['cores']} cores"
+        f"median of {r['runs']} runs; {r['cores']} cores, load average {r['load_before']:.1f} -> {r['load_after']:.1f}"
     )
     rows = [
         ("first paint / (map + KPIs), warm", ms(r["desk"]["paint_ms"]), f"cold {ms(r['cold']['desk']['paint_ms'])}"),
