@@ -201,10 +201,11 @@ def _read(conn: Connection, scope: Scope | None, period: Period) -> Columns:
     by_name = dict(zip(names, raw, strict=True))
     data: dict[str, np.ndarray] = {}
     for c in ID_COLUMNS:
-        data[c] = np.array([-1 if v is None else v for v in by_name[c]], dtype=np.int64)
+        values = np.array(by_name[c], dtype=float)  # None -> NaN, then -1 for "none"
+        data[c] = np.where(np.isnan(values), -1, values).astype(np.int64)
     for c in TIME_COLUMNS:
         data[c] = np.array(by_name[c], dtype=float)  # None -> NaN
-    data["ack_late"] = np.array([np.nan if v is None else float(v) for v in by_name["ack_late"]], dtype=float)
+    data["ack_late"] = np.array(by_name["ack_late"], dtype=float)
     data["satisfaction"] = np.array(by_name["satisfaction"], dtype=float)
     data["reopen_count"] = np.array(by_name["reopen_count"], dtype=np.int64)
     data["escalation_level"] = np.array(by_name["escalation_level"], dtype=np.int64)
@@ -333,10 +334,9 @@ def _span(start: datetime, end: datetime) -> Grouping:
 
 def _by_key(keys: np.ndarray, start: datetime, end: datetime) -> tuple[list[int], Grouping]:
     """Group rows by an id column (unit or department) over [start, end): (the ids, in label order; the grouping)."""
-    ids = sorted(int(k) for k in np.unique(keys) if k >= 0)
-    lookup = {k: i for i, k in enumerate(ids)}
-    row_group = np.array([lookup.get(int(k), -1) for k in keys], dtype=np.int64) if len(keys) else np.zeros(0, np.int64)
-    return ids, Grouping(np.array([start.timestamp()]), end.timestamp(), row_group, len(ids))
+    unique = np.unique(keys[keys >= 0])
+    row_group = np.where(keys >= 0, np.searchsorted(unique, keys), -1).astype(np.int64)
+    return [int(k) for k in unique], Grouping(np.array([start.timestamp()]), end.timestamp(), row_group, len(unique))
 
 
 # --- the review ----------------------------------------------------------------------------------
@@ -400,8 +400,10 @@ def _names(conn: Connection) -> dict[str, dict[int, dict]]:
 def _sectors(cols: Columns, starts: list[datetime], grouping: Grouping, cats: dict) -> list[dict]:
     """Incidents received per bucket and sector (四板块), every sector in every bucket."""
     labels = grouping.labels(cols["reported_at"])
-    sector_of = {cid: SECTORS.index(c["sector"]) for cid, c in cats.items()}
-    sector = np.array([sector_of[int(c)] for c in cols["category_id"]], dtype=np.int64)
+    sector_of = np.zeros(max(cats, default=0) + 1, dtype=np.int64)
+    for cid, c in cats.items():
+        sector_of[cid] = SECTORS.index(c["sector"])
+    sector = sector_of[cols["category_id"]]
     keep = labels >= 0
     counts = np.bincount(labels[keep] * len(SECTORS) + sector[keep], minlength=len(starts) * len(SECTORS))
     return [
