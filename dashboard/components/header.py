@@ -73,6 +73,20 @@ def controls(state: dict, lang: str) -> html.Div:
     )
 
 
+NAV_PAGES = (("/", "nav.overview"), ("/wall", "nav.wall"), ("/dispatch", "nav.dispatch"), ("/trends", "nav.trends"))
+
+
+def nav(current: str, lang: str) -> html.Nav:
+    """Links between the screens, the current one marked; one definition for every page."""
+    return html.Nav(
+        className="cb-nav",
+        children=[
+            html.A(t(key, lang), href=path, className="cb-nav-link cb-nav-current" if path == current else "cb-nav-link")
+            for path, key in NAV_PAGES
+        ],
+    )
+
+
 def header(state: dict, chain, lang: str, tz: str, as_of: datetime, wall: bool) -> html.Header:
     """The header of either variant (the wall shows the metric in the legend instead of the controls)."""
     title = t("wall.title" if wall else "overview.title", lang)
@@ -84,6 +98,8 @@ def header(state: dict, chain, lang: str, tz: str, as_of: datetime, wall: bool) 
                 children=[html.Span(t("app.title", lang), className="cb-app-name"), html.Span(title, className="cb-page-name")],
             ),
             html.Nav(breadcrumb(chain, lang), id=ids.OVERVIEW_BREADCRUMB, className="cb-breadcrumb"),
+            # Nobody navigates a wall display: it gets no links.
+            *([] if wall else [nav("/", lang)]),
             controls(state, lang),
             html.Div(
                 className="cb-status",

@@ -13,6 +13,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.components import dispatch_panel, dispatch_queue
+from dashboard.components.header import nav
 from dashboard.i18n import t
 from data import dispatch, store
 from data.clock import utc_now
@@ -82,14 +83,7 @@ def header(lang: str) -> html.Header:
                     html.Span(t("dispatch.title", lang), className="cb-page-name"),
                 ],
             ),
-            html.Nav(
-                className="cb-nav",
-                children=[
-                    html.A(t("nav.overview", lang), href="/", className="cb-nav-link"),
-                    html.A(t("nav.wall", lang), href="/wall", className="cb-nav-link"),
-                    html.A(t("nav.dispatch", lang), href="/dispatch", className="cb-nav-link cb-nav-current"),
-                ],
-            ),
+            nav("/dispatch", lang),
             html.Div(
                 className="cb-status",
                 children=[

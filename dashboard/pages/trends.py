@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from dashboard.cache import cache
 from dashboard.components import trends_charts, trends_tables
+from dashboard.components.header import nav
 from dashboard.i18n import name, t
 from data import schema, store, trends
 from data.clock import utc_now
@@ -149,15 +150,7 @@ def header(lang: str) -> html.Header:
                     html.Span(t("trends.title", lang), className="cb-page-name"),
                 ],
             ),
-            html.Nav(
-                className="cb-nav",
-                children=[
-                    html.A(t("nav.overview", lang), href="/", className="cb-nav-link"),
-                    html.A(t("nav.wall", lang), href="/wall", className="cb-nav-link"),
-                    html.A(t("nav.dispatch", lang), href="/dispatch", className="cb-nav-link"),
-                    html.A(t("nav.trends", lang), href="/trends", className="cb-nav-link cb-nav-current"),
-                ],
-            ),
+            nav("/trends", lang),
         ],
     )
 
