@@ -422,7 +422,10 @@ def _changed_figures(conn: Connection, scope: Scope | None, w: DayWindow) -> tup
 class BoardThresholds:
     """When a department's row turns red (alarm) or yellow (warning) on the board; hashable for memoising.
 
-    Shares are fractions 0..1; counts are incidents in the board's window. Any one red condition
+    Every threshold is a share 0..1 of the department's own volume in the board's window, so a big
+    department is not flagged just for being big (absolute counts turned every department red at
+    city scale). 吹哨不到 is a share of the acknowledgements that fell due; 人到无效 a share of the
+    resolutions. Rows with fewer than `min_volume` cases are never flagged. Any one red condition
     makes the row red; otherwise any yellow one makes it yellow.
     """
 
@@ -430,10 +433,11 @@ class BoardThresholds:
     yellow_on_time: float = 0.90
     red_overdue_share: float = 0.20
     yellow_overdue_share: float = 0.10
-    red_no_show: int = 5
-    yellow_no_show: int = 1
-    red_no_effect: int = 5
-    yellow_no_effect: int = 1
+    red_no_show_share: float = 0.20
+    yellow_no_show_share: float = 0.10
+    red_no_effect_share: float = 0.15
+    yellow_no_effect_share: float = 0.08
+    min_volume: int = 5
 
 
 FLAG_RANK = {"red": 0, "yellow": 1, "none": 2}
@@ -546,18 +550,31 @@ def _board_row(dep, f: dict, t: BoardThresholds) -> dict:
     overdue_share = _ratio(f["overdue"], f["open"])
     on_time_rate = _ratio(f["on_time"], f["resolved"])
     no_show = f["ack_late"] + f["waiting_late"]
-    red = (
-        (on_time_rate is not None and on_time_rate < t.red_on_time)
-        or (overdue_share is not None and overdue_share >= t.red_overdue_share)
-        or no_show >= t.red_no_show
-        or f["no_effect"] >= t.red_no_effect
-    )
-    yellow = (
-        (on_time_rate is not None and on_time_rate < t.yellow_on_time)
-        or (overdue_share is not None and overdue_share >= t.yellow_overdue_share)
-        or no_show >= t.yellow_no_show
-        or f["no_effect"] >= t.yellow_no_effect
-    )
+    # Acknowledgements that fell due in the window: those made, plus those still missing past their limit.
+    no_show_share = _ratio(no_show, f["acknowledged"] + f["waiting_late"])
+    no_effect_share = _ratio(f["no_effect"], f["resolved"])
+    volume = max(f["open"], f["acknowledged"] + f["waiting_late"], f["resolved"])
+
+    def beyond(share_and_limits: tuple) -> tuple[bool, bool]:
+        share, red_limit, yellow_limit, worse_when_low = share_and_limits
+        if share is None:
+            return False, False
+        if worse_when_low:
+            return share < red_limit, share < yellow_limit
+        return share >= red_limit, share >= yellow_limit
+
+    checks = [
+        beyond(c)
+        for c in (
+            (on_time_rate, t.red_on_time, t.yellow_on_time, True),
+            (overdue_share, t.red_overdue_share, t.yellow_overdue_share, False),
+            (no_show_share, t.red_no_show_share, t.yellow_no_show_share, False),
+            (no_effect_share, t.red_no_effect_share, t.yellow_no_effect_share, False),
+        )
+    ]
+    flaggable = volume >= t.min_volume
+    red = flaggable and any(r for r, _ in checks)
+    yellow = flaggable and any(y for _, y in checks)
     return {
         "department_id": dep.id,
         "code": dep.code,
@@ -572,7 +589,9 @@ def _board_row(dep, f: dict, t: BoardThresholds) -> dict:
         "median_handle_s": f["median_handle_s"],
         "on_time_rate": on_time_rate,
         "no_show": no_show,
+        "no_show_share": no_show_share,
         "no_effect": f["no_effect"],
+        "no_effect_share": no_effect_share,
         "flag": "red" if red else "yellow" if yellow else "none",
     }
 

@@ -301,6 +301,10 @@ def test_department_board_matches_python_reference(engine, city):
         assert row["acknowledged"] == len(b["ack"])
         assert row["resolved"] == len(b["res"])
         assert row["no_show"] == b["late"] + b["waiting"]
+        fell_due = len(b["ack"]) + b["waiting"]
+        assert row["no_show_share"] == (pytest.approx((b["late"] + b["waiting"]) / fell_due) if fell_due else None)
+        resolved = len(b["res"])
+        assert row["no_effect_share"] == (pytest.approx(no_effect.get(row["department_id"], 0) / resolved) if resolved else None)
         assert row["no_effect"] == no_effect.get(row["department_id"], 0)
         for key, values in (("median_ack_s", b["ack"]), ("median_handle_s", b["res"])):
             assert row[key] == (pytest.approx(statistics.median(values), abs=0.01) if values else None)
@@ -309,7 +313,9 @@ def test_department_board_matches_python_reference(engine, city):
 
 def test_department_board_flags_and_orders_worst_first(engine, city):
     with engine.connect() as conn:
-        strict = metrics.department_board(conn, None, NOW, TZ, metrics.BoardThresholds(red_no_show=1, yellow_no_show=1))
+        strict = metrics.department_board(
+            conn, None, NOW, TZ, metrics.BoardThresholds(red_no_show_share=0.01, yellow_no_show_share=0.01, min_volume=1)
+        )
         lenient = metrics.department_board(
             conn,
             None,
@@ -320,10 +326,10 @@ def test_department_board_flags_and_orders_worst_first(engine, city):
                 yellow_on_time=0,
                 red_overdue_share=2,
                 yellow_overdue_share=2,
-                red_no_show=10**6,
-                yellow_no_show=10**6,
-                red_no_effect=10**6,
-                yellow_no_effect=10**6,
+                red_no_show_share=2,
+                yellow_no_show_share=2,
+                red_no_effect_share=2,
+                yellow_no_effect_share=2,
             ),
         )
     assert [r["flag"] for r in lenient] == ["none"] * len(lenient)
@@ -333,10 +339,10 @@ def test_department_board_flags_and_orders_worst_first(engine, city):
     assert ranks == sorted(ranks)
     for row in strict:
         assert (row["flag"] == "red") == (
-            row["no_show"] >= 1
+            (row["no_show_share"] or 0) >= 0.01
             or (row["on_time_rate"] is not None and row["on_time_rate"] < 0.8)
             or (row["overdue_share"] or 0) >= 0.2
-            or row["no_effect"] >= 5
+            or (row["no_effect_share"] or 0) >= 0.15
         )
 
 
