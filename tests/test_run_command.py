@@ -40,7 +40,7 @@ def test_python_app_py_serves_the_demo_city_and_keeps_it_alive(tmp_path):
         CITYBRAIN_DEMO_PER_DAY="60",
         CITYBRAIN_LIVE="true",
     )
-    log = open(tmp_path / "server.log", "w")
+    log = (tmp_path / "server.log").open("w")  # closed in the finally below
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         health = None
