@@ -659,7 +659,9 @@ def _recall(conn, row, at, params):
     # The withdrawn dispatch never happened for the clocks: the incident waits for a dispatcher
     # again, its dispatch times those of the dispatches before the withdrawn one (if any).
     earlier = conn.execute(
-        select(EV.c.action, EV.c.at).where(EV.c.incident_id == row["id"], EV.c.action.in_(("dispatch", "reassign"))).order_by(EV.c.id)
+        select(EV.c.action, EV.c.at)
+        .where(EV.c.incident_id == row["id"], EV.c.action.in_(("dispatch", "reassign")))
+        .order_by(EV.c.id)
     ).all()
     last_dispatch = max((i for i, e in enumerate(earlier) if e.action == "dispatch"), default=len(earlier))
     before = earlier[:last_dispatch]

@@ -196,9 +196,22 @@ incidents = Table(
     Index("ix_incidents_updated_at", "updated_at"),
     Index(
         "ix_incidents_open_cover",
-        "is_open", "district_id", "street_id", "community_id", "grid_id", "state", "assignee_department_id",
-        "category_id", "unlocated", "reported_at", "dispatched_at", "acknowledged_at", "resolved_at", "returned_at",
-        "ack_due_at", "handle_due_at",
+        "is_open",
+        "district_id",
+        "street_id",
+        "community_id",
+        "grid_id",
+        "state",
+        "assignee_department_id",
+        "category_id",
+        "unlocated",
+        "reported_at",
+        "dispatched_at",
+        "acknowledged_at",
+        "resolved_at",
+        "returned_at",
+        "ack_due_at",
+        "handle_due_at",
         sqlite_where=text("is_open = 1"),
         postgresql_where=text("is_open"),
     ),
@@ -273,9 +286,7 @@ category_attributes = Table(
     Column("datatype_description", Text, nullable=True),
     Column("position", Integer, nullable=False, server_default=text("0")),
     Column("value_list", JSON, nullable=True),  # [{"key": ..., "name": ...}] for the list datatypes
-    CheckConstraint(
-        "datatype IN ('string','number','datetime','text','singlevaluelist','multivaluelist')", name="datatype"
-    ),
+    CheckConstraint("datatype IN ('string','number','datetime','text','singlevaluelist','multivaluelist')", name="datatype"),
 )
 
 

@@ -14,9 +14,20 @@ def _insert_grid(conn, id_, geom, district_id=1):
     minx, miny, maxx, maxy = geom.bounds
     conn.execute(
         schema.units.insert().values(
-            id=id_, code=f"G{id_}", level=schema.GRID, name_en=f"Grid {id_}", name_zh=f"网格{id_}",
-            geom=shapely.to_wkb(geom), minx=minx, miny=miny, maxx=maxx, maxy=maxy,
-            district_id=district_id, street_id=10 + id_, community_id=100 + id_, updated_at=datetime.now(UTC),
+            id=id_,
+            code=f"G{id_}",
+            level=schema.GRID,
+            name_en=f"Grid {id_}",
+            name_zh=f"网格{id_}",
+            geom=shapely.to_wkb(geom),
+            minx=minx,
+            miny=miny,
+            maxx=maxx,
+            maxy=maxy,
+            district_id=district_id,
+            street_id=10 + id_,
+            community_id=100 + id_,
+            updated_at=datetime.now(UTC),
         )
     )
 
