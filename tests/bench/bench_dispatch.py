@@ -36,23 +36,10 @@ from data import dispatch, schema, store  # noqa: E402
 from data.clock import from_db, utc_now  # noqa: E402
 from data.incidents import report_incidents  # noqa: E402
 from data.locate import GridLocator  # noqa: E402
+from tests.browser.chrome import UNTHROTTLED_FLAGS, start_chromium  # noqa: E402
+from tests.browser.chrome import wait_for as browser_wait_for  # noqa: E402
 
 RESULTS = ROOT / "tests" / "bench" / "results"
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,1000",
-    # Three screens in one browser: none of them may be slowed down for being in the background.
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-)
 
 # Installed in every window once loaded: notes (by wall clock) when a watched queue row leaves and when a
 # watched board cell changes.
@@ -73,28 +60,11 @@ setInterval(function () {
 
 
 def chromium():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(120)
-    return driver
+    return start_chromium(UNTHROTTLED_FLAGS, page_load_timeout=120)
 
 
 def wait_for(driver, script: str, timeout: float = 30.0, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {script}")
-        time.sleep(interval)
+    return browser_wait_for(driver, script, timeout, interval)
 
 
 def has_row(incident_id: int) -> str:

@@ -6,10 +6,8 @@ them the tests skip locally and fail in CI (tests.conftest.skip_or_fail).
 
 from __future__ import annotations
 
-import shutil
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -21,21 +19,8 @@ from data import schema, store
 from data.demo.city import build_demo
 from data.incidents import report_incidents
 from data.locate import GridLocator
+from tests.browser.chrome import chromium_paths, start_chromium
 from tests.conftest import skip_or_fail
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,1000",
-)
 
 
 @dataclass
@@ -141,21 +126,9 @@ def server(city):
 @pytest.fixture(scope="module")
 def chromium():
     """A headless Chromium shared by a module's tests (each test checks the console it produced)."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not (shutil.which("chromium") and shutil.which("chromedriver")):
+    if chromium_paths() is None:
         skip_or_fail("headless Chromium (/usr/bin/chromium and /usr/bin/chromedriver) is not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(
-        service=Service(str(CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver"))), options=options
-    )
-    driver.set_page_load_timeout(30)
+    driver = start_chromium(log_console=True)
     yield driver
     driver.quit()
 

@@ -12,20 +12,9 @@ from sqlalchemy import select
 
 from data import schema, store
 from data.incidents import apply_action, get_incident, history
+from tests.browser.chrome import wait_for
 
 pytestmark = pytest.mark.browser
-
-
-def wait_for(driver, script: str, timeout: float = 10.0, interval: float = 0.05):
-    """Poll a JavaScript expression until it is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {script}")
-        time.sleep(interval)
 
 
 def row_present(incident_id: int) -> str:
