@@ -26,6 +26,8 @@ def create_server():
 def cli(ctx: click.Context) -> None:
     """CityBrain Command: the grid governance command-centre dashboard. With no command, serve."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every check at INFO; a command's own output is what the user wants to read.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve)
 

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dashboard.settings import Settings
-
-
-def _engine():
-    from data import store
-
-    engine = store.make_engine(Settings.from_env().database_url)
-    store.migrate(engine)
-    return engine
+from dashboard.commands import command_store
 
 
 @click.group("api-key")
@@ -36,16 +28,9 @@ def api_key() -> None:
 def create(name: str, scopes: tuple[str, ...], source: str | None, department_code: str | None, rate_limit: str | None) -> None:
     """Create a key and print it once: it cannot be shown again."""
     from data.apikeys import create_key
-    from data.errors import CityBrainError
 
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            new = create_key(conn, name, scopes, source=source, department_code=department_code, rate_limit=rate_limit)
-    except CityBrainError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
+    with command_store() as engine, engine.begin() as conn:
+        new = create_key(conn, name, scopes, source=source, department_code=department_code, rate_limit=rate_limit)
     key = new.key
     click.echo(f"created API key {key.id} {key.name!r}: scopes {' '.join(sorted(key.scopes))}", err=True)
     click.echo("store it now; it is shown only this once:", err=True)
@@ -59,12 +44,8 @@ def list_command(show_all: bool) -> None:
     from data import store
     from data.apikeys import list_keys
 
-    engine = _engine()
-    try:
-        with store.reading(engine) as conn:
-            keys = list_keys(conn, include_revoked=show_all)
-    finally:
-        engine.dispose()
+    with command_store() as engine, store.reading(engine) as conn:
+        keys = list_keys(conn, include_revoked=show_all)
     if not keys:
         click.echo("no API keys" if show_all else "no active API keys (--all shows revoked ones)")
         return
@@ -93,16 +74,9 @@ def list_command(show_all: bool) -> None:
 def revoke(key: str) -> None:
     """Revoke KEY (its id, name or shown prefix): it stops working at once."""
     from data.apikeys import revoke_key
-    from data.errors import CityBrainError
 
-    engine = _engine()
-    try:
-        with engine.begin() as conn:
-            revoked = revoke_key(conn, key)
-    except CityBrainError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
+    with command_store() as engine, engine.begin() as conn:
+        revoked = revoke_key(conn, key)
     click.echo(f"revoked API key {revoked.id} {revoked.name!r}")
 
 

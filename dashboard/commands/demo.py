@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import click
 
+from dashboard.commands import command_store
 from dashboard.settings import Settings
-from data.errors import ValidationError
-
-
-def _engine():
-    from data import store
-
-    engine = store.make_engine(Settings.from_env().database_url)
-    store.migrate(engine)
-    return engine
 
 
 @click.command("demo")
@@ -27,14 +19,9 @@ def demo(grids: int, days: float, per_day: float, seed: int) -> None:
     """Build the demo city (Chongqing's nine central districts) with its history, REPLACING all units and incidents."""
     from data.demo.city import build_demo
 
-    engine = _engine()
     click.echo(f"building the demo city: {grids:,} grids, {days:g} days x {per_day:g} incidents a day (seed {seed})...")
-    try:
+    with command_store() as engine:
         report = build_demo(engine, grids=grids, days=days, per_day=per_day, seed=seed)
-    except ValidationError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
     for line in report.summary_lines():
         click.echo(line)
 
@@ -49,11 +36,8 @@ def simulate(minutes: float, speed: float) -> None:
     if minutes <= 0 or speed <= 0:
         raise click.ClickException("--minutes and --speed must be positive")
     settings = Settings.from_env()
-    engine = _engine()
-    try:
+    with command_store() as engine:
         total = run(engine, minutes, speed, timezone=settings.timezone, echo=click.echo)
-    finally:
-        engine.dispose()
     actions = ", ".join(f"{n} {a}" for a, n in sorted(total.actions.items())) or "no actions"
     click.echo(f"done: {total.reported} reported; {actions}")
 

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dashboard.settings import Settings
-
-
-def _engine():
-    from data import store
-
-    engine = store.make_engine(Settings.from_env().database_url)
-    store.migrate(engine)
-    return engine
+from dashboard.commands import command_store
 
 
 def _department_id(conn, code: str) -> int:
@@ -38,13 +30,9 @@ def webhook() -> None:
 def webhook_set(department: str, url: str, secret: str | None) -> None:
     """Post DEPARTMENT's dispatches to URL; prints the secret its receiver checks signatures with."""
     from data import notify
-    from data.errors import CityBrainError
 
-    with _engine().begin() as conn:
-        try:
-            used = notify.set_webhook(conn, _department_id(conn, department), url, secret)
-        except CityBrainError as exc:
-            raise click.ClickException(str(exc)) from None
+    with command_store() as engine, engine.begin() as conn:
+        used = notify.set_webhook(conn, _department_id(conn, department), url, secret)
     click.echo(f"{department}: webhooks go to {url}")
     click.echo(f"signing secret (header {notify.SIGNATURE_HEADER}: sha256=HMAC of the body): {used}")
 
@@ -55,7 +43,7 @@ def webhook_off(department: str) -> None:
     """Stop posting DEPARTMENT's dispatches (its inbox still gets them)."""
     from data import notify
 
-    with _engine().begin() as conn:
+    with command_store() as engine, engine.begin() as conn:
         notify.set_webhook(conn, _department_id(conn, department), None)
     click.echo(f"{department}: webhook off")
 
@@ -67,8 +55,7 @@ def webhook_log(department: str | None, limit: int) -> None:
     """The delivery log: each webhook, its status and every attempt."""
     from data import notify, store
 
-    engine = _engine()
-    with store.reading(engine) as conn:
+    with command_store() as engine, store.reading(engine) as conn:
         department_id = _department_id(conn, department) if department else None
         rows = notify.deliveries(conn, department_id=department_id, limit=limit)
     for r in rows:
@@ -89,18 +76,14 @@ def responsibility(category: str, district: str, department: str | None) -> None
     from sqlalchemy import select
 
     from data import dispatch, schema
-    from data.errors import CityBrainError
 
-    with _engine().begin() as conn:
+    with command_store() as engine, engine.begin() as conn:
         c, u = schema.categories, schema.units
         category_id = conn.execute(select(c.c.id).where(c.c.code == category)).scalar()
         district_id = conn.execute(select(u.c.id).where(u.c.code == district, u.c.level == schema.DISTRICT)).scalar()
         if category_id is None or district_id is None:
             raise click.ClickException(f"unknown {'category' if category_id is None else 'district'} code")
-        try:
-            dispatch.set_responsibility(conn, category_id, district_id, _department_id(conn, department) if department else None)
-        except CityBrainError as exc:
-            raise click.ClickException(str(exc)) from None
+        dispatch.set_responsibility(conn, category_id, district_id, _department_id(conn, department) if department else None)
     click.echo(f"{category} in {district}: {department or 'the category department'}")
 
 
@@ -109,7 +92,9 @@ def escalate_overdue() -> None:
     """Escalate every overdue incident not yet escalated in its due period (督办), once; prints how many."""
     from data.escalation import escalate_overdue as sweep
 
-    click.echo(f"escalated {len(sweep(_engine()))} overdue incident(s)")
+    with command_store() as engine:
+        escalated = sweep(engine)
+    click.echo(f"escalated {len(escalated)} overdue incident(s)")
 
 
 COMMANDS = [webhook, responsibility, escalate_overdue]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dashboard.settings import Settings
-from data.errors import ValidationError
+from dashboard.commands import command_store
 
 
 @click.command("import-boundaries")
@@ -34,12 +33,9 @@ def import_boundaries_command(
     With --generate-grid, tile the imported units (or, without FILE, the level's existing units)
     with grid cells clipped to them. Everything happens in one transaction: a bad file changes nothing.
     """
-    from data import store
     from data.geo_import import import_boundaries
 
-    engine = store.make_engine(Settings.from_env().database_url)
-    try:
-        store.migrate(engine)
+    with command_store() as engine:
         report = import_boundaries(
             engine,
             file,
@@ -52,10 +48,6 @@ def import_boundaries_command(
             generate_grid=generate_grid,
             cell_size=cell_size,
         )
-    except ValidationError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
     for line in report.summary_lines():
         click.echo(line)
 

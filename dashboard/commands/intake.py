@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dashboard.commands import command_store
 from dashboard.settings import Settings
 
 
@@ -49,7 +50,6 @@ def import_incidents(
     chunk_size,
 ) -> None:
     """Import incidents from a CSV or GeoJSON points FILE (re-importing the same file adds nothing)."""
-    from data import store
     from data.errors import CityBrainError
     from data.intake_files import ColumnMapping, import_incident_file, read_category_map
 
@@ -64,11 +64,11 @@ def import_incidents(
         priority=priority_col,
         address=address_col,
     )
-    engine = None
     try:
         categories = read_category_map(category_map, map_pairs)
-        engine = store.make_engine(settings.database_url)
-        store.migrate(engine)
+    except CityBrainError as exc:
+        raise click.ClickException(str(exc)) from None
+    with command_store() as engine:
         report = import_incident_file(
             engine,
             file,
@@ -81,11 +81,6 @@ def import_incidents(
             encoding=encoding,
             chunk_rows=chunk_size,
         )
-    except CityBrainError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        if engine is not None:
-            engine.dispose()
     for line in report.summary_lines():
         click.echo(line)
 

@@ -8,7 +8,9 @@ every request's server time is measured by a WSGI wrapper, and store changes are
 data.incidents.report_incidents, as an intake channel would. Readiness is the page's own markers:
 window.citybrain.unitLayers (the map drew units), the KPI card values, citybrain.appliedHead (the
 map was restyled with live values). Prints a table (medians, with the machine's core count) and
-writes tests/bench/results/overview.json.
+writes tests/bench/results/overview.json. Unless --no-naive, the naive overview of
+naive_overview.py (all grid GeoJSON in the layout, SVG, one-second polling) is then measured in the
+same run on its own server, and printed beside the real one with the ratio.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from naive_overview import create_naive_app  # noqa: E402  (beside this script)
 from sqlalchemy import select  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
@@ -285,6 +288,10 @@ class Reporter:
             report_incidents(conn, [row], actor="bench", locator=self.locator)
         return time.time()
 
+    def head(self) -> int:
+        with store.reading(self.engine) as conn:
+            return store.feed_head(conn)
+
 
 def change_latency(driver, reporter: Reporter, runs: int, timeout: float) -> list[dict]:
     """ms from a committed store change to (a) the open-backlog KPI changing on screen and (b) the map restyled."""
@@ -373,6 +380,165 @@ def p95(values) -> float | None:
     return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))] if values else None
 
 
+# --- the naive approach, measured in the same run -------------------------------------------------
+
+# Installed before the naive page's scripts: catches the Leaflet map as it is made (dash-leaflet
+# keeps it to itself), and per frame notes when grid paths and the KPI text first showed, each
+# rebuild of the SVG paths (a new first <path>), and the feed head the drawn paths carry.
+# Times are taken in the frame after the change, so the SVG's paint is included.
+NAIVE_PROBE = """
+(function () {
+  var p = window.__naive = {map: null, readyAt: null, kpi: null, kpiAt: null, path: null, rebuilds: 0,
+                            rebuiltAt: null, repaints: [], applied: null, appliedAt: null};
+  var leaflet;
+  Object.defineProperty(window, 'L', {configurable: true, get: function () { return leaflet; }, set: function (v) {
+    leaflet = v;
+    if (v && v.Map && !v.__naiveHooked) { v.__naiveHooked = true; v.Map.addInitHook(function () { p.map = this; }); }
+  }});
+  var pending = null;
+  function frame() {
+    var now = performance.now();
+    if (pending) { pending(now); pending = null; }
+    var card = document.getElementById('naive-kpi-open');
+    var value = card ? card.textContent : null;
+    var first = document.querySelector('.leaflet-overlay-pane path');
+    var rebuilt = first && first !== p.path;
+    p.path = first;
+    var kpiChanged = value !== p.kpi;
+    p.kpi = value;
+    if (rebuilt || kpiChanged) {
+      var head = first ? (/naive-h(\\d+)/.exec(first.getAttribute('class') || '') || [null, null])[1] : null;
+      var netAt = window.__probe ? window.__probe.lastNet : null;
+      pending = function (paintedAt) {
+        if (kpiChanged) { p.kpiAt = Date.now(); }
+        if (rebuilt) {
+          p.rebuilds += 1; p.rebuiltAt = paintedAt;
+          if (netAt) { p.repaints.push(paintedAt - netAt); }
+          if (head !== p.applied) { p.applied = head; p.appliedAt = Date.now(); }
+        }
+        if (p.readyAt === null && p.path && p.kpi) { p.readyAt = paintedAt; }
+      };
+    }
+    requestAnimationFrame(frame);
+  }
+  requestAnimationFrame(frame);
+})();
+"""
+
+
+def naive_first_paint(driver, timed: TimedApp, url: str, size: tuple[int, int]) -> dict:
+    """One load of the naive page: ms to the frame after the grid paths and KPI text showed, and server time."""
+    driver.set_window_size(*size)
+    driver.get("about:blank")
+    timed.take()
+    driver.get(url)
+    ready = wait_for(driver, "window.__naive.readyAt", timeout=120)
+    records = [(path_, s) for path_, s in timed.take() if not path_.endswith("_dash-update-component")]
+    transferred = driver.execute_script(
+        "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
+        ".filter(e => !e.name.includes('_dash-update-component')).reduce((s, e) => s + (e.transferSize || 0), 0)"
+    )
+    return {
+        "paint_ms": ready,
+        "server_ms": 1000 * sum(seconds for _, seconds in records),
+        "requests": len(records),
+        "transferred_kb": transferred / 1024,
+        "units_drawn": driver.execute_script("return document.querySelectorAll('.leaflet-overlay-pane path').length"),
+    }
+
+
+def naive_zoom_steps(driver, centre: tuple[float, float], start_zoom: int, end_zoom: int) -> dict[int, float]:
+    """ms per one-level zoom step (no animation) of the naive map, to the frame after (SVG re-projected
+    and painted). Each step starts just after a one-second refresh repainted, so none overlaps it."""
+    driver.execute_script(
+        "window.__naive.map.setView([arguments[0], arguments[1]], arguments[2], {animate: false})", *centre, start_zoom
+    )
+    steps = {}
+    for zoom in range(start_zoom + 1, end_zoom + 1):
+        rebuilds = driver.execute_script("return window.__naive.rebuilds")
+        wait_for(driver, f"window.__naive.rebuilds > {rebuilds}", timeout=30)
+        steps[zoom] = driver.execute_script(
+            """
+            const started = performance.now();
+            window.__naive.map.setZoom(arguments[0], {animate: false});
+            return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now() - started))));
+            """,
+            zoom,
+        )
+    return steps
+
+
+def naive_change_latency(driver, reporter: Reporter, runs: int, timeout: float) -> list[dict]:
+    """ms from a committed store change to the naive page's KPI text changing and its map drawing the new head."""
+    out = []
+    for _ in range(runs):
+        time.sleep(1.2)
+        kpi_before = driver.execute_script("return window.__naive.kpi")
+        committed = reporter.report()
+        head = str(reporter.head())
+        wait_for(driver, f"window.__naive.kpi !== {json.dumps(kpi_before)}", timeout=timeout)
+        wait_for(driver, f"Number(window.__naive.applied) >= {head}", timeout=timeout)
+        kpi_at, applied_at = driver.execute_script("return [window.__naive.kpiAt, window.__naive.appliedAt]")
+        out.append(
+            {
+                "kpi_ms": kpi_at - committed * 1000,
+                "map_ms": applied_at - committed * 1000,
+                "painted_ms": max(kpi_at, applied_at) - committed * 1000,
+            }
+        )
+    return out
+
+
+def measure_naive(driver, engine, reporter: Reporter, args, centre, start_zoom: int) -> dict:
+    """The naive overview on its own server in this process, measured like the real one."""
+    app = create_naive_app(engine)
+    timed = TimedApp(app.server.wsgi_app)
+    app.server.wsgi_app = timed
+    server = Server(app.server)
+    server.start()
+    url = server.url + "/"
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": NAIVE_PROBE})
+    out: dict = {}
+    try:
+        out["cold"] = naive_first_paint(driver, timed, url, WALL_SIZE)
+        loads = [naive_first_paint(driver, timed, url, WALL_SIZE) for _ in range(args.runs)]
+        out["load"] = {key: median(load[key] for load in loads) for key in loads[0]}
+        out["load"]["paint_ms_all"] = [round(load["paint_ms"]) for load in loads]
+
+        # Every refresh re-sends and redraws all grids: server time per refresh, and the repaint
+        # (response received -> SVG painted) of the refreshes seen while changes are timed below.
+        naive_first_paint(driver, timed, url, WALL_SIZE)
+        driver.execute_script("window.__naive.repaints = []")
+        timed.take()
+        started = time.perf_counter()
+        changes = naive_change_latency(driver, reporter, args.changes, timeout=30)
+        elapsed = time.perf_counter() - started
+        refreshes = [seconds for path_, seconds in timed.take() if path_.endswith("_dash-update-component")]
+        repaints = driver.execute_script("return window.__naive.repaints")
+        out["live"] = {
+            "painted_ms": median(r["painted_ms"] for r in changes),
+            "painted_p95_ms": p95([r["painted_ms"] for r in changes]),
+            "kpi_ms": median(r["kpi_ms"] for r in changes),
+            "map_ms": median(r["map_ms"] for r in changes),
+            "server_ms_per_refresh": 1000 * median(refreshes) if refreshes else None,
+            "refreshes_per_s": len(refreshes) / elapsed,
+        }
+        out["restyle"] = {
+            "units": driver.execute_script("return document.querySelectorAll('.leaflet-overlay-pane path').length"),
+            "painted_ms": median(repaints),
+            "samples": len(repaints),
+        }
+        passes = [naive_zoom_steps(driver, centre, start_zoom, 16) for _ in range(max(2, args.runs // 2))]
+        per_zoom = {z: median(p[z] for p in passes) for z in passes[0]}
+        out["zoom_ms"] = {str(z): ms for z, ms in per_zoom.items()}
+        out["zoom_step_ms"] = median(v for p in passes for v in p.values())
+        out["zoom_step_max_ms"] = max(per_zoom.values())
+    finally:
+        driver.get("about:blank")  # stops the page's polling before its server goes
+        server.httpd.shutdown()
+    return out
+
+
 # --- the run ------------------------------------------------------------------------------------------
 
 
@@ -401,6 +567,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="page loads per route, zoom passes")
     parser.add_argument("--changes", type=int, default=10, help="store changes timed with server push")
     parser.add_argument("--polled-changes", type=int, default=5, help="store changes timed with push blocked (0 skips)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive overview's comparison")
     parser.add_argument("--screenshots", type=Path, help="only take the README screenshots into this folder")
     args = parser.parse_args()
 
@@ -509,6 +676,12 @@ def main() -> None:
                 "painted_p95_ms": p95([r["painted_ms"] for r in polled]),
             }
         results["routes"] = route_sizes(base, bbox)
+        if not args.no_naive:
+            results["naive"] = measure_naive(driver, engine, reporter, args, centre, start)
+            results["comparison"] = [
+                {"measure": label, "overview_ms": real, "naive_ms": naive, "ratio": naive / real if real and naive else None}
+                for label, real, naive, _ in comparison_rows(results)
+            ]
     finally:
         driver.quit()
         server.httpd.shutdown()
@@ -579,7 +752,53 @@ def print_table(r: dict) -> None:
         print(
             f"    {route['route']:<34} {route['wire_kb']:>8.1f} KB / {route['raw_kb']:>8.1f} KB  {features}  {route['ms']:.0f} ms"
         )
+    if "naive" in r:
+        print_comparison(r)
     print(f"\nwritten: {RESULTS / 'overview.json'}")
+
+
+def comparison_rows(r: dict) -> list[tuple[str, float | None, float | None, str]]:
+    """(measure, real, naive, note) for each figure the issue compares."""
+    n = r["naive"]
+    return [
+        ("first paint /wall, warm", r["wall"]["paint_ms"], n["load"]["paint_ms"], ""),
+        ("first paint /wall, cold", r["cold"]["wall"]["paint_ms"], n["cold"]["paint_ms"], ""),
+        (
+            "server time per page load",
+            r["wall"]["server_ms"],
+            n["load"]["server_ms"],
+            f"{r['wall']['transferred_kb']:,.0f} KB vs {n['load']['transferred_kb']:,.0f} KB transferred",
+        ),
+        (
+            "server time per live refresh",
+            r["push"]["server_ms_per_refresh"],
+            n["live"]["server_ms_per_refresh"],
+            f"naive: {n['live']['refreshes_per_s']:.2f} refreshes/s whether or not anything changed",
+        ),
+        ("store change -> painted (median)", r["push"]["painted_ms"], n["live"]["painted_ms"], ""),
+        ("store change -> painted (p95)", r["push"]["painted_p95_ms"], n["live"]["painted_p95_ms"], ""),
+        (
+            "restyle",
+            r["restyle"]["painted_ms"],
+            n["restyle"]["painted_ms"],
+            f"{r['restyle']['units']:,} units setStyle vs {n['restyle']['units']:,} SVG paths rebuilt",
+        ),
+        ("zoom step (median)", r["zoom_step_ms"], n["zoom_step_ms"], ""),
+        ("zoom step (worst level)", r["zoom_step_max_ms"], n["zoom_step_max_ms"], ""),
+    ]
+
+
+def print_comparison(r: dict) -> None:
+    def ms(v):
+        return "-" if v is None else f"{v:,.0f} ms"
+
+    print("\n  beside the naive approach (all grid GeoJSON in the layout, SVG, 1 s dcc.Interval polling), same run:")
+    rows = comparison_rows(r)
+    width = max(len(label) for label, *_ in rows)
+    print(f"    {'':<{width}}  {'overview':>10}  {'naive':>10}  {'naive/ov':>8}")
+    for label, real, naive, note in rows:
+        ratio = f"{naive / real:.1f}x" if real and naive is not None else "-"
+        print(f"    {label:<{width}}  {ms(real):>10}  {ms(naive):>10}  {ratio:>8}  {note}")
 
 
 if __name__ == "__main__":
