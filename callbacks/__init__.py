@@ -3,9 +3,10 @@
 
 def register_all(app, deps) -> None:
     """Register every page's callbacks."""
-    from callbacks import dispatch, overview, shell, trends
+    from callbacks import dispatch, inbox, overview, shell, trends
 
     shell.register(app, deps)
     overview.register(app, deps)
     dispatch.register(app, deps)
     trends.register(app, deps)
+    inbox.register(app, deps)

@@ -147,6 +147,7 @@ TEXT.update(
         "nav.overview": ("Overview", "一屏统揽"),
         "nav.wall": ("Wall", "指挥大屏"),
         "nav.dispatch": ("Dispatch", "一键调度"),
+        "nav.inbox": ("Inbox", "待办通知"),
         "dispatch.filter.area": ("Area", "区域"),
         "dispatch.filter.category": ("Category", "类别"),
         "dispatch.filter.priority": ("Priority", "优先级"),
@@ -354,5 +355,22 @@ TEXT.update(
         "trends.weekday.5": ("Sat", "周六"),
         "trends.weekday.6": ("Sun", "周日"),
         "trends.bad_input": ("Could not show this review: {error}", "无法显示：{error}"),
+    }
+)
+
+
+TEXT.update(
+    {
+        "inbox.title": ("Inbox", "一键智达"),
+        "inbox.department": ("Department", "部门"),
+        "inbox.choose": ("Choose a department to see its notifications.", "请选择部门查看其通知。"),
+        "inbox.empty": ("No notifications yet.", "暂无通知。"),
+        "inbox.unread": ("Unread", "未读"),
+        "inbox.unread_count": ("{count} unread", "未读 {count} 条"),
+        "inbox.dispatch": ("New case dispatched", "新派遣案件"),
+        "inbox.reassign": ("Case reassigned to you", "案件改派至本部门"),
+        "inbox.recall": ("Dispatch recalled", "派遣已撤回"),
+        "inbox.withdrawn": ("Case reassigned elsewhere", "案件已改派他处"),
+        "inbox.escalate": ("Case escalated (督办)", "案件督办"),
     }
 )

@@ -249,14 +249,28 @@ def inbox(
     worker_id: int | None = None,
     unread_only: bool = False,
     limit: int = 50,
+    before_id: int | None = None,
 ) -> list[dict]:
-    """A department's or a grid worker's inbox, newest first."""
+    """A department's or a grid worker's inbox, newest first (only ids below `before_id` when given: the next page)."""
     if (department_id is None) == (worker_id is None):
         raise ValidationError("inbox needs exactly one of department_id or worker_id")
     stmt = select(N).where(N.c.department_id == department_id if department_id is not None else N.c.worker_id == worker_id)
     if unread_only:
         stmt = stmt.where(N.c.read_at.is_(None))
+    if before_id is not None:
+        stmt = stmt.where(N.c.id < before_id)
     return [_as_dict(r) for r in conn.execute(stmt.order_by(N.c.id.desc()).limit(max(1, min(limit, 500))))]
+
+
+def notification(
+    conn: Connection, notification_id: int, *, department_id: int | None = None, worker_id: int | None = None
+) -> dict | None:
+    """One of a recipient's notifications; None when it does not exist or is someone else's (the caller cannot tell which)."""
+    if (department_id is None) == (worker_id is None):
+        raise ValidationError("notification needs exactly one of department_id or worker_id")
+    owner = N.c.department_id == department_id if department_id is not None else N.c.worker_id == worker_id
+    row = conn.execute(select(N).where(N.c.id == notification_id, owner)).first()
+    return None if row is None else _as_dict(row)
 
 
 def mark_read(
@@ -476,6 +490,7 @@ __all__ = [
     "mark_read",
     "notify_assignment",
     "notify_escalation",
+    "notification",
     "notify_withdrawal",
     "outbox_counts",
     "set_webhook",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 
@@ -400,7 +401,7 @@ def _flask_routes(server) -> set[tuple[str, str]]:
     for rule in server.url_map.iter_rules():
         assert isinstance(rule, Rule)
         if rule.endpoint.startswith("api_v1.") and rule.endpoint != "api_v1.unknown_path":
-            path = rule.rule.replace("<incident_id>", "{incident_id}")
+            path = re.sub(r"<(\w+)>", r"{\1}", rule.rule)
             routes |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
     return routes
 

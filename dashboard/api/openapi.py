@@ -7,7 +7,7 @@ from functools import cache
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer
 
 from dashboard.api import intake, v1
-from data import lifecycle, schema
+from data import lifecycle, notify, schema
 from data.apikeys import SCOPES
 from data.incidents import FEED_INCIDENT_COLUMNS
 from data.metrics import KPI_NAMES
@@ -18,7 +18,7 @@ REF = "#/components/schemas/"
 ERROR_STATUSES = {
     400: "Bad input: malformed JSON, an unknown field or category (valid codes listed), a wrong value",
     403: "Missing, unknown or revoked API key, a key without the scope needed, or an incident not assigned to the key's department",
-    404: "No such incident or unit",
+    404: "No such incident, unit or notification (another department's notification is not revealed)",
     409: "The action is not valid in the incident's current state, or the version is stale (current state and version given)",
     413: "The body is larger than the API accepts",
     415: "The body is not JSON",
@@ -164,6 +164,19 @@ def _schemas() -> dict:
                 "kpis": _object({name: _object({"value": number, "yesterday": number, "delta": number}) for name in KPI_NAMES}),
             }
         ),
+        "Notification": _object(
+            {
+                **{str(c.name): column_schema(c) for c in schema.notifications.c},
+                "kind": {"type": "string", "enum": list(notify.KINDS)},
+                "incident": _ref("Incident"),
+            }
+        ),
+        "Inbox": _object(
+            {
+                "notifications": {"type": "array", "items": _ref("Notification")},
+                "next_cursor": {"type": "string", "nullable": True},
+            }
+        ),
         "Feed": _object(
             {
                 "events": {"type": "array", "items": _ref("FeedEvent")},
@@ -275,6 +288,45 @@ def _paths() -> dict:
                     409,
                     413,
                     415,
+                ),
+            }
+        },
+        "/api/v1/inbox": {
+            "get": {
+                "operationId": "listInbox",
+                "summary": "The notifications (一键智达) of the key's department, newest first, a page at a time",
+                "description": "Needs an actions key: every dispatch, reassignment, recall and escalation concerning "
+                "the key's department, each with the incident as it is now.",
+                "security": [{"ApiKey": []}, {"Bearer": []}],
+                "parameters": [
+                    _query("unread", {"type": "boolean"}, "Only notifications not yet marked read"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": v1.MAX_INBOX_LIMIT, "default": v1.INBOX_LIMIT},
+                        "Page size",
+                    ),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                ],
+                "responses": _responses({"200": {"description": "A page", "content": _json("Inbox")}}, 400),
+            }
+        },
+        "/api/v1/inbox/{notification_id}/read": {
+            "post": {
+                "operationId": "markNotificationRead",
+                "summary": "Mark one of the department's notifications read (marking it again changes nothing)",
+                "security": [{"ApiKey": []}, {"Bearer": []}],
+                "parameters": [
+                    {"name": "notification_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+                ],
+                "responses": _responses(
+                    {
+                        "200": {
+                            "description": "The notification, read",
+                            "content": {"application/json": {"schema": _object({"notification": _ref("Notification")})}},
+                        }
+                    },
+                    400,
+                    404,
                 ),
             }
         },

@@ -1,4 +1,4 @@
-"""The native JSON API at /api/v1: intake (one or a batch, idempotent), incident lists and history, department actions, KPIs, the change feed.
+"""The native JSON API at /api/v1: intake (one or a batch, idempotent), incident lists and history, department actions and inbox, KPIs, the change feed.
 
 Every answer is JSON (orjson); errors are ``{"error": {"status", "code", "message", ...}}``.
 The OpenAPI document describing all of it is served at /api/v1/openapi.json (dashboard/api/openapi.py).
@@ -22,7 +22,7 @@ from dashboard.api.errors import ApiError, bad_request, forbidden, from_data_err
 from dashboard.api.intake import actor_of, native_rows
 from dashboard.api.keys import require
 from dashboard.api.wire import json_response, read_json_body
-from data import lifecycle, schema, store
+from data import lifecycle, notify, schema, store
 from data.api_store import (
     IncidentFilter,
     attach_event_data,
@@ -412,6 +412,66 @@ def post_action(incident_id: str):
             attach_event_data(conn, number, {"photo_url": photo_url})
         incident = _incident_with_codes(conn, number)
     return json_response({"incident": incident, "department_actions": department_actions(incident["state"])})
+
+
+# --- the department's inbox (一键智达) ---------------------------------------------------------------
+
+INBOX_PARAMS = frozenset({"unread", "limit", "cursor"})
+INBOX_LIMIT, MAX_INBOX_LIMIT = 50, 500
+NOTIFICATION_FIELDS = tuple(str(c.name) for c in schema.notifications.c)
+
+
+def _department_key(conn):
+    """The request's actions key; its department is the inbox it reads (create_key binds every actions key to one)."""
+    key = require(conn, ACTIONS)
+    if key.department_id is None:
+        raise forbidden(f"the API key {key.name!r} is not bound to a department, so it has no inbox", code="no_department")
+    return key
+
+
+def notifications_json(conn, rows: list[dict]) -> list[dict]:
+    """Notifications as the API shows them: every stored column and the incident as it is now."""
+    ids = tuple({r["incident_id"] for r in rows})
+    incidents = {i["id"]: incident_json(i) for i in list_incidents(conn, IncidentFilter(ids=ids), limit=len(ids))} if ids else {}
+    return [{**{name: r[name] for name in NOTIFICATION_FIELDS}, "incident": incidents[r["incident_id"]]} for r in rows]
+
+
+@bp.get("/inbox")
+def get_inbox():
+    """The key's department's notifications (dispatches, recalls, escalations), newest first, a page at a time."""
+    with store.reading(api_context().engine) as conn:
+        key = _department_key(conn)
+        _check_params(INBOX_PARAMS)
+        limit = _int_param("limit", INBOX_LIMIT, 1, MAX_INBOX_LIMIT)
+        cursor = request.args.get("cursor") or None
+        rows = notify.inbox(
+            conn,
+            department_id=key.department_id,
+            unread_only=bool(_bool_param("unread")),
+            limit=limit,
+            before_id=_decode_cursor(cursor) if cursor else None,
+        )
+        payload = notifications_json(conn, rows)
+    next_cursor = _encode_cursor(rows[-1]["id"]) if len(rows) == limit else None
+    return json_response({"notifications": payload, "next_cursor": next_cursor})
+
+
+@bp.post("/inbox/<notification_id>/read")
+def post_inbox_read(notification_id: str):
+    """Mark one of the department's notifications read (again is fine); another's answers 404 as if it did not exist."""
+    missing = not_found(f"notification {notification_id!r} does not exist")
+    if not notification_id.isdigit() or not 1 <= int(notification_id) <= MAX_ID:
+        raise missing
+    number = int(notification_id)
+    with api_context().engine.begin() as conn:
+        key = _department_key(conn)
+        _check_params(frozenset())
+        notify.mark_read(conn, [number], department_id=key.department_id)
+        row = notify.notification(conn, number, department_id=key.department_id)
+        if row is None:
+            raise missing
+        (payload,) = notifications_json(conn, [row])
+    return json_response({"notification": payload})
 
 
 # --- KPIs and the change feed ---------------------------------------------------------------------

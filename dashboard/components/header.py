@@ -73,7 +73,13 @@ def controls(state: dict, lang: str) -> html.Div:
     )
 
 
-NAV_PAGES = (("/", "nav.overview"), ("/wall", "nav.wall"), ("/dispatch", "nav.dispatch"), ("/trends", "nav.trends"))
+NAV_PAGES = (
+    ("/", "nav.overview"),
+    ("/wall", "nav.wall"),
+    ("/dispatch", "nav.dispatch"),
+    ("/inbox", "nav.inbox"),
+    ("/trends", "nav.trends"),
+)
 
 
 def nav(current: str, lang: str) -> html.Nav:

@@ -30,12 +30,19 @@ def _trends(deps, query: dict, lang: str, bounds=None):
     return trends.layout(deps, query, lang)
 
 
+def _inbox(deps, query: dict, lang: str, bounds=None):
+    from dashboard.pages import inbox
+
+    return inbox.layout(deps, query, lang)
+
+
 # path -> renderer(deps, query, lang, bounds=None). Other areas add their pages here.
 PAGES = {
     "/": _overview("desk"),
     "/wall": _overview("wall"),
     "/dispatch": _dispatch,
     "/trends": _trends,
+    "/inbox": _inbox,
 }
 
 
