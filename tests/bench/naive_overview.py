@@ -73,8 +73,8 @@ def kpi_cards(conn) -> list:
     ]
 
 
-def create_naive_app(engine, refresh_ms: int = 1000) -> dash.Dash:
-    """The naive overview on `engine`: a Dash app whose Flask server can be served like the real one."""
+def create_naive_app(engine, zoom: float = 10, refresh_ms: int = 1000) -> dash.Dash:
+    """The naive overview on `engine`, centred on the city at `zoom`: a Dash app whose Flask server can be served like the real one."""
     with store.reading(engine) as conn:
         grids = geo.simplified_geojson(conn, schema.GRID)
         west, south, east, north = boundaries.extent(conn, schema.DISTRICT)
@@ -90,7 +90,8 @@ def create_naive_app(engine, refresh_ms: int = 1000) -> dash.Dash:
                 dl.Map(
                     dl.GeoJSON(id="naive-grids", data=data, style=Namespace("naive")("style")),
                     id="naive-map",
-                    bounds=[[south, west], [north, east]],
+                    center=[(south + north) / 2, (west + east) / 2],
+                    zoom=zoom,  # not `bounds`: dash-leaflet 1.1's moveend handler then throws on every move
                     attributionControl=False,
                     style={"width": "100%", "height": "80vh"},
                 ),
