@@ -41,18 +41,10 @@ from data import schema, store  # noqa: E402
 from data.demo.city import build_demo  # noqa: E402
 from data.incidents import report_incidents  # noqa: E402
 from data.locate import GridLocator  # noqa: E402
+from tests.browser.chrome import start_chromium  # noqa: E402
+from tests.browser.chrome import wait_for as browser_wait_for  # noqa: E402
 
 RESULTS = ROOT / "tests" / "bench" / "results"
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-)
 DESK_SIZE, WALL_SIZE = (1600, 1000), (1920, 1080)
 
 # Installed before any page script: records, per frame, when the page first showed a drawn map and
@@ -144,16 +136,7 @@ class Server(threading.Thread):
 
 
 def chromium():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(60)
+    driver = start_chromium(page_load_timeout=60)
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
@@ -161,14 +144,7 @@ def chromium():
 
 
 def wait_for(driver, script: str, timeout: float = 30.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for: {script}")
-        time.sleep(interval)
+    return browser_wait_for(driver, script, timeout, interval, error=TimeoutError)
 
 
 DRAWN = "Object.values(window.citybrain.unitLayers).filter(l => l._map).length"

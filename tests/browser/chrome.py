@@ -54,13 +54,13 @@ def start_chromium(extra_flags=(), log_console: bool = False, page_load_timeout:
     return driver
 
 
-def wait_for(driver, script: str, timeout: float = 10.0, interval: float = 0.05):
-    """Poll a JavaScript expression until it is truthy; its value."""
+def wait_for(driver, script: str, timeout: float = 10.0, interval: float = 0.05, error: type[Exception] = AssertionError):
+    """Poll a JavaScript expression until it is truthy; its value (`error` is raised on timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {script}")
+            raise error(f"timed out waiting for: {script}")
         time.sleep(interval)
