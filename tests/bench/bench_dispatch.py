@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
+from bench_overview import Reporter as OverviewReporter  # noqa: E402
 from bench_overview import Server, TimedApp, demo_store, median, p95  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
@@ -34,8 +35,6 @@ from dashboard.server import create_app  # noqa: E402
 from dashboard.settings import Settings  # noqa: E402
 from data import dispatch, schema, store  # noqa: E402
 from data.clock import from_db, utc_now  # noqa: E402
-from data.incidents import report_incidents  # noqa: E402
-from data.locate import GridLocator  # noqa: E402
 from tests.browser.chrome import UNTHROTTLED_FLAGS, start_chromium  # noqa: E402
 from tests.browser.chrome import wait_for as browser_wait_for  # noqa: E402
 
@@ -71,40 +70,24 @@ def has_row(incident_id: int) -> str:
     return f"!!window.dash_ag_grid.getApi('dispatch-grid').getRowNode('{incident_id}')"
 
 
-class Reporter:
+class Reporter(OverviewReporter):
     """Reports urgent incidents of one department-only category at real grid centres."""
 
-    def __init__(self, engine):
-        self.engine = engine
-        c, d, u = schema.categories, schema.departments, schema.units
-        with engine.connect() as conn:
-            row = conn.execute(
-                select(c.c.id, d.c.code)
-                .join_from(c, d, c.c.department_id == d.c.id)
-                .where(c.c.active.is_(True), c.c.grid_worker_ok.is_(False))
-                .order_by(c.c.id)
-            ).first()
-            self.category_id, self.department_code = row.id, row.code
-            self.points = conn.execute(
-                select(u.c.centroid_lon, u.c.centroid_lat).where(u.c.level == schema.GRID).order_by(u.c.id).limit(500)
-            ).all()
-            self.locator = GridLocator.from_conn(conn)
-        self.serial = int(time.time())
+    source, prefix, priority = "bench-dispatch", "bd", 1
+
+    def choose_category(self, conn) -> int:
+        c, d = schema.categories, schema.departments
+        row = conn.execute(
+            select(c.c.id, d.c.code)
+            .join_from(c, d, c.c.department_id == d.c.id)
+            .where(c.c.active.is_(True), c.c.grid_worker_ok.is_(False))
+            .order_by(c.c.id)
+        ).first()
+        self.department_code = row.code
+        return row.id
 
     def report(self) -> int:
-        self.serial += 1
-        lon, lat = self.points[self.serial % len(self.points)]
-        row = {
-            "source": "bench-dispatch",
-            "external_id": f"bd-{self.serial}",
-            "category_id": self.category_id,
-            "priority": 1,
-            "lon": lon,
-            "lat": lat,
-        }
-        with self.engine.begin() as conn:
-            (result,) = report_incidents(conn, [row], actor="bench", locator=self.locator)
-        return result.incident_id
+        return self.report_one()
 
 
 def stored_at_ms(engine, incident_id: int) -> float:

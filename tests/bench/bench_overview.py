@@ -233,14 +233,14 @@ def restyle(driver) -> dict:
 
 
 class Reporter:
-    """Reports incidents into the store, one at a time, at points inside real grids."""
+    """Reports incidents into the store, one at a time, at points inside real grids (shared by the benchmarks)."""
+
+    source, prefix, priority = "bench-overview", "bo", 2
 
     def __init__(self, engine):
         self.engine = engine
         with engine.connect() as conn:
-            self.category_id = conn.execute(
-                select(schema.categories.c.id).where(schema.categories.c.active.is_(True)).order_by(schema.categories.c.id)
-            ).scalar()
+            self.category_id = self.choose_category(conn)
             u = schema.units
             self.points = conn.execute(
                 select(u.c.centroid_lon, u.c.centroid_lat).where(u.c.level == schema.GRID).order_by(u.c.id).limit(500)
@@ -248,20 +248,30 @@ class Reporter:
             self.locator = GridLocator.from_conn(conn)
         self.serial = int(time.time())
 
-    def report(self) -> float:
-        """One new incident; the epoch seconds its transaction committed."""
+    def choose_category(self, conn) -> int:
+        """The category every report uses: the first active one."""
+        c = schema.categories
+        return conn.execute(select(c.c.id).where(c.c.active.is_(True)).order_by(c.c.id)).scalar()
+
+    def report_one(self) -> int:
+        """One new incident, committed; its id."""
         self.serial += 1
         lon, lat = self.points[self.serial % len(self.points)]
         row = {
-            "source": "bench-overview",
-            "external_id": f"bo-{self.serial}",
+            "source": self.source,
+            "external_id": f"{self.prefix}-{self.serial}",
             "category_id": self.category_id,
-            "priority": 2,
+            "priority": self.priority,
             "lon": lon,
             "lat": lat,
         }
         with self.engine.begin() as conn:
-            report_incidents(conn, [row], actor="bench", locator=self.locator)
+            (result,) = report_incidents(conn, [row], actor="bench", locator=self.locator)
+        return result.incident_id
+
+    def report(self) -> float:
+        """One new incident; the epoch seconds its transaction committed."""
+        self.report_one()
         return time.time()
 
     def head(self) -> int:
