@@ -90,13 +90,13 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     if is_sqlite(engine):
-        command.upgrade(alembic_config(engine), "head")
+        command.upgrade(alembic_config(engine), "heads")
         return
     # Several gunicorn workers may start at once: one migrates, the others wait for it.
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(727001, hashtext(current_schema()))"))
         try:
-            command.upgrade(alembic_config(engine), "head")
+            command.upgrade(alembic_config(engine), "heads")
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(727001, hashtext(current_schema()))"))
             conn.commit()

@@ -100,8 +100,10 @@ def parse_choice(query: dict) -> Choice:
 
 @cache.memoize(timeout=600)
 def _cached_review(db_key: str, head: int, minute: datetime, choice: Choice, tz: str) -> dict:
+    # Computed as of the real now, not the minute in the key: an incident reported earlier in this
+    # minute must count. The minute only bounds how long a window edge may lag; the head catches writes.
     engine = current_app.extensions["citybrain"].engine
-    return _review(engine, choice, minute, tz)
+    return _review(engine, choice, utc_now(), tz)
 
 
 def _review(engine, choice: Choice, now: datetime, tz: str) -> dict:
