@@ -27,3 +27,19 @@ class Conflict(CityBrainError):
     def __init__(self, message: str, current_state: str | None = None, current_version: int | None = None):
         self.current_state, self.current_version = current_state, current_version
         super().__init__(message)
+
+
+class AuthenticationFailed(CityBrainError):
+    """Wrong user name or password, or an inactive account (the message never says which)."""
+
+
+class AccountLocked(AuthenticationFailed):
+    """Too many wrong passwords in a row: the account refuses sign-in until `locked_until`."""
+
+    def __init__(self, message: str, locked_until):
+        self.locked_until = locked_until
+        super().__init__(message)
+
+
+class PermissionDenied(CityBrainError):
+    """The signed-in user's role or jurisdiction does not allow this."""

@@ -355,3 +355,140 @@ webhook_attempts = Table(
     Column("duration_ms", Integer, nullable=False),
     Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
 )
+
+
+# --- early warning (migration 0006) -------------------------------------------------------------
+
+ALERT_KINDS = ("surge", "hotspot", "chronic", "deadline")
+ALERT_STATUSES = ("open", "acknowledged", "dismissed", "cased", "cleared")
+ALERT_ACTIONS = ("raised", "updated", "acknowledge", "dismiss", "case", "cleared", "settings")
+
+# What the early-warning pass (data/warnings.py) found: one row per condition episode. A condition
+# re-detected while its alert is open updates that row (dedup_key is unique), never adds one.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    # The condition (kind, place, category) without its episode, e.g. "surge:grid:123:7".
+    Column("condition_key", String(160), nullable=False),
+    Column("dedup_key", String(200), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=True),
+    Column("category_id", Integer, ForeignKey("categories.id"), nullable=True),
+    Column("incident_id", BigId, ForeignKey("incidents.id"), nullable=True),
+    Column("lon", Float, nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("score", Float, nullable=False),
+    Column("observed", Float, nullable=True),
+    Column("expected", Float, nullable=True),
+    Column("reason_en", Text, nullable=False),
+    Column("reason_zh", Text, nullable=False),
+    Column("details", Text, nullable=True),  # JSON text
+    Column("first_seen_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("acted_at", TS, nullable=True),
+    Column("acted_by", String(128), nullable=True),
+    Column("act_note", Text, nullable=True),
+    Column("case_incident_id", BigId, ForeignKey("incidents.id"), nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    CheckConstraint("kind IN ('surge','hotspot','chronic','deadline')", name="kind"),
+    CheckConstraint("status IN ('open','acknowledged','dismissed','cased','cleared')", name="status"),
+    Index("ix_alerts_status_score", "status", "score"),
+    Index("ix_alerts_condition", "condition_key", "id"),
+    Index("ix_alerts_unit", "unit_id"),
+)
+
+# The audit log of alerts (留痕) and, through its increasing id, the head screens poll.
+# Sensitivity changes are logged here too, with alert_id NULL and action 'settings'.
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("alert_id", BigId, ForeignKey("alerts.id"), nullable=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    CheckConstraint(
+        "action IN ('raised','updated','acknowledge','dismiss','case','cleared','settings')", name="action"
+    ),
+    Index("ix_alert_events_alert", "alert_id", "id"),
+)
+
+# Early-warning sensitivity per category: higher = more sensitive (lower thresholds); a missing
+# row means sensitivity 1.0, enabled.
+warning_settings = Table(
+    "warning_settings",
+    metadata,
+    Column("category_id", Integer, ForeignKey("categories.id"), primary_key=True),
+    Column("sensitivity", Float, nullable=False, server_default=text("1.0")),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("updated_at", TS, nullable=True),
+    Column("updated_by", String(128), nullable=True),
+)
+
+
+# --- administration (migration 0009) ------------------------------------------------------------
+
+# The admin audit log: every change an administrator makes (users, keys, departments, categories,
+# limits, responsibility and duty lists), with the record before and after it. See data/admin.py.
+admin_events = Table(
+    "admin_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("entity_key", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("note", Text, nullable=True),
+    Index("ix_admin_events_entity", "entity", "entity_key", "id"),
+    Index("ix_admin_events_at", "at"),
+)
+
+
+# --- accounts, roles and jurisdiction (migration 0005) ------------------------------------------
+
+# Who may sign in (data/accounts.py). `unit_id` is the jurisdiction (NULL = the whole city): every
+# scope the user sees is clamped to it. `department_id` is the one department a 'department' user
+# acts for. `session_version` changes when a password is set or the user is deactivated, so the
+# sessions signed in before stop working on their next request.
+ROLES = ("viewer", "dispatcher", "department", "leader", "admin")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False, server_default=""),
+    Column("password_hash", String(256), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=True),
+    Column("department_id", Integer, ForeignKey("departments.id"), nullable=True),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", TS, nullable=True),
+    Column("last_login_at", TS, nullable=True),
+    Column("session_version", Integer, nullable=False, server_default=text("1")),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("role IN ('viewer','dispatcher','department','leader','admin')", name="role"),
+)
+
+# Read-only kiosk links of wall displays: only the SHA-256 of a token is stored.
+kiosk_tokens = Table(
+    "kiosk_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("label", String(128), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+    Column("last_used_at", TS, nullable=True),
+)
