@@ -2,7 +2,7 @@
 
 Callers pass a connection inside a transaction (``with engine.begin() as conn``); each function
 either does all it says in that transaction or raises a typed error from data/errors.py having
-written nothing. The audit log (incident_events) is also the change feed screens follow by id.
+written nothing. A transition's notifications (data.notify.on_transition) are part of it. The audit log (incident_events) is also the change feed screens follow by id.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, Text, bindparam, cast, column, func, literal, null, select, text, tuple_
+from sqlalchemy import JSON, BigInteger, Text, bindparam, cast, column, func, literal, null, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from data import lifecycle, schema
-from data.clock import compute_due_times, from_db, to_utc, utc_now
+from data import lifecycle, notify, schema
+from data.clock import compute_due_times, extended_due, from_db, to_utc, utc_now
 from data.errors import Conflict, NotFound, ValidationError
 from data.locate import GridLocator
 
@@ -435,15 +435,19 @@ def _insert_report_events(conn: Connection, incident_ids: list[int], actor: str)
 
 
 def _existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bool]]:
+    # Grouped by source so the lookup is `source = ? AND external_id IN (...)`: both databases use the
+    # unique index for that, while a row-value IN list makes PostgreSQL fall back to a slow scan.
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        by_source.setdefault(source, []).append(external_id)
     found: dict[tuple[str, str], tuple[int, bool]] = {}
-    for start in range(0, len(keys), _LOOKUP_CHUNK):
-        chunk = keys[start : start + _LOOKUP_CHUNK]
-        rows = conn.execute(
-            select(INC.c.id, INC.c.source, INC.c.external_id, INC.c.unlocated).where(
-                tuple_(INC.c.source, INC.c.external_id).in_(chunk)
+    for source, external_ids in by_source.items():
+        for start in range(0, len(external_ids), _LOOKUP_CHUNK):
+            chunk = external_ids[start : start + _LOOKUP_CHUNK]
+            rows = conn.execute(
+                select(INC.c.id, INC.c.external_id, INC.c.unlocated).where(INC.c.source == source, INC.c.external_id.in_(chunk))
             )
-        )
-        found.update({(r.source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows})
+            found.update({(source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows})
     return found
 
 
@@ -508,8 +512,9 @@ def apply_action(
     changes, data = _ACTION_EFFECTS.get(action, _no_effect)(conn, row, at, params)
     changes.update(state=to_state, is_open=to_state in lifecycle.OPEN_STATES, version=row["version"] + 1, updated_at=at)
     _update_if_unchanged(conn, row, changes)
-    conn.execute(
-        EV.insert().values(
+    event_id = conn.execute(
+        EV.insert()
+        .values(
             incident_id=row["id"],
             at=at,
             actor=actor,
@@ -520,8 +525,13 @@ def apply_action(
             # SQL NULL rather than JSON null, so `data IS NULL` means "no data" on both databases.
             data=data if data else null(),
         )
-    )
-    return get_incident(conn, incident_id)
+        .returning(EV.c.id)
+    ).scalar_one()
+    after = get_incident(conn, incident_id)
+    # Whoever the transition concerns is told in this same transaction (inbox, webhook outbox,
+    # the centre's inbox), so no caller has to remember it and no path can skip it.
+    notify.on_transition(conn, action, row, after, event_id, actor=actor, note=note or None)
+    return after
 
 
 def _update_if_unchanged(conn: Connection, row: dict, changes: dict) -> None:
@@ -712,7 +722,7 @@ def _extend(conn, row, at, params):
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 < minutes <= MAX_EXTEND_MINUTES:
         raise ValidationError(f"extend needs extend_minutes between 1 and {MAX_EXTEND_MINUTES}; got {minutes!r}")
     changes = {
-        "handle_due_at": row["handle_due_at"] + timedelta(minutes=minutes),
+        "handle_due_at": extended_due(conn, row["priority"], row["handle_due_at"], minutes),
         "extension_minutes": row["extension_minutes"] + minutes,
     }
     return changes, {"minutes": minutes}
