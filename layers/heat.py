@@ -64,7 +64,7 @@ def heat_cells(
     scope: Scope | None = None,
     bbox: tuple[float, float, float, float] | None = None,
 ) -> list[tuple[int, int, float]]:
-    """(lon bin, lat bin, weight) for incidents reported in the window before `now`, with a position."""
+    """(lon bin, lat bin, weight) for incidents reported in the window before `now`, located in a grid."""
     i = schema.incidents
     now = clock.to_utc(now)
     weight = case(*((i.c.priority == p, w) for p, w in PRIORITY_WEIGHT.items()), else_=1.0)
@@ -77,6 +77,8 @@ def heat_cells(
             i.c.reported_at <= now,
             i.c.lon.is_not(None),
             i.c.lat.is_not(None),
+            # Outside every grid: the point is wrong or not ours; it is counted as unlocated, not drawn as heat.
+            i.c.unlocated.is_(False),
             i.c.state.not_in((lifecycle.MERGED, lifecycle.REJECTED)),  # duplicates and non-cases do not heat
         )
         .group_by(lon_bin, lat_bin)

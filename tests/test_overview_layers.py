@@ -181,6 +181,19 @@ def test_heat_weighs_by_priority_within_the_window(engine, world):
     assert day["max"] == 4.0
 
 
+def test_heat_leaves_out_incidents_outside_every_grid(engine, world):
+    with engine.begin() as conn:
+        _incident(conn, world, 0, hours_ago=0.5)
+        far_away = (100.0, 20.0)
+        make_incident(conn, world.categories["garbage"], at=far_away, reported_at=NOW - timedelta(hours=1), locator=world.locator)
+    with engine.connect() as conn:
+        points = heat.heat_points(heat.heat_cells(conn, "24h", NOW, 0.01), 0.01)["points"]
+    # Only the located one heats; the far-away point is counted as unlocated elsewhere, not drawn in the sea.
+    assert len(points) == 1
+    lat, lon, _ = points[0]
+    assert (lon, lat) == pytest.approx(world.lattice.center(0), abs=0.01)
+
+
 def test_heat_refuses_unknown_windows_and_cells():
     with pytest.raises(ValidationError):
         heat.parse_window("2d")
