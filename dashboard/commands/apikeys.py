@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dashboard.commands import command_store
+from dashboard.commands.admin import actor_option, cli_actor
 
 
 @click.group("api-key")
@@ -25,12 +26,17 @@ def api_key() -> None:
 @click.option("--source", help="Channel its reports are stored under (intake keys; default: the name).")
 @click.option("--department", "department_code", help="Department code an actions key acts for (required with --scope actions).")
 @click.option("--rate-limit", help="Its own rate limit, e.g. '600/minute' (default: the API's).")
-def create(name: str, scopes: tuple[str, ...], source: str | None, department_code: str | None, rate_limit: str | None) -> None:
-    """Create a key and print it once: it cannot be shown again."""
-    from data.apikeys import create_key
+@actor_option
+def create(
+    name: str, scopes: tuple[str, ...], source: str | None, department_code: str | None, rate_limit: str | None, actor: str | None
+) -> None:
+    """Create a key and print it once: it cannot be shown again (the creation is audited, never the key)."""
+    from data.admin import create_api_key
 
     with command_store() as engine, engine.begin() as conn:
-        new = create_key(conn, name, scopes, source=source, department_code=department_code, rate_limit=rate_limit)
+        new = create_api_key(
+            conn, cli_actor(actor), name, scopes, source=source, department_code=department_code, rate_limit=rate_limit
+        )
     key = new.key
     click.echo(f"created API key {key.id} {key.name!r}: scopes {' '.join(sorted(key.scopes))}", err=True)
     click.echo("store it now; it is shown only this once:", err=True)
@@ -71,12 +77,13 @@ def list_command(show_all: bool) -> None:
 
 @api_key.command("revoke")
 @click.argument("key")
-def revoke(key: str) -> None:
-    """Revoke KEY (its id, name or shown prefix): it stops working at once."""
-    from data.apikeys import revoke_key
+@actor_option
+def revoke(key: str, actor: str | None) -> None:
+    """Revoke KEY (its id, name or shown prefix): it stops working at once (audited)."""
+    from data.admin import revoke_api_key
 
     with command_store() as engine, engine.begin() as conn:
-        revoked = revoke_key(conn, key)
+        revoked = revoke_api_key(conn, cli_actor(actor), key)
     click.echo(f"revoked API key {revoked.id} {revoked.name!r}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dashboard.commands import command_store
+from dashboard.commands.admin import actor_option, cli_actor
 
 
 def _department_id(conn, code: str) -> int:
@@ -27,24 +28,26 @@ def webhook() -> None:
 @click.argument("department")
 @click.argument("url")
 @click.option("--secret", default=None, help="The signing secret (at least 16 characters); made up and printed when not given.")
-def webhook_set(department: str, url: str, secret: str | None) -> None:
-    """Post DEPARTMENT's dispatches to URL; prints the secret its receiver checks signatures with."""
-    from data import notify
+@actor_option
+def webhook_set(department: str, url: str, secret: str | None, actor: str | None) -> None:
+    """Post DEPARTMENT's dispatches to URL; prints the secret its receiver checks signatures with (audited, not the secret)."""
+    from data import admin, notify
 
     with command_store() as engine, engine.begin() as conn:
-        used = notify.set_webhook(conn, _department_id(conn, department), url, secret)
+        used = admin.set_department_webhook(conn, cli_actor(actor), department, url, secret)
     click.echo(f"{department}: webhooks go to {url}")
     click.echo(f"signing secret (header {notify.SIGNATURE_HEADER}: sha256=HMAC of the body): {used}")
 
 
 @webhook.command("off")
 @click.argument("department")
-def webhook_off(department: str) -> None:
+@actor_option
+def webhook_off(department: str, actor: str | None) -> None:
     """Stop posting DEPARTMENT's dispatches (its inbox still gets them)."""
-    from data import notify
+    from data import admin
 
     with command_store() as engine, engine.begin() as conn:
-        notify.set_webhook(conn, _department_id(conn, department), None)
+        admin.set_department_webhook(conn, cli_actor(actor), department, None)
     click.echo(f"{department}: webhook off")
 
 
@@ -71,19 +74,13 @@ def webhook_log(department: str | None, limit: int) -> None:
 @click.argument("category")
 @click.argument("district")
 @click.argument("department", required=False)
-def responsibility(category: str, district: str, department: str | None) -> None:
-    """Name the DEPARTMENT that handles CATEGORY in DISTRICT (codes); without DEPARTMENT, back to the category's own."""
-    from sqlalchemy import select
-
-    from data import dispatch, schema
+@actor_option
+def responsibility(category: str, district: str, department: str | None, actor: str | None) -> None:
+    """Name the DEPARTMENT that handles CATEGORY in DISTRICT (codes); without DEPARTMENT, back to the category's own (audited)."""
+    from data import admin
 
     with command_store() as engine, engine.begin() as conn:
-        c, u = schema.categories, schema.units
-        category_id = conn.execute(select(c.c.id).where(c.c.code == category)).scalar()
-        district_id = conn.execute(select(u.c.id).where(u.c.code == district, u.c.level == schema.DISTRICT)).scalar()
-        if category_id is None or district_id is None:
-            raise click.ClickException(f"unknown {'category' if category_id is None else 'district'} code")
-        dispatch.set_responsibility(conn, category_id, district_id, _department_id(conn, department) if department else None)
+        admin.set_responsibility(conn, cli_actor(actor), category, district, department)
     click.echo(f"{category} in {district}: {department or 'the category department'}")
 
 
