@@ -162,6 +162,26 @@ def test_charts_print_their_values_and_follow_the_wall_scale():
     assert chips["cb-sector-party"].children[2].children == "0"  # a quiet sector still shows
 
 
+def test_breakdown_labels_every_bar_and_the_wall_shows_fewer_rows():
+    by_category = [
+        {
+            "code": f"c{i}",
+            "name_en": f"Category {i}",
+            "name_zh": f"类别{i}",
+            "sector": "livelihood",
+            "open": 100 - i,
+            "new_today": 0,
+        }
+        for i in range(10)
+    ]
+    data = {"by_sector": [], "by_category": by_category}
+    desk = charts.breakdown_figure(data, "en", wall=False)
+    wall = charts.breakdown_figure(data, "en", wall=True, scale=2)
+    # Busiest on top, and each row's name is drawn: none dropped to make room.
+    assert list(desk.layout.yaxis.tickvals) == [f"Category {i}" for i in reversed(range(charts.TOP_CATEGORIES))]
+    assert list(wall.layout.yaxis.tickvals) == [f"Category {i}" for i in reversed(range(charts.TOP_CATEGORIES_WALL))]
+
+
 def test_breadcrumb_buttons_lead_back_up_and_the_last_step_is_plain_text():
     chain = [
         {"id": 4, "level": 1, "name_en": "Yuzhong", "name_zh": "渝中区"},

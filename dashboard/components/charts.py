@@ -12,6 +12,8 @@ from dashboard.i18n import name, t
 
 SECTOR_COLOURS = {"party": "#d62728", "economy": "#ff7f0e", "livelihood": "#2ca02c", "safety": "#1f77b4"}
 TOP_CATEGORIES = 8
+# The wall's larger type fits fewer rows; every bar there keeps its label (none skipped by Plotly).
+TOP_CATEGORIES_WALL = 6
 
 
 def font_size(wall: bool, scale: float = 1.0) -> int:
@@ -59,7 +61,7 @@ def trend_figure(trend: list[dict], lang: str, wall: bool = False, scale: float 
 
 def breakdown_figure(data: dict, lang: str, wall: bool = False, scale: float = 1.0) -> go.Figure:
     """Open incidents of the busiest categories, one colour per sector (四板块)."""
-    categories = [c for c in data.get("by_category", []) if c["open"]][:TOP_CATEGORIES]
+    categories = [c for c in data.get("by_category", []) if c["open"]][: TOP_CATEGORIES_WALL if wall else TOP_CATEGORIES]
     categories.reverse()  # horizontal bars read top-down, busiest first
     bars = []
     for sector, colour in SECTOR_COLOURS.items():
@@ -76,13 +78,21 @@ def breakdown_figure(data: dict, lang: str, wall: bool = False, scale: float = 1
                 showlegend=False,  # sector_totals() names the colours, with every sector's total
             )
         )
+    labels = [name(c, lang) for c in categories]
     figure = go.Figure(bars)
     figure.update_layout(
         **_layout(
             wall,
             scale,
             barmode="stack",
-            yaxis={"categoryorder": "array", "categoryarray": [name(c, lang) for c in categories], "automargin": True},
+            yaxis={
+                "categoryorder": "array",
+                "categoryarray": labels,
+                # Explicit ticks: Plotly would otherwise drop every other label when space is short.
+                "tickmode": "array",
+                "tickvals": labels,
+                "automargin": True,
+            },
         )
     )
     return figure
