@@ -8,7 +8,10 @@ The clock runs against the assignee only while an incident is with them (lifecyc
 - dispatched, not yet acknowledged: the acknowledge limit (签收时限), due at ``ack_due_at``;
 - acknowledged: the handling limit (处置时限), due at ``handle_due_at``.
 Both limits count from ``dispatched_at``, so "the limit" of the active clock is due - dispatched_at
-(extensions included). Limits are calendar minutes, not working hours.
+(extensions included). Limits are wall-clock minutes unless the optional working-hours calendar
+(data/calendar.py) is on: then they count working time (urgent cases may stay on the wall clock),
+and an extension (延期) is counted the same way. Near due and overdue compare the due time with
+the wall clock either way.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from data import calendar as work_calendar
 from data import schema
+from data.calendar import WorkCalendar
 from data.errors import ValidationError
 from data.lifecycle import ACKNOWLEDGED, DISPATCHED
 
@@ -76,11 +81,31 @@ def limits_for(conn: Connection, category_id: int, priority: int) -> tuple[int, 
     return int(row.ack_minutes), int(row.handle_minutes)
 
 
+def limit_calendar(conn: Connection, priority: int) -> WorkCalendar | None:
+    """The working calendar a limit of `priority` counts in; None: the wall clock (calendar off, or urgent)."""
+    calendar = work_calendar.load(conn)
+    if calendar is None or (priority == 1 and calendar.urgent_wall_clock):
+        return None
+    return calendar
+
+
+def add_limit(start: datetime, minutes: int, calendar: WorkCalendar | None) -> datetime:
+    """`minutes` of limit after `start`: wall-clock minutes, or working minutes of `calendar`."""
+    start = to_utc(start, "start")
+    return start + timedelta(minutes=minutes) if calendar is None else calendar.add(start, minutes)
+
+
 def compute_due_times(conn: Connection, category_id: int, priority: int, dispatched_at: datetime) -> tuple[datetime, datetime]:
-    """(ack_due_at, handle_due_at) for an incident dispatched at `dispatched_at`."""
+    """(ack_due_at, handle_due_at) for an incident dispatched at `dispatched_at` (in working time when the calendar is on)."""
     start = to_utc(dispatched_at, "dispatched_at")
     ack_minutes, handle_minutes = limits_for(conn, category_id, priority)
-    return start + timedelta(minutes=ack_minutes), start + timedelta(minutes=handle_minutes)
+    calendar = limit_calendar(conn, priority)
+    return add_limit(start, ack_minutes, calendar), add_limit(start, handle_minutes, calendar)
+
+
+def extended_due(conn: Connection, priority: int, due_at: datetime, minutes: int) -> datetime:
+    """The handling due time after an extension (延期) of `minutes`, counted like the limit itself."""
+    return add_limit(due_at, minutes, limit_calendar(conn, priority))
 
 
 # --- Python: for a row in hand ---------------------------------------------------------------
@@ -205,13 +230,16 @@ __all__ = [
     "OVERDUE",
     "active_due_at",
     "active_due_expression",
+    "add_limit",
     "compute_due_times",
     "due_status",
     "due_status_expression",
     "epoch_seconds",
+    "extended_due",
     "from_db",
     "is_near_due",
     "is_overdue",
+    "limit_calendar",
     "limits_for",
     "near_due_expression",
     "overdue_expression",

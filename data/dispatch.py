@@ -1,7 +1,7 @@
 """The dispatcher's desk (一键调度): the queue, the suggested assignee and why, likely duplicates, one-click and batch dispatch, undo.
 
-Every change goes through data.incidents.apply_action (one audited transition each), and every
-dispatch tells its assignee through data.notify in the same transaction, so a dispatch and its
+Every change goes through data.incidents.apply_action (one audited transition each), which tells
+the assignee of every dispatch through data.notify in the same transaction, so a dispatch and its
 notification are stored together or not at all.
 """
 
@@ -485,11 +485,8 @@ def dispatch(
         note=note,
         at=at,
     )
-    event_id = _latest_event(conn, incident_id).id
-    notify.notify_assignment(conn, row, event_id, kind=action)
-    if action == "reassign" and previous != (row["assignee_department_id"], row["assignee_worker_id"]):
-        notify.notify_withdrawal(conn, row, event_id, *previous, kind="withdrawn")
-    row["event_id"] = event_id
+    # apply_action told the new assignee (and a replaced one) in this transaction.
+    row["event_id"] = _latest_event(conn, incident_id).id
     return row
 
 
@@ -515,26 +512,20 @@ def undo_dispatch(conn: Connection, incident_id: int, *, actor: str, now: dateti
     moment = to_utc(now, "now") if now is not None else utc_now()
     if (moment - from_db(last.at)).total_seconds() > UNDO_SECONDS:
         raise ValidationError(f"the {UNDO_SECONDS} seconds to undo this dispatch have passed; reassign it instead")
-    previous = (row["assignee_department_id"], row["assignee_worker_id"])
     recalled = apply_action(
         conn, incident_id, "recall", actor=actor, expected_version=row["version"], note="dispatch undone", at=now
     )
-    event_id = _latest_event(conn, incident_id).id
-    notify.notify_withdrawal(conn, recalled, event_id, *previous, kind="recall", withdrawn_event_id=last.id)
-    recalled["event_id"] = event_id
+    recalled["event_id"] = _latest_event(conn, incident_id).id
     return recalled
 
 
 def act(conn: Connection, incident_id: int, action: str, *, actor: str, expected_version: int | None = None, **kwargs) -> dict:
-    """Any loop action from the dispatcher's screen: dispatch and reassign notify, escalations tell the assignee."""
+    """Any loop action from the dispatcher's screen (dispatch and reassign through `dispatch`, recall through undo)."""
     if action in ("dispatch", "reassign"):
         return dispatch(conn, incident_id, actor=actor, expected_version=expected_version, **kwargs)
     if action == "recall":
         return undo_dispatch(conn, incident_id, actor=actor)
-    row = apply_action(conn, incident_id, action, actor=actor, expected_version=expected_version, **kwargs)
-    if action == "escalate":
-        notify.notify_escalation(conn, row, _latest_event(conn, incident_id).id)
-    return row
+    return apply_action(conn, incident_id, action, actor=actor, expected_version=expected_version, **kwargs)
 
 
 # --- several at once ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ incident is escalated when its running clock is overdue and no escalation (autom
 person) has been recorded since that clock's due time within the same period; so running the
 sweep again, or from two processes at once, escalates nothing twice. Each escalation is an
 ordinary 'escalate' action (data.incidents.apply_action) by AUTO_ACTOR with a note saying which
-limit passed, and the assignee's inbox is told.
+limit passed; apply_action tells the assignee's inbox.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import Engine, case, exists, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from data import lifecycle, notify, schema
+from data import lifecycle, schema
 from data.clock import active_due_expression, from_db, overdue_expression, to_utc, utc_now
 from data.errors import CityBrainError
 from data.incidents import apply_action, lock_change_feed
@@ -84,7 +84,8 @@ def escalate_overdue(
                 still = due_for_escalation(conn, moment or utc_now(), 1, incident_id=candidate["id"])
                 if not still:
                     continue
-                row = apply_action(
+                # apply_action tells the assignee (notify.on_transition).
+                apply_action(
                     conn,
                     candidate["id"],
                     "escalate",
@@ -93,10 +94,6 @@ def escalate_overdue(
                     note=_note(still[0]),
                     at=moment,
                 )
-                event_id = conn.execute(
-                    select(EV.c.id).where(EV.c.incident_id == row["id"]).order_by(EV.c.id.desc()).limit(1)
-                ).scalar_one()
-                notify.notify_escalation(conn, row, event_id)
             escalated.append(candidate["id"])
         except CityBrainError as exc:  # changed meanwhile, or a clock behind the latest event: next sweep
             log.info("auto-escalation skipped incident %s: %s", candidate["id"], exc)

@@ -1,7 +1,9 @@
 """One-click reach (一键智达): the in-app inbox of departments and grid workers, and signed webhooks with retries and a delivery log.
 
-Every dispatch writes, in the dispatch's own transaction, an inbox row for the assignee and,
-when the department has a webhook URL, a row in the webhook outbox. A delivery worker (one
+Every dispatch or reassignment writes, in the transition's own transaction (on_transition, called by
+data.incidents.apply_action for every action), an inbox row for the assignee and, when the
+department has a webhook URL, a row in the webhook outbox. A department's answers (acknowledge,
+return, resolve) are reported back to the command centre's own inbox the same way. A delivery worker (one
 background thread per serving process, started by `app.py serve`) posts due outbox rows:
 
 - the body is the JSON stored in the row, byte for byte, so every retry carries the same signature;
@@ -98,6 +100,133 @@ def set_webhook(conn: Connection, department_id: int, url: str | None, secret: s
     secret = secret or secrets.token_hex(32)
     conn.execute(update(d).where(d.c.id == department_id).values(webhook_url=url.strip(), webhook_secret=secret))
     return secret
+
+
+# --- who a transition tells -----------------------------------------------------------------------
+
+# A department's answers to the whistle (部门报到) that the command centre is told about.
+CENTRE_ACTIONS = ("acknowledge", "return", "resolve")
+C = schema.centre_notifications
+MAX_CENTRE_NOTE_CHARS = 500
+
+
+def on_transition(
+    conn: Connection, action: str, before: dict, after: dict, event_id: int, *, actor: str, note: str | None = None
+) -> None:
+    """Tell whoever a transition concerns, in its transaction; data.incidents.apply_action calls it for every action.
+
+    dispatch / reassign: the new assignee (inbox + webhook), and a replaced assignee that its case
+    was withdrawn; recall (undo): the withdrawn assignee, cancelling a webhook not yet sent;
+    escalate: the assignee; acknowledge / return / resolve: the command centre's inbox.
+    """
+    previous = (before.get("assignee_department_id"), before.get("assignee_worker_id"))
+    current = (after.get("assignee_department_id"), after.get("assignee_worker_id"))
+    if action in ("dispatch", "reassign"):
+        notify_assignment(conn, after, event_id, kind=action)
+        if previous != current:
+            notify_withdrawal(conn, after, event_id, *previous, kind="withdrawn")
+    elif action == "recall":
+        EV = schema.incident_events
+        withdrawn = conn.execute(
+            select(func.max(EV.c.id)).where(
+                EV.c.incident_id == after["id"], EV.c.action.in_(("dispatch", "reassign")), EV.c.id < event_id
+            )
+        ).scalar()
+        notify_withdrawal(conn, after, event_id, *previous, kind="recall", withdrawn_event_id=withdrawn)
+    elif action == "escalate":
+        notify_escalation(conn, after, event_id)
+    elif action in CENTRE_ACTIONS:
+        notify_centre(conn, before, event_id, action, actor=actor, note=note)
+
+
+def notify_centre(conn: Connection, incident: dict, event_id: int, action: str, *, actor: str, note: str | None = None) -> int:
+    """Report a department's answer (签收, 退回, 办结) back to the command centre's inbox; its id."""
+    if action not in CENTRE_ACTIONS:
+        raise ValidationError(f"the centre is told of {', '.join(CENTRE_ACTIONS)}, not {action!r}")
+    return conn.execute(
+        C.insert()
+        .values(
+            incident_id=incident["id"],
+            event_id=event_id,
+            action=action,
+            department_id=incident.get("assignee_department_id"),
+            worker_id=incident.get("assignee_worker_id"),
+            actor=actor,
+            note=note[:MAX_CENTRE_NOTE_CHARS] if note else None,
+            created_at=utc_now(),
+        )
+        .returning(C.c.id)
+    ).scalar_one()
+
+
+def _scope_clause(scope):
+    """Centre notifications of incidents inside a unit scope ((level, unit_id); None: the whole city)."""
+    if scope is None:
+        return None
+    level, unit_id = scope
+    column = {schema.DISTRICT: "district_id", schema.STREET: "street_id", schema.COMMUNITY: "community_id", schema.GRID: "grid_id"}
+    if level == schema.CITY:
+        return None
+    if level not in column:
+        raise ValidationError(f"unknown unit level {level!r}")
+    return schema.incidents.c[column[level]] == unit_id
+
+
+def centre_inbox(
+    conn: Connection, *, scope=None, unread_only: bool = False, limit: int = 20, before_id: int | None = None
+) -> list[dict]:
+    """The centre's inbox newest first: each answer with the incident's category and the department's names."""
+    inc, d, w, c = schema.incidents, schema.departments, schema.workers, schema.categories
+    stmt = (
+        select(
+            *C.c,
+            inc.c.state.label("incident_state"),
+            inc.c.version.label("incident_version"),
+            c.c.name_en.label("category_en"),
+            c.c.name_zh.label("category_zh"),
+            d.c.name_en.label("department_en"),
+            d.c.name_zh.label("department_zh"),
+            w.c.name_en.label("worker_en"),
+            w.c.name_zh.label("worker_zh"),
+        )
+        .join_from(C, inc, C.c.incident_id == inc.c.id)
+        .join(c, c.c.id == inc.c.category_id)
+        .outerjoin(d, d.c.id == C.c.department_id)
+        .outerjoin(w, w.c.id == C.c.worker_id)
+    )
+    where = _scope_clause(scope)
+    if where is not None:
+        stmt = stmt.where(where)
+    if unread_only:
+        stmt = stmt.where(C.c.read_at.is_(None))
+    if before_id is not None:
+        stmt = stmt.where(C.c.id < before_id)
+    return [_as_dict(r) for r in conn.execute(stmt.order_by(C.c.id.desc()).limit(max(1, min(limit, 500))))]
+
+
+def centre_unread(conn: Connection, *, scope=None) -> dict[str, int]:
+    """How many answers the centre has not read yet, in all and per action."""
+    stmt = select(C.c.action, func.count()).where(C.c.read_at.is_(None))
+    where = _scope_clause(scope)
+    if where is not None:
+        stmt = stmt.join_from(C, schema.incidents, C.c.incident_id == schema.incidents.c.id).where(where)
+    counts = {a: 0 for a in CENTRE_ACTIONS} | {a: int(n) for a, n in conn.execute(stmt.group_by(C.c.action))}
+    counts["total"] = sum(counts[a] for a in CENTRE_ACTIONS)
+    return counts
+
+
+def mark_centre_read(conn: Connection, *, actor: str, ids: list[int] | None = None, scope=None) -> int:
+    """Mark the centre's answers read (the given ids, or every unread one in `scope`); how many changed."""
+    stmt = update(C).where(C.c.read_at.is_(None))
+    if ids is not None:
+        if not ids:
+            return 0
+        stmt = stmt.where(C.c.id.in_([int(i) for i in ids]))
+    where = _scope_clause(scope)
+    if where is not None:
+        inside = select(schema.incidents.c.id).where(where)
+        stmt = stmt.where(C.c.incident_id.in_(inside))
+    return conn.execute(stmt.values(read_at=utc_now(), read_by=actor)).rowcount
 
 
 # --- what a dispatch tells people ----------------------------------------------------------------
@@ -476,22 +605,28 @@ def start_delivery_worker(engine: Engine, interval: float = 1.0) -> DeliveryWork
 
 
 __all__ = [
+    "CENTRE_ACTIONS",
     "DELIVERY_HEADER",
     "EVENT_HEADER",
     "MAX_ATTEMPTS",
     "SIGNATURE_HEADER",
     "DeliveryWorker",
     "backoff",
+    "centre_inbox",
+    "centre_unread",
     "deliver_due",
     "deliveries",
     "enqueue_webhook",
     "http_post",
     "inbox",
+    "mark_centre_read",
     "mark_read",
+    "notify_centre",
     "notify_assignment",
     "notify_escalation",
     "notification",
     "notify_withdrawal",
+    "on_transition",
     "outbox_counts",
     "set_webhook",
     "sign",

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -491,4 +492,49 @@ kiosk_tokens = Table(
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),
     Column("last_used_at", TS, nullable=True),
+)
+
+
+# --- working calendar and the centre's inbox (migration 0008) -------------------------------------
+
+# The optional working-hours calendar (data/calendar.py): one row, id 1; off unless enabled.
+work_calendar = Table(
+    "work_calendar",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("enabled", Boolean, nullable=False, server_default=false()),
+    Column("time_zone", String(64), nullable=False),
+    Column("weekdays", String(32), nullable=False),  # ISO weekdays, "1,2,3,4,5"
+    Column("hours", String(200), nullable=False),  # "09:00-12:00,13:30-18:00"
+    Column("urgent_wall_clock", Boolean, nullable=False, server_default=true()),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# Days that break the weekly pattern: holidays (working false) and make-up working days (调休, working true).
+work_calendar_days = Table(
+    "work_calendar_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("working", Boolean, nullable=False),
+)
+
+# The command centre's inbox (网格吹哨、部门报到): a department's answer to a whistle (acknowledge,
+# return, resolve) reported back to the dispatchers, whichever way it came in.
+centre_notifications = Table(
+    "centre_notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("incident_id", BigId, ForeignKey("incidents.id"), nullable=False),
+    Column("event_id", BigId, ForeignKey("incident_events.id"), nullable=False),
+    Column("action", String(16), nullable=False),  # acknowledge, return, resolve
+    Column("department_id", Integer, ForeignKey("departments.id"), nullable=True),
+    Column("worker_id", Integer, ForeignKey("workers.id"), nullable=True),
+    Column("actor", String(128), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("read_at", TS, nullable=True),
+    Column("read_by", String(128), nullable=True),
+    Index("ix_centre_notifications_unread", "read_at", "id"),
+    Index("ix_centre_notifications_incident", "incident_id"),
 )

@@ -26,7 +26,7 @@ import shapely
 from sqlalchemy import Engine, select, true
 from sqlalchemy.engine import Connection
 
-from data import lifecycle, notify, schema, store
+from data import lifecycle, schema, store
 from data.clock import from_db, to_utc, utc_now
 from data.demo.catalogue import CATEGORIES_BY_CODE, DEPARTMENTS_BY_CODE, GRID_WORKER, SOURCES, Department
 from data.demo.history import (
@@ -404,7 +404,8 @@ class Simulator:
     def _apply(self, row, action: str, params: dict, now: datetime, result: TickResult, version: int | None = None) -> bool:
         try:
             with self.engine.begin() as conn:
-                incident = apply_action(
+                # apply_action also reaches the assignee of a dispatch (一键智达: inbox + webhook).
+                apply_action(
                     conn,
                     row.id,
                     action,
@@ -413,9 +414,6 @@ class Simulator:
                     at=now,
                     **params,
                 )
-                if action == "dispatch":
-                    # The simulated centre reaches the assignee like a dispatcher does (一键智达): inbox + webhook.
-                    notify.notify_assignment(conn, incident, store.feed_head(conn))
         except CityBrainError as exc:
             # Someone (a dispatcher, an API client) changed it first, or the store refuses it: skip, never stop.
             log.debug("simulator skipped %s on incident %s: %s", action, row.id, exc)
