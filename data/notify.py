@@ -164,7 +164,12 @@ def _scope_clause(scope):
     if scope is None:
         return None
     level, unit_id = scope
-    column = {schema.DISTRICT: "district_id", schema.STREET: "street_id", schema.COMMUNITY: "community_id", schema.GRID: "grid_id"}
+    column = {
+        schema.DISTRICT: "district_id",
+        schema.STREET: "street_id",
+        schema.COMMUNITY: "community_id",
+        schema.GRID: "grid_id",
+    }
     if level == schema.CITY:
         return None
     if level not in column:

@@ -97,7 +97,9 @@ calendars = st.sampled_from(
         NATIONAL_DAY,
         WorkCalendar(periods=((0, 24 * 60),), weekdays=frozenset(range(1, 8))),
         # A zone with clock changes, and a period that runs over one of them (02:00-03:00 in spring).
-        WorkCalendar(time_zone="Europe/Berlin", periods=((60, 4 * 60), (8 * 60, 17 * 60)), weekdays=frozenset({1, 2, 3, 4, 5, 7})),
+        WorkCalendar(
+            time_zone="Europe/Berlin", periods=((60, 4 * 60), (8 * 60, 17 * 60)), weekdays=frozenset({1, 2, 3, 4, 5, 7})
+        ),
     ]
 )
 
