@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select, true
@@ -266,20 +266,29 @@ def attach_event_data(conn: Connection, incident_id: int, extra: dict) -> None:
     conn.execute(EV.update().where(EV.c.id == event.id).values(data={**(event.data or {}), **extra}))
 
 
-def recall_response(conn: Connection, api_key_id: int, idem_key: str) -> dict | None:
-    """The answer already given to this key's Idempotency-Key: {request_hash, status, response}, or None."""
-    row = conn.execute(
-        select(IDEM.c.request_hash, IDEM.c.status, IDEM.c.response).where(
-            IDEM.c.api_key_id == api_key_id, IDEM.c.idem_key == idem_key
-        )
-    ).first()
-    return None if row is None else dict(row._mapping)
+# How long an Idempotency-Key's answer is kept and replayed (as Stripe and the IETF draft suggest):
+# long enough for any client's retries, short enough that the table does not grow for ever.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+def recall_response(conn: Connection, api_key_id: int, idem_key: str, now: datetime | None = None) -> dict | None:
+    """The answer given to this key's Idempotency-Key within IDEMPOTENCY_TTL: {request_hash, status, response}, or None."""
+    key = (IDEM.c.api_key_id == api_key_id, IDEM.c.idem_key == idem_key)
+    row = conn.execute(select(IDEM.c.request_hash, IDEM.c.status, IDEM.c.response, IDEM.c.created_at).where(*key)).first()
+    if row is None:
+        return None
+    if from_db(row.created_at) <= (now or utc_now()) - IDEMPOTENCY_TTL:
+        conn.execute(IDEM.delete().where(*key))  # expired: the key may be used afresh
+        return None
+    return {"request_hash": row.request_hash, "status": row.status, "response": row.response}
 
 
 def remember_response(
     conn: Connection, api_key_id: int, idem_key: str, request_hash: str, status: int, response: str, now: datetime | None = None
 ) -> None:
-    """Keep the answer to an Idempotency-Key, in the transaction that stored what it reports."""
+    """Keep the answer to an Idempotency-Key, in the transaction that stored what it reports; drop expired ones."""
+    now = now or utc_now()
+    conn.execute(IDEM.delete().where(IDEM.c.created_at <= now - IDEMPOTENCY_TTL))  # an index range: cheap when empty
     conn.execute(
         IDEM.insert().values(
             api_key_id=api_key_id,
@@ -287,7 +296,7 @@ def remember_response(
             request_hash=request_hash,
             status=status,
             response=response,
-            created_at=now or utc_now(),
+            created_at=now,
         )
     )
 

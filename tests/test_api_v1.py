@@ -6,15 +6,18 @@ import math
 import re
 import threading
 import time
+from datetime import timedelta
 
 import orjson
 import pytest
+from sqlalchemy import select
 from werkzeug.routing import Rule
 
 from dashboard.api import openapi, v1
 from dashboard.api.context import api_context
-from data import lifecycle, schema
+from data import api_store, lifecycle, schema
 from data.apikeys import revoke_key
+from data.clock import from_db, utc_now
 from data.crs import gcj02_to_wgs84
 from data.errors import ValidationError
 from tests.api_helpers import build_api_world
@@ -95,6 +98,22 @@ def test_an_idempotency_key_replays_the_first_answer(api):
     other_body = _post(api, {"incidents": [_incident(api)]}, **{"Idempotency-Key": "retry-1"})
     assert other_body.status_code == 422 and other_body.get_json()["error"]["code"] == "idempotency_key_reused"
     assert api.incident_count() == 2
+
+
+def test_an_idempotency_key_expires_after_a_day_and_its_record_is_pruned(api):
+    first = _post(api, {"incidents": [_incident(api)]}, **{"Idempotency-Key": "retry-2"})
+    assert first.status_code == 201
+    with api.engine.begin() as conn:  # a day and a bit later
+        conn.execute(
+            schema.api_idempotency.update().values(created_at=utc_now() - api_store.IDEMPOTENCY_TTL - timedelta(minutes=1))
+        )
+    # The old answer is no longer replayed: the key is free again, for a different body too.
+    reused = _post(api, {"incidents": [_incident(api), _incident(api)]}, **{"Idempotency-Key": "retry-2"})
+    assert reused.status_code == 201 and "Idempotent-Replayed" not in reused.headers
+    assert api.incident_count() == 3
+    with api.engine.connect() as conn:
+        kept = conn.execute(select(schema.api_idempotency.c.created_at)).scalars().all()
+    assert len(kept) == 1 and from_db(kept[0]) > utc_now() - timedelta(minutes=1)  # only the fresh record is left
 
 
 def test_an_unknown_category_is_refused_with_the_valid_codes(api):

@@ -238,7 +238,7 @@ def _paths() -> dict:
             "post": {
                 "operationId": "reportIncidents",
                 "summary": "Report one incident or a batch of up to 1,000 (all or nothing)",
-                "description": "Idempotent by the key's source and each external_id, or by an Idempotency-Key header. "
+                "description": "Idempotent by the key's source and each external_id, or by an Idempotency-Key header (its answer is replayed for 24 hours). "
                 "Positions outside the city are kept, flagged unlocated.",
                 "security": [{"ApiKey": []}, {"Bearer": []}],
                 "parameters": [idempotency],
