@@ -872,3 +872,13 @@ def reset_password(conn: Connection, actor: str, username: str, password: str, n
         now=now,
     )
     return user
+
+
+def unit_choices(conn: Connection) -> list[dict]:
+    """Districts and streets (code, level, names) an admin picks jurisdictions and district lists from, district by district."""
+    rows = conn.execute(
+        select(U.c.code, U.c.level, U.c.name_en, U.c.name_zh)
+        .where(U.c.level.in_((schema.DISTRICT, schema.STREET)))
+        .order_by(func.coalesce(U.c.district_id, U.c.id), U.c.level, U.c.code)
+    )
+    return [dict(r._mapping) for r in rows]
