@@ -1,0 +1,179 @@
+"""The roll-up (data/rollups.py) gives the leaders' review the direct computation gives, on SQLite and PostgreSQL,
+after a rebuild, with changes not yet applied (read in memory), and after an incremental refresh."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from data import lifecycle, rollups, schema, store, trends, trends_rollup
+from data.incidents import apply_action
+from data.trends import bucket_starts, period_window
+from tests.factories import make_incident
+from tests.test_trends import NOW, ROADS, STEPS_MIN, TZ, city  # noqa: F401  (city is a fixture)
+
+QUANTILES = {"median_ack_s", "p90_ack_s", "median_handle_s", "p90_handle_s"}
+CHOICES = [
+    {"days": 7, "granularity": "day"},
+    {"days": 30, "granularity": "week"},
+    {"days": 90, "granularity": "month"},
+    {"days": None, "first": date(2025, 3, 5), "last": date(2025, 3, 12), "granularity": "day"},
+]
+
+
+def _same(got, want, path="review"):
+    """Equal, except that medians and p90s may differ by one histogram bin (4.4%)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and list(got) == list(want), f"{path}: keys {list(got)} != {list(want)}"
+        for k in want:
+            if k in QUANTILES and want[k] is not None:
+                assert got[k] == pytest.approx(want[k], rel=0.045, abs=0.5), f"{path}.{k}"
+            else:
+                _same(got[k], want[k], f"{path}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{path}: {len(got)} items != {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _same(g, w, f"{path}[{i}]")
+    else:
+        assert got == want, f"{path}: {got!r} != {want!r}"
+
+
+def _scopes(world):
+    return [None, ("district", world.lattice.district_ids[0]), ("street", world.lattice.street_ids[1])]
+
+
+def _check_all(engine, world, now=NOW):
+    for scope in _scopes(world):
+        for choice in CHOICES:
+            with store.reading(engine) as conn:
+                direct = trends.review(conn, scope, now, TZ, use_rollups=False, **choice)
+                # The roll-up path is really taken (it answers None when it cannot).
+                normal = trends.normalise_scope(scope)
+                period = period_window(now, TZ, choice["days"], choice.get("first"), choice.get("last"))
+                starts = bucket_starts(period, choice["granularity"])
+                rolled = trends_rollup.review(conn, normal, now, period, starts, choice["granularity"], trends.LeagueThresholds())
+                via_default = trends.review(conn, scope, now, TZ, **choice)
+            assert rolled is not None
+            _same(rolled, direct, f"review[{scope}, {choice}]")
+            _same(via_default, direct)
+            assert direct["totals"]["received"] > 0 or choice["days"] == 7
+
+
+def _cube(engine) -> dict:
+    with store.reading(engine) as conn:
+        return {k: rollups.cube_row(k, c) for k, c in rollups.read_cells(conn, []).items()}
+
+
+def test_rollup_review_equals_the_direct_computation(engine, city):  # noqa: F811
+    with engine.begin() as conn:
+        done = rollups.refresh(conn, TZ)
+    assert done["rebuilt"] and done["incidents"] == 101
+    _check_all(engine, city)
+
+
+def _more_history(engine, world, seed: int, n: int = 40) -> None:
+    """New incidents and actions on old ones, through data/incidents.py (the change feed)."""
+    rng = random.Random(seed)
+    cats = list(world.categories.values())
+    with engine.begin() as conn:
+        old = [
+            r.id
+            for r in conn.execute(select(schema.incidents.c.id, schema.incidents.c.state))
+            if r.state in lifecycle.OPEN_STATES
+        ]
+        for incident_id in rng.sample(old, min(10, len(old))):
+            state = conn.execute(select(schema.incidents.c.state).where(schema.incidents.c.id == incident_id)).scalar_one()
+            action = {
+                "reported": "register",
+                "registered": "dispatch",
+                "dispatched": "acknowledge",
+                "acknowledged": "resolve",
+            }.get(state)
+            if action:
+                apply_action(conn, incident_id, action, actor="test", at=NOW - timedelta(minutes=1))
+        for _ in range(n):
+            reported = NOW - timedelta(minutes=rng.randint(30, 40 * 24 * 60))
+            incident_id = make_incident(
+                conn,
+                rng.choice(cats),
+                at=world.lattice.center(rng.randrange(len(world.lattice.grid_ids))),
+                reported_at=reported,
+                locator=world.locator,
+            )
+            t = reported
+            for action in rng.choice(ROADS):
+                t += timedelta(minutes=rng.choice(STEPS_MIN))
+                if t > NOW or action in ("merge",):
+                    break
+                kwargs = {"note": "test"} if action in lifecycle.NEEDS_NOTE else {}
+                if action == "reassign":
+                    kwargs["department_id"] = world.departments["zj"]
+                if action == "rate":
+                    kwargs["satisfaction"] = rng.choice([1, 3, 5])
+                apply_action(conn, incident_id, action, actor="test", at=t, **kwargs)
+
+
+def test_changes_count_before_and_after_the_refresh(engine, city):  # noqa: F811
+    with engine.begin() as conn:
+        rollups.refresh(conn, TZ)
+    _more_history(engine, city, seed=7)
+    with store.reading(engine) as conn:
+        state = rollups.read_state(conn)
+        assert rollups.pending(conn, state), "the new incidents are pending"
+    _check_all(engine, city)  # read with the changes applied in memory
+    with engine.begin() as conn:
+        done = rollups.refresh(conn, TZ)
+    assert not done["rebuilt"] and done["incidents"] >= 40
+    _check_all(engine, city)
+    kept_current = _cube(engine)
+    with engine.begin() as conn:
+        rollups.rebuild(conn, TZ)
+    assert _cube(engine) == kept_current, "the cube kept by refreshes equals one rebuilt from scratch"
+    with store.reading(engine) as conn:
+        assert rollups.pending(conn, rollups.read_state(conn)) == {}
+
+
+def test_rollup_is_not_used_where_it_cannot_answer(engine, city):  # noqa: F811
+    with store.reading(engine) as conn:
+        period = period_window(NOW, TZ, 30)
+        starts = bucket_starts(period, "day")
+        args = (period, starts, "day", trends.LeagueThresholds())
+        assert trends_rollup.review(conn, None, NOW, *args) is None, "never built"
+    with engine.begin() as conn:
+        rollups.refresh(conn, TZ)
+    with store.reading(engine) as conn:
+        community = trends.normalise_scope(("community", city.lattice.community_ids[0]))
+        assert trends_rollup.review(conn, community, NOW, *args) is None, "communities and grids read the raw rows"
+        earlier = NOW - timedelta(days=3)
+        early = period_window(earlier, TZ, 30)
+        assert (
+            trends_rollup.review(conn, None, earlier, early, bucket_starts(early, "day"), "day", trends.LeagueThresholds())
+            is None
+        )
+        assert trends_rollup.review(conn, None, NOW, *args) is not None
+
+
+def test_a_rebuilt_store_rebuilds_the_rollup(engine, city):  # noqa: F811
+    with engine.begin() as conn:
+        rollups.refresh(conn, TZ)
+        conn.execute(schema.trend_rollup_state.delete())  # what a demo build's clear_store does to it
+    with engine.begin() as conn:
+        assert rollups.refresh(conn, TZ)["rebuilt"]
+    _check_all(engine, city)
+
+
+def test_quantile_estimate_is_within_a_bin():
+    rng = random.Random(3)
+    values = [rng.lognormvariate(7, 1.3) for _ in range(999)] + [0.2, 5.0]
+    hist: dict[int, int] = {}
+    for b in rollups.duration_bin(__import__("numpy").array(values)):
+        hist[int(b)] = hist.get(int(b), 0) + 1
+    ordered = sorted(values)
+    for q in (0.5, 0.9):
+        k = (len(ordered) - 1) * q
+        exact = ordered[int(k)] + (ordered[int(k) + 1] - ordered[int(k)]) * (k - int(k))
+        assert rollups.quantile(hist, q) == pytest.approx(exact, rel=0.045)
+    assert rollups.quantile({}, 0.5) is None
