@@ -13,12 +13,12 @@ from dash import ALL, ClientsideFunction, Input, Output, State, ctx, no_update
 from sqlalchemy import select
 
 from dashboard import ids
-from dashboard.components import dispatch_queue
+from dashboard.components import dispatch_centre, dispatch_queue
 from dashboard.components.dispatch_panel import NEEDS_REASON, TAKES_NOTE
 from dashboard.components.dispatch_queue import tf
 from dashboard.i18n import LANGS, name, t
-from dashboard.pages.dispatch import chosen_filters, read_panel, read_queue
-from data import dispatch, schema, store
+from dashboard.pages.dispatch import chosen_filters, read_centre, read_panel, read_queue
+from data import dispatch, notify, schema, store
 from data.clock import utc_now
 from data.errors import CityBrainError, Conflict
 
@@ -55,12 +55,18 @@ def register(app, deps) -> None:
         Output(ids.DISPATCH_SELECTED, "data"),
         Input(ids.DISPATCH_GRID, "cellClicked"),
         Input(ids.DISPATCH_GRID, "eventData"),
+        Input({"type": ids.DISPATCH_CENTRE_ITEM, "index": ALL}, "n_clicks"),
         State(ids.DISPATCH_SELECTED, "data"),
         prevent_initial_call=True,
     )
-    def select_incident(clicked, focused, selected):
-        """A click on a row, or the keyboard focus moving onto one, opens it in the panel."""
-        if ctx.triggered_prop_ids and any(p.endswith(".cellClicked") for p in ctx.triggered_prop_ids):
+    def select_incident(clicked, focused, _centre_items, selected):
+        """A click on a row, the keyboard focus moving onto one, or a click on a department's answer opens it in the panel."""
+        trigger = ctx.triggered_id
+        if isinstance(trigger, dict) and trigger.get("type") == ids.DISPATCH_CENTRE_ITEM:
+            if not _clicked():
+                return no_update
+            raw = trigger.get("index")
+        elif ctx.triggered_prop_ids and any(p.endswith(".cellClicked") for p in ctx.triggered_prop_ids):
             raw = (clicked or {}).get("rowId")
         else:
             raw = ((focused or {}).get("data") or {}).get("id")
@@ -154,6 +160,7 @@ def register(app, deps) -> None:
         Input(ids.DISPATCH_PROMPT_CANCEL, "n_clicks"),
         Input(ids.DISPATCH_UNDO, "n_clicks"),
         Input(ids.DISPATCH_BATCH, "n_clicks"),
+        Input({"type": ids.DISPATCH_RATE, "index": ALL}, "n_clicks"),
         State({"type": ids.DISPATCH_OTHER, "index": ALL}, "value"),
         State(ids.DISPATCH_REASON, "value"),
         State(ids.DISPATCH_EXTEND_HOURS, "value"),
@@ -173,6 +180,7 @@ def register(app, deps) -> None:
         _cancel,
         _undo,
         _batch,
+        _rates,
         others,
         reason,
         hours,
@@ -207,6 +215,8 @@ def register(app, deps) -> None:
             return out.confirm(engine, pending, current, reason, hours, actor)
         if kind == ids.DISPATCH_ACTION:
             return out.run(engine, incident_id, trigger["index"], actor, version)
+        if kind == ids.DISPATCH_RATE:
+            return out.rate(engine, incident_id, int(trigger["index"]), actor, version)
         if kind == ids.DISPATCH_MERGE:
             return out.merge(engine, incident_id, int(trigger["index"]), actor, version)
         if kind == ids.DISPATCH_TO:
@@ -219,6 +229,46 @@ def register(app, deps) -> None:
                 return out.refused(t("dispatch.other", lang) + "?")
             return out.send(engine, incident_id, version, {"department_id": int(chosen)}, actor)
         return (no_update,) * 7
+
+    @app.callback(
+        Output(ids.DISPATCH_CENTRE_BADGE, "children"),
+        Output(ids.DISPATCH_CENTRE_BADGE, "className"),
+        Output(ids.DISPATCH_CENTRE_LIST, "children"),
+        Input(ids.DISPATCH_REFRESH, "data"),
+        Input(ids.DISPATCH_ACTED, "data"),
+        Input(ids.DISPATCH_CENTRE_SEEN, "data"),
+        State(ids.DISPATCH_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
+    def refresh_centre(_refresh, _acted, _seen, config):
+        """The badge and list of departments' answers (部门报到), current after any change on any screen or API."""
+        lang = (config or {}).get("lang", settings.lang)
+        unread, children = read_centre(engine, lang, settings)
+        return dispatch_centre.badge_children(unread, lang), dispatch_centre.badge_class(unread), children
+
+    @app.callback(
+        Output(ids.DISPATCH_CENTRE, "hidden"),
+        Input(ids.DISPATCH_CENTRE_BADGE, "n_clicks"),
+        State(ids.DISPATCH_CENTRE, "hidden"),
+        prevent_initial_call=True,
+    )
+    def toggle_centre(n_clicks, hidden):
+        """The badge opens and closes the list."""
+        return no_update if not n_clicks else not hidden
+
+    @app.callback(
+        Output(ids.DISPATCH_CENTRE_SEEN, "data"),
+        Input(ids.DISPATCH_CENTRE_READ, "n_clicks"),
+        State(ids.DISPATCH_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
+    def mark_centre_read(n_clicks, config):
+        """'Mark all read': the answers stay in the list, the badge's count goes to zero."""
+        if not n_clicks:
+            return no_update
+        with engine.begin() as conn:
+            changed = notify.mark_centre_read(conn, actor=(config or {}).get("actor", "dispatcher"))
+        return {"at": time.time(), "changed": changed}
 
     @app.callback(
         Output(ids.SHELL_LANG, "data", allow_duplicate=True),
@@ -330,6 +380,15 @@ class _Outcome:
             except (TypeError, ValueError):
                 return self.refused(t("dispatch.prompt.hours", self.lang) + "?")
         return self.run(engine, current["id"], action, actor, current["version"], **params)
+
+    def rate(self, engine, incident_id: int, score: int, actor: str, version: int):
+        """The citizen's satisfaction (评价) after closing: one audited 'rate' transition."""
+        try:
+            with engine.begin() as conn:
+                dispatch.act(conn, incident_id, "rate", actor=actor, expected_version=version, satisfaction=score)
+        except CityBrainError as exc:
+            return self._failed(incident_id, exc)
+        return self._done(tf("dispatch.msg.rated", self.lang, id=incident_id, score=score))
 
     def merge(self, engine, incident_id: int, other_id: int, actor: str, version: int):
         try:

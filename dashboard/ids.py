@@ -80,6 +80,13 @@ DISPATCH_UNDO_BAR = "dispatch-undo-bar"
 DISPATCH_UNDO = "dispatch-undo"
 DISPATCH_LANG_SWITCH = "dispatch-lang-switch"
 DISPATCH_LIVE_STATUS = "dispatch-live-status"
+DISPATCH_RATE = "dispatch-rate"  # pattern id {"type": DISPATCH_RATE, "index": satisfaction 1-5}
+DISPATCH_CENTRE_BADGE = "dispatch-centre-badge"  # the header button: unread answers of departments
+DISPATCH_CENTRE = "dispatch-centre"  # the list of departments' answers (部门报到), toggled by the badge
+DISPATCH_CENTRE_LIST = "dispatch-centre-list"
+DISPATCH_CENTRE_ITEM = "dispatch-centre-item"  # pattern id {"type": DISPATCH_CENTRE_ITEM, "index": incident id}
+DISPATCH_CENTRE_READ = "dispatch-centre-read"  # "mark all read"
+DISPATCH_CENTRE_SEEN = "dispatch-centre-seen"  # {at}: bumped when answers were marked read
 
 # Invisible plumbing of the desk.
 DISPATCH_SELECTED = "dispatch-selected"  # {id}: the incident the panel shows

@@ -21,6 +21,7 @@ from data.clock import (
     due_status_expression,
     epoch_seconds,
     from_db,
+    limit_calendar,
     limits_for,
     near_due_expression,
     overdue_expression,
@@ -649,6 +650,8 @@ def panel_facts(conn: Connection, incident_id: int) -> dict[str, Any]:
         "allowed": lifecycle.allowed_actions(incident["state"]),
         "grid_shape": _grid_geometry(conn, incident["grid_id"]),
         "dispatch_by": dispatch_target(conn, incident),
+        # Whether this incident's limits count working hours (the calendar is on and it is not urgent-on-wall-clock).
+        "working_hours": limit_calendar(conn, incident["priority"]) is not None,
     }
 
 

@@ -93,6 +93,8 @@ def _clocks(facts: dict, now: datetime, lang: str, tz: str) -> html.Section:
     lines = [line for line in lines if line is not None]
     if not lines:
         return html.Section()
+    if facts.get("working_hours"):
+        lines.append(html.P(t("dispatch.clock.working", lang), className="cb-muted cb-clock-working"))
     return html.Section([html.H3(t("dispatch.clocks", lang), className="cb-panel-sub"), *lines], className="cb-clocks")
 
 
@@ -224,6 +226,43 @@ def _actions(facts: dict, lang: str) -> html.Section | None:
     )
 
 
+def stars(score: int | None) -> str:
+    """A satisfaction score as five stars, e.g. ★★★★☆."""
+    return "★" * score + "☆" * (5 - score) if score else ""
+
+
+def _rating(facts: dict, lang: str) -> html.Section | None:
+    """After closing (结案), the citizen's satisfaction (评价): one click records it, audited as a 'rate' action."""
+    incident = facts["incident"]
+    if incident["state"] != lifecycle.CLOSED or "rate" not in facts["allowed"]:
+        return None
+    score = incident.get("satisfaction")
+    children = [html.H3(t("dispatch.rating", lang), className="cb-panel-sub")]
+    if score:
+        children.append(
+            html.P(tf("dispatch.rating.current", lang, stars=stars(score), score=score), className="cb-rating-current")
+        )
+    else:
+        children.append(html.P(t("dispatch.rating.ask", lang), className="cb-rating-ask"))
+        children.append(
+            html.Div(
+                [
+                    html.Button(
+                        f"{n} ★",
+                        id={"type": ids.DISPATCH_RATE, "index": n},
+                        n_clicks=0,
+                        className=f"cb-rate cb-rate-{n}",
+                        title=t(f"dispatch.rating.{n}", lang),
+                        **{"aria-label": f"{n}/5 {t(f'dispatch.rating.{n}', lang)}"},
+                    )
+                    for n in range(1, 6)
+                ],
+                className="cb-rating-buttons",
+            )
+        )
+    return html.Section(children, className="cb-rating")
+
+
 def _small_map(facts: dict, tile_url: str, tile_attribution: str) -> html.Div | None:
     incident = facts["incident"]
     if incident["lon"] is None or incident["lat"] is None:
@@ -274,13 +313,15 @@ def _timeline(facts: dict, lang: str, tz: str) -> html.Section:
     items = []
     for e in reversed(facts["history"]):
         change = t(f"state.{e['to_state']}", lang) if e["from_state"] != e["to_state"] else ""
+        if e["action"] == "rate" and isinstance(e.get("data"), dict):
+            change = f"{stars(e['data'].get('satisfaction'))} {e['data'].get('satisfaction')}/5"
         items.append(
             html.Li(
                 className=f"cb-event cb-event-{e['action']}",
                 children=[
                     html.Span(_local(e["at"], tz), className="cb-event-at"),
                     html.Span(t(f"action.{e['action']}", lang), className="cb-event-action"),
-                    html.Span(f"→ {change}" if change else "", className="cb-event-state"),
+                    html.Span(change if e["action"] == "rate" else f"→ {change}" if change else "", className="cb-event-state"),
                     html.Span(e["actor"], className="cb-event-actor"),
                     html.Div(e["note"], className="cb-event-note") if e.get("note") else None,
                 ],
@@ -343,6 +384,7 @@ def panel(
         _clocks(facts, now, lang, tz),
         _suggestion(facts, lang, tz, departments),
         _actions(facts, lang),
+        _rating(facts, lang),
         _duplicates(facts, lang),
         _small_map(facts, tile_url, tile_attribution),
         _timeline(facts, lang, tz),

@@ -12,10 +12,10 @@ from datetime import datetime
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.components import dispatch_panel, dispatch_queue
+from dashboard.components import dispatch_centre, dispatch_panel, dispatch_queue
 from dashboard.components.header import nav
 from dashboard.i18n import t
-from data import dispatch, store
+from data import dispatch, notify, store
 from data.clock import utc_now
 from data.errors import NotFound, ValidationError
 
@@ -72,7 +72,15 @@ def read_panel(engine, incident_id: int | None, lang: str, settings, departments
     return children, {"id": incident["id"], "version": incident["version"], "state": incident["state"]}
 
 
-def header(lang: str) -> html.Header:
+def read_centre(engine, lang: str, settings, scope=None) -> tuple[dict, list]:
+    """(unread counts, list children) of the centre's inbox of departments' answers, within `scope`."""
+    with store.reading(engine) as conn:
+        unread = notify.centre_unread(conn, scope=scope)
+        rows = notify.centre_inbox(conn, scope=scope, limit=dispatch_centre.LIST_LIMIT)
+    return unread, dispatch_centre.list_children(rows, lang, settings.timezone)
+
+
+def header(lang: str, unread: dict | None = None) -> html.Header:
     return html.Header(
         className="cb-top cb-dispatch-top",
         children=[
@@ -88,6 +96,12 @@ def header(lang: str) -> html.Header:
                 className="cb-status",
                 children=[
                     html.Span(t("live.connecting", lang), id=ids.DISPATCH_LIVE_STATUS, className="cb-live cb-live-connecting"),
+                    html.Button(
+                        dispatch_centre.badge_children(unread or {}, lang),
+                        id=ids.DISPATCH_CENTRE_BADGE,
+                        n_clicks=0,
+                        className=dispatch_centre.badge_class(unread or {}),
+                    ),
                     html.Button(t("lang.switch", lang), id=ids.DISPATCH_LANG_SWITCH, n_clicks=0, className="cb-lang"),
                 ],
             ),
@@ -137,6 +151,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
         choices = dispatch.filter_choices(conn)
         head = store.feed_head(conn)
     rows, counts = read_queue(engine, chosen, now)
+    unread, centre_list = read_centre(engine, lang, settings)
     table = dispatch_queue.table_rows(rows, lang, settings.timezone)
     selected = _int(query.get("incident"))
     panel_children, current = read_panel(engine, selected, lang, settings, choices["departments"], now)
@@ -155,7 +170,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
         className="cb-dispatch",
         lang="zh-CN" if lang == "zh" else "en",
         children=[
-            header(lang),
+            header(lang, unread),
             html.Main(
                 className="cb-dispatch-body",
                 children=[
@@ -187,6 +202,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
                                 children=[html.Button("", id=ids.DISPATCH_UNDO, n_clicks=0, className="cb-undo")],
                             ),
                             _prompt(lang),
+                            dispatch_centre.centre_section(lang, centre_list),
                             html.Div(panel_children, id=ids.DISPATCH_PANEL, className="cb-panel-body"),
                         ],
                     ),
@@ -202,6 +218,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
             dcc.Store(id=ids.DISPATCH_REFRESH, data={"head": head}),
             dcc.Store(id=ids.DISPATCH_FOLLOWING),
             dcc.Store(id=ids.DISPATCH_CONFIG, data=config),
+            dcc.Store(id=ids.DISPATCH_CENTRE_SEEN),
             dcc.Interval(id=ids.DISPATCH_TICK, interval=UNDO_TICK_MS),
         ],
     )

@@ -1,0 +1,191 @@
+"""The desk's side of the loop through its Dash callbacks: rating a closed incident, the centre's badge and list of departments' answers, the working-hours hint."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from dashboard import ids
+from dashboard.components import dispatch_panel
+from dashboard.pages import dispatch as page
+from dashboard.server import create_app
+from dashboard.settings import Settings
+from data import calendar as work_calendar
+from data import dispatch, lifecycle, notify
+from data.calendar import WorkCalendar
+from data.incidents import get_incident, history
+from tests.auth_helpers import signed_in_client
+from tests.factories import T0, drive, drive_to, make_incident, make_world
+
+
+@pytest.fixture
+def desk(engine):
+    with engine.begin() as conn:
+        world = make_world(conn)
+    settings = Settings.from_env({}, live=False, build_demo=False)
+    app = create_app(settings, engine=engine, testing=True)
+    return SimpleNamespace(engine=engine, settings=settings, world=world, app=app, client=signed_in_client(app))
+
+
+def _incident(desk, state, category="garbage", grid=0):
+    with desk.engine.begin() as conn:
+        incident_id = make_incident(conn, desk.world.categories[category], at=desk.world.lattice.center(grid))
+        return drive_to(conn, incident_id, state)
+
+
+def _key(app, output: str) -> str:
+    return next(k for k in app.callback_map if output in k)
+
+
+def _fire(desk, output: str, trigger: tuple, values: dict):
+    """POST a desk callback as the renderer would: `trigger` is (id, property, value); `values` fills other inputs/states."""
+    key = _key(desk.app, output)
+    spec = desk.app.callback_map[key]
+    outputs = []
+    for part in key.strip(".").split("..."):
+        component, _, prop = part.partition(".")
+        outputs.append({"id": component, "property": prop.split("@")[0]})
+
+    def entry(item):
+        raw = item["id"]
+        if raw.startswith("{"):  # a pattern (ALL): the concrete components present, here only the trigger's
+            pattern = json.loads(raw)
+            if isinstance(trigger[0], dict) and trigger[0]["type"] == pattern["type"] and item["property"] == trigger[1]:
+                return [{"id": trigger[0], "property": trigger[1], "value": trigger[2]}]
+            return []
+        value = trigger[2] if (raw, item["property"]) == (trigger[0], trigger[1]) else values.get(raw)
+        return {"id": raw, "property": item["property"], "value": value}
+
+    changed = trigger[0] if isinstance(trigger[0], str) else json.dumps(trigger[0], sort_keys=True, separators=(",", ":"))
+    body = {
+        "output": key,
+        "outputs": outputs if len(outputs) > 1 else outputs[0],
+        "inputs": [entry(i) for i in spec["inputs"]],
+        "state": [entry(s) for s in spec["state"]],
+        "changedPropIds": [f"{changed}.{trigger[1]}"],
+    }
+    answer = desk.client.post("/_dash-update-component", json=body)
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
+    return answer.get_json()["response"]
+
+
+CONFIG = {"lang": "en", "actor": "dispatcher-test"}
+
+
+# --- satisfaction (评价) ---------------------------------------------------------------------------
+
+
+def test_a_closed_incident_is_rated_with_one_click_and_the_rating_shows_in_the_history(desk):
+    row = _incident(desk, lifecycle.CLOSED)
+    with desk.engine.connect() as conn:
+        facts = dispatch.panel_facts(conn, row["id"])
+    drawn = str(dispatch_panel.panel(facts, "en", "Asia/Shanghai", T0, []))
+    assert "dispatch-rate" in drawn and "Record the citizen" in drawn
+
+    current = {"id": row["id"], "version": row["version"], "state": row["state"]}
+    response = _fire(
+        desk,
+        "dispatch-message.children",
+        ({"type": ids.DISPATCH_RATE, "index": 4}, "n_clicks", 1),
+        {ids.DISPATCH_CURRENT: current, ids.DISPATCH_CONFIG: CONFIG},
+    )
+    assert response[ids.DISPATCH_MESSAGE]["children"] == f"#{row['id']} rated 4/5."
+    with desk.engine.connect() as conn:
+        assert get_incident(conn, row["id"])["satisfaction"] == 4
+        last = history(conn, row["id"])[-1]
+        assert (last["action"], last["actor"], last["data"]) == ("rate", "dispatcher-test", {"satisfaction": 4})
+        facts = dispatch.panel_facts(conn, row["id"])
+    drawn = str(dispatch_panel.panel(facts, "zh", "Asia/Shanghai", T0, []))
+    assert "已评价 ★★★★☆（4/5）" in drawn and "dispatch-rate" not in drawn  # the buttons go once it is rated
+    assert "★★★★☆ 4/5" in drawn  # the timeline shows the score
+
+    # A stale panel (someone rated or changed it meanwhile) is a conflict, not a second rating.
+    again = _fire(
+        desk,
+        "dispatch-message.children",
+        ({"type": ids.DISPATCH_RATE, "index": 1}, "n_clicks", 1),
+        {ids.DISPATCH_CURRENT: current, ids.DISPATCH_CONFIG: CONFIG},
+    )
+    assert "Someone else acted first" in again[ids.DISPATCH_MESSAGE]["children"]
+    with desk.engine.connect() as conn:
+        assert get_incident(conn, row["id"])["satisfaction"] == 4
+
+
+def test_an_open_incident_offers_no_rating(desk):
+    row = _incident(desk, lifecycle.RESOLVED)
+    with desk.engine.connect() as conn:
+        facts = dispatch.panel_facts(conn, row["id"])
+    assert "dispatch-rate" not in str(dispatch_panel.panel(facts, "en", "Asia/Shanghai", T0, []))
+
+
+# --- the centre's inbox of departments' answers ------------------------------------------------------
+
+
+def test_a_departments_return_lights_the_badge_and_lists_the_reason_until_read(desk):
+    row = _incident(desk, lifecycle.DISPATCHED, category="construction")
+    with desk.engine.connect() as conn:
+        unread, _ = page.read_centre(desk.engine, "en", desk.settings)
+    assert unread["total"] == 0
+    with desk.engine.begin() as conn:
+        drive(conn, row["id"], ["return"], actor="api:zj-system")  # the note factories give: "test return"
+
+    response = _fire(
+        desk, "dispatch-centre-badge.children", (ids.DISPATCH_REFRESH, "data", {"head": 99}), {ids.DISPATCH_CONFIG: CONFIG}
+    )
+    badge = response[ids.DISPATCH_CENTRE_BADGE]
+    assert "cb-centre-unread" in badge["className"] and "cb-centre-returned" in badge["className"]
+    assert badge["children"][1]["props"]["children"] == "1"  # the count of unread answers
+    listed = json.dumps(response[ids.DISPATCH_CENTRE_LIST]["children"], ensure_ascii=False)
+    assert f"returned #{row['id']}" in listed and "test return" in listed
+
+    # The badge opens the list; "mark all read" zeroes the count but keeps the list.
+    assert (
+        _fire(desk, "dispatch-centre.hidden", (ids.DISPATCH_CENTRE_BADGE, "n_clicks", 1), {ids.DISPATCH_CENTRE: True})[
+            ids.DISPATCH_CENTRE
+        ]["hidden"]
+        is False
+    )
+    seen = _fire(desk, "dispatch-centre-seen.data", (ids.DISPATCH_CENTRE_READ, "n_clicks", 1), {ids.DISPATCH_CONFIG: CONFIG})
+    assert seen[ids.DISPATCH_CENTRE_SEEN]["data"]["changed"] == 1
+    with desk.engine.connect() as conn:
+        assert notify.centre_unread(conn)["total"] == 0
+        assert notify.centre_inbox(conn)[0]["read_by"] == "dispatcher-test"
+    after = _fire(
+        desk, "dispatch-centre-badge.children", (ids.DISPATCH_CENTRE_SEEN, "data", {"at": 1}), {ids.DISPATCH_CONFIG: CONFIG}
+    )
+    assert "cb-centre-unread" not in after[ids.DISPATCH_CENTRE_BADGE]["className"]
+    assert f"#{row['id']}" in json.dumps(after[ids.DISPATCH_CENTRE_LIST]["children"])
+
+    # A click on the answer opens its incident in the panel.
+    opened = _fire(
+        desk,
+        "dispatch-selected.data",
+        ({"type": ids.DISPATCH_CENTRE_ITEM, "index": row["id"]}, "n_clicks", 1),
+        {ids.DISPATCH_SELECTED: None},
+    )
+    assert opened[ids.DISPATCH_SELECTED]["data"] == {"id": row["id"]}
+
+
+def test_the_desk_page_draws_the_badge_with_the_unread_count(desk):
+    row = _incident(desk, lifecycle.DISPATCHED, category="construction")
+    with desk.engine.begin() as conn:
+        drive(conn, row["id"], ["acknowledge", "resolve"], actor="api:zj-system")
+    layout = str(page.layout(SimpleNamespace(engine=desk.engine, settings=desk.settings), {}, "zh"))
+    assert "部门报到" in layout and "已办结" in layout and "已签收" in layout
+    assert desk.client.get("/dispatch").status_code == 200
+
+
+# --- working hours -----------------------------------------------------------------------------------
+
+
+def test_the_panel_says_when_clocks_count_working_hours(desk):
+    row = _incident(desk, lifecycle.DISPATCHED)
+    with desk.engine.connect() as conn:
+        assert "working hours" not in str(dispatch_panel.panel(dispatch.panel_facts(conn, row["id"]), "en", "UTC", T0, []))
+    with desk.engine.begin() as conn:
+        work_calendar.save(conn, WorkCalendar())
+    with desk.engine.connect() as conn:
+        drawn = str(dispatch_panel.panel(dispatch.panel_facts(conn, row["id"]), "zh", "UTC", T0, []))
+    assert "按工作时间计算" in drawn
