@@ -206,3 +206,36 @@ def test_dispatch_and_extension_use_the_calendar(engine, world):
         assert extended["handle_due_at"] == WorkCalendar().add(due, 480)
         assert extended["handle_due_at"] - due > timedelta(hours=8)
         assert get_incident(conn, incident_id)["extension_minutes"] == 480
+
+
+def test_the_work_calendar_command_sets_shows_and_turns_off(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from app import cli
+    from data import store
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("CITYBRAIN_DATABASE_URL", url)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["work-calendar", "show"])
+    assert result.exit_code == 0 and "off (never set)" in result.output
+    result = runner.invoke(
+        cli, ["work-calendar", "set", "--holidays", "2025-10-01..2025-10-08", "--workdays", "2025-09-28,2025-10-11"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "working calendar: on" in result.output and "09:00-12:00,13:30-18:00" in result.output
+    engine = store.make_engine(url)
+    with engine.connect() as conn:
+        assert work_calendar.load(conn) == NATIONAL_DAY
+    result = runner.invoke(cli, ["work-calendar", "set", "--hours", "8-12"])
+    assert result.exit_code != 0 and "09:00-12:00" in result.output
+    result = runner.invoke(cli, ["work-calendar", "set", "--urgent-working-hours", "--weekdays", "mon-sat"])
+    assert result.exit_code == 0 and "urgent (priority 1): working hours" in result.output
+    with engine.connect() as conn:
+        kept = work_calendar.load(conn)
+    assert kept.holidays == NATIONAL_DAY.holidays and kept.weekdays == frozenset(range(1, 7))  # the rest was kept
+    result = runner.invoke(cli, ["work-calendar", "off"])
+    assert result.exit_code == 0
+    with engine.connect() as conn:
+        assert work_calendar.load(conn) is None
+    engine.dispose()

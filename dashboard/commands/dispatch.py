@@ -1,4 +1,4 @@
-"""Commands of the dispatch area: department webhooks and their delivery log, responsibility lists, escalation sweeps."""
+"""Commands of the dispatch area: department webhooks and their delivery log, responsibility lists, escalation sweeps, the working calendar."""
 
 from __future__ import annotations
 
@@ -94,4 +94,81 @@ def escalate_overdue() -> None:
     click.echo(f"escalated {len(escalated)} overdue incident(s)")
 
 
-COMMANDS = [webhook, responsibility, escalate_overdue]
+@click.group("work-calendar")
+def work_calendar() -> None:
+    """The optional working-hours calendar: when on, time limits count working hours (holidays and 调休 make-up days too)."""
+
+
+def _describe(calendar, enabled: bool) -> str:
+    from data import calendar as cal
+
+    if calendar is None:
+        return "working calendar: off (never set); time limits run on the wall clock"
+    lines = [
+        f"working calendar: {'on' if enabled else 'off'}",
+        f"  time zone: {calendar.time_zone}",
+        f"  weekdays (ISO, Monday=1): {cal.format_weekdays(calendar.weekdays)}",
+        f"  hours: {cal.format_hours(calendar.periods)}",
+        f"  holidays: {', '.join(d.isoformat() for d in sorted(calendar.holidays)) or '-'}",
+        f"  make-up working days: {', '.join(d.isoformat() for d in sorted(calendar.workdays)) or '-'}",
+        f"  urgent (priority 1): {'wall clock' if calendar.urgent_wall_clock else 'working hours'}",
+    ]
+    return "\n".join(lines)
+
+
+@work_calendar.command("show")
+def work_calendar_show() -> None:
+    """Print the stored calendar and whether it is on."""
+    from data import calendar as cal
+    from data import store
+
+    with command_store() as engine, store.reading(engine) as conn:
+        click.echo(_describe(*cal.stored(conn)))
+
+
+@work_calendar.command("set")
+@click.option("--hours", default=None, help="Working periods of a day, e.g. 09:00-12:00,13:30-18:00 (default: kept, or that).")
+@click.option("--weekdays", default=None, help="Working weekdays, e.g. 1-5 or mon-fri (default: kept, or 1-5).")
+@click.option("--holidays", default=None, help="Days off, e.g. 2026-10-01..2026-10-08,2026-01-01 (replaces the list; '' clears).")
+@click.option("--workdays", default=None, help="Make-up working days (调休), e.g. 2026-09-27,2026-10-10 (replaces the list).")
+@click.option("--time-zone", default=None, help="The calendar's zone (default: kept, or CITYBRAIN_TIMEZONE).")
+@click.option(
+    "--urgent-wall-clock/--urgent-working-hours",
+    default=None,
+    help="Whether priority-1 limits ignore the calendar (default: kept, or wall clock).",
+)
+def work_calendar_set(hours, weekdays, holidays, workdays, time_zone, urgent_wall_clock) -> None:
+    """Store the calendar and turn it on; options not given keep their stored value."""
+    from dashboard.settings import Settings
+    from data import calendar as cal
+
+    with command_store() as engine, engine.begin() as conn:
+        kept, _ = cal.stored(conn)
+        calendar = cal.WorkCalendar(
+            time_zone=time_zone or (kept.time_zone if kept else Settings.from_env().timezone),
+            weekdays=cal.parse_weekdays(
+                weekdays if weekdays is not None else (cal.format_weekdays(kept.weekdays) if kept else cal.DEFAULT_WEEKDAYS)
+            ),
+            periods=cal.parse_hours(
+                hours if hours is not None else (cal.format_hours(kept.periods) if kept else cal.DEFAULT_HOURS)
+            ),
+            holidays=cal.parse_dates(holidays) if holidays is not None else (kept.holidays if kept else frozenset()),
+            workdays=cal.parse_dates(workdays) if workdays is not None else (kept.workdays if kept else frozenset()),
+            urgent_wall_clock=urgent_wall_clock if urgent_wall_clock is not None else (kept.urgent_wall_clock if kept else True),
+        )
+        cal.save(conn, calendar)
+        click.echo(_describe(calendar, True))
+    click.echo("Incidents dispatched from now on count these working hours; due times already set are kept.")
+
+
+@work_calendar.command("off")
+def work_calendar_off() -> None:
+    """Turn the calendar off (kept for later): time limits run on the wall clock again."""
+    from data import calendar as cal
+
+    with command_store() as engine, engine.begin() as conn:
+        cal.save(conn, None, enabled=False)
+    click.echo("working calendar: off; time limits run on the wall clock")
+
+
+COMMANDS = [webhook, responsibility, escalate_overdue, work_calendar]
