@@ -75,6 +75,8 @@ units = Table(
     Column("updated_at", TS, nullable=False),
     Index("ix_units_level_parent", "level", "parent_id"),
     Index("ix_units_level_bbox", "level", "minx", "maxx", "miny", "maxy"),
+    # Early warning (migration 0006) reads every grid's ancestors and centroid without touching geometry.
+    Index("ix_units_grid_cover", "level", "id", "community_id", "street_id", "centroid_lon", "centroid_lat", "area_m2"),
 )
 
 departments = Table(
@@ -195,6 +197,8 @@ incidents = Table(
     # Overview metrics (migration 0002): what changed since yesterday, and the open incidents with
     # every column their KPIs read, so those come from a small index alone.
     Index("ix_incidents_updated_at", "updated_at"),
+    # Early warning (migration 0006): six weeks of reports read from the index alone.
+    Index("ix_incidents_warning_cover", "reported_at", "grid_id", "category_id", "state", "lon", "lat"),
     Index(
         "ix_incidents_open_cover",
         "is_open",
@@ -411,9 +415,7 @@ alert_events = Table(
     Column("actor", String(128), nullable=False),
     Column("action", String(16), nullable=False),
     Column("note", Text, nullable=True),
-    CheckConstraint(
-        "action IN ('raised','updated','acknowledge','dismiss','case','cleared','settings')", name="action"
-    ),
+    CheckConstraint("action IN ('raised','updated','acknowledge','dismiss','case','cleared','settings')", name="action"),
     Index("ix_alert_events_alert", "alert_id", "id"),
 )
 

@@ -1,4 +1,4 @@
-"""early warning: alerts, their audit log, sensitivity per category
+"""early warning: alerts, their audit log, sensitivity per category; covering indexes for the detection pass
 
 Revision ID: 0006
 Revises: 0004
@@ -18,6 +18,8 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    op.create_index('ix_incidents_warning_cover', 'incidents', ['reported_at', 'grid_id', 'category_id', 'state', 'lon', 'lat'])
+    op.create_index('ix_units_grid_cover', 'units', ['level', 'id', 'community_id', 'street_id', 'centroid_lon', 'centroid_lat', 'area_m2'])
     op.create_table('alerts',
     sa.Column('id', BigId, autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -85,3 +87,5 @@ def downgrade() -> None:
     op.drop_index('ix_alerts_condition', table_name='alerts')
     op.drop_index('ix_alerts_status_score', table_name='alerts')
     op.drop_table('alerts')
+    op.drop_index('ix_units_grid_cover', table_name='units')
+    op.drop_index('ix_incidents_warning_cover', table_name='incidents')
