@@ -303,9 +303,9 @@ def register(app, deps) -> None:
             prevent_initial_call=True,
         )
         def fill(selected):
-            if not selected:
-                return (no_update,) * len(mapping)
-            return tuple(row_to_form(tab, selected[0]))
+            values = row_to_form(tab, selected[0]) if selected else [no_update] * len(mapping)
+            # One output takes its value bare; several take a tuple.
+            return values[0] if len(values) == 1 else tuple(values)
 
     for tab in page.FIELDS:
         register_tab(tab)

@@ -49,6 +49,7 @@ TEXT.update(
         "admin.f.clear": ("(back to the city-wide department)", "（恢复全市职责部门）"),
         "admin.f.worker": ("Grid worker", "网格员"),
         "admin.f.grid": ("Grid", "网格"),
+        "admin.f.worker_name": ("Name", "姓名"),
         "admin.f.duties": ("Duty list", "职责清单"),
         "admin.f.search": ("Search workers (code, name, grid)", "搜索网格员（编码、姓名、网格）"),
         "admin.f.at": ("When", "时间"),

@@ -208,3 +208,23 @@ def test_the_page_shows_every_tab_and_the_audit_log_in_both_languages(deps, app)
         assert audit_grid.rowData[0]["actor"] == "page-admin" and '"ack_minutes": 45' in audit_grid.rowData[0]["after"]
     rows = page.rows(deps.engine, "audit", "zh", "Asia/Shanghai", entity="category_limits")
     assert rows[0]["entity"] == "处置时限"
+
+
+def test_selecting_a_row_fills_the_form_through_the_callback(deps, app):
+    client = signed_in_client(app, "admin")
+    for tab, row, field, value in (
+        ("keys", {"name": "hotline"}, "name", "hotline"),
+        ("categories", {"code": "garbage"}, "code", "garbage"),
+    ):
+        key = next(k for k in app.callback_map if k.startswith(f"{page.field_id(tab, field)}.value"))
+        component, _, prop = key.partition(".")
+        answer = client.post(
+            "/_dash-update-component",
+            json={
+                "output": key,
+                "outputs": {"id": component, "property": prop},
+                "inputs": [{"id": page.grid_id(tab), "property": "selectedRows", "value": [row]}],
+                "changedPropIds": [f"{page.grid_id(tab)}.selectedRows"],
+            },
+        )
+        assert answer.get_json()["response"][component]["value"] == value

@@ -240,7 +240,7 @@ def _columns(tab: str, lang: str) -> list[dict]:
     if tab == "duties":
         return [
             col("code", "admin.f.worker"),
-            col("name", "admin.f.display_name"),
+            col("name", "admin.f.worker_name"),
             col("grid", "admin.f.grid"),
             col("duties", "admin.f.duties", flex=2),
         ]
@@ -280,8 +280,11 @@ def table(tab: str, data: list[dict], lang: str) -> dag.AgGrid:
 # --- forms ----------------------------------------------------------------------------------------
 
 
-def _labelled(text: str, control) -> html.Label:
-    return html.Label([html.Span(text, className="cb-admin-label"), control], className="cb-admin-field")
+def _labelled(text: str, control, wide: bool = False) -> html.Label:
+    return html.Label(
+        [html.Span(text, className="cb-admin-label"), control],
+        className="cb-admin-field cb-admin-wide" if wide else "cb-admin-field",
+    )
 
 
 def _text(tab: str, field: str, lang: str, key: str, kind: str = "text", **extra) -> html.Label:
@@ -296,6 +299,7 @@ def _select(tab: str, field: str, lang: str, key: str, options: list[dict], valu
         dcc.Dropdown(
             id=field_id(tab, field), options=options, value=value, multi=multi, clearable=True, className="cb-admin-select"
         ),
+        wide=multi,
     )
 
 
