@@ -16,7 +16,6 @@ histogram bins grow by BIN_RATIO, so each estimate lies within 4.5% of the exact
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ _C = {name: i for i, name in enumerate(COUNTS)}
 BIN_RATIO = 2 ** (1 / 16)  # histogram bins of durations grow by 4.4%
 _LOG_RATIO = math.log(BIN_RATIO)
 CHUNK = 500  # ids per IN (...) list
+SMALL = 2000  # rows below which contributions are summed in plain Python
 
 TIME_FIELDS = (
     "reported_at",
@@ -215,10 +215,7 @@ def contributions(rows: dict[str, np.ndarray], tz: str) -> dict[Key, Cell]:
             idx = np.flatnonzero(m)
             if not len(idx):
                 continue
-            frame = pd.DataFrame(values[idx], columns=COUNTS)
-            frame["d"], frame["u"], frame["p"] = days[idx], unit[idx], dep[idx]
-            sums = frame.groupby(["d", "u", "p"], sort=False).sum()
-            for key, vector in zip(sums.index.tolist(), sums.to_numpy(dtype=np.int64), strict=True):
+            for key, vector in _grouped([days[idx], unit[idx], dep[idx]], values[idx]):
                 cell = cells.get(key)
                 if cell is None:
                     cell = cells[key] = Cell()
@@ -229,9 +226,7 @@ def contributions(rows: dict[str, np.ndarray], tz: str) -> dict[Key, Cell]:
             idx = np.flatnonzero(m)
             if not len(idx):
                 continue
-            frame = pd.DataFrame({"d": days[idx], "u": unit[idx], "p": dep[idx], "k": keys[idx]})
-            sizes = frame.groupby(["d", "u", "p", "k"], sort=False).size()
-            for (d, u, p, k), c in zip(sizes.index.tolist(), sizes.tolist(), strict=True):
+            for (d, u, p, k), c in _grouped([days[idx], unit[idx], dep[idx], keys[idx]], None):
                 cell = cells.get((d, u, p))
                 if cell is None:
                     cell = cells[(d, u, p)] = Cell()
@@ -253,6 +248,30 @@ def contributions(rows: dict[str, np.ndarray], tz: str) -> dict[Key, Cell]:
     add_sparse(local_days(a["acknowledged_at"], tz), ack_ok, duration_bin(np.where(ack_ok, ack_s, 0)), "ack")
     add_sparse(local_days(a["resolved_at"], tz), handle_ok, duration_bin(np.where(handle_ok, handle_s, 0)), "handle")
     return cells
+
+
+def _grouped(keys: list[np.ndarray], values: np.ndarray | None) -> Iterable[tuple[tuple, object]]:
+    """(key, summed value rows, or the number of rows) per distinct key of the key columns: pandas for
+    many rows; a plain dict for a few, where pandas' fixed cost per call would dominate a reader's delta."""
+    if len(keys[0]) <= SMALL:
+        out: dict[tuple, object] = {}
+        tuples = zip(*(k.tolist() for k in keys), strict=True)
+        if values is None:
+            for key in tuples:
+                out[key] = out.get(key, 0) + 1
+        else:
+            for key, row in zip(tuples, values, strict=True):
+                out[key] = out[key] + row if key in out else row.copy()
+        return out.items()
+    names = [f"k{i}" for i in range(len(keys))]
+    frame = pd.DataFrame(dict(zip(names, keys, strict=True)))
+    if values is None:
+        sizes = frame.groupby(names, sort=False).size()
+        return zip(sizes.index.tolist(), sizes.tolist(), strict=True)
+    for i in range(values.shape[1]):
+        frame[f"v{i}"] = values[:, i]
+    sums = frame.groupby(names, sort=False).sum()
+    return zip(sums.index.tolist(), sums.to_numpy(dtype=np.int64), strict=True)
 
 
 # --- rows: the incidents now, and as the cube last saw them -----------------------------------------
@@ -349,12 +368,17 @@ def _head(conn: Connection) -> int:
 # --- writing the cube ---------------------------------------------------------------------------------
 
 
-def _dumps(d: dict[int, int]) -> str:
-    return json.dumps({str(k): v for k, v in sorted(d.items())}, separators=(",", ":"))
+def _pack(d: dict[int, int]) -> bytes | None:
+    if not d:
+        return None
+    return np.array(sorted(d.items()), dtype="<i4").tobytes()
 
 
-def _loads(text_value: str | None) -> dict[int, int]:
-    return {int(k): int(v) for k, v in json.loads(text_value).items()} if text_value else {}
+def _unpack(blob: bytes | None) -> dict[int, int]:
+    if not blob:
+        return {}
+    pairs = np.frombuffer(blob, dtype="<i4").reshape(-1, 2)
+    return dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
 
 
 def cube_row(key: Key, cell: Cell) -> dict:
@@ -362,10 +386,10 @@ def cube_row(key: Key, cell: Cell) -> dict:
     row = {"day": day, "unit_id": unit, "department_id": dep}
     row.update({name: int(v) for name, v in zip(COUNTS, cell.counts, strict=True)})
     row.update(
-        ack_hist=_dumps(cell.ack),
-        handle_hist=_dumps(cell.handle),
-        hours=json.dumps([int(x) for x in cell.hours]) if cell.hours.any() else "",
-        categories=_dumps(cell.categories),
+        ack_hist=_pack(cell.ack),
+        handle_hist=_pack(cell.handle),
+        hours=cell.hours.astype("<i4").tobytes() if cell.hours.any() else None,
+        categories=_pack(cell.categories),
     )
     return row
 
@@ -374,12 +398,12 @@ def cell_from_row(row) -> Cell:
     m = row._mapping
     cell = Cell(
         counts=np.array([m[name] for name in COUNTS], dtype=np.int64),
-        ack=_loads(m["ack_hist"]),
-        handle=_loads(m["handle_hist"]),
-        categories=_loads(m["categories"]),
+        ack=_unpack(m["ack_hist"]),
+        handle=_unpack(m["handle_hist"]),
+        categories=_unpack(m["categories"]),
     )
     if m["hours"]:
-        cell.hours = np.array(json.loads(m["hours"]), dtype=np.int64)
+        cell.hours = np.frombuffer(m["hours"], dtype="<i4").astype(np.int64)
     return cell
 
 

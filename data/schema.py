@@ -544,7 +544,7 @@ centre_notifications = Table(
 # --- the leaders' review roll-ups (migration 0007; data/rollups.py) ------------------------------
 
 # Daily sums per (local day, unit, department): unit 0 is the whole city, department 0 all of them.
-# Histograms, hours and categories are JSON text ({"bin": count}, [24 counts], {"category id": count}).
+# Histograms and categories are little-endian int32 (key, count) pairs; hours 24 int32 counts.
 trend_rollup = Table(
     "trend_rollup",
     metadata,
@@ -570,10 +570,10 @@ trend_rollup = Table(
             "ended",
         )
     ),
-    Column("ack_hist", Text, nullable=False, server_default=""),
-    Column("handle_hist", Text, nullable=False, server_default=""),
-    Column("hours", Text, nullable=False, server_default=""),
-    Column("categories", Text, nullable=False, server_default=""),
+    Column("ack_hist", LargeBinary, nullable=True),
+    Column("handle_hist", LargeBinary, nullable=True),
+    Column("hours", LargeBinary, nullable=True),
+    Column("categories", LargeBinary, nullable=True),
     Index("ix_trend_rollup_cell", "unit_id", "department_id", "day"),
 )
 

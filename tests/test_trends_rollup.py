@@ -177,3 +177,16 @@ def test_quantile_estimate_is_within_a_bin():
         exact = ordered[int(k)] + (ordered[int(k) + 1] - ordered[int(k)]) * (k - int(k))
         assert rollups.quantile(hist, q) == pytest.approx(exact, rel=0.045)
     assert rollups.quantile({}, 0.5) is None
+
+
+def test_few_and_many_rows_are_summed_alike(engine, city, monkeypatch):  # noqa: F811
+    """Readers sum a few changed incidents in plain Python, the rebuild sums many with pandas: same cells."""
+    with store.reading(engine) as conn:
+        rows = rollups._arrays(conn.execute(select(*rollups._incident_columns())).all())
+    few = rollups.contributions(rows, TZ)
+    monkeypatch.setattr(rollups, "SMALL", 0)
+    many = rollups.contributions(rows, TZ)
+    assert {k: rollups.cube_row(k, c) for k, c in few.items()} == {k: rollups.cube_row(k, c) for k, c in many.items()}
+    unmerged = int((rows["state"] != lifecycle.MERGED).sum())
+    assert 0 < unmerged < 101
+    assert sum(c.counts[0] for k, c in few.items() if k[1:] == (0, 0)) == unmerged  # received

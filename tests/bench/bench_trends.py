@@ -1,9 +1,12 @@
 """Benchmark of the leaders' review (data/trends.review, all of /trends' figures) on a large generated history.
 
 Run: .venv/bin/python tests/bench/bench_trends.py [--incidents 1000000] [--days 90] [--runs 3] [--db sqlite|postgres]
-Generates the incidents in bulk (tests/bench/_util.py: numpy + executemany/COPY), then times
-review() for each period and scope: the median of `--runs` calls on a warm connection. Prints a
-table with the machine's core count and writes tests/bench/results/trends.json.
+Generates the incidents in bulk (tests/bench/_util.py: numpy + executemany/COPY), builds the roll-up
+(data/rollups.py), then times, for each period and scope, review() straight from the incidents (the
+"before": one run, `--direct-runs`), review() from the roll-up and the whole /trends content (review +
+charts + tables) from the roll-up: medians of `--runs` calls on a warm connection. Finally times an
+incremental refresh after a few hundred acknowledgements. Prints a table with the machine's core
+count and writes tests/bench/results/trends-<db>.json.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from data import store, trends  # noqa: E402
+from dashboard.pages import trends as page  # noqa: E402
+from data import rollups, schema, store, trends  # noqa: E402
+from data.incidents import apply_action  # noqa: E402
 from tests.bench._util import (  # noqa: E402
     bulk_load,
     generate_history,
@@ -49,22 +56,54 @@ def build(engine, n: int, days: int):
     return now, lattice.district_ids[0], time.perf_counter() - start
 
 
-def bench(engine, n: int, days: int, runs: int) -> dict:
+def bench(engine, n: int, days: int, runs: int, direct_runs: int) -> dict:
     now, district, load_s = build(engine, n, days)
     out = {"incidents": n, "days": days, "generate_and_load_s": round(load_s, 1), "timings_ms": {}}
-    for period in (7, 30, 90):
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        rollups.refresh(conn, TZ)
+    out["rollup_build_s"] = round(time.perf_counter() - start, 1)
+    print(f"  roll-up built in {out['rollup_build_s']} s", flush=True)
+    for period in (7, 30, 90, 365):
         for label, scope in (("city", None), ("district", ("district", district))):
             for gran in ("day", "week"):
-
-                def call(period=period, scope=scope, gran=gran):
-                    with store.reading(engine) as conn:
-                        return trends.review(conn, scope, now, TZ, days=period, granularity=gran)
-
-                seconds, review = median_time(call, runs)
                 key = f"{period}d {label} {gran}"
-                out["timings_ms"][key] = round(seconds * 1000)
-                print(f"  {key:<22} {seconds * 1000:>9,.0f} ms   received {review['totals']['received']:,}", flush=True)
+                row = out["timings_ms"][key] = {}
+
+                def call(period=period, scope=scope, gran=gran, use=True):
+                    with store.reading(engine) as conn:
+                        return trends.review(conn, scope, now, TZ, days=period, granularity=gran, use_rollups=use)
+
+                if direct_runs:
+                    seconds, direct = median_time(lambda call=call: call(use=False), direct_runs)
+                    row["direct"] = round(seconds * 1000)
+                seconds, review = median_time(call, runs)
+                row["rollup"] = round(seconds * 1000)
+                choice = page.Choice(days=period, scope=scope and (scope_level(scope), scope[1]), granularity=gran)
+                seconds, _ = median_time(lambda choice=choice: page.content(engine, choice, "en", TZ, now=now), runs)
+                row["page"] = round(seconds * 1000)
+                print(f"  {key:<22} {row}   received {review['totals']['received']:,}", flush=True)
+    out["incremental_refresh"] = incremental(engine, now)
     return out
+
+
+def scope_level(scope) -> int:
+    return schema.LEVELS[scope[0]]
+
+
+def incremental(engine, now, count: int = 300) -> dict:
+    """Acknowledge `count` dispatched incidents through data/incidents.py, then time the refresh that applies them."""
+    inc = schema.incidents
+    with engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(select(inc.c.id).where(inc.c.state == "dispatched").limit(count))]
+        for incident_id in ids:
+            apply_action(conn, incident_id, "acknowledge", actor="bench", at=now)
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        done = rollups.refresh(conn, TZ)
+    seconds = time.perf_counter() - start
+    print(f"  incremental refresh of {done['incidents']} changed incidents: {seconds * 1000:,.0f} ms", flush=True)
+    return {"incidents": done["incidents"], "ms": round(seconds * 1000)}
 
 
 def main() -> None:
@@ -72,6 +111,7 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--direct-runs", type=int, default=1, help="runs straight from the incidents (0: skip)")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     print(
@@ -81,19 +121,21 @@ def main() -> None:
     if args.db == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             engine = store.make_engine(f"sqlite:///{tmp}/trends.db")
-            result = bench(engine, args.incidents, args.days, args.runs)
+            result = bench(engine, args.incidents, args.days, args.runs, args.direct_runs)
             engine.dispose()
     else:
         with pg_schema_engine() as engine:
             if engine is None:
                 return
-            result = bench(engine, args.incidents, args.days, args.runs)
+            result = bench(engine, args.incidents, args.days, args.runs, args.direct_runs)
     result.update({"db": args.db, "runs": args.runs, "cores": os.cpu_count()})
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"trends-{args.db}.json").write_text(json.dumps(result, indent=2))
-    print(f"\n{'case':<22} {'server time':>12}")
-    for key, ms in result["timings_ms"].items():
-        print(f"{key:<22} {ms:>9,} ms")
+    print(f"\n{'case':<22} {'direct review':>14} {'roll-up review':>15} {'/trends content':>16}")
+    for key, row in result["timings_ms"].items():
+        direct = f"{row['direct']:,} ms" if "direct" in row else "-"
+        print(f"{key:<22} {direct:>14} {row['rollup']:>12,} ms {row['page']:>13,} ms")
+    print(f"roll-up build: {result['rollup_build_s']} s; incremental refresh: {result['incremental_refresh']}")
     print(f"generate + load: {result['generate_and_load_s']} s")
 
 

@@ -31,10 +31,10 @@ def upgrade() -> None:
     sa.Column('unit_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('department_id', sa.Integer(), autoincrement=False, nullable=False),
     *(sa.Column(name, sa.Integer(), server_default=sa.text('0'), nullable=False) for name in COUNTS),
-    sa.Column('ack_hist', sa.Text(), server_default='', nullable=False),
-    sa.Column('handle_hist', sa.Text(), server_default='', nullable=False),
-    sa.Column('hours', sa.Text(), server_default='', nullable=False),
-    sa.Column('categories', sa.Text(), server_default='', nullable=False),
+    sa.Column('ack_hist', sa.LargeBinary(), nullable=True),
+    sa.Column('handle_hist', sa.LargeBinary(), nullable=True),
+    sa.Column('hours', sa.LargeBinary(), nullable=True),
+    sa.Column('categories', sa.LargeBinary(), nullable=True),
     sa.PrimaryKeyConstraint('day', 'unit_id', 'department_id', name=op.f('pk_trend_rollup'))
     )
     op.create_index('ix_trend_rollup_cell', 'trend_rollup', ['unit_id', 'department_id', 'day'])
