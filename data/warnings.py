@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, true
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from data import schema
@@ -333,16 +333,20 @@ def record_findings(
     Each finding is a dict with kind, condition_key, score, observed, expected, unit_id,
     category_id, incident_id, lon, lat, reason_en, reason_zh, details (a dict) and optionally
     cooldown (seconds). A condition whose last alert was dismissed, cased or cleared less than its
-    cooldown ago is not raised again (the operator already dealt with it). Only alerts of
-    `kinds_run` are cleared. Returns counts per kind: raised, updated, cleared.
+    cooldown ago is not raised again (the operator already dealt with it). A live alert's figures
+    are refreshed every pass, but an 'updated' event (which screens follow) is written only when
+    they changed materially. Only alerts of `kinds_run` are cleared. Returns counts per kind.
     """
     now = to_utc(now, "now")
     kinds_run = tuple(kinds_run)
     counts = {k: {"raised": 0, "updated": 0, "cleared": 0, "suppressed": 0} for k in KINDS}
     latest = _latest_by_condition(conn, [f["condition_key"] for f in findings])
-    found_keys = set()
+    found_keys: set[str] = set()
+    refresh, quiet, events = [], [], []
     for f in findings:
         key = f["condition_key"]
+        if key in found_keys:
+            continue
         found_keys.add(key)
         prior = latest.get(key)
         values = {
@@ -352,26 +356,18 @@ def record_findings(
             "reason_en": f["reason_en"],
             "reason_zh": f["reason_zh"],
             "details": json.dumps(f.get("details") or {}, ensure_ascii=False, default=str),
-            "last_seen_at": now,
         }
         if prior is not None and prior.status in LIVE_STATUSES:
-            changed = prior.observed != values["observed"] or abs((prior.score or 0) - values["score"]) >= 1.0
-            conn.execute(AL.update().where(AL.c.id == prior.id).values(**values))
-            if changed:
-                _event(
-                    conn,
-                    prior.id,
-                    now,
-                    actor,
-                    "updated",
-                    f"observed {values['observed']:g}" if values["observed"] is not None else None,
-                )
+            refresh.append({"_id": prior.id, **values})
+            if _material_change(prior, values):
+                note = None if values["observed"] is None else f"observed {values['observed']:g}"
+                events.append({"alert_id": prior.id, "at": now, "actor": actor, "action": "updated", "note": note})
                 counts[f["kind"]]["updated"] += 1
             continue
         cooldown = float(f.get("cooldown", 0))
         if prior is not None and (now - from_db(prior.last_seen_at)).total_seconds() < cooldown:
             # Dealt with (or just cleared) and still the same condition: keep quiet, remember it is still there.
-            conn.execute(AL.update().where(AL.c.id == prior.id).values(last_seen_at=now))
+            quiet.append({"_id": prior.id})
             counts[f["kind"]]["suppressed"] += 1
             continue
         episode = 1 if prior is None else prior.episode + 1
@@ -388,28 +384,53 @@ def record_findings(
                 lon=_float_or_none(f.get("lon")),
                 lat=_float_or_none(f.get("lat")),
                 first_seen_at=now,
+                last_seen_at=now,
                 **values,
             )
             .returning(AL.c.id)
         ).scalar_one()
-        _event(conn, alert_id, now, actor, "raised", None)
+        events.append({"alert_id": alert_id, "at": now, "actor": actor, "action": "raised", "note": None})
         counts[f["kind"]]["raised"] += 1
+    if refresh:
+        conn.execute(
+            AL.update()
+            .where(AL.c.id == bindparam("_id"))
+            .values({**{name: bindparam(name) for name in refresh[0] if name != "_id"}, "last_seen_at": now}),
+            refresh,
+        )
+    if quiet:
+        conn.execute(AL.update().where(AL.c.id == bindparam("_id")).values(last_seen_at=now), quiet)
     if kinds_run:
         gone = conn.execute(
             select(AL.c.id, AL.c.kind, AL.c.condition_key).where(AL.c.status.in_(LIVE_STATUSES), AL.c.kind.in_(kinds_run))
         ).all()
-        for row in gone:
-            if row.condition_key in found_keys:
-                continue
-            cleared = conn.execute(
+        cleared = [row for row in gone if row.condition_key not in found_keys]
+        if cleared:
+            conn.execute(
                 AL.update()
-                .where(AL.c.id == row.id, AL.c.status.in_(LIVE_STATUSES))
-                .values(status=CLEARED, last_seen_at=now, version=AL.c.version + 1)
-            ).rowcount
-            if cleared:
-                _event(conn, row.id, now, actor, "cleared", "the condition has gone away")
-                counts[row.kind]["cleared"] += 1
+                .where(AL.c.id == bindparam("_id"), AL.c.status.in_(LIVE_STATUSES))
+                .values(status=CLEARED, last_seen_at=now, version=AL.c.version + 1),
+                [{"_id": row.id} for row in cleared],
+            )
+        for row in cleared:
+            events.append(
+                {"alert_id": row.id, "at": now, "actor": actor, "action": "cleared", "note": "the condition has gone away"}
+            )
+            counts[row.kind]["cleared"] += 1
+    if events:
+        conn.execute(AE.insert(), events)
     return counts
+
+
+def _material_change(prior, values: dict) -> bool:
+    """Whether refreshed figures differ enough to tell the screens (a count by one, a score by one, a share by 0.1)."""
+    if abs((prior.score or 0.0) - values["score"]) >= 1.0:
+        return True
+    old, new = prior.observed, values["observed"]
+    if old is None or new is None:
+        return old is not new
+    step = 1.0 if max(abs(old), abs(new)) >= 1.0 else 0.1
+    return abs(new - old) >= step
 
 
 def _latest_by_condition(conn: Connection, keys: list[str]):
