@@ -95,6 +95,19 @@ def add_limit(start: datetime, minutes: int, calendar: WorkCalendar | None) -> d
     return start + timedelta(minutes=minutes) if calendar is None else calendar.add(start, minutes)
 
 
+def due_after_seconds(start_s: int, minutes: int, calendar: WorkCalendar | None) -> int:
+    """add_limit on epoch seconds, for the demo's bulk history (the same arithmetic, no datetime per call off-calendar)."""
+    if calendar is None:
+        return start_s + 60 * minutes
+    return int(calendar.add(datetime.fromtimestamp(start_s, UTC), minutes).timestamp())
+
+
+def limit_calendars(conn: Connection) -> dict[int, WorkCalendar | None]:
+    """limit_calendar for every priority, read once (for code that computes many due times)."""
+    calendar = work_calendar.load(conn)
+    return {p: None if calendar is None or (p == 1 and calendar.urgent_wall_clock) else calendar for p in DEFAULT_LIMITS}
+
+
 def compute_due_times(conn: Connection, category_id: int, priority: int, dispatched_at: datetime) -> tuple[datetime, datetime]:
     """(ack_due_at, handle_due_at) for an incident dispatched at `dispatched_at` (in working time when the calendar is on)."""
     start = to_utc(dispatched_at, "dispatched_at")
@@ -233,6 +246,7 @@ __all__ = [
     "add_limit",
     "compute_due_times",
     "due_status",
+    "due_after_seconds",
     "due_status_expression",
     "epoch_seconds",
     "extended_due",
@@ -240,6 +254,7 @@ __all__ = [
     "is_near_due",
     "is_overdue",
     "limit_calendar",
+    "limit_calendars",
     "limits_for",
     "near_due_expression",
     "overdue_expression",

@@ -239,3 +239,29 @@ def test_the_work_calendar_command_sets_shows_and_turns_off(tmp_path, monkeypatc
     with engine.connect() as conn:
         assert work_calendar.load(conn) is None
     engine.dispose()
+
+
+def test_a_demo_built_with_the_calendar_on_counts_working_hours_like_a_dispatch(engine):
+    from sqlalchemy import select
+
+    from data import schema
+    from data.demo.city import build_demo
+
+    with engine.begin() as conn:
+        work_calendar.save(conn, NATIONAL_DAY)
+    build_demo(engine, grids=120, days=3, per_day=80, seed=3, now=datetime(2025, 3, 5, 10, 0, tzinfo=UTC))
+    inc, lim = schema.incidents, schema.category_limits
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(inc.c.dispatched_at, inc.c.ack_due_at, inc.c.priority, inc.c.extension_minutes, lim.c.ack_minutes)
+            .join_from(inc, lim, (lim.c.category_id == inc.c.category_id) & (lim.c.priority == inc.c.priority))
+            .where(inc.c.dispatched_at.is_not(None))
+        ).all()
+    assert len(rows) > 50
+    checked = 0
+    for r in rows:
+        start, due = clock.from_db(r.dispatched_at), clock.from_db(r.ack_due_at)
+        expected = start + timedelta(minutes=r.ack_minutes) if r.priority == 1 else NATIONAL_DAY.add(start, r.ack_minutes)
+        assert due == expected
+        checked += r.priority != 1 and not NATIONAL_DAY.is_working_time(start + timedelta(minutes=r.ack_minutes))
+    assert checked  # some limits crossed a night or weekend: the wall clock would have given another time

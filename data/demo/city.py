@@ -29,7 +29,7 @@ from sqlalchemy import Engine, func, insert, inspect, select, text, true
 from sqlalchemy.engine import Connection
 
 from data import schema, store
-from data.clock import to_utc, utc_now
+from data.clock import limit_calendars, to_utc, utc_now
 from data.demo import catalogue, history, names
 from data.errors import ValidationError
 from data.geo import unit_rows, upsert_units
@@ -494,7 +494,9 @@ def build_demo(
         catalogue_ids = catalogue.store_catalogue(conn)
         workers = store_workers(conn, plan, ids, seed)
         lap("units and workers")
-        made = history.generate_history(_history_city(conn, plan, ids, workers), catalogue_ids, days, per_day, seed, now)
+        made = history.generate_history(
+            _history_city(conn, plan, ids, workers), catalogue_ids, days, per_day, seed, now, limit_calendars(conn)
+        )
         lap("history")
         history.load_history(conn, made)
         for key, value in {

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from data import lifecycle
+from data.clock import due_after_seconds
 from data.demo.catalogue import CATEGORIES, DEPARTMENTS_BY_CODE, GRID_WORKER, SOURCES, CatalogueIds, Department
 from data.locate import GridLocator
 
@@ -132,10 +133,14 @@ class Case:
     and stops the case there, so the row ends in the state it had reached by `now`.
     """
 
-    __slots__ = (*_CASE_STATE, "incident_id", "now", "stopped", "last_at", "events", "limits")
+    __slots__ = (*_CASE_STATE, "incident_id", "now", "stopped", "last_at", "events", "limits", "calendars", "calendar")
 
-    def __init__(self, incident_id: int, reported_at: int, actor: str, now: int, limits: dict, events: list):
+    def __init__(
+        self, incident_id: int, reported_at: int, actor: str, now: int, limits: dict, events: list, calendars: dict | None = None
+    ):
         self.incident_id, self.now, self.limits, self.events = incident_id, now, limits, events
+        # Per priority, the working calendar its limits count in (clock.limit_calendars; None: wall clock).
+        self.calendars, self.calendar = calendars or {}, None
         for name in _CASE_STATE:
             setattr(self, name, None)
         self.reopen_count = self.escalation_level = self.extension_minutes = self.version = 0
@@ -165,7 +170,10 @@ class Case:
             self.assignee_department_id, self.assignee_worker_id = dept, worker
             self.dispatched_at = at
             self.first_dispatched_at = self.first_dispatched_at or at
-            self.ack_due_at, self.handle_due_at = at + 60 * ack_minutes, at + 60 * handle_minutes
+            # The store's own due-time arithmetic (data.clock), so a demo built with the calendar on counts working hours.
+            self.calendar = self.calendars.get(priority)
+            self.ack_due_at = due_after_seconds(at, ack_minutes, self.calendar)
+            self.handle_due_at = due_after_seconds(at, handle_minutes, self.calendar)
             self.acknowledged_at = self.ack_late = self.resolved_at = self.resolved_late = None
             data = _assignee_json(dept, worker)
         elif action == "acknowledge":
@@ -186,7 +194,7 @@ class Case:
             data = f'{{"level": {self.escalation_level}}}'
         elif action == "extend":
             minutes = params["extend_minutes"]
-            self.handle_due_at += 60 * minutes
+            self.handle_due_at = due_after_seconds(self.handle_due_at, minutes, self.calendar)
             self.extension_minutes += minutes
             data = f'{{"minutes": {minutes}}}'
         elif action == "rate":
@@ -421,8 +429,19 @@ def _live(ctx: _Context, case: Case, cat_index: int, priority: int, centre: str,
 # --- the whole history ------------------------------------------------------------------------------
 
 
-def generate_history(city: CityForHistory, ids: CatalogueIds, days: float, per_day: float, seed: int, now: datetime) -> History:
-    """Incidents and events of `days` days up to `now` at about `per_day` a day, drawn from `seed`."""
+def generate_history(
+    city: CityForHistory,
+    ids: CatalogueIds,
+    days: float,
+    per_day: float,
+    seed: int,
+    now: datetime,
+    calendars: dict | None = None,
+) -> History:
+    """Incidents and events of `days` days up to `now` at about `per_day` a day, drawn from `seed`.
+
+    `calendars` (clock.limit_calendars of the store) makes due times count working hours as dispatches would.
+    """
     rng = np.random.default_rng([seed, 3])
     now_s = int(now.timestamp())
     start = now_s - int(days * DAY)
@@ -476,7 +495,7 @@ def generate_history(city: CityForHistory, ids: CatalogueIds, days: float, per_d
         worker = (city.worker_ids[g], city.worker_codes[g]) if g >= 0 else None
         reporter = f"worker:{worker[1]}" if src == "patrol" else REPORT_ACTORS[src]
         centre = f"centre:{city.street_codes[g]}" if g >= 0 else "centre:city"
-        case = Case(incident_id, int(times[i]), reporter, now_s, cat.limits, events)
+        case = Case(incident_id, int(times[i]), reporter, now_s, cat.limits, events, calendars)
         target = int(duplicate_of[i])
         merge_into = (target + 1, terminal[target]) if target >= 0 and located[target] >= 0 else None
         _live(ctx, case, int(category[i]), int(priority[i]), centre, worker, merge_into)
