@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dash import ALL, Input, Output, State, ctx, no_update
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from dashboard.i18n import t
 from dashboard.pages import admin as page
@@ -196,6 +197,8 @@ def perform(engine, tab: str, action: str, form: dict, lang: str, actor: str | N
         return Outcome(False, t("admin.msg.denied", lang))
     except CityBrainError as exc:
         return Outcome(False, t("admin.msg.refused", lang).format(reason=exc))
+    except IntegrityError:  # two admins created the same code at once: the second is refused whole
+        return Outcome(False, t("admin.msg.refused", lang).format(reason=t("admin.msg.race", lang)))
     if not changed:
         return Outcome(True, t("admin.msg.unchanged", lang))
     label = None

@@ -88,6 +88,10 @@ TEXT.update(
         "admin.msg.done": ("Saved: {what}.", "已保存：{what}。"),
         "admin.msg.unchanged": ("Nothing changed.", "无变化。"),
         "admin.msg.refused": ("Not saved: {reason}", "未保存：{reason}"),
+        "admin.msg.race": (
+            "someone else made the same change at the same moment; reload and check",
+            "他人同时进行了相同修改，请刷新后核对",
+        ),
         "admin.msg.denied": ("Only administrators may change this.", "仅管理员可修改。"),
         "admin.msg.secret": (
             "Key {name} created. Copy it now; it is shown only this once:",
