@@ -36,6 +36,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     cache.init_app(server)
     deps = Deps(settings=settings, engine=engine)
     server.extensions["citybrain"] = deps
+    from dashboard.auth import init_auth
+
+    init_auth(server, settings)  # sign-in, the deny-by-default gate and CSRF come before every other route
     _register_health(server, deps)
     _register_overview_routes(server, engine, warm=not testing)
     from dashboard.api import register_api

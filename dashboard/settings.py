@@ -38,6 +38,10 @@ class Settings:
         "", "Flask secret key for sessions; empty means a random key per start (set it for several workers)."
     )
     debug: bool = _setting(False, "Dash debug mode (never on a wall display).")
+    secure_cookies: bool = _setting(
+        False, "Send the session and CSRF cookies over HTTPS only (turn on whenever the app is served over https)."
+    )
+    session_hours: int = _setting(12, "Hours a user's sign-in lasts (wall kiosk links stay signed in until revoked).")
     auto_escalate_seconds: int = _setting(
         0, "Seconds between sweeps that escalate overdue incidents automatically (督办); 0 turns automatic escalation off."
     )

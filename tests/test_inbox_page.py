@@ -11,6 +11,7 @@ from dashboard.pages import inbox as page
 from dashboard.server import create_app
 from dashboard.settings import Settings
 from data import dispatch, lifecycle, notify
+from tests.auth_helpers import signed_in_client
 from tests.factories import drive_to, make_incident, make_world
 
 
@@ -78,7 +79,7 @@ def test_the_list_is_redrawn_by_the_department_picker_and_the_live_feed(deps):
     app = create_app(deps.settings, engine=deps.engine, testing=True)
     inputs = {(i["id"], i["property"]) for i in app.callback_map[f"{page.LIST}.children"]["inputs"]}
     assert inputs == {(page.DEPARTMENT, "value"), (page.REFRESH, "data")}
-    client = app.server.test_client()
+    client = signed_in_client(app)
     assert client.get("/inbox").status_code == 200
 
     incident_id = _dispatch_construction(deps)  # arrives after the page was drawn: the feed's bump redraws

@@ -10,6 +10,7 @@ import shapely
 
 from dashboard.server import create_app
 from dashboard.settings import Settings
+from tests.auth_helpers import signed_in_client
 from tests.overview_city import build_tiny_city
 
 
@@ -21,7 +22,7 @@ def city(engine):
 @pytest.fixture
 def client(engine, city):
     settings = Settings.from_env({}, live=False, build_demo=False)
-    return create_app(settings, engine=engine, testing=True).server.test_client()
+    return signed_in_client(create_app(settings, engine=engine, testing=True))
 
 
 def _features(response):
@@ -137,7 +138,7 @@ def test_bad_requests_get_a_one_line_reason(client, url, status, message):
 
 def test_an_empty_store_serves_an_empty_collection(engine):
     settings = Settings.from_env({}, live=False, build_demo=False)
-    client = create_app(settings, engine=engine, testing=True).server.test_client()
+    client = signed_in_client(create_app(settings, engine=engine, testing=True))
     assert _features(client.get("/geo/units/grid.json")) == []
 
 

@@ -11,6 +11,7 @@ import pytest
 from dashboard import live
 from dashboard.server import create_app
 from dashboard.settings import Settings
+from tests.auth_helpers import signed_in_client
 from tests.factories import make_incident, make_world
 
 
@@ -78,7 +79,7 @@ def _open(client, **kwargs) -> Stream:
 
 def test_a_new_stream_catches_up_then_delivers_changes_as_they_land(app, engine, world):
     first = _report(engine, world, 2)
-    stream = _open(app.server.test_client(), query_string={"after": 0})
+    stream = _open(signed_in_client(app), query_string={"after": 0})
     try:
         assert stream.next_frame() == {"retry": str(live.RETRY_MS)}
         caught_up = stream.next_data("changes")
@@ -98,7 +99,7 @@ def test_a_new_stream_catches_up_then_delivers_changes_as_they_land(app, engine,
 
 def test_a_reconnect_resumes_after_last_event_id_without_losing_or_repeating(app, engine, world):
     ids = _report(engine, world, 3)
-    client = app.server.test_client()
+    client = signed_in_client(app)
     stream = _open(client, query_string={"after": 0})
     try:
         stream.next_frame()
@@ -121,7 +122,7 @@ def test_a_long_absence_is_caught_up_in_one_message(app, engine, world, monkeypa
     monkeypatch.setattr(live, "PAGE", 2)
     monkeypatch.setattr(live, "MAX_EVENTS", 3)
     ids = _report(engine, world, 5)
-    stream = _open(app.server.test_client(), query_string={"after": 0})
+    stream = _open(signed_in_client(app), query_string={"after": 0})
     try:
         stream.next_frame()
         message = stream.next_data("changes")["data"]
@@ -135,7 +136,7 @@ def test_a_long_absence_is_caught_up_in_one_message(app, engine, world, monkeypa
 def test_a_quiet_stream_sends_heartbeats_with_the_head(app, engine, world, monkeypatch):
     monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.3)
     _report(engine, world)
-    stream = _open(app.server.test_client())  # no ?after: start from now, nothing to catch up
+    stream = _open(signed_in_client(app))  # no ?after: start from now, nothing to catch up
     try:
         stream.next_frame()
         beat = stream.next_data("heartbeat", timeout=3)
@@ -150,7 +151,7 @@ def test_a_quiet_stream_sends_heartbeats_with_the_head(app, engine, world, monke
 
 def test_a_client_ahead_of_the_store_is_told_to_reset(app, engine, world):
     _report(engine, world)
-    stream = _open(app.server.test_client(), headers={"Last-Event-ID": "999999"})
+    stream = _open(signed_in_client(app), headers={"Last-Event-ID": "999999"})
     try:
         stream.next_frame()
         reset = stream.next_frame()
@@ -162,14 +163,14 @@ def test_a_client_ahead_of_the_store_is_told_to_reset(app, engine, world):
 
 def test_the_stream_ends_so_the_browser_reconnects(app, engine, world):
     app.server.config["CITYBRAIN_SSE_STREAM_SECONDS"] = 0.5
-    response = app.server.test_client().get("/live/events")
+    response = signed_in_client(app).get("/live/events")
     # Buffered: returns only because the stream ended by itself.
     assert response.data.startswith(b"retry: ")
 
 
 def test_head_route_reports_the_feed_head(app, engine, world):
     _report(engine, world, 2)
-    body = app.server.test_client().get("/live/head").get_json()
+    body = signed_in_client(app).get("/live/head").get_json()
     with engine.connect() as conn:
         from data import store
 
@@ -186,9 +187,9 @@ def test_message_framing_is_one_id_and_one_data_line():
 def test_the_build_id_follows_the_code_and_reaches_heartbeats_and_the_head_route(app, engine, world, monkeypatch):
     build = app.server.config["CITYBRAIN_BUILD"]
     assert build == live.build_id(app)  # the same code gives the same id (every worker agrees)
-    assert app.server.test_client().get("/live/head").get_json()["build"] == build
+    assert signed_in_client(app).get("/live/head").get_json()["build"] == build
     monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.2)
-    stream = _open(app.server.test_client())
+    stream = _open(signed_in_client(app))
     try:
         stream.next_frame()
         assert stream.next_data("heartbeat")["data"]["build"] == build

@@ -10,6 +10,7 @@ import pytest
 
 from dashboard.server import create_app
 from dashboard.settings import Settings
+from tests.auth_helpers import signed_in_client
 from tests.factories import drive_to, make_incident, make_world
 
 
@@ -21,7 +22,7 @@ def world(engine):
 
 @pytest.fixture
 def client(engine, world):
-    return create_app(Settings.from_env({}, live=False, build_demo=False), engine=engine, testing=True).server.test_client()
+    return signed_in_client(create_app(Settings.from_env({}, live=False, build_demo=False), engine=engine, testing=True))
 
 
 def _report(engine, world, index, *, priority=3, minutes_ago=5, state=None):

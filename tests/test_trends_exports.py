@@ -17,6 +17,7 @@ from data import schema, store, trends
 from data.clock import utc_now
 from data.demo.city import build_demo
 from data.errors import ValidationError
+from tests.auth_helpers import request_as, signed_in_client
 
 TZ = "Asia/Shanghai"
 
@@ -53,7 +54,7 @@ def test_choice_round_trips_through_the_url():
 
 
 def test_series_csv_equals_the_store(app):
-    client = app.server.test_client()
+    client = signed_in_client(app)
     rows = _csv(client.get("/trends/export/series.csv?period=7&gran=day"))
     review = _store_review(app, days=7, granularity="day")
     header, body = rows[0], rows[1:]
@@ -64,7 +65,7 @@ def test_series_csv_equals_the_store(app):
 
 
 def test_league_and_units_csv_follow_the_scope(app):
-    client = app.server.test_client()
+    client = signed_in_client(app)
     city = _csv(client.get("/trends/export/units.csv?period=30"))
     district_id = _store_review(app, days=30)["units"][0]["unit_id"]
     streets = _csv(client.get(f"/trends/export/units.csv?period=30&scope=district:{district_id}"))
@@ -76,7 +77,7 @@ def test_league_and_units_csv_follow_the_scope(app):
 
 
 def test_every_table_exports_to_excel(app):
-    client = app.server.test_client()
+    client = signed_in_client(app)
     review = _store_review(app, days=30)
     for which in trends_tables.TABLES:
         response = client.get(f"/trends/export/{which}.xlsx?period=30")
@@ -88,14 +89,14 @@ def test_every_table_exports_to_excel(app):
 
 
 def test_bad_export_requests_get_a_clear_answer(app):
-    client = app.server.test_client()
+    client = signed_in_client(app)
     assert client.get("/trends/export/series.csv?period=8").status_code == 400
     assert b"granularity" in client.get("/trends/export/series.csv?gran=hour").data
     assert client.get("/trends/export/nothing.csv").status_code == 404
 
 
 def test_meeting_brief_carries_headline_charts_and_league(app):
-    client = app.server.test_client()
+    client = signed_in_client(app)
     response = client.get("/trends/brief?period=30")
     assert response.status_code == 200
     body = response.data.decode()
@@ -109,7 +110,7 @@ def test_page_renders_for_the_url(app):
     from dashboard.pages import render
 
     deps = app.server.extensions["citybrain"]
-    with app.server.test_request_context():
+    with request_as(app, "leader"):
         layout = render(deps, "/trends", "?period=7&gran=day", "zh")
     text = str(layout)
     assert "trends-chart-volume" in text and "trends-table-league" in text and "趋势研判" in text

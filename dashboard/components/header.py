@@ -83,14 +83,26 @@ NAV_PAGES = (
 
 
 def nav(current: str, lang: str) -> html.Nav:
-    """Links between the screens, the current one marked; one definition for every page."""
-    return html.Nav(
-        className="cb-nav",
-        children=[
-            html.A(t(key, lang), href=path, className="cb-nav-link cb-nav-current" if path == current else "cb-nav-link")
-            for path, key in NAV_PAGES
-        ],
-    )
+    """Links between the screens the signed-in user may open, the current one marked, and who is signed in."""
+    from dashboard import auth
+
+    who = auth.current()
+    links = [
+        html.A(t(key, lang), href=path, className="cb-nav-link cb-nav-current" if path == current else "cb-nav-link")
+        for path, key in NAV_PAGES
+        if auth.may_open(path)
+    ]
+    if who.is_authenticated:
+        links.append(
+            html.Span(
+                [
+                    html.Span(f"{who.display_name} · {t(f'auth.role.{who.role}', lang)}", className="cb-nav-user", id="nav-user"),
+                    html.A(t("auth.signout", lang), href="/logout", className="cb-nav-link cb-nav-signout", id="nav-signout"),
+                ],
+                className="cb-nav-account",
+            )
+        )
+    return html.Nav(className="cb-nav", children=links)
 
 
 def header(state: dict, chain, lang: str, tz: str, as_of: datetime, wall: bool) -> html.Header:

@@ -54,4 +54,12 @@ def render(deps, pathname: str | None, search: str | None, lang: str, bounds=Non
     page = PAGES.get(path)
     if page is None:
         return html.Div([html.H1("404"), html.A(t("overview.title", lang), href="/")], className="cb-not-found")
+    from dashboard import auth
+
+    if not auth.may_open(path):  # the server refuses the page's data too; this says so instead of a broken page
+        return html.Div(
+            [html.H1(t("auth.refused.title", lang)), html.P(t("auth.refused.body", lang)), html.A(t("auth.refused.home", lang), href="/")],
+            className="cb-not-found",
+            id="auth-refused",
+        )
     return page(deps, query, lang, bounds=bounds)

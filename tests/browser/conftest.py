@@ -19,6 +19,7 @@ from data import schema, store
 from data.demo.city import build_demo
 from data.incidents import report_incidents
 from data.locate import GridLocator
+from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import chromium_paths, start_chromium
 from tests.conftest import skip_or_fail
 
@@ -113,10 +114,17 @@ def city(tmp_path_factory):
     engine.dispose()
 
 
+# Every browser test server signs sessions with this key, so a restarted server keeps them.
+BROWSER_SECRET = "browser-tests-secret"
+# The user the `browser` fixture is signed in as (created by `server` in the module's store).
+BROWSER_ADMIN = "browser-admin"
+
+
 @pytest.fixture(scope="module")
 def server(city):
-    settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai")
+    settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai", secret_key=BROWSER_SECRET)
     app = create_app(settings, engine=city.engine, testing=True)
+    make_user(city.engine, "admin", username=BROWSER_ADMIN)
     thread = ServerThread(app)
     thread.start()
     yield thread.url
@@ -135,7 +143,10 @@ def chromium():
 
 @pytest.fixture
 def browser(chromium, server):
-    """The shared Chromium, checked after each test: no console errors, no request to another host."""
+    """The shared Chromium signed in as BROWSER_ADMIN, checked after each test: no console errors, no
+    request to another host. A test that signs in as someone else (sign_in_browser) replaces the session."""
+    if chromium.get_cookie("citybrain_session") is None:
+        sign_in_browser(chromium, server, BROWSER_ADMIN, next_path="/healthz")
     chromium.get_log("browser")  # start clean: drop what an earlier test left
     yield chromium
     errors = [entry["message"] for entry in chromium.get_log("browser") if entry["level"] == "SEVERE"]

@@ -13,6 +13,8 @@ from werkzeug.serving import make_server
 
 from dashboard.server import create_app
 from dashboard.settings import Settings
+from tests.auth_helpers import make_user, sign_in_browser
+from tests.browser.conftest import BROWSER_SECRET
 from tests.browser.test_overview_browser import open_page, shown_kpis, wait_for
 
 pytestmark = pytest.mark.browser
@@ -37,7 +39,7 @@ class RestartableServer:
         self.connections: set[socket.socket] = set()
 
     def start(self) -> None:
-        settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai")
+        settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai", secret_key=BROWSER_SECRET)
         app = create_app(settings, engine=self.engine, testing=True)
         self.httpd = make_server("127.0.0.1", self.port, app.server, threaded=True)
         serve_request = self.httpd.process_request
@@ -91,6 +93,8 @@ def test_the_wall_says_stale_while_the_server_is_down_and_catches_up_when_it_ret
     driver = chromium
     driver.get_log("browser")
     driver.set_window_size(1920, 1080)
+    viewer = make_user(city.engine, "viewer")
+    sign_in_browser(driver, restartable.url, viewer["username"], next_path="/healthz")
     try:
         open_page(driver, restartable.url + "/wall?lang=en")
         wait_for(driver, "window.citybrain.liveState.status === 'live'")

@@ -78,7 +78,10 @@ def test_period_and_scope_change_every_chart_and_table(browser, server, city):
 
     # The CSV behind the page's own link carries the store's numbers for this period and scope.
     href = browser.find_element(By.ID, "trends-csv-series").get_attribute("href")
-    with urllib.request.urlopen(href, timeout=10) as response:  # noqa: S310 - the test server's own URL
+    # Downloaded as the signed-in browser would: with its session cookie.
+    session = browser.get_cookie("citybrain_session")["value"]
+    request = urllib.request.Request(href, headers={"Cookie": f"citybrain_session={session}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test server's own URL
         rows = list(csv.reader(io.StringIO(response.read().decode("utf-8-sig"))))
     assert [int(r[1]) for r in rows[1:]] == [b["received"] for b in want["series"]]
     assert [int(r[2]) for r in rows[1:]] == [b["closed"] for b in want["series"]]

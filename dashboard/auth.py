@@ -1,0 +1,434 @@
+"""Sign-in and enforcement: Flask-Login principals, role permissions, the deny-by-default gate on every request, CSRF.
+
+Every request passes `_gate` before its view runs:
+- public endpoints (the sign-in page, /healthz, static code and styles) pass;
+- the API blueprints (/api/v1, /open311) pass to their own API-key checks and are exempt from CSRF;
+- everything else needs a signed-in principal holding the endpoint's permission (`requires(...)`
+  on a view, ENDPOINT_PERMISSIONS, BLUEPRINT_PERMISSIONS; anything unlisted needs ADMIN);
+- a page (the Dash index at any path) needs its page's permission (PAGE_PERMISSIONS; unlisted: ADMIN);
+- a Dash callback (/_dash-update-component) needs the permission of the area of every component
+  it writes (AREA_PERMISSIONS by the id's `<area>-` prefix; unlisted: ADMIN);
+- every POST/PUT/PATCH/DELETE outside the API carries the session's CSRF token, as the
+  `X-CSRFToken` header (Dash's renderer sends it from the `_csrf_token` cookie) or a form field.
+
+Jurisdiction (the user's unit) is applied by the reads through dashboard/jurisdiction.py.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app, jsonify, redirect, request, session, url_for
+from flask_login import AnonymousUserMixin, LoginManager, current_user, login_user, logout_user
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboard import auth_text  # noqa: F401  (registers the sign-in strings with i18n)
+from data import accounts, store
+from data.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+# --- permissions --------------------------------------------------------------------------------
+
+PUBLIC = "public"  # no sign-in at all
+API = "api"  # the API blueprints: their own key checks, no session, no CSRF
+SIGNED_IN = "signed_in"  # any principal
+VIEW = "view"  # overview, wall, map data, live feed (read, within the jurisdiction)
+DESK = "desk"  # open the dispatch desk (read)
+DISPATCH = "dispatch"  # every dispatch-desk action
+ACT = "act"  # acknowledge, return, resolve for the user's own department
+INBOX = "inbox"  # department inboxes
+TRENDS = "trends"  # the leaders' review and its exports
+ADMIN = "admin"  # administration; also what anything unlisted needs
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "viewer": frozenset({SIGNED_IN, VIEW}),
+    "dispatcher": frozenset({SIGNED_IN, VIEW, DESK, DISPATCH, INBOX}),
+    "department": frozenset({SIGNED_IN, VIEW, DESK, ACT, INBOX}),
+    "leader": frozenset({SIGNED_IN, VIEW, DESK, INBOX, TRENDS}),
+    "admin": frozenset({SIGNED_IN, VIEW, DESK, DISPATCH, ACT, INBOX, TRENDS, ADMIN}),
+}
+KIOSK_PERMISSIONS = frozenset({SIGNED_IN, VIEW})
+# What a department user may do on its own department's incidents (DISPATCH holders may do all).
+DEPARTMENT_ACTIONS = frozenset({"acknowledge", "return", "resolve", "note"})
+
+# Pages (paths the shell routes) -> permission. Pages not listed need ADMIN.
+PAGE_PERMISSIONS: dict[str, str] = {
+    "/": VIEW,
+    "/wall": VIEW,
+    "/dispatch": DESK,
+    "/inbox": INBOX,
+    "/trends": TRENDS,
+}
+# Component-id areas (`<area>-<thing>`) a Dash callback writes to -> permission. Unlisted: ADMIN.
+AREA_PERMISSIONS: dict[str, str] = {
+    "shell": SIGNED_IN,
+    "overview": VIEW,
+    "dispatch": DESK,
+    "inbox": INBOX,
+    "trends": TRENDS,
+    "admin": ADMIN,
+}
+# Blueprints and single endpoints -> permission. Unlisted: ADMIN.
+BLUEPRINT_PERMISSIONS: dict[str, str] = {
+    "api_v1": API,
+    "open311": API,
+    "geo": VIEW,
+    "live": VIEW,
+    "trends_exports": TRENDS,
+    "auth": PUBLIC,
+}
+ENDPOINT_PERMISSIONS: dict[str, str] = {
+    "healthz": PUBLIC,  # counts only, for load balancers
+    "static": PUBLIC,
+    "_dash_assets.static": PUBLIC,  # the app's own CSS/JS (the sign-in page uses them): code, no data
+    "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>": PUBLIC,  # library code
+    "/_favicon.ico": PUBLIC,
+    "/_dash-layout": SIGNED_IN,
+    "/_dash-dependencies": SIGNED_IN,
+    "/_reload-hash": SIGNED_IN,
+    "/_dash-update-component": SIGNED_IN,  # then per callback, by area
+    "/": SIGNED_IN,  # then per page
+    "/<path:path>": SIGNED_IN,
+}
+DASH_PAGE_ENDPOINTS = frozenset({"/", "/<path:path>"})
+CALLBACK_ENDPOINT = "/_dash-update-component"
+API_PREFIXES = ("/api/", "/open311/")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+CSRF_COOKIE = "_csrf_token"  # the cookie Dash's renderer reads
+CSRF_HEADER = "X-CSRFToken"  # the header it sends
+CSRF_FIELD = "csrf_token"  # the form field of the sign-in form
+_CSRF_KEY = "_csrf"
+_SIGNED_AT = "_signed_at"
+SIGNED_OUT_HEADER = "X-CityBrain-Signed-Out"  # tells the browser script to show the sign-in page
+
+
+def requires(permission: str):
+    """Decorator for a Flask view: the permission it needs (checked by the gate before it runs)."""
+
+    def mark(view):
+        view.citybrain_permission = permission
+        return view
+
+    return mark
+
+
+def allow_page(path: str, permission: str) -> None:
+    """Declare the permission a page (a path the shell routes) needs."""
+    PAGE_PERMISSIONS[path] = permission
+
+
+def allow_area(area: str, permission: str) -> None:
+    """Declare the permission a Dash callback writing to components `<area>-...` needs."""
+    AREA_PERMISSIONS[area] = permission
+
+
+# --- principals ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is signed in: a user or a wall's kiosk token, with role, permissions and jurisdiction."""
+
+    session_id: str
+    name: str  # the user name (the audit log's actor) or "kiosk:<label>"
+    display_name: str
+    role: str
+    unit_id: int | None
+    unit_level: int | None
+    department_id: int | None
+    is_kiosk: bool = False
+    permissions: frozenset[str] = field(default_factory=frozenset)
+
+    # Flask-Login's user interface
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return self.session_id
+
+    def can(self, permission: str) -> bool:
+        return permission == PUBLIC or permission in self.permissions
+
+    @property
+    def scope(self) -> tuple[int, int] | None:
+        """The jurisdiction as a metrics scope: None (the city) or (level, unit id)."""
+        return None if self.unit_id is None else (self.unit_level, self.unit_id)
+
+    @property
+    def actor(self) -> str:
+        """The name the audit log records for this principal's actions."""
+        return self.name
+
+
+class Anonymous(AnonymousUserMixin):
+    """Nobody signed in: holds no permission but PUBLIC."""
+
+    name = "anonymous"
+    role = None
+    unit_id = None
+    unit_level = None
+    department_id = None
+    is_kiosk = False
+    permissions = frozenset()
+    scope = None
+
+    def can(self, permission: str) -> bool:
+        return permission == PUBLIC
+
+
+def principal_for_user(user: dict) -> Principal:
+    return Principal(
+        session_id=f"u:{user['id']}:{user['session_version']}",
+        name=user["username"],
+        display_name=user["display_name"] or user["username"],
+        role=user["role"],
+        unit_id=user["unit_id"],
+        unit_level=user["unit_level"],
+        department_id=user["department_id"],
+        permissions=ROLE_PERMISSIONS[user["role"]],
+    )
+
+
+def principal_for_kiosk(token: dict) -> Principal:
+    return Principal(
+        session_id=f"k:{token['id']}",
+        name=f"kiosk:{token['label']}",
+        display_name=token["label"],
+        role="kiosk",
+        unit_id=token["unit_id"],
+        unit_level=token["unit_level"],
+        department_id=None,
+        is_kiosk=True,
+        permissions=KIOSK_PERMISSIONS,
+    )
+
+
+def current() -> Principal | Anonymous:
+    """The principal of this request (Anonymous outside a request or when nobody is signed in)."""
+    from flask import has_request_context
+
+    if not has_request_context():
+        return Anonymous()
+    return current_user._get_current_object()
+
+
+def actor() -> str:
+    """The audit log's actor for this request: the signed-in user's name."""
+    who = current()
+    if not who.is_authenticated:
+        raise PermissionError("nobody is signed in")
+    return who.actor
+
+
+def can(permission: str) -> bool:
+    """Whether this request's principal holds `permission` (always, outside a request: the CLI and
+    plain-function tests; every request passed the gate, and callbacks run inside one)."""
+    from flask import has_request_context
+
+    return current().can(permission) if has_request_context() else True
+
+
+def page_permission(path: str | None) -> str:
+    """The permission a page needs: declared, else ADMIN; a path that is no page only needs a sign-in
+    (the shell shows it as not found)."""
+    from dashboard.pages import PAGES
+
+    path = (path or "/").rstrip("/") or "/"
+    if path not in PAGES:
+        return PAGE_PERMISSIONS.get(path, SIGNED_IN)
+    return PAGE_PERMISSIONS.get(path, ADMIN)
+
+
+def may_open(path: str | None) -> bool:
+    """Whether this request's principal may open the page at `path` (the nav hides what it may not)."""
+    return can(page_permission(path))
+
+
+def _load(session_id: str) -> Principal | None:
+    engine = current_app.extensions["citybrain"].engine
+    kind, _, rest = session_id.partition(":")
+    try:
+        if kind == "u":
+            raw_id, _, version = rest.partition(":")
+            with store.reading(engine) as conn:
+                user = accounts.get_user(conn, int(raw_id))
+            if not user["active"] or str(user["session_version"]) != version:
+                return None
+            if time.time() - session.get(_SIGNED_AT, 0) > current_app.config["CITYBRAIN_SESSION_SECONDS"]:
+                return None
+            return principal_for_user(user)
+        if kind == "k":
+            with engine.begin() as conn:
+                token = accounts.kiosk_session(conn, int(rest))
+            return None if token is None else principal_for_kiosk(token)
+    except (NotFound, ValueError):
+        return None
+    except SQLAlchemyError as exc:  # the store is down: nobody can be checked, so nobody is let in
+        log.warning("could not load the signed-in principal: %s", type(exc).__name__)
+        return None
+    return None
+
+
+def sign_in(principal: Principal) -> None:
+    """Start a fresh session for `principal` (a new session and CSRF token: no fixation)."""
+    session.clear()
+    session.permanent = True
+    session[_SIGNED_AT] = time.time()
+    login_user(principal)
+    session[_CSRF_KEY] = secrets.token_urlsafe(32)
+
+
+def sign_out() -> None:
+    logout_user()
+    session.clear()
+
+
+# --- CSRF -----------------------------------------------------------------------------------------
+
+
+def csrf_token() -> str:
+    """This session's CSRF token (made on first use)."""
+    token = session.get(_CSRF_KEY)
+    if not token:
+        token = session[_CSRF_KEY] = secrets.token_urlsafe(32)
+    return token
+
+
+def _csrf_ok() -> bool:
+    expected = session.get(_CSRF_KEY)
+    if not expected:
+        return False
+    presented = request.headers.get(CSRF_HEADER) or ""
+    if not presented and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        presented = request.form.get(CSRF_FIELD, "")
+    return bool(presented) and hmac.compare_digest(str(presented), str(expected))
+
+
+# --- the gate ------------------------------------------------------------------------------------
+
+
+def endpoint_permission(endpoint: str | None) -> str:
+    """The permission an endpoint needs (ADMIN when nobody declared one: deny by default)."""
+    if endpoint is None:  # 404s and 405s: the API answers its own; elsewhere, say nothing to strangers
+        return API if request.path.startswith(API_PREFIXES) else SIGNED_IN
+    view = current_app.view_functions.get(endpoint)
+    declared = getattr(view, "citybrain_permission", None)
+    if declared:
+        return declared
+    if endpoint in ENDPOINT_PERMISSIONS:
+        return ENDPOINT_PERMISSIONS[endpoint]
+    blueprint = endpoint.rpartition(".")[0]
+    return BLUEPRINT_PERMISSIONS.get(blueprint, ADMIN)
+
+
+def callback_areas(body) -> set[str]:
+    """The areas of the components a Dash callback request writes to."""
+    outputs = body.get("outputs") if isinstance(body, dict) else None
+    if isinstance(outputs, dict):
+        outputs = [outputs]
+    areas: set[str] = set()
+    for output in outputs if isinstance(outputs, list) else []:
+        if isinstance(output, list):  # pattern-matching ALL outputs arrive as lists
+            output = output[0] if output else {}
+        component = output.get("id") if isinstance(output, dict) else None
+        if isinstance(component, dict):
+            component = component.get("type")
+        areas.add(str(component or "").split("-", 1)[0])
+    if not areas:  # an unreadable request: only an admin's passes the gate (then Dash refuses it)
+        areas.add("")
+    return areas
+
+
+def callback_permissions(body) -> set[str]:
+    return {AREA_PERMISSIONS.get(area, ADMIN) for area in callback_areas(body)}
+
+
+def _refuse(status: int, message: str):
+    wants_html = (
+        request.method == "GET"
+        and request.accept_mimetypes.accept_html
+        and not request.path.startswith(("/_dash", "/geo/", "/live/"))
+    )
+    if status == 401 and wants_html:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if wants_html:
+        from dashboard.login_page import refused_page
+
+        return refused_page(message), status
+    response = jsonify(error="signed_out" if status == 401 else "forbidden", message=message)
+    response.status_code = status
+    if status == 401:
+        response.headers[SIGNED_OUT_HEADER] = "1"
+    return response
+
+
+def _gate():
+    if request.path.rstrip("/") == "/wall" and request.args.get("kiosk"):
+        # A wall's kiosk link: sign in by the token, then show the wall without it in the address bar.
+        return redirect(url_for("auth.kiosk", token=request.args["kiosk"]))
+    permission = endpoint_permission(request.endpoint)
+    if permission == PUBLIC:
+        if request.method in UNSAFE_METHODS and request.endpoint != "auth.login" and not _csrf_ok():
+            return _refuse(403, "the form is out of date (CSRF token missing or wrong); reload the page")
+        return None
+    if permission == API:
+        return None
+    who = current()
+    if not who.is_authenticated:
+        return _refuse(401, "sign in first")
+    if request.method in UNSAFE_METHODS and not _csrf_ok():
+        return _refuse(403, "CSRF token missing or wrong; reload the page")
+    needed = {permission}
+    if request.endpoint in DASH_PAGE_ENDPOINTS:
+        needed.add(page_permission(request.path))
+    elif request.endpoint == CALLBACK_ENDPOINT:
+        needed |= callback_permissions(request.get_json(silent=True))
+    missing = [p for p in needed if not who.can(p)]
+    if missing:
+        log.info("refused %s %s to %s (%s): needs %s", request.method, request.path, who.name, who.role, missing)
+        return _refuse(403, f"your role ({who.role}) may not do this")
+    return None
+
+
+def _set_csrf_cookie(response):
+    token = session.get(_CSRF_KEY)
+    if token and request.cookies.get(CSRF_COOKIE) != token:
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            secure=current_app.config["SESSION_COOKIE_SECURE"],
+            httponly=False,  # Dash's renderer reads it to send the X-CSRFToken header
+            samesite="Strict",
+            path="/",
+        )
+    return response
+
+
+def init_auth(server: Flask, settings) -> None:
+    """Wire sign-in, the gate and CSRF into the Flask server."""
+    server.config.update(
+        SESSION_COOKIE_NAME="citybrain_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.secure_cookies),
+        # Kiosk sessions run for days; a user's session ends CITYBRAIN_SESSION_HOURS after sign-in.
+        PERMANENT_SESSION_LIFETIME=30 * 24 * 3600,
+        CITYBRAIN_SESSION_SECONDS=int(settings.session_hours * 3600),
+    )
+    manager = LoginManager()
+    manager.anonymous_user = Anonymous
+    manager.session_protection = None  # the session version in the id is what ends stale sessions
+    manager.user_loader(_load)
+    manager.init_app(server)
+    server.before_request(_gate)
+    server.after_request(_set_csrf_cookie)
+    from dashboard import login_page
+
+    server.register_blueprint(login_page.bp)

@@ -1,0 +1,132 @@
+"""The sign-in page (/login), sign-out (/logout) and a wall's kiosk link (/kiosk/<token>): plain HTML, EN/中文, offline."""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, redirect, request, url_for
+
+from dashboard import auth
+from dashboard.i18n import LANGS, normalise_lang, t
+from data import accounts
+from data.clock import utc_now
+from data.errors import AccountLocked, AuthenticationFailed
+
+bp = Blueprint("auth", __name__)
+
+
+def _lang() -> str:
+    asked = request.values.get("lang")
+    if asked:
+        return normalise_lang(asked)
+    return normalise_lang(current_app.extensions["citybrain"].settings.lang)
+
+
+def safe_next(raw: str | None) -> str:
+    """Where to go after signing in: a path on this server only (never another site)."""
+    target = (raw or "").strip()
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or target.startswith("/login"):
+        return "/"
+    return target
+
+
+def _page(lang: str, body: str, wall: bool, title_key: str = "auth.title") -> str:
+    theme = "cb-login-wall" if wall else "cb-login-desk"
+    return (
+        "<!DOCTYPE html>"
+        f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(t(title_key, lang))} · {escape(t('app.title', lang))}</title>"
+        '<link rel="stylesheet" href="/assets/login.css"></head>'
+        f'<body class="cb-login-body {theme}"><main class="cb-login">'
+        f'<h1 class="cb-login-app">{escape(t("app.title", lang))}</h1>{body}</main></body></html>'
+    )
+
+
+def login_form(lang: str, next_path: str, message: str = "", username: str = "") -> str:
+    other = LANGS[(LANGS.index(lang) + 1) % len(LANGS)]
+    switch = url_for("auth.login", **{"next": next_path, "lang": other})
+    alert = f'<p class="cb-login-message" role="alert" id="login-message">{escape(message)}</p>' if message else ""
+    body = (
+        f'<h2 class="cb-login-title">{escape(t("auth.title", lang))}</h2>{alert}'
+        f'<form method="post" action="{escape(url_for("auth.login"))}" class="cb-login-form" id="login-form">'
+        f'<input type="hidden" name="{auth.CSRF_FIELD}" value="{escape(auth.csrf_token())}">'
+        f'<input type="hidden" name="next" value="{escape(next_path)}">'
+        f'<input type="hidden" name="lang" value="{lang}">'
+        f'<label for="login-username">{escape(t("auth.username", lang))}</label>'
+        f'<input id="login-username" name="username" autocomplete="username" required autofocus value="{escape(username)}">'
+        f'<label for="login-password">{escape(t("auth.password", lang))}</label>'
+        '<input id="login-password" name="password" type="password" autocomplete="current-password" required>'
+        f'<button type="submit" id="login-submit">{escape(t("auth.submit", lang))}</button></form>'
+        f'<p class="cb-login-lang"><a href="{escape(switch)}" id="login-lang">{escape(t("lang.switch", lang))}</a></p>'
+    )
+    return _page(lang, body, wall=next_path.startswith("/wall"))
+
+
+def refused_page(message: str) -> str:
+    """The page a signed-in user sees for a page their role may not open."""
+    lang = _lang()
+    who = auth.current()
+    body = (
+        f'<h2 class="cb-login-title" id="refused-title">{escape(t("auth.refused.title", lang))}</h2>'
+        f'<p class="cb-login-message" role="alert">{escape(t("auth.refused.body", lang))}</p>'
+        f"<p>{escape(t('auth.signed_in_as', lang))}: <b>{escape(getattr(who, 'display_name', ''))}</b> "
+        f"({escape(t(f'auth.role.{who.role}', lang))})</p>"
+        f'<p><a href="/">{escape(t("auth.refused.home", lang))}</a> · '
+        f'<a href="{escape(url_for("auth.logout"))}">{escape(t("auth.signout", lang))}</a></p>'
+    )
+    return _page(lang, body, wall=False, title_key="auth.refused.title")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    lang = _lang()
+    next_path = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        notice = {"out": "auth.signed_out", "ended": "auth.session_ended"}.get(request.args.get("why", ""))
+        return login_form(lang, next_path, t(notice, lang) if notice else "")
+    username = (request.form.get("username") or "").strip()
+    if not auth._csrf_ok():
+        return login_form(lang, next_path, t("auth.expired", lang), username), 400
+    engine = current_app.extensions["citybrain"].engine
+    try:
+        with engine.begin() as conn:
+            user = accounts.authenticate(conn, username, request.form.get("password") or "")
+    except AccountLocked as exc:
+        minutes = max(1, int((exc.locked_until - utc_now()).total_seconds() + 59) // 60)
+        return login_form(lang, next_path, t("auth.locked", lang).format(minutes=minutes), username), 429
+    except AuthenticationFailed:
+        return login_form(lang, next_path, t("auth.wrong", lang), username), 401
+    auth.sign_in(auth.principal_for_user(user))
+    return redirect(next_path)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    lang = _lang()
+    auth.sign_out()
+    response = redirect(url_for("auth.login", why="out", lang=lang))
+    response.delete_cookie(auth.CSRF_COOKIE, path="/")
+    return response
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on every page, the sign-in page too: Dash's icon, for anyone."""
+    return redirect("/_favicon.ico", code=301)
+
+
+@bp.get("/kiosk/<token>")
+def kiosk(token: str):
+    """Sign a wall display in read-only for the token's unit, then show the wall."""
+    engine = current_app.extensions["citybrain"].engine
+    with engine.begin() as conn:
+        row = accounts.resolve_kiosk_token(conn, token)
+    lang = _lang()
+    if row is None:
+        auth.sign_out()
+        return login_form(lang, "/wall", t("auth.kiosk_invalid", lang)), 403
+    auth.sign_in(auth.principal_for_kiosk(row))
+    query = {"lang": request.args["lang"]} if request.args.get("lang") else {}
+    return redirect("/wall" + (f"?{urlencode(query)}" if query else ""))
