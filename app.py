@@ -61,9 +61,9 @@ def migrate() -> None:
 
 def _add_area_commands() -> None:
     # Each area keeps its commands in its own module so they stay small and separately owned.
-    from dashboard.commands import admin, apikeys, demo, dispatch, geo, intake
+    from dashboard.commands import admin, apikeys, demo, dispatch, geo, intake, rollup
 
-    for module in (demo, geo, intake, apikeys, dispatch, admin):
+    for module in (demo, geo, intake, apikeys, dispatch, admin, rollup):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -16,7 +16,9 @@ histogram bins grow by BIN_RATIO, so each estimate lies within 4.5% of the exact
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,13 +27,25 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, func, insert, select, text, tuple_
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from data import schema
 from data.clock import epoch_seconds, utc_now
 from data.lifecycle import DISPATCHED, MERGED
 from data.metrics import SATISFIED_MIN, normalise_tz
 
-__all__ = ["COUNTS", "Cell", "contributions", "pending", "quantile", "read_state", "refresh"]
+__all__ = [
+    "COUNTS",
+    "Cell",
+    "RollupWorker",
+    "contributions",
+    "pending",
+    "quantile",
+    "read_state",
+    "refresh",
+    "start_rollup_worker",
+]
+log = logging.getLogger(__name__)
 
 CUBE = schema.trend_rollup
 SEEN = schema.trend_rollup_seen
@@ -512,3 +526,36 @@ def read_cells(conn: Connection, where: Iterable) -> dict[Key, Cell]:
 def day_number(d) -> int:
     """Days since 1970-01-01 of a date."""
     return (d - datetime(1970, 1, 1, tzinfo=UTC).date()).days
+
+
+class RollupWorker(threading.Thread):
+    """Refreshes the roll-up every `interval` seconds (the first time at once: a new store builds it)."""
+
+    def __init__(self, engine, tz: str, interval: float):
+        super().__init__(name="citybrain-rollup", daemon=True)
+        self.engine, self.tz, self.interval = engine, tz, interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                done = refresh_store(self.engine, self.tz)
+                if done["rebuilt"]:
+                    log.info("trends roll-up built from %d incidents", done["incidents"])
+            except SQLAlchemyError as exc:  # a busy or unreachable store: try again next time
+                log.warning("trends roll-up refresh paused: %s", type(exc).__name__)
+            if self.stopping.wait(self.interval):
+                return
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.join(timeout)
+
+
+def start_rollup_worker(engine, tz: str, interval_seconds: float) -> RollupWorker | None:
+    """Start the refresher when configured (interval > 0); None when it is off."""
+    if not interval_seconds or interval_seconds <= 0:
+        return None
+    worker = RollupWorker(engine, tz, float(interval_seconds))
+    worker.start()
+    return worker

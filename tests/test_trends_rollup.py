@@ -4,6 +4,7 @@ after a rebuild, with changes not yet applied (read in memory), and after an inc
 from __future__ import annotations
 
 import random
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -190,3 +191,33 @@ def test_few_and_many_rows_are_summed_alike(engine, city, monkeypatch):  # noqa:
     unmerged = int((rows["state"] != lifecycle.MERGED).sum())
     assert 0 < unmerged < 101
     assert sum(c.counts[0] for k, c in few.items() if k[1:] == (0, 0)) == unmerged  # received
+
+
+def test_command_and_worker_keep_the_rollup_current(engine, city, monkeypatch):  # noqa: F811
+    """`python app.py rollup refresh` builds then refreshes; the background worker applies new changes."""
+    from click.testing import CliRunner
+
+    from app import cli
+
+    if engine.dialect.name == "sqlite":  # the command opens its own engine on the URL (no per-test PG schema)
+        monkeypatch.setenv("CITYBRAIN_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+        monkeypatch.setenv("CITYBRAIN_TIMEZONE", TZ)
+        first = CliRunner().invoke(cli, ["rollup", "refresh"])
+        assert first.exit_code == 0 and "built from 101 incident(s)" in first.output, first.output
+        again = CliRunner().invoke(cli, ["rollup", "refresh"])
+        assert "refreshed with 0 incident(s)" in again.output
+    _more_history(engine, city, seed=11, n=5)
+    worker = rollups.start_rollup_worker(engine, TZ, 0.2)
+    try:
+        for _ in range(100):
+            with store.reading(engine) as conn:
+                state = rollups.read_state(conn)
+                if state is not None and not rollups.pending(conn, state):
+                    break
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    with store.reading(engine) as conn:
+        assert rollups.pending(conn, rollups.read_state(conn)) == {}
+    _check_all(engine, city)
+    assert rollups.start_rollup_worker(engine, TZ, 0) is None

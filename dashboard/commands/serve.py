@@ -38,3 +38,7 @@ def start_dispatch_workers(engine, settings: Settings) -> None:
     start_delivery_worker(engine)
     if start_escalation_worker(engine, settings.auto_escalate_seconds):
         log.info("automatic escalation every %s s", settings.auto_escalate_seconds)
+    from data.rollups import start_rollup_worker
+
+    # The leaders' review reads its roll-up; several workers refreshing take turns (one lock).
+    start_rollup_worker(engine, settings.timezone, settings.rollup_refresh_seconds)
