@@ -65,7 +65,7 @@ def register(app, deps) -> None:
         if isinstance(trigger, dict) and trigger.get("type") == ids.DISPATCH_CENTRE_ITEM:
             if not _clicked():
                 return no_update
-            raw = trigger.get("index")
+            raw = str(trigger.get("index")).rpartition(":")[2]
         elif ctx.triggered_prop_ids and any(p.endswith(".cellClicked") for p in ctx.triggered_prop_ids):
             raw = (clicked or {}).get("rowId")
         else:

@@ -84,7 +84,7 @@ DISPATCH_RATE = "dispatch-rate"  # pattern id {"type": DISPATCH_RATE, "index": s
 DISPATCH_CENTRE_BADGE = "dispatch-centre-badge"  # the header button: unread answers of departments
 DISPATCH_CENTRE = "dispatch-centre"  # the list of departments' answers (部门报到), toggled by the badge
 DISPATCH_CENTRE_LIST = "dispatch-centre-list"
-DISPATCH_CENTRE_ITEM = "dispatch-centre-item"  # pattern id {"type": DISPATCH_CENTRE_ITEM, "index": incident id}
+DISPATCH_CENTRE_ITEM = "dispatch-centre-item"  # pattern id {"type": DISPATCH_CENTRE_ITEM, "index": "<answer id>:<incident id>"}
 DISPATCH_CENTRE_READ = "dispatch-centre-read"  # "mark all read"
 DISPATCH_CENTRE_SEEN = "dispatch-centre-seen"  # {at}: bumped when answers were marked read
 

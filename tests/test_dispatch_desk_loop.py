@@ -151,7 +151,8 @@ def test_a_departments_return_lights_the_badge_and_lists_the_reason_until_read(d
     assert seen[ids.DISPATCH_CENTRE_SEEN]["data"]["changed"] == 1
     with desk.engine.connect() as conn:
         assert notify.centre_unread(conn)["total"] == 0
-        assert notify.centre_inbox(conn)[0]["read_by"] == "dispatcher-test"
+        told = notify.centre_inbox(conn)
+        assert told[0]["read_by"] == "dispatcher-test"
     after = _fire(
         desk, "dispatch-centre-badge.children", (ids.DISPATCH_CENTRE_SEEN, "data", {"at": 1}), {ids.DISPATCH_CONFIG: CONFIG}
     )
@@ -162,7 +163,7 @@ def test_a_departments_return_lights_the_badge_and_lists_the_reason_until_read(d
     opened = _fire(
         desk,
         "dispatch-selected.data",
-        ({"type": ids.DISPATCH_CENTRE_ITEM, "index": row["id"]}, "n_clicks", 1),
+        ({"type": ids.DISPATCH_CENTRE_ITEM, "index": f"{told[0]['id']}:{row['id']}"}, "n_clicks", 1),
         {ids.DISPATCH_SELECTED: None},
     )
     assert opened[ids.DISPATCH_SELECTED]["data"] == {"id": row["id"]}
@@ -174,6 +175,10 @@ def test_the_desk_page_draws_the_badge_with_the_unread_count(desk):
         drive(conn, row["id"], ["acknowledge", "resolve"], actor="api:zj-system")
     layout = str(page.layout(SimpleNamespace(engine=desk.engine, settings=desk.settings), {}, "zh"))
     assert "部门报到" in layout and "已办结" in layout and "已签收" in layout
+    # Two answers about one incident: each line keeps its own component id (Dash refuses duplicates).
+    _, children = page.read_centre(desk.engine, "en", desk.settings)
+    item_ids = [li.children.id["index"] for li in children[0].children]
+    assert len(item_ids) == 2 and len(set(item_ids)) == 2 and all(i.endswith(f":{row['id']}") for i in item_ids)
     assert desk.client.get("/dispatch").status_code == 200
 
 

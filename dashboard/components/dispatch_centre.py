@@ -59,7 +59,8 @@ def list_children(rows: list[dict], lang: str, tz: str) -> list:
                         html.Span(line, className="cb-centre-line"),
                         html.Span(row["note"], className="cb-centre-note") if row.get("note") else None,
                     ],
-                    id={"type": ids.DISPATCH_CENTRE_ITEM, "index": row["incident_id"]},
+                    # One incident may have several answers listed: the id must stay unique on the page.
+                    id={"type": ids.DISPATCH_CENTRE_ITEM, "index": f"{row['id']}:{row['incident_id']}"},
                     n_clicks=0,
                     className="cb-centre-open",
                 ),

@@ -226,3 +226,60 @@ def test_arrow_keys_move_through_the_queue_and_the_panel_follows(browser, server
     )
     wait_for(browser, f"document.querySelector('.cb-panel-head').dataset.incident === '{second_id}'")
     assert second_id != first_id
+
+
+def test_departments_answers_light_the_badge_and_a_closed_case_is_rated(browser, server, city, department_case):
+    """Whistle and report: a department answers through the API, the open desk's badge counts it, a click on the answer
+    opens the case; after verification the dispatcher records the citizen's satisfaction (评价) with one click."""
+    import json
+    import urllib.request
+
+    from data import dispatch
+    from data.apikeys import create_key
+
+    category_id, dept_code = department_case
+    incident_id = report(city, category_id)
+    with city.engine.begin() as conn:
+        secret = create_key(conn, f"{dept_code}-field-app", ["actions"], department_code=dept_code).secret
+        version = dispatch.dispatch(conn, incident_id, actor="centre-test")["version"]
+    browser.get(server + "/dispatch")
+    wait_for(browser, "document.querySelector('#dispatch-centre-badge')", timeout=20)
+    unread_before = int(browser.execute_script("return Number(document.querySelector('.cb-centre-count').textContent)"))
+
+    def answer(action: str, version: int, **extra) -> int:
+        body = json.dumps({"action": action, "version": version, **extra}).encode()
+        request = urllib.request.Request(
+            f"{server}/api/v1/incidents/{incident_id}/actions",
+            data=body,
+            headers={"Content-Type": "application/json", "X-API-Key": secret},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)["incident"]["version"]
+
+    version = answer("acknowledge", version)
+    answer("resolve", version, note="swept and fenced")
+    # The open desk hears of both answers through the change feed: the badge counts them, unread.
+    wait_for(browser, f"document.querySelector('.cb-centre-count').textContent === '{unread_before + 2}'", timeout=10)
+    assert "cb-centre-unread" in browser.find_element(By.ID, "dispatch-centre-badge").get_attribute("class")
+    click(browser, "#dispatch-centre-badge")
+    wait_for(browser, "!document.getElementById('dispatch-centre').hidden")
+    first = browser.find_element(By.CSS_SELECTOR, "#dispatch-centre-list .cb-centre-item")
+    assert f"resolved #{incident_id}" in first.text and "swept and fenced" in first.text
+    first.find_element(By.CSS_SELECTOR, "button").click()
+    wait_for(browser, f"document.querySelector('.cb-panel-head').dataset.incident === '{incident_id}'")
+    assert panel_state(browser) == "resolved"
+    click(browser, "#dispatch-centre-read")
+    wait_for(browser, "document.querySelector('.cb-centre-count').hidden")
+
+    # Verification passes; the closed case asks for the citizen's rating, one click records it.
+    click(browser, ".cb-action-verify_pass")
+    wait_for(browser, "document.querySelector('.cb-panel-head').dataset.state === 'closed'")
+    click(browser, ".cb-rate-4")
+    wait_for(browser, "document.querySelector('.cb-rating-current')")
+    assert "4/5" in browser.find_element(By.CSS_SELECTOR, ".cb-rating-current").text
+    assert "★★★★☆ 4/5" in browser.find_element(By.CSS_SELECTOR, ".cb-event-rate").text
+    assert not browser.find_elements(By.CSS_SELECTOR, ".cb-rate")
+    with store.reading(city.engine) as conn:
+        assert get_incident(conn, incident_id)["satisfaction"] == 4
+        assert [e["action"] for e in history(conn, incident_id)][-3:] == ["resolve", "verify_pass", "rate"]
