@@ -1,7 +1,7 @@
 """The optional working-hours calendar (工作日历): working days and hours, holidays and make-up working days (调休).
 
 When it is on, the time limits of a category count working time: a 4-hour handling limit from a
-dispatch at 17:00 on a Friday falls due at 11:00 on Monday (with 09:00-12:00 and 13:30-18:00
+dispatch at 17:00 on a Friday falls due at 12:00 on Monday (with 09:00-12:00 and 13:30-18:00
 working hours). Urgent cases (priority 1) stay on the wall clock unless configured otherwise:
 an open manhole waits for nobody's office hours. When it is off (the default), every limit is
 wall-clock minutes, as before.
