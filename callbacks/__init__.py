@@ -3,10 +3,13 @@
 
 def register_all(app, deps) -> None:
     """Register every page's callbacks."""
-    from callbacks import dispatch, inbox, overview, shell, trends
+    from callbacks import admin, alerts, dispatch, inbox, overview, shell, trends, warnings
 
     shell.register(app, deps)
     overview.register(app, deps)
     dispatch.register(app, deps)
     trends.register(app, deps)
     inbox.register(app, deps)
+    alerts.register(app, deps)
+    warnings.register(app, deps)
+    admin.register(app, deps)

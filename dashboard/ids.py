@@ -100,3 +100,36 @@ DISPATCH_REFRESH = "dispatch-refresh"  # {head}: bumped by dispatch.js when the 
 DISPATCH_CONFIG = "dispatch-config"  # {lang, tz, actor, words}: what callbacks and the clientside code need
 DISPATCH_TICK = "dispatch-tick"  # half-second tick for the undo countdown
 DISPATCH_FOLLOWING = "dispatch-following"  # written by the clientside follower (status)
+
+# Early warnings (预测预警): the alerts panel on the overview and the wall, and the /warnings page.
+ALERTS_PANEL = "alerts-panel"
+ALERTS_LIST = "alerts-list"
+ALERTS_COUNT = "alerts-count"
+ALERTS_LAYER = "alerts-layer"  # the map layer of numbered, pulsing rings
+ALERTS_FOCUS = "alerts-focus"  # pattern id {"type": ALERTS_FOCUS, "index": alert id}: fly the map to it
+ALERTS_ACK = "alerts-ack"  # pattern id, the same index: acknowledge (确认)
+ALERTS_DISMISS = "alerts-dismiss"  # pattern id: dismiss (忽略), opens the reason prompt
+ALERTS_CASE = "alerts-case"  # pattern id: turn into a case (立案)
+ALERTS_MESSAGE = "alerts-message"
+ALERTS_PROMPT = "alerts-prompt"
+ALERTS_PROMPT_LABEL = "alerts-prompt-label"
+ALERTS_REASON = "alerts-reason"
+ALERTS_PROMPT_OK = "alerts-prompt-ok"
+ALERTS_PROMPT_CANCEL = "alerts-prompt-cancel"
+ALERTS_WATCH = "alerts-watch"  # {url, head, page}: where warnings.js polls the alerts head
+ALERTS_REFRESH = "alerts-refresh"  # {head}: bumped when the alerts changed (or an action ran)
+ALERTS_POINTS = "alerts-points"  # {alert id: [lat, lon]}: where a click on the list flies the map
+ALERTS_PENDING = "alerts-pending"  # {id}: the alert waiting for its dismiss reason
+ALERTS_FOCUSED = "alerts-focused"  # written by the clientside focus (the alert flown to)
+ALERTS_POLLED = "alerts-polled"  # output slot of the clientside poller
+ALERTS_POLL = "alerts-poll"
+
+# The early-warning page (`/warnings`): every alert, and sensitivity per category.
+WARNINGS_ROOT = "warnings-root"
+WARNINGS_KIND = "warnings-kind"
+WARNINGS_STATUS = "warnings-status"
+WARNINGS_TABLE = "warnings-table"
+WARNINGS_SETTINGS = "warnings-settings"  # dash-ag-grid of categories: sensitivity and enabled
+WARNINGS_MESSAGE = "warnings-message"
+WARNINGS_CONFIG = "warnings-config"  # {lang}
+WARNINGS_LANG_SWITCH = "warnings-lang-switch"

@@ -64,10 +64,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
 
 
 def _register_overview_routes(server: Flask, engine: Engine, warm: bool) -> None:
-    from dashboard import geo_routes, live
+    from dashboard import alerts_routes, geo_routes, live
 
     server.register_blueprint(geo_routes.bp)
     server.register_blueprint(live.bp)
+    server.register_blueprint(alerts_routes.bp)
     if warm:
         geo_routes.warm(engine)
 

@@ -17,8 +17,12 @@ from layers import choropleth, markers
 ns = Namespace("citybrain")
 
 
-def grid_map(view: dict, *, bounds, tile_url: str = "", tile_attribution: str = "", wall: bool = False) -> dl.MapContainer:
-    """The map for a first view (see pages.overview_model.map_view); callbacks change URLs and values later."""
+def grid_map(
+    view: dict, *, bounds, tile_url: str = "", tile_attribution: str = "", wall: bool = False, extra_layers=()
+) -> dl.MapContainer:
+    """The map for a first view (see pages.overview_model.map_view); callbacks change URLs and values later.
+
+    `extra_layers` are drawn above the incidents (the early-warning rings)."""
     layers = []
     if tile_url:
         layers.append(dl.TileLayer(url=tile_url, attribution=tile_attribution or None, maxZoom=19))
@@ -45,6 +49,7 @@ def grid_map(view: dict, *, bounds, tile_url: str = "", tile_attribution: str = 
             bubblingMouseEvents=False,
         )
     )
+    layers.extend(extra_layers)
     # Bounds frame the first view; the centre is also given because viewport tracking compares against it.
     if bounds:
         frame = {

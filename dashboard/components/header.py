@@ -79,6 +79,8 @@ NAV_PAGES = (
     ("/dispatch", "nav.dispatch"),
     ("/inbox", "nav.inbox"),
     ("/trends", "nav.trends"),
+    ("/admin", "nav.admin"),  # shown to administrators only (auth.may_open)
+    ("/warnings", "nav.warnings"),
 )
 
 

@@ -36,6 +36,19 @@ def _inbox(deps, query: dict, lang: str, bounds=None):
     return inbox.layout(deps, query, lang)
 
 
+def _warnings(deps, query: dict, lang: str, bounds=None):
+    from dashboard.pages import warnings
+
+    return warnings.layout(deps, query, lang)
+
+
+def _admin(deps, query: dict, lang: str, bounds=None):
+    from dashboard import auth
+    from dashboard.pages import admin
+
+    return admin.layout(deps, query, lang, scope=auth.current().scope)
+
+
 # path -> renderer(deps, query, lang, bounds=None). Other areas add their pages here.
 PAGES = {
     "/": _overview("desk"),
@@ -43,6 +56,8 @@ PAGES = {
     "/dispatch": _dispatch,
     "/trends": _trends,
     "/inbox": _inbox,
+    "/admin": _admin,
+    "/warnings": _warnings,
 }
 
 

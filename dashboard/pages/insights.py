@@ -90,12 +90,12 @@ def graph(graph_id: str, figure, wall: bool) -> dcc.Graph:
     )
 
 
-def insights_panel(engine, scope: Scope, snap, lang: str, tz: str, wall: bool) -> html.Aside:
+def insights_panel(engine, scope: Scope, snap, lang: str, tz: str, wall: bool, alerts=None) -> html.Aside:
     """The side panel for a first paint: the KPI cards filled in, the board and the charts to follow.
 
     The board is the slowest read and plotly.js is megabytes of script to compile: waiting for
     either would hold the map back. They arrive with the refresh the page asks for once its map
-    has drawn (citybrain.js sets overview-painted).
+    has drawn (citybrain.js sets overview-painted). `alerts` is the early-warning panel, under the KPIs.
     """
     found = figures(engine, scope, snap, tz, parts=("kpis",))
     return html.Aside(
@@ -103,6 +103,7 @@ def insights_panel(engine, scope: Scope, snap, lang: str, tz: str, wall: bool) -
         children=[
             html.H2(scope_title(scope, lang), id=ids.OVERVIEW_SCOPE_TITLE, className="cb-scope-title"),
             html.Div(kpis.kpi_cards(found["kpis"], lang), id=ids.OVERVIEW_KPIS, className="cb-kpis"),
+            *([alerts] if alerts is not None else []),
             html.Section(
                 [html.H2(t("board.title", lang), className="cb-panel-title")], id=ids.OVERVIEW_BOARD, className="cb-board-panel"
             ),

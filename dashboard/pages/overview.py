@@ -6,7 +6,7 @@ from dash import dcc, html
 from flask import current_app
 
 from dashboard import ids
-from dashboard.components import grid_map, header, incident_card
+from dashboard.components import alerts_panel, grid_map, header, incident_card
 from dashboard.i18n import t
 from dashboard.pages import overview_model as model
 from dashboard.pages.insights import insights_panel
@@ -41,6 +41,7 @@ def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
     frame = bounds or scope.bbox or model.city_extent(engine)
     zoom = model.estimate_zoom(frame, *((1100, 950) if wall else (1000, 800)))
     view = model.map_view(engine, snap, zoom, _leaflet_bounds(frame), scope, state["metric"], lang, variant, state["heat"])
+    alerts = alerts_panel.read_alerts(engine, alerts_panel.visible_scope(scope))
     return html.Div(
         id=ids.OVERVIEW_ROOT,
         className=f"cb-overview cb-{variant}",
@@ -59,6 +60,7 @@ def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
                                 tile_url=settings.tile_url,
                                 tile_attribution=settings.tile_attribution,
                                 wall=wall,
+                                extra_layers=[alerts_panel.map_layer(alerts[: alerts_panel.WALL_ROWS] if wall else alerts)],
                             ),
                             html.Div(
                                 grid_map.legend(state["metric"], view["hideout"]["breaks"], lang),
@@ -68,7 +70,15 @@ def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
                             incident_card.card_shell(lang),
                         ],
                     ),
-                    insights_panel(engine, scope, snap, lang, settings.timezone, wall),
+                    insights_panel(
+                        engine,
+                        scope,
+                        snap,
+                        lang,
+                        settings.timezone,
+                        wall,
+                        alerts=alerts_panel.panel(alerts, alerts_panel.read_head(engine), lang, wall, alerts_panel.may_act()),
+                    ),
                 ],
             ),
             *_plumbing(state, view, snap, lang, settings.timezone, build),
