@@ -45,6 +45,9 @@ class Settings:
     auto_escalate_seconds: int = _setting(
         0, "Seconds between sweeps that escalate overdue incidents automatically (督办); 0 turns automatic escalation off."
     )
+    warnings_interval: int = _setting(
+        60, "Seconds between early-warning passes (预测预警) run in the background by the server; 0 turns them off."
+    )
     rollup_refresh_seconds: int = _setting(
         30, "Seconds between refreshes of the trends roll-up (built on first start); 0 leaves it to `python app.py rollup refresh`."
     )

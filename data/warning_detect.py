@@ -71,6 +71,7 @@ DEADLINE_PACE_SAMPLE = 20_000  # the department pace comes from the latest ackno
 DEADLINE_MIN_LEFT = 10 * 60.0  # less time than this is no longer "time to act": the overdue alarm takes over
 DEADLINE_HORIZON = 8 * HOUR
 DEADLINE_MIN_SAMPLES = 20
+DEADLINE_MIN_QUEUE = 5.0
 DEADLINE_COOLDOWN = 6 * HOUR
 MAX_SCORE = 30.0
 # Keep an alert that is already live while its evidence is at least this share of the raising threshold,
@@ -320,8 +321,16 @@ def detect_surges(ctx: Context) -> list[dict]:
     df = df.sort_values("log10_p_adj", ascending=False).drop_duplicates(["level", "unit_id", "cat"])
     df = _drop_explained_parents(df, ctx.grids)
     when_en, when_zh = _local_when(ctx.now, ctx.tz)
+    # Where to look on the map: the middle of the surge's own reports.
+    last = age <= max(SURGE_WINDOWS_H) * HOUR
+    near = {"grid": r.grid[last], "cat": r.cat[last], "age": age[last], "lon": r.lon[last], "lat": r.lat[last]}
+    near_unit = {schema.GRID: near["grid"], schema.COMMUNITY: g.community[near["grid"]], schema.STREET: g.street[near["grid"]]}
     out = []
     for row in df.itertuples(index=False):
+        mine = (near_unit[row.level] == row.unit_index) & (near["cat"] == row.cat) & (near["age"] <= row.window_h * HOUR)
+        mine &= near["lon"] > -900
+        lon = float(near["lon"][mine].mean()) if mine.any() else None
+        lat = float(near["lat"][mine].mean()) if mine.any() else None
         out.append(
             {
                 "kind": "surge",
@@ -331,6 +340,8 @@ def detect_surges(ctx: Context) -> list[dict]:
                 "expected": float(round(row.expected, 2)),
                 "unit_id": int(row.unit_id),
                 "category_id": int(ctx.cat_ids[row.cat]),
+                "lon": lon,
+                "lat": lat,
                 "cooldown": SURGE_COOLDOWN,
                 "details": {
                     "level": schema.LEVEL_NAMES[row.level],
@@ -694,7 +705,8 @@ def detect_deadlines(conn: Connection, ctx: Context) -> list[dict]:
         # Its usual queue by Little's law (throughput x mean time with it); a longer one now slows everything.
         throughput = (sel & (resolved_at >= sample_start)).sum() / span
         usual = throughput * ((a.mean() if len(a) else 0.0) + (h.mean() if len(h) else 0.0))
-        factor = float(np.clip(queue.get(d, 0) / usual, 1.0, 3.0)) if usual > 0 else 1.0
+        # A handful of open cases is nobody's overload, whatever a quiet history says.
+        factor = float(np.clip(queue.get(d, 0) / max(usual, DEADLINE_MIN_QUEUE), 1.0, 3.0))
         load[mine] = factor
         for is_ack, durations in ((False, a), (True, h)):
             rows = mine & (acked == is_ack)

@@ -408,7 +408,7 @@ def record_findings(
         if cleared:
             conn.execute(
                 AL.update()
-                .where(AL.c.id == bindparam("_id"), AL.c.status.in_(LIVE_STATUSES))
+                .where(AL.c.id == bindparam("_id"), or_(*(AL.c.status == s for s in LIVE_STATUSES)))
                 .values(status=CLEARED, last_seen_at=now, version=AL.c.version + 1),
                 [{"_id": row.id} for row in cleared],
             )

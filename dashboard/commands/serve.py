@@ -38,6 +38,11 @@ def start_dispatch_workers(engine, settings: Settings) -> None:
     start_delivery_worker(engine)
     if start_escalation_worker(engine, settings.auto_escalate_seconds):
         log.info("automatic escalation every %s s", settings.auto_escalate_seconds)
+    from data.warning_worker import start_warning_worker
+
+    # Early warning runs beside the screens, which only read its stored alerts; several workers take turns.
+    if start_warning_worker(engine, settings.warnings_interval, settings.timezone):
+        log.info("early-warning pass every %s s", settings.warnings_interval)
     from data.rollups import start_rollup_worker
 
     # The leaders' review reads its roll-up; several workers refreshing take turns (one lock).

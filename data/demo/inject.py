@@ -27,7 +27,7 @@ U, C = schema.units, schema.categories
 ACTOR = "demo:inject"
 
 SURGE_REPORTS = 8  # within the last 3 hours, in one grid
-HOTSPOT_REPORTS = 16  # within the last 3 days, over a grid and its nearest neighbours
+HOTSPOT_REPORTS = 20  # within the last 3 days, over a grid and its nearest neighbours
 CHRONIC_REPORTS = 6  # at one spot, on different days of the last 24
 MIN_APART_M = 3000.0  # cases far enough apart that their alerts cannot be confused
 
