@@ -12,7 +12,7 @@ import time
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, no_update
 from sqlalchemy import select
 
-from dashboard import ids
+from dashboard import auth, desk_rules, ids
 from dashboard.components import dispatch_centre, dispatch_queue
 from dashboard.components.dispatch_panel import NEEDS_REASON, TAKES_NOTE
 from dashboard.components.dispatch_queue import tf
@@ -194,10 +194,14 @@ def register(app, deps) -> None:
         if not _clicked():
             return (no_update,) * 7
         config = config or {}
-        lang, actor = config.get("lang", settings.lang), config.get("actor", "dispatcher")
+        # The audit log's actor is the signed-in user, never a name the page sent.
+        lang, actor = config.get("lang", settings.lang), auth.actor()
         trigger = ctx.triggered_id
         kind = trigger.get("type") if isinstance(trigger, dict) else trigger
         out = _Outcome(lang)
+        refused = desk_rules.refusal(engine, kind, trigger, current, pending, selected_rows, undo_state)
+        if refused:  # checked here on the server, whatever buttons the page showed
+            return out.refused(t(refused, lang))
 
         if kind == ids.DISPATCH_PROMPT_CANCEL:
             return None, "cb-message", None, no_update, no_update, "", no_update
@@ -264,10 +268,10 @@ def register(app, deps) -> None:
     )
     def mark_centre_read(n_clicks, config):
         """'Mark all read': the answers stay in the list, the badge's count goes to zero."""
-        if not n_clicks:
+        if not n_clicks or not auth.can(auth.DISPATCH):
             return no_update
         with engine.begin() as conn:
-            changed = notify.mark_centre_read(conn, actor=(config or {}).get("actor", "dispatcher"))
+            changed = notify.mark_centre_read(conn, actor=auth.actor())
         return {"at": time.time(), "changed": changed}
 
     @app.callback(

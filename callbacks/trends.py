@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, html
 
+from dashboard import jurisdiction
 from dashboard.i18n import t
 from dashboard.pages import trends as page
 from data.errors import ValidationError
@@ -31,7 +32,7 @@ def register(app, deps) -> None:
     def update(period, first, last, scope, gran, rate, lang):
         query = {"period": period, "from": first, "to": last, "scope": scope, "gran": gran}
         try:
-            choice = page.parse_choice(query)
+            choice = jurisdiction.clamp_choice(deps.engine, page.parse_choice(query))
         except ValidationError as error:
             return html.Div(t("trends.bad_input", lang).format(error=error), className="cb-error"), "/trends/brief"
         body = page.content(deps.engine, choice, lang, deps.settings.timezone, rate=rate or "on_time_rate")

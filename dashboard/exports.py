@@ -9,10 +9,11 @@ import io
 import plotly.io as pio
 from flask import Blueprint, Response, current_app, request
 
+from dashboard import jurisdiction
 from dashboard.components import trends_charts, trends_tables
 from dashboard.i18n import name, normalise_lang, t
 from dashboard.pages.trends import parse_choice, read_review
-from data.errors import ValidationError
+from data.errors import NotFound, ValidationError
 
 bp = Blueprint("trends_exports", __name__)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -46,8 +47,14 @@ def xlsx_bytes(sheets: dict[str, tuple[list[str], list[list]]], lang: str) -> by
 def _review_for_request():
     deps = current_app.extensions["citybrain"]
     lang = normalise_lang(request.args.get("lang"))
-    choice = parse_choice(request.args)
+    # A scope outside the signed-in user's jurisdiction is not found (404); none asked means theirs.
+    choice = jurisdiction.clamp_choice(deps.engine, parse_choice(request.args), strict=True)
     return read_review(deps.engine, choice, deps.settings.timezone), choice, lang
+
+
+@bp.errorhandler(NotFound)
+def _not_found(error: NotFound) -> Response:
+    return Response(f"{error}\n", status=404, mimetype="text/plain")
 
 
 def _bad(error: Exception) -> Response:

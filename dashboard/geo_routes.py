@@ -19,6 +19,7 @@ import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboard import jurisdiction
 from dashboard.cache import cache
 from data import geo, store
 from data.errors import NotFound, ValidationError
@@ -147,7 +148,8 @@ def _live_context() -> tuple[int, datetime, Scope]:
     """
     with store.reading(_deps().engine) as conn:
         head = store.feed_head(conn)
-        scope = resolve_scope(conn, _int_arg("scope"))
+        # A scope outside the signed-in user's jurisdiction is not found; none asked means theirs.
+        scope = resolve_scope(conn, jurisdiction.clamp_unit(conn, _int_arg("scope"), strict=True))
     now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     return head, now, scope
 

@@ -239,11 +239,16 @@ def resume_point(engine) -> int:
 @bp.get("/events")
 def events():
     """The change feed as server-sent events (text/event-stream)."""
+    from dashboard import jurisdiction
+
     engine = current_app.extensions["citybrain"].engine
     after = resume_point(engine)
     stream_seconds = float(current_app.config.get("CITYBRAIN_SSE_STREAM_SECONDS", STREAM_SECONDS))
     build = current_app.config.get("CITYBRAIN_BUILD", "")
-    response = Response(event_stream(engine, after, watcher_for(engine), stream_seconds, build), mimetype="text/event-stream")
+    stream = event_stream(engine, after, watcher_for(engine), stream_seconds, build)
+    if jurisdiction.restricted():  # which incidents changed may be outside the user's jurisdiction
+        stream = jurisdiction.redact_stream(stream)
+    response = Response(stream, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from dash import html
 from sqlalchemy import select
 
-from dashboard import ids
+from dashboard import auth, ids, jurisdiction
 from dashboard.i18n import name, t
 from data import clock, schema, store
 from data.errors import NotFound
@@ -57,6 +57,8 @@ def card_shell(lang: str) -> html.Div:
 def incident_card(engine, incident_id: int, lang: str, tz: str) -> list:
     """The card body's children (a short message when the incident is gone)."""
     try:
+        with store.reading(engine) as conn:
+            jurisdiction.require_incident(conn, incident_id)  # outside the user's reach: as if it did not exist
         facts = read_card(engine, incident_id)
     except NotFound:
         return [html.P(t("card.not_found", lang))]
@@ -76,6 +78,10 @@ def incident_card(engine, incident_id: int, lang: str, tz: str) -> list:
         html.H3(f"{t('card.title', lang)} #{incident['id']}", className=f"cb-card-title cb-due-{due or 'none'}"),
         html.P(incident.get("description") or "", className="cb-card-text"),
         html.Dl([item for key, value in rows for item in (html.Dt(t(key, lang)), html.Dd(value))], className="cb-card-facts"),
-        # The card opens into the dispatcher's desk (一键调度) for this incident.
-        html.A(t("card.open_dispatch", lang), href=f"/dispatch?incident={incident['id']}", className="cb-card-dispatch"),
+        # The card opens into the dispatcher's desk (一键调度) for this incident, for those who may open it.
+        *(
+            [html.A(t("card.open_dispatch", lang), href=f"/dispatch?incident={incident['id']}", className="cb-card-dispatch")]
+            if auth.may_open("/dispatch")
+            else []
+        ),
     ]

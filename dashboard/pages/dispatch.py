@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from dash import dcc, html
 
-from dashboard import ids
+from dashboard import ids, jurisdiction
 from dashboard.components import dispatch_centre, dispatch_panel, dispatch_queue
 from dashboard.components.header import nav
 from dashboard.i18n import t
@@ -39,8 +38,13 @@ def chosen_filters(query: dict) -> dict:
 
 
 def read_queue(engine, chosen: dict, now: datetime) -> tuple[list[dict], dict]:
-    """(queue rows, headline counts) for the chosen filters; an area that vanished means everywhere."""
+    """(queue rows, headline counts) for the chosen filters; an area that vanished means everywhere.
+
+    Clamped to the signed-in user's jurisdiction (an area outside it means theirs); a department
+    user's queue holds only incidents with its own department.
+    """
     with store.reading(engine) as conn:
+        chosen = {**chosen, "area": jurisdiction.clamp_unit(conn, chosen.get("area"))}
         try:
             rows = dispatch.queue(
                 conn,
@@ -52,7 +56,11 @@ def read_queue(engine, chosen: dict, now: datetime) -> tuple[list[dict], dict]:
             )
             counts = dispatch.queue_counts(conn, now, area_id=chosen.get("area"))
         except ValidationError:
-            rows, counts = dispatch.queue(conn, now), dispatch.queue_counts(conn, now)
+            area = jurisdiction.clamp_unit(conn, None)
+            rows, counts = dispatch.queue(conn, now, area_id=area), dispatch.queue_counts(conn, now, area_id=area)
+    department = jurisdiction.department()
+    if department is not None:
+        rows = [r for r in rows if r.get("assignee_department_id") == department]
     return rows, counts
 
 
@@ -62,6 +70,7 @@ def read_panel(engine, incident_id: int | None, lang: str, settings, departments
         return dispatch_panel.empty_panel(lang), None
     try:
         with store.reading(engine) as conn:
+            jurisdiction.require_incident(conn, incident_id)  # outside the user's reach: as if it did not exist
             facts = dispatch.panel_facts(conn, incident_id)
     except NotFound:
         return dispatch_panel.empty_panel(lang, "dispatch.panel.gone"), None
@@ -73,7 +82,9 @@ def read_panel(engine, incident_id: int | None, lang: str, settings, departments
 
 
 def read_centre(engine, lang: str, settings, scope=None) -> tuple[dict, list]:
-    """(unread counts, list children) of the centre's inbox of departments' answers, within `scope`."""
+    """(unread counts, list children) of the centre's inbox of departments' answers, within `scope`
+    (the signed-in user's jurisdiction when none is given)."""
+    scope = scope if scope is not None else jurisdiction.scope_tuple()
     with store.reading(engine) as conn:
         unread = notify.centre_unread(conn, scope=scope)
         rows = notify.centre_inbox(conn, scope=scope, limit=dispatch_centre.LIST_LIMIT)
@@ -149,6 +160,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
     chosen = chosen_filters(query)
     with store.reading(engine) as conn:
         choices = dispatch.filter_choices(conn)
+        choices["areas"] = jurisdiction.visible_areas(conn, choices["areas"])
         head = store.feed_head(conn)
     rows, counts = read_queue(engine, chosen, now)
     unread, centre_list = read_centre(engine, lang, settings)
@@ -158,8 +170,6 @@ def layout(deps, query: dict, lang: str) -> html.Div:
     config = {
         "lang": lang,
         "tz": settings.timezone,
-        # Who acts from this screen, in the audit log; a sign-in would put the person's name here.
-        "actor": f"dispatcher-{secrets.token_hex(3)}",
         "words": {
             "undo": t("dispatch.undo", lang),
             **{k: t(f"live.{k}", lang) for k in ("live", "connecting", "polling", "stale")},

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from dash import dcc, html
 
+from dashboard import jurisdiction
 from dashboard.components.header import nav
 from dashboard.i18n import name, t
 from data import dispatch, notify, store
@@ -28,7 +29,9 @@ SHOWN = 100
 def departments(engine) -> list[dict]:
     """The active departments a reader may pick (the desk's own list): id, code and names."""
     with store.reading(engine) as conn:
-        return dispatch.filter_choices(conn)["departments"]
+        choices = dispatch.filter_choices(conn)["departments"]
+    own = jurisdiction.department()  # a department user reads its own inbox only
+    return choices if own is None else [d for d in choices if d["id"] == own]
 
 
 def read_inbox(engine, department_code: str | None) -> list[dict] | None:
@@ -37,9 +40,13 @@ def read_inbox(engine, department_code: str | None) -> list[dict] | None:
         return None
     with store.reading(engine) as conn:
         department_id = department_ids(conn).get(department_code)
-        if department_id is None:
+        own = jurisdiction.department()
+        if department_id is None or (own is not None and department_id != own):
             return None
-        return notify.inbox(conn, department_id=department_id, limit=SHOWN)
+        rows = notify.inbox(conn, department_id=department_id, limit=SHOWN)
+        if jurisdiction.unit() is not None:  # only incidents inside the reader's jurisdiction
+            rows = [r for r in rows if jurisdiction.incident_visible(conn, r["incident_id"])]
+        return rows
 
 
 def inbox_list(rows: list[dict] | None, lang: str, tz: str) -> html.Div:
@@ -77,6 +84,8 @@ def layout(deps, query: dict, lang: str) -> html.Div:
     chosen = query.get("department") or None
     if chosen not in {d["code"] for d in choices}:
         chosen = None
+    if chosen is None and jurisdiction.department() is not None and choices:
+        chosen = choices[0]["code"]  # a department user lands on its own inbox
     with store.reading(engine) as conn:
         head = store.feed_head(conn)
     return html.Div(

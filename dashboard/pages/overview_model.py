@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from flask import current_app
 
+from dashboard import jurisdiction
 from dashboard.cache import cache
 from dashboard.geo_routes import feature_index
 from data import schema, store
@@ -70,7 +71,10 @@ def snapshot(engine) -> Snapshot:
 
 
 def scope_of(engine, unit_id: int | None) -> Scope:
-    """The Scope for a unit id (the city for None); an id that no longer exists falls back to the city."""
+    """The Scope for a unit id (the city for None), clamped to the signed-in user's jurisdiction (their
+    own unit when none or one outside it is asked); an id that no longer exists falls back to the city."""
+    with store.reading(engine) as conn:
+        unit_id = jurisdiction.clamp_unit(conn, unit_id)
     if not unit_id:
         return CITY
     try:
@@ -102,6 +106,10 @@ def values_for(engine, snap: Snapshot, level: int, metric: str, bbox) -> tuple[d
     minute = snap.now.replace(second=0) + timedelta(minutes=1)
     key = (db_key(engine), snap.head, minute, level, metric)
     every = single_flight(("values", *key), lambda: _all_values(*key))
+    with store.reading(engine) as conn:
+        allowed = jurisdiction.units_within(conn, level)
+    if allowed is not None:  # a user's jurisdiction: no figures of units outside it
+        every = {unit: value for unit, value in every.items() if unit in allowed}
     breaks = choropleth.nice_breaks(every.values())
     if bbox is None:
         return every, breaks

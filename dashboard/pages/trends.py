@@ -15,6 +15,7 @@ from dash import dcc, html
 from flask import current_app, has_app_context
 from sqlalchemy import select
 
+from dashboard import jurisdiction
 from dashboard.cache import cache
 from dashboard.components import trends_charts, trends_tables
 from dashboard.components.header import nav
@@ -125,16 +126,17 @@ def scope_options(engine, lang: str) -> list[dict]:
     """The picker's choices: the city, then districts, streets and communities, each under its parent."""
     u = schema.units
     with store.reading(engine) as conn:
+        mine = jurisdiction.jurisdiction_scope(conn)  # a user's unit: only it and what lies inside
         rows = [
             dict(r._mapping)
             for r in conn.execute(
                 select(u.c.id, u.c.level, u.c.name_en, u.c.name_zh)
-                .where(u.c.level.in_(SCOPE_LEVELS))
+                .where(u.c.level.in_(SCOPE_LEVELS), *([] if mine is None else [mine.unit_filter(u)]))
                 .order_by(u.c.level, u.c.code)
                 .limit(MAX_SCOPE_OPTIONS)
             )
         ]
-    options = [{"label": t("level.city", lang), "value": "city"}]
+    options = [{"label": t("level.city", lang), "value": "city"}] if mine is None else []
     for r in rows:
         level = schema.LEVEL_NAMES[r["level"]]
         options.append({"label": f"{t(f'level.{level}', lang)} · {name(r, lang)}", "value": f"{level}:{r['id']}"})
@@ -291,7 +293,7 @@ def content(engine, choice: Choice, lang: str, tz: str, rate: str = "on_time_rat
 def layout(deps, query: dict, lang: str) -> html.Div:
     settings, engine = deps.settings, deps.engine
     try:
-        choice = parse_choice(query)
+        choice = jurisdiction.clamp_choice(engine, parse_choice(query))
         problem = None
     except ValidationError as error:
         choice, problem = Choice(), str(error)
