@@ -24,6 +24,7 @@
     function whenMap(map) {
         if (map && cb.map !== map) {
             cb.map = map;
+            map.on("zoomend moveend resize", scheduleDeclutter);
             if (cb.pendingHeat) { var h = cb.pendingHeat; cb.pendingHeat = null; cb.drawHeat(h); }
         }
     }
@@ -124,6 +125,41 @@
         return name + " · " + (value || 0);
     }
 
+    // --- permanent labels never overlap: a larger unit's label wins, a clashing one hides -------
+    // Neighbouring districts' centres can sit close together (Yuzhong and Nan'an, Jiulongpo and
+    // Dadukou); overlapping labels are unreadable from metres away, so the smaller unit's gives way
+    // until zooming in makes room.
+    function rectsOverlap(a, b) {
+        return !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top);
+    }
+
+    cb.declutterLabels = function () {
+        var labels = [];
+        Object.keys(cb.unitLayers).forEach(function (id) {
+            var layer = cb.unitLayers[id];
+            var tip = layer.getTooltip && layer.getTooltip();
+            var el = tip && tip.options.permanent && tip.getElement && tip.getElement();
+            if (!layer._map || !el || !layer.getBounds) { return; }
+            var b = layer.getBounds();
+            labels.push({el: el, size: (b.getEast() - b.getWest()) * (b.getNorth() - b.getSouth())});
+        });
+        labels.sort(function (a, b) { return b.size - a.size; });
+        var kept = [];
+        labels.forEach(function (label) {
+            var box = label.el.getBoundingClientRect();
+            var clash = kept.some(function (other) { return rectsOverlap(box, other); });
+            label.el.style.visibility = clash ? "hidden" : "";
+            if (!clash) { kept.push(box); }
+        });
+        cb.labelsShown = kept.length;
+    };
+
+    var declutterTimer = null;
+    function scheduleDeclutter() {
+        clearTimeout(declutterTimer);
+        declutterTimer = setTimeout(cb.declutterLabels, 50);
+    }
+
     cb.unitStyle = function (feature, context) {
         var hideout = (context && context.hideout) || {};
         return styleOf(feature, hideout, currentValues(hideout));
@@ -152,6 +188,7 @@
             className: permanent ? "cb-unit-label" : "cb-unit-tip",
             opacity: 1
         });
+        if (permanent) { scheduleDeclutter(); }
     };
 
     // Restyle the drawn units with values pushed live: setStyle in place, no rebuild, no geometry.
@@ -170,6 +207,7 @@
                 if (layer.getTooltip()) { layer.setTooltipContent(labelOf(layer.feature.properties, hideout, current)); }
             });
         }
+        scheduleDeclutter();  // new values change the labels' widths
         cb.lastRestyleMs = performance.now() - started;
         cb.appliedHead = Math.max(cb.appliedHead || 0, pushed.head);
         return String(pushed.head);

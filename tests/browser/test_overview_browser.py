@@ -92,7 +92,8 @@ def test_desk_shows_the_city_map_and_kpis_equal_to_the_store(browser, server, ci
     assert level == schema.DISTRICT
     assert sorted(drawn) == sorted(u["id"] for u in city.units["district"])
     # Labels name each district with its value, so nothing needs hovering.
-    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".cb-unit-label")]
+    # (textContent: a label hidden because it would overlap a larger district's is still there when zoomed in.)
+    labels = browser.execute_script("return [...document.querySelectorAll('.cb-unit-label')].map(e => e.textContent)")
     assert sorted(label.split(" · ")[0] for label in labels) == sorted(u["name_en"] for u in city.units["district"])
     assert_kpis_match(browser, city.engine)
     board_rows = browser.find_elements(By.CSS_SELECTOR, ".cb-board-row")
@@ -251,3 +252,24 @@ def test_zooming_in_shows_grids_and_open_incidents_and_a_marker_opens_its_card(b
     assert "Urgent" in card and grid["name_en"] in card
     browser.find_element(By.ID, "overview-card-close").click()
     wait_for(browser, "document.querySelector('#overview-card').hidden")
+
+
+def test_district_labels_never_overlap_when_zoomed_out(browser, server, city):
+    open_page(browser, server + "/?lang=en")
+    zoom = browser.execute_script("return window.citybrain.map.getZoom()")
+    browser.execute_script("window.citybrain.map.setZoom(arguments[0], {animate: false})", zoom - 3)
+    # Far out, the districts' labels would sit on top of each other: the larger district's stays readable.
+    boxes = wait_for(
+        browser,
+        "(() => { const z = window.citybrain.map.getZoom(), shown = [...document.querySelectorAll('.cb-unit-label')]"
+        ".filter(e => e.style.visibility !== 'hidden').map(e => e.getBoundingClientRect());"
+        f"return z < {zoom} && window.citybrain.labelsShown === shown.length && shown.length < {len(city.units['district'])}"
+        " && shown.map(r => [r.left, r.top, r.right, r.bottom]); })()",
+    )
+    assert boxes, "at least one district keeps its label"
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    # Zooming in makes room: more districts get their label back.
+    browser.execute_script("window.citybrain.map.setZoom(arguments[0], {animate: false})", zoom + 1)
+    wait_for(browser, f"window.citybrain.map.getZoom() > {zoom} && window.citybrain.labelsShown > {len(boxes)}")
