@@ -228,3 +228,35 @@ def test_selecting_a_row_fills_the_form_through_the_callback(deps, app):
             },
         )
         assert answer.get_json()["response"][component]["value"] == value
+
+
+def _route(client, path: str) -> str:
+    """The page the shell routes `path` to, as the browser receives it (JSON text)."""
+    answer = client.post(
+        "/_dash-update-component",
+        json={
+            "output": "shell-page.children",
+            "outputs": {"id": "shell-page", "property": "children"},
+            "inputs": [
+                {"id": "shell-location", "property": "pathname", "value": path},
+                {"id": "shell-lang", "property": "data", "value": "en"},
+            ],
+            "state": [
+                {"id": "shell-location", "property": "search", "value": ""},
+                {"id": "shell-carry", "property": "data", "value": None},
+            ],
+            "changedPropIds": ["shell-location.pathname"],
+        },
+    )
+    assert answer.status_code == 200
+    return json.dumps(answer.get_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+def test_only_administrators_see_the_admin_link_and_page(deps, app):
+    admin_client = signed_in_client(app, "admin")
+    assert '"href":"/admin"' in _route(admin_client, "/inbox")
+    assert page.grid_id("users") in _route(admin_client, "/admin")
+    dispatcher = signed_in_client(app, "dispatcher")
+    assert '"href":"/admin"' not in _route(dispatcher, "/inbox")
+    refused = _route(dispatcher, "/admin")
+    assert page.grid_id("users") not in refused and "auth-refused" in refused
