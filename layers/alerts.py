@@ -12,8 +12,10 @@ FALLBACK_COLOUR = "#868e96"
 FOCUS_ZOOM = 15  # a click on an alert in the list flies the map to this zoom (grids and markers are drawn)
 
 
-def _has_point(row: dict) -> bool:
-    return row.get("lon") is not None and row.get("lat") is not None
+def on_map(row: dict) -> bool:
+    """Drawn only where the alert lies in a grid: an unlocated incident's point (outside every grid) is listed,
+    not drawn around the city (as the heat layer leaves unlocated incidents out)."""
+    return row.get("lon") is not None and row.get("lat") is not None and row.get("unit_id") is not None
 
 
 def alert_features(rows: list[dict]) -> dict:
@@ -24,7 +26,7 @@ def alert_features(rows: list[dict]) -> dict:
     """
     features = []
     for rank, row in enumerate(rows, start=1):
-        if not _has_point(row):
+        if not on_map(row):
             continue
         kind = row.get("kind")
         features.append(
@@ -48,4 +50,4 @@ def alert_features(rows: list[dict]) -> dict:
 
 def focus_points(rows: list[dict]) -> dict[str, list[float]]:
     """{alert id: [lat, lon]} for the list's "show on map" clicks (Leaflet order)."""
-    return {str(int(r["id"])): [float(r["lat"]), float(r["lon"])] for r in rows if _has_point(r)}
+    return {str(int(r["id"])): [float(r["lat"]), float(r["lon"])] for r in rows if on_map(r)}

@@ -67,6 +67,7 @@ def _row(alert_id=1, kind="surge", status="open", lon=106.51, lat=29.51, **extra
         "unit_name_en": "Grid 0",
         "unit_name_zh": "网格0",
         "unit_level": 4,
+        "unit_id": 7,
         "category_name_en": "Exposed garbage",
         "category_name_zh": "暴露垃圾",
         "incident_id": None,
@@ -141,6 +142,7 @@ def test_the_desk_list_says_what_where_why_how_much_and_since_when_with_three_bu
     for expected in ("▲ Surge", "Grid · Grid 0", "Exposed garbage", "12 garbage reports in Grid 0", "12 seen, 2.2 expected"):
         assert expected in text
     assert "12 min ago" in text and "Acknowledged" in text
+    assert alerts_panel.numbers_text(_row(expected=0.01, observed=8), "zh") == "实际 8，预期 <0.1"
     # The acknowledged alert cannot be acknowledged again; both can be dismissed or turned into a case.
     assert [b.id["index"] for b in _of_type(shown, ids.ALERTS_ACK)] == [1]
     assert [b.id["index"] for b in _of_type(shown, ids.ALERTS_DISMISS)] == [1, 2]

@@ -102,10 +102,13 @@ def reason_text(row: dict, lang: str) -> str:
 
 
 def number(value) -> str:
-    """Counts as integers, rates and expectations with one decimal ('3.2', '14')."""
+    """Counts as integers, rates and expectations with one decimal ('3.2', '14'); a tiny expectation as '<0.1'
+    (a surge where next to nothing was expected must not read "8 seen, 0 expected")."""
     if value is None:
         return "—"
     value = float(value)
+    if 0 < value < 0.05:
+        return "<0.1"
     return f"{value:.0f}" if value.is_integer() else f"{value:.1f}"
 
 
@@ -196,8 +199,7 @@ def alert_item(row: dict, rank: int, lang: str, now: datetime, wall: bool, actio
     if status != "open":
         head_parts.append(html.Span(t(f"alerts.status.{status}", lang), className=f"cb-alert-status cb-alert-status-{status}"))
     # On the desk the head is a button: a click flies the map to the alert (when it has a place on the map).
-    located = row.get("lon") is not None and row.get("lat") is not None
-    if not wall and located:
+    if not wall and alert_layer.on_map(row):
         head = html.Button(
             head_parts,
             id={"type": ids.ALERTS_FOCUS, "index": int(row["id"])},
