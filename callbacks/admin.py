@@ -107,12 +107,14 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 display_name=f.get("display_name") or None,
             )
         elif action == "save":
-            changes = {
-                "role": f["role"],
-                "unit_code": f.get("unit") or admin.CITY_WIDE,
-                # Only a department user acts for a department: other roles drop it.
-                "department_code": f.get("department") if f["role"] == "department" else None,
-            }
+            # A blank field keeps what the user has: an empty jurisdiction must never widen it to the city.
+            changes = {"role": f["role"]}
+            if not _blank(f.get("unit")):
+                changes["unit_code"] = f["unit"]
+            if f["role"] != "department":
+                changes["department_code"] = None  # only a department user acts for a department
+            elif not _blank(f.get("department")):
+                changes["department_code"] = f["department"]
             if not _blank(f.get("display_name")):
                 changes["display_name"] = f["display_name"]
             admin.update_user(conn, actor, user, **changes)

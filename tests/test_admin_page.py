@@ -133,6 +133,24 @@ def test_users_tab_creates_changes_resets_and_deactivates(deps):
     assert not refused.ok and "needs the department" in refused.message
 
 
+def test_saving_a_user_with_blank_fields_keeps_their_jurisdiction_and_department(deps):
+    with deps.engine.connect() as conn:
+        district = conn.execute(
+            select(schema.units.c.code).where(schema.units.c.id == deps.world.lattice.district_ids[0])
+        ).scalar()
+    assert do(
+        deps, "users", "create", username="zhou", password="long enough", role="department", unit=district, department="zj"
+    ).ok
+    assert do(deps, "users", "save", username="zhou", role="department", display_name="Zhou Min").ok
+    with deps.engine.connect() as conn:
+        user = {u["username"]: u for u in admin.list_users(conn)}["zhou"]
+    assert (user["unit_code"], user["department_code"], user["display_name"]) == (district, "zj", "Zhou Min")
+    assert do(deps, "users", "save", username="zhou", role="viewer").ok  # leaving the department role drops the department
+    with deps.engine.connect() as conn:
+        user = {u["username"]: u for u in admin.list_users(conn)}["zhou"]
+    assert (user["role"], user["unit_code"], user["department_code"]) == ("viewer", district, None)
+
+
 def test_missing_fields_are_named_before_anything_runs(deps):
     outcome = do(deps, "users", "create", lang="zh", username="zhao")
     assert not outcome.ok and outcome.message == "请填写：密码（新建、重设）, 角色"
@@ -151,6 +169,8 @@ def test_keys_and_webhooks_show_their_secret_once_and_never_audit_it(deps):
 def test_departments_responsibility_and_duty_tabs(deps):
     assert do(deps, "departments", "create", code="swj", name_en="Water", name_zh="水务局", kind="department").ok
     assert do(deps, "departments", "save", code="swj", name_en="Water Bureau").ok
+    assert do(deps, "departments", "create", code="power", name_en="Power", name_zh="电力", kind="utility").ok
+    assert do(deps, "departments", "save", code="power", name_zh="国网电力").ok  # a blank kind keeps it
     with deps.engine.connect() as conn:
         district = conn.execute(
             select(schema.units.c.code).where(schema.units.c.id == deps.world.lattice.district_ids[0])
@@ -166,6 +186,8 @@ def test_departments_responsibility_and_duty_tabs(deps):
     assert do(deps, "categories", "save", code="potholes", name_en="Road potholes", grid_worker_ok=["yes"]).ok
     actions = [(e["entity"], e["action"]) for e in reversed(audit(deps.engine))]
     assert actions == [
+        ("department", "create"),
+        ("department", "rename"),
         ("department", "create"),
         ("department", "rename"),
         ("responsibility", "set"),

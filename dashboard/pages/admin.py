@@ -369,7 +369,7 @@ def _form(tab: str, lang: str, options: dict) -> html.Div:
             _text(tab, "code", lang, "admin.f.code"),
             _text(tab, "name_en", lang, "admin.f.name_en"),
             _text(tab, "name_zh", lang, "admin.f.name_zh"),
-            _select(tab, "kind", lang, "admin.f.kind", list(admin.DEPARTMENT_KINDS), value="department"),
+            _select(tab, "kind", lang, "admin.f.kind", list(admin.DEPARTMENT_KINDS)),
             _text(tab, "webhook", lang, "admin.f.webhook", kind="url"),
         ]
     elif tab == "categories":
