@@ -3,6 +3,7 @@ actions (acknowledge, dismiss with a reason, open a case) and sensitivity edits,
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -345,3 +346,71 @@ def test_the_overview_and_the_wall_carry_the_panel_and_the_rings_and_the_head_ro
         warnings.act_on_alert(conn, alert["id"], "acknowledge", "op-ann")
     response = client.get("/alerts/head")
     assert response.get_json()["head"] > before and response.headers["Cache-Control"] == "no-store"
+
+
+# --- through Dash's callback endpoint, signed in -------------------------------------------------------
+
+
+def _fire(client, app, output: str, trigger: tuple, values: dict) -> tuple[int, dict]:
+    """POST the callback writing `output` as the renderer would; `trigger` is (id, property, value)."""
+    key = next(k for k in app.callback_map if k.startswith(f"..{output}") or k == output)
+    spec = app.callback_map[key]
+    outputs = [
+        {"id": part.partition(".")[0], "property": part.partition(".")[2].split("@")[0]} for part in key.strip(".").split("...")
+    ]
+
+    def entry(item):
+        raw = item["id"]
+        if raw.startswith("{"):  # a pattern (ALL): only the clicked button is on the page here
+            pattern = json.loads(raw)
+            if isinstance(trigger[0], dict) and trigger[0]["type"] == pattern["type"]:
+                return [{"id": trigger[0], "property": trigger[1], "value": trigger[2]}]
+            return []
+        value = trigger[2] if (raw, item["property"]) == (trigger[0], trigger[1]) else values.get(raw)
+        return {"id": raw, "property": item["property"], "value": value}
+
+    changed = trigger[0] if isinstance(trigger[0], str) else json.dumps(trigger[0], sort_keys=True, separators=(",", ":"))
+    body = {
+        "output": key,
+        "outputs": outputs if len(outputs) > 1 else outputs[0],
+        "inputs": [entry(i) for i in spec["inputs"]],
+        "state": [entry(s) for s in spec["state"]],
+        "changedPropIds": [f"{changed}.{trigger[1]}"],
+    }
+    answer = client.post("/_dash-update-component", json=body)
+    return answer.status_code, (answer.get_json() or {}).get("response", {}) if answer.status_code == 200 else {}
+
+
+def test_a_dispatcher_acts_as_themselves_and_a_viewer_is_refused_through_the_callback(deps, app):
+    (alert,) = _seed(deps, [_finding(deps.world)])
+    button = ({"type": ids.ALERTS_ACK, "index": alert["id"]}, "n_clicks", 1)
+    config = {ids.OVERVIEW_CLOCK_CONFIG: {"lang": "en"}}
+
+    viewer = signed_in_client(app, "viewer")
+    status, response = _fire(viewer, app, ids.ALERTS_MESSAGE, button, config)
+    assert status == 200 and response[ids.ALERTS_MESSAGE]["children"] == "Your role may not act on alerts."
+    assert _alert(deps, alert["id"])["status"] == "open"
+
+    dispatcher = signed_in_client(app, "dispatcher")
+    status, response = _fire(dispatcher, app, ids.ALERTS_MESSAGE, button, config)
+    assert status == 200 and response[ids.ALERTS_MESSAGE]["children"] == [f"Alert #{alert['id']} acknowledged."]
+    assert _alert(deps, alert["id"])["acted_by"] == dispatcher.user["username"]
+
+
+def test_only_an_administrator_changes_sensitivity_through_the_page(deps, app):
+    garbage = deps.world.categories["garbage"]
+    edit = (ids.WARNINGS_SETTINGS, "cellValueChanged", [{"data": {"category_id": garbage, "sensitivity": 0.5, "enabled": True}}])
+    config = {ids.WARNINGS_CONFIG: {"lang": "en"}}
+
+    dispatcher = signed_in_client(app, "dispatcher")
+    status, response = _fire(dispatcher, app, ids.WARNINGS_MESSAGE, edit, config)
+    assert response[ids.WARNINGS_MESSAGE]["children"] == "Only an administrator may change sensitivity."
+    with deps.engine.connect() as conn:
+        assert next(s for s in warnings.get_settings(conn) if s["category_id"] == garbage)["sensitivity"] == 1.0
+
+    admin = signed_in_client(app, "admin")
+    status, response = _fire(admin, app, ids.WARNINGS_MESSAGE, edit, config)
+    assert status == 200 and response[ids.WARNINGS_MESSAGE]["children"] == "garbage: sensitivity 0.5, on."
+    with deps.engine.connect() as conn:
+        setting = next(s for s in warnings.get_settings(conn) if s["category_id"] == garbage)
+    assert (setting["sensitivity"], setting["updated_by"]) == (0.5, admin.user["username"])
