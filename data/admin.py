@@ -831,6 +831,9 @@ def update_user(
     if display_name is not _UNSET:
         changes["display_name"] = display_name
     before = user_snapshot(current)
+    stays_admin = changes.get("role", current["role"]) == "admin" and changes.get("active", current["active"])
+    if current["role"] == "admin" and current["active"] and not stays_admin:
+        _refuse_if_last_admin(conn, current)
     user = accounts.update_user(conn, current["id"], now=now, **changes)
     after = user_snapshot(user)
     changed = {k for k in after if after[k] != before[k]}
@@ -838,6 +841,15 @@ def update_user(
         return user
     record(conn, actor, USER, user["username"], _user_action(changed, after), before, after, now=now)
     return user
+
+
+def _refuse_if_last_admin(conn: Connection, user: dict) -> None:
+    users = schema.users
+    others = conn.execute(
+        select(func.count()).select_from(users).where(users.c.role == "admin", users.c.active.is_(True), users.c.id != user["id"])
+    ).scalar_one()
+    if not others:
+        raise ValidationError(f"{user['username']} is the last active administrator: make another administrator first")
 
 
 def _user_action(changed: set[str], after: dict) -> str:

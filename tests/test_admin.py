@@ -326,3 +326,17 @@ def test_the_audit_log_filters_by_entity_and_key(engine, world):
         assert [e["entity_key"] for e in admin.events(conn, entity="category_limits")] == ["water", "garbage"]
         assert [e["entity_key"] for e in admin.events(conn, entity="category_limits", entity_key="garbage")] == ["garbage"]
         assert len(admin.events(conn, limit=2)) == 2
+
+
+def test_the_last_active_administrator_cannot_be_demoted_or_deactivated(engine, world):
+    with engine.begin() as conn:
+        admin.create_user(conn, ACTOR, "boss", "long enough", "admin")
+    assert "last active administrator" in refused(
+        engine, ValidationError, lambda c: admin.update_user(c, ACTOR, "boss", active=False)
+    )
+    refused(engine, ValidationError, lambda c: admin.update_user(c, ACTOR, "boss", role="viewer"))
+    with engine.begin() as conn:
+        admin.create_user(conn, ACTOR, "deputy", "long enough", "admin")
+        admin.update_user(conn, ACTOR, "boss", role="leader")  # another admin remains: allowed
+    with engine.connect() as conn:
+        assert {u["username"]: u["role"] for u in admin.list_users(conn)} == {"boss": "leader", "deputy": "admin"}
