@@ -477,3 +477,12 @@ TEXT.update(
         "warnings.msg.not_allowed": ("Only an administrator may change sensitivity.", "仅管理员可修改灵敏度。"),
     }
 )
+
+# The leaders' review map (/trends): the chosen rate over the units one level below the scope.
+TEXT.update(
+    {
+        "trends.map.title": ("Map: {rate}", "地图：{rate}"),
+        "trends.map.no_data": ("No data", "无数据"),
+        "trends.map.hint": ("Click an area to review it.", "点击区域查看其研判。"),
+    }
+)

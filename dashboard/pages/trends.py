@@ -17,12 +17,13 @@ from sqlalchemy import select
 
 from dashboard import jurisdiction
 from dashboard.cache import cache
-from dashboard.components import trends_charts, trends_tables
+from dashboard.components import trends_charts, trends_map, trends_tables
 from dashboard.components.header import nav
 from dashboard.i18n import name, t
 from data import schema, store, trends
 from data.clock import utc_now
 from data.errors import ValidationError
+from layers import boundaries, rate_choropleth
 
 # Component ids (kebab-case `trends-<thing>`).
 PERIOD = "trends-period"
@@ -252,11 +253,30 @@ def _chart(key: str, review: dict, lang: str, rate: str) -> html.Section:
     )
 
 
+def _unit_links(review: dict, choice: Choice, lang: str) -> list[str]:
+    """Drill down: each unit one level below opens the same review scoped to it (from the table or the map)."""
+    return [f"/trends?{replace(choice, scope=(u['level'], u['unit_id'])).query(lang)}" for u in review["units"]]
+
+
+def _rate_map(engine, review: dict, choice: Choice, lang: str, rate: str) -> html.Section:
+    """The choropleth of the chosen rate over the units one level below the scope (geometry by cached URL)."""
+    level = trends.CHILD_LEVEL[choice.scope[0] if choice.scope else schema.CITY]
+    u = schema.units
+    with store.reading(engine) as conn:
+        version = boundaries.units_version(conn)
+        bbox = None
+        if choice.scope:
+            row = conn.execute(select(u.c.minx, u.c.miny, u.c.maxx, u.c.maxy).where(u.c.id == choice.scope[1])).first()
+            bbox = tuple(row) if row is not None and None not in tuple(row) else None
+        frame = bbox or boundaries.extent(conn, schema.DISTRICT)
+    url = rate_choropleth.units_url(level, version, bbox)
+    return trends_map.rate_map(review["units"], rate, lang, url, frame, _unit_links(review, choice, lang))
+
+
 def _table(which: str, review: dict, choice: Choice, lang: str, limit: int | None = None) -> html.Section:
     links = None
     if which == "units":
-        # Drill down: a unit's name opens the same review scoped to it.
-        links = [f"/trends?{replace(choice, scope=(u['level'], u['unit_id'])).query(lang)}" for u in review["units"]]
+        links = _unit_links(review, choice, lang)
     return html.Section(
         className="cb-board-panel cb-trends-table-panel",
         children=[
@@ -276,7 +296,10 @@ def content(engine, choice: Choice, lang: str, tz: str, rate: str = "on_time_rat
         _headline(review, lang),
         html.Div(
             className="cb-trends-grid",
-            children=[_chart(key, review, lang, rate) for key in trends_charts.CHARTS],
+            children=[
+                *(_chart(key, review, lang, rate) for key in trends_charts.CHARTS),
+                _rate_map(engine, review, choice, lang, rate),
+            ],
         ),
         _table("league", review, choice, lang),
         _table("units", review, choice, lang),
