@@ -52,7 +52,7 @@ def read_view(engine, state: dict, lang: str) -> dict:
     """The panel's parts for the overview's state (its scope and variant): list, count, map data, focus points."""
     scope = model.scope_of(engine, (state or {}).get("scope"))
     wall = (state or {}).get("variant") == "wall"
-    rows = alerts_panel.read_alerts(engine, alerts_panel.visible_scope(scope))
+    rows = alerts_panel.read_alerts(engine, alerts_panel.visible_scope(engine, scope))
     return {
         "list": alerts_panel.alerts_list(rows, lang, wall=wall, actions=alerts_panel.may_act()),
         "count": alerts_panel.count_text(rows),

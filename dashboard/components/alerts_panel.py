@@ -14,7 +14,7 @@ import dash_leaflet as dl
 from dash import dcc, html
 from dash_extensions.javascript import Namespace
 
-from dashboard import auth, ids
+from dashboard import auth, ids, jurisdiction
 from dashboard.i18n import name, t
 from data import store
 from layers import alerts as alert_layer
@@ -45,18 +45,15 @@ def read_alerts(engine, scope_key=None, statuses=SHOWN_STATUSES, kinds=None, lim
         return warnings.list_alerts(conn, scope=scope_key, statuses=statuses, kinds=kinds, limit=limit)
 
 
-def visible_scope(scope: Scope):
+def visible_scope(engine, scope: Scope):
     """The alerts scope for the screen's scope, clamped to the user's jurisdiction: (level, unit id) or None (city).
 
     A screen scoped inside the jurisdiction keeps its scope; one scoped outside it (or the whole
-    city, for a street's user) shows the jurisdiction instead.
+    city, for a street's user) shows the jurisdiction instead (dashboard/jurisdiction.py).
     """
-    allowed = auth.current().scope
     wanted = None if scope.is_city else (scope.level, scope.id)
-    if allowed is None:
-        return wanted
-    inside = wanted is not None and allowed[1] in [c["id"] for c in scope.chain]
-    return wanted if inside else allowed
+    with store.reading(engine) as conn:
+        return jurisdiction.clamp_scope(conn, wanted)
 
 
 def may_act() -> bool:

@@ -41,7 +41,7 @@ def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
     frame = bounds or scope.bbox or model.city_extent(engine)
     zoom = model.estimate_zoom(frame, *((1100, 950) if wall else (1000, 800)))
     view = model.map_view(engine, snap, zoom, _leaflet_bounds(frame), scope, state["metric"], lang, variant, state["heat"])
-    alerts = alerts_panel.read_alerts(engine, alerts_panel.visible_scope(scope))
+    alerts = alerts_panel.read_alerts(engine, alerts_panel.visible_scope(engine, scope))
     return html.Div(
         id=ids.OVERVIEW_ROOT,
         className=f"cb-overview cb-{variant}",

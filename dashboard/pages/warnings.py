@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import dash_ag_grid as dag
 from dash import dcc, html
 
-from dashboard import auth, ids
+from dashboard import auth, ids, jurisdiction
 from dashboard.components import alerts_panel
 from dashboard.components.alerts_panel import category_text, kind_label, numbers_text, place_text, reason_text
 from dashboard.components.header import nav
@@ -37,9 +37,11 @@ def chosen_filters(query: dict) -> dict:
 
 def read_list(engine, chosen: dict) -> list[dict]:
     """The alerts the filters choose, within the user's jurisdiction."""
+    with store.reading(engine) as conn:
+        scope = jurisdiction.clamp_scope(conn, None)
     return alerts_panel.read_alerts(
         engine,
-        auth.current().scope,
+        scope,
         statuses=(chosen["status"],) if chosen.get("status") else None,
         kinds=(chosen["kind"],) if chosen.get("kind") else None,
         limit=SHOWN,
