@@ -28,12 +28,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.spatial import cKDTree
 from scipy.special import pdtrc
 from sqlalchemy import Engine, and_, case, func, select, text, true
@@ -52,7 +54,7 @@ HOUR, DAY, WEEK = 3600.0, 86400.0, 7 * 86400.0
 
 ALPHA = 0.01  # family-wise error rate of each test family (Bonferroni)
 SURGE_WINDOWS_H = (6, 24)
-BASELINE_WEEKS = 6
+BASELINE_WEEKS = 4
 SURGE_MIN_COUNT = 3
 SURGE_PRIOR_UNITS = 1.0  # shrink each unit's history towards its level's mean by one unit's worth
 SURGE_COOLDOWN = 12 * HOUR
@@ -102,6 +104,7 @@ class Grids:
     lat: np.ndarray
     area: np.ndarray
     neighbours: np.ndarray  # (n, k+1) grid indexes, itself first
+    _adjacency: Any = field(default=None, repr=False)
 
     def index(self, grid_ids: np.ndarray) -> np.ndarray:
         """Index of each grid id (-1 for ids that are not grids)."""
@@ -111,18 +114,39 @@ class Grids:
         pos = np.clip(pos, 0, len(self.ids) - 1)
         return np.where(self.ids[pos] == grid_ids, pos, -1)
 
+    @property
+    def adjacency(self):
+        """Sparse (grids x grids) matrix: row i sums grid i and its nearest neighbours (a scan cylinder's base)."""
+        if self._adjacency is None:
+            n, k = self.neighbours.shape
+            rows = np.repeat(np.arange(n), k)
+            self._adjacency = csr_matrix((np.ones(n * k), (rows, self.neighbours.ravel())), shape=(n, n))
+        return self._adjacency
 
+
+# One entry per store: the server's thread reuses grids, the reports history and the departments' pace.
 _GRID_CACHE: dict[tuple, Grids] = {}
 
 
+def store_key(conn: Connection) -> str:
+    """Which store this is: the URL, and on PostgreSQL the schema (tests keep stores in schemas of one database)."""
+    key = conn.engine.url.render_as_string(hide_password=True)
+    if conn.dialect.name == "postgresql":
+        key += "#" + str(conn.execute(text("SELECT current_schema()")).scalar())
+    return key
+
+
 def load_grids(conn: Connection) -> Grids:
-    """The grids, read once per units version (count and last update) and cached in the process."""
-    version = conn.execute(select(func.count(), func.max(U.c.updated_at), func.max(U.c.id)).where(U.c.level == schema.GRID)).one()
-    key = (str(conn.engine.url), *map(str, version))
+    """The grids, read once per units version (count, highest id, the import's stamp) and cached in the process."""
+    from data.store import get_meta
+
+    version = conn.execute(select(func.count(), func.max(U.c.id)).where(U.c.level == schema.GRID)).one()
+    key = (store_key(conn), *map(str, version), get_meta(conn, "units_version", ""))
     cached = _GRID_CACHE.get(key)
     if cached is not None:
         return cached
-    rows = conn.execute(
+    arr = _fetch(
+        conn,
         select(
             U.c.id,
             func.coalesce(U.c.community_id, -1),
@@ -132,9 +156,9 @@ def load_grids(conn: Connection) -> Grids:
             func.coalesce(U.c.area_m2, 0.0),
         )
         .where(U.c.level == schema.GRID)
-        .order_by(U.c.id)
-    ).all()
-    arr = np.array(rows, dtype=float).reshape(-1, 6)
+        .order_by(U.c.id),
+        6,
+    )
     ids = arr[:, 0].astype(np.int64)
     community_ids, community = np.unique(arr[:, 1].astype(np.int64), return_inverse=True)
     street_ids, street = np.unique(arr[:, 2].astype(np.int64), return_inverse=True)
@@ -151,7 +175,8 @@ def load_grids(conn: Connection) -> Grids:
     area = arr[:, 5]
     area = np.where(area > 0, area, np.median(area[area > 0]) if (area > 0).any() else 1e5)
     grids = Grids(ids, community, street, community_ids, street_ids, lon, lat, area, neighbours.astype(np.int64))
-    _GRID_CACHE.clear()
+    for old in [k_ for k_ in _GRID_CACHE if k_[0] == key[0]]:
+        del _GRID_CACHE[old]
     _GRID_CACHE[key] = grids
     return grids
 
@@ -184,29 +209,89 @@ def _fetch(conn: Connection, stmt, width: int) -> np.ndarray:
     return np.array(rows, dtype=float)
 
 
-def load_reports(conn: Connection, grids: Grids, cat_ids: np.ndarray, since: datetime, until: datetime) -> Reports:
-    """Located reports in [since, until), merged duplicates and rejected reports left out."""
-    stmt = select(
-        INC.c.grid_id,
-        INC.c.category_id,
-        epoch_seconds(INC.c.reported_at),
-        func.coalesce(INC.c.lon, -999.0),
-        func.coalesce(INC.c.lat, -999.0),
-    ).where(
+def _reports_query(columns, since: datetime, until: datetime):
+    return select(*columns).where(
         INC.c.reported_at >= since,
         INC.c.reported_at < until,
         INC.c.grid_id.is_not(None),
         INC.c.state.not_in((MERGED, REJECTED)),
     )
-    arr = _fetch(conn, stmt, 5)
+
+
+def _read_reports(conn: Connection, grids: Grids, cat_ids: np.ndarray, since: datetime, until: datetime) -> Reports:
+    """Located reports in [since, until), merged duplicates and rejected reports left out (one covering index)."""
+    columns = (
+        INC.c.grid_id,
+        INC.c.category_id,
+        epoch_seconds(INC.c.reported_at),
+        func.coalesce(INC.c.lon, -999.0),
+        func.coalesce(INC.c.lat, -999.0),
+    )
+    arr = _fetch(conn, _reports_query(columns, since, until), 5)
     g = grids.index(arr[:, 0].astype(np.int64))
-    if len(cat_ids) == 0:
-        arr = arr[:0]
-        g = g[:0]
     cat = arr[:, 1].astype(np.int64)
-    c = np.clip(np.searchsorted(cat_ids, cat), 0, max(len(cat_ids) - 1, 0))
-    keep = (g >= 0) & (cat_ids[c] == cat) if len(cat_ids) else np.zeros(0, bool)
+    if len(cat_ids) == 0:
+        keep = np.zeros(len(arr), bool)
+        c = np.zeros(len(arr), np.int64)
+    else:
+        c = np.clip(np.searchsorted(cat_ids, cat), 0, len(cat_ids) - 1)
+        keep = (g >= 0) & (cat_ids[c] == cat)
     return Reports(g[keep], c[keep], arr[keep, 2], arr[keep, 3], arr[keep, 4])
+
+
+def _count_reports(conn: Connection, since: datetime, until: datetime) -> int:
+    return int(conn.execute(_reports_query((func.count(),), since, until)).scalar_one())
+
+
+@dataclass
+class _CachedReports:
+    key: tuple
+    since: datetime
+    until: datetime
+    count: int  # rows in [since, until) when read: a later count that differs means the history changed
+    reports: Reports
+
+
+_REPORT_CACHE: dict[str, _CachedReports] = {}
+# Reports older than this are kept between passes; younger ones are read again every pass.
+SETTLED = timedelta(hours=2)
+
+
+def _concat(a: Reports, b: Reports) -> Reports:
+    return Reports(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("grid", "cat", "t", "lon", "lat")))
+
+
+def _since(r: Reports, mask: np.ndarray) -> Reports:
+    return Reports(r.grid[mask], r.cat[mask], r.t[mask], r.lon[mask], r.lat[mask])
+
+
+def load_reports(conn: Connection, grids: Grids, cat_ids: np.ndarray, since: datetime, until: datetime) -> Reports:
+    """Located reports in [since, until), merged and rejected ones left out; the settled part cached between passes.
+
+    A pass reads only what arrived since the cached part, after checking with one index-only count
+    that the cached range still holds as many reports (a back-dated import, a merge or a rejection
+    there changes it, and everything is read again).
+    """
+    store = store_key(conn)
+    key = (store, id(grids), tuple(int(c) for c in cat_ids))
+    cached = _REPORT_CACHE.get(store)
+    if (
+        cached is not None
+        and cached.key == key
+        and cached.since <= since
+        and since <= cached.until <= until
+        and _count_reports(conn, cached.since, cached.until) == cached.count
+    ):
+        head = _since(cached.reports, cached.reports.t >= since.timestamp())
+        tail = _read_reports(conn, grids, cat_ids, cached.until, until)
+        reports = _concat(head, tail)
+    else:
+        reports = _read_reports(conn, grids, cat_ids, since, until)
+    settled = max(until - SETTLED, since)
+    old = reports.t < settled.timestamp()
+    if cached is None or cached.key != key or cached.until != settled:
+        _REPORT_CACHE[store] = _CachedReports(key, since, settled, _count_reports(conn, since, settled), _since(reports, old))
+    return reports
 
 
 @dataclass
@@ -423,28 +508,42 @@ def detect_hotspots(ctx: Context, known: list[dict], surges: list[dict] = ()) ->
     enabled = ctx.sensitivity > 0
     # Column n_cat is "all categories" (the enabled ones), at sensitivity 1.
     sens = np.append(ctx.sensitivity, 1.0 if enabled.any() else 0.0)
-    key = r.grid * n_cat + r.cat
+    pooled_rows = enabled[r.cat]
 
-    def matrix(mask: np.ndarray) -> np.ndarray:
-        m = np.bincount(key[mask], minlength=n_grid * n_cat).reshape(n_grid, n_cat).astype(float)
-        return np.column_stack([m, m[:, enabled].sum(axis=1)])
+    def matrix(mask: np.ndarray):
+        """Sparse (grids x categories+1) counts of the masked reports; the last column all enabled categories."""
+        both = mask & pooled_rows
+        rows = np.concatenate([r.grid[mask], r.grid[both]])
+        cols = np.concatenate([r.cat[mask], np.full(int(both.sum()), n_cat)])
+        return coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_grid, n_cat + 1)).tocsr()
+
+    def at(m, rows, cols) -> np.ndarray:
+        return np.asarray(m[rows, cols]).ravel()
 
     total = matrix(r.t >= study)
-    city_total = total.sum(axis=0)
+    city_total = np.asarray(total.sum(axis=0)).ravel()
     nb = g.neighbours
-    zone_total = total[nb].sum(axis=1)  # (grids, categories + 1)
+    zone_total = (g.adjacency @ total).tocsr()  # each grid with its neighbours: (grids, categories + 1)
     tests = n_grid * int((sens > 0).sum()) * len(HOTSPOT_DAYS)
     cands, recent_by_days = [], {}
     min_count = HOTSPOT_MIN_COUNT / np.maximum(sens, 1e-9)
     for days in HOTSPOT_DAYS:
         counts = matrix(r.t >= ctx.now - days * DAY)
         recent_by_days[days] = counts
-        zone_recent = counts[nb].sum(axis=1)
-        zi, ci = np.nonzero(zone_recent >= min_count[None, :])
+        zone_recent = (g.adjacency @ counts).tocoo()
+        big = zone_recent.data >= min_count[zone_recent.col]
+        zi, ci, o = zone_recent.row[big], zone_recent.col[big], zone_recent.data[big]
         if len(zi) == 0:
             continue
-        o = zone_recent[zi, ci]
-        mu = zone_total[zi, ci] * counts.sum(axis=0)[ci] / np.maximum(city_total[ci], 1)
+        city_recent = np.asarray(counts.sum(axis=0)).ravel()
+        # The recent share of the category's volume in the rest of the city, so that a cluster of a rare
+        # category does not raise its own expectation (the permutation scan's marginal, leaving the zone out).
+        zt = at(zone_total, zi, ci)
+        rest_total = city_total[ci] - zt
+        share = np.where(
+            rest_total >= 30, (city_recent[ci] - o) / np.maximum(rest_total, 1), city_recent[ci] / np.maximum(city_total[ci], 1)
+        )
+        mu = zt * np.maximum(share, 0.0)
         log10_p_adj = _log10_p(o, mu) - math.log10(tests)
         cands.append(
             pd.DataFrame({"centre": zi, "cat": ci, "days": days, "observed": o, "expected": mu, "log10_p_adj": log10_p_adj})
@@ -476,7 +575,7 @@ def detect_hotspots(ctx: Context, known: list[dict], surges: list[dict] = ()) ->
         taken.update(int(m) for m in members)
         if not row.pooled:
             single.update(int(m) for m in members)
-        per_grid = recent_by_days[row.days][members, row.cat]
+        per_grid = at(recent_by_days[row.days], members, np.full(len(members), row.cat))
         top_grid = int(g.ids[members[int(np.argmax(per_grid))]])
         if per_grid.max() >= 0.6 * per_grid.sum() and (top_grid, "all" if row.pooled else row.token) in surged:
             continue
@@ -488,7 +587,7 @@ def detect_hotspots(ctx: Context, known: list[dict], surges: list[dict] = ()) ->
                 break
         if any(f["condition_key"] == condition for f in out):
             continue
-        recent = recent_by_days[row.days][members, :n_cat].sum(axis=0)
+        recent = np.asarray(recent_by_days[row.days][members, :n_cat].sum(axis=0)).ravel()
         top = int(np.argmax(recent)) if row.cat == n_cat else int(row.cat)
         share = float(recent[top] / max(recent.sum(), 1))
         out.append(
@@ -553,8 +652,9 @@ def detect_chronic(ctx: Context) -> list[dict]:
             continue
         # Distinct days per spot, only for spots with enough reports.
         pick = enough[inverse]
-        pairs = np.unique(np.column_stack([inverse[pick], day[pick]]), axis=0)
-        days_per_spot = np.bincount(pairs[:, 0], minlength=len(spots))
+        day0 = day.min()
+        pairs = np.unique(inverse[pick].astype(np.int64) * (day.max() - day0 + 1) + (day[pick] - day0))
+        days_per_spot = np.bincount(pairs // (day.max() - day0 + 1), minlength=len(spots))
         first = np.full(len(spots), -1)
         first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # one report of each spot
         idx = np.nonzero(enough & (days_per_spot >= np.maximum(2, np.ceil(CHRONIC_MIN_DAYS / np.maximum(sens, 1e-9)))))[0]

@@ -29,6 +29,7 @@ ACTOR = "demo:inject"
 SURGE_REPORTS = 8  # within the last 3 hours, in one grid
 HOTSPOT_REPORTS = 20  # within the last 3 days, over a grid and its nearest neighbours
 CHRONIC_REPORTS = 6  # at one spot, on different days of the last 24
+CHRONIC_MATCH_M = 150.0
 MIN_APART_M = 3000.0  # cases far enough apart that their alerts cannot be confused
 
 
@@ -55,10 +56,17 @@ class InjectedCase:
         if alert["kind"] == "hotspot":
             return bool(set(details.get("grids", [])) & set(self.grid_ids))
         if alert["kind"] == "chronic":
-            return alert["unit_id"] in self.grid_ids
+            # The spot's reports may fall either side of a grid boundary: its point is what counts.
+            return alert["unit_id"] in self.grid_ids or self._metres_to(alert) <= CHRONIC_MATCH_M
         if alert["kind"] == "surge":
             return alert["unit_id"] in self.units
         return False
+
+    def _metres_to(self, alert: dict) -> float:
+        if alert.get("lon") is None or alert.get("lat") is None:
+            return float("inf")
+        kx = 111_320.0 * np.cos(np.radians(self.lat))
+        return float(np.hypot((alert["lon"] - self.lon) * kx, (alert["lat"] - self.lat) * 110_574.0))
 
 
 def _points_in(geom, n: int, rng: np.random.Generator) -> np.ndarray:
