@@ -419,6 +419,7 @@ TEXT.update(
         "alerts.days": ("{n} d", "{n}天"),
         "alerts.ago": ("{age} ago", "{age}前"),
         "alerts.just_now": ("just now", "刚刚"),
+        "alerts.stale": ("not updating", "未能更新"),
         "alerts.deadline_numbers": ("{chance}% likely to miss · {hours} h left", "超期可能性{chance}% · 剩余{hours}小时"),
         "alerts.open_incident": ("Incident #{id} on the dispatch desk", "在调度台查看事件 #{id}"),
         "alerts.show": ("Show on the map", "地图定位"),

@@ -123,6 +123,7 @@ ALERTS_PENDING = "alerts-pending"  # {id}: the alert waiting for its dismiss rea
 ALERTS_FOCUSED = "alerts-focused"  # written by the clientside focus (the alert flown to)
 ALERTS_POLLED = "alerts-polled"  # output slot of the clientside poller
 ALERTS_POLL = "alerts-poll"
+ALERTS_STALE = "alerts-stale"  # "may be out of date", shown while the alerts head cannot be reached
 
 # The early-warning page (`/warnings`): every alert, and sensitivity per category.
 WARNINGS_ROOT = "warnings-root"

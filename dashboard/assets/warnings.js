@@ -33,6 +33,14 @@
         var own = ns();
         own.alertMarkers = own.alertMarkers || {};
         own.alertMarkers[String(p.id)] = marker;
+        // A click on a ring brings its alert into view in the list and marks it for a moment.
+        marker.on("click", function () {
+            var item = document.querySelector(".cb-alert[data-alert='" + p.id + "']");
+            if (!item) { return; }
+            item.scrollIntoView({block: "nearest"});
+            item.classList.add("cb-alert-picked");
+            setTimeout(function () { item.classList.remove("cb-alert-picked"); }, 3000);
+        });
         return marker;
     };
 
@@ -67,6 +75,12 @@
     // --- the poll: one small GET every few seconds, a redraw only when an alert changed -------------
     // Ages ("12 min ago") are redrawn once a minute even when nothing changed.
     cb.ALERTS_AGE_REFRESH_MS = 60000;
+    cb.ALERTS_STALE_AFTER_MS = 12000;  // this long without an answer from /alerts/head: say the list may be old
+
+    function showStale(stale) {
+        var badge = document.getElementById("alerts-stale");
+        if (badge) { badge.hidden = !stale; }
+    }
 
     cb.alertsPoll = function (n, watch) {
         var own = ns();
@@ -75,6 +89,7 @@
             own.alertsPage = watch.page;
             own.alertsHead = watch.head;
             own.alertsDrawnAt = Date.now();
+            own.alertsOkAt = Date.now();
         }
         if (own.alertsPolling) { return NO_UPDATE(); }
         own.alertsPolling = true;
@@ -82,6 +97,8 @@
             if (!r.ok) { throw new Error("alerts head " + r.status); }
             return r.json();
         }).then(function (body) {
+            own.alertsOkAt = Date.now();
+            showStale(false);
             var changed = body.head !== own.alertsHead;
             var old = Date.now() - (own.alertsDrawnAt || 0) >= own.ALERTS_AGE_REFRESH_MS;
             var target = watch.target || "alerts-refresh";
@@ -94,6 +111,7 @@
             }
         }).catch(function (err) {
             own.alertsError = String(err);
+            showStale(Date.now() - (own.alertsOkAt || 0) >= own.ALERTS_STALE_AFTER_MS);
         }).then(function () {
             own.alertsPolling = false;
         });

@@ -279,7 +279,12 @@ def _prompt(lang: str) -> html.Div:
 def panel(rows: list[dict], head: int, lang: str, wall: bool, actions: bool = True, now: datetime | None = None) -> html.Section:
     """The panel for a first paint (filled in), with the stores and the timer that keep it live."""
     title = html.H2(
-        [t("alerts.title", lang), html.Span(count_text(rows), id=ids.ALERTS_COUNT, className="cb-alerts-count")],
+        [
+            t("alerts.title", lang),
+            html.Span(count_text(rows), id=ids.ALERTS_COUNT, className="cb-alerts-count"),
+            # Shown by warnings.js while /alerts/head cannot be reached: the list may be out of date.
+            html.Span(t("alerts.stale", lang), id=ids.ALERTS_STALE, className="cb-alerts-stale", hidden=True),
+        ],
         className="cb-panel-title cb-alerts-title",
     )
     desk_only = (

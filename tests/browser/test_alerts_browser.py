@@ -4,6 +4,7 @@ opens on the dispatch desk, and a new alert arrives without a reload."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -103,6 +104,11 @@ def test_alerts_show_on_the_overview_and_a_dispatcher_dismisses_one_with_a_reaso
         f"window.citybrain.map.getZoom() >= 15 && window.citybrain.map.getCenter().distanceTo([{grid['lat']}, {grid['lon']}]) < 300",
         timeout=10,
     )
+    # And a click on its ring brings it forward in the list.
+    wait_for(browser, f"window.citybrain.alertMarkers['{third}'] && window.citybrain.alertMarkers['{third}'].getElement()")
+    time.sleep(0.8)  # the flight has landed
+    browser.execute_script(f"return window.citybrain.alertMarkers['{third}'].getElement()").click()
+    wait_for(browser, f"document.querySelector({item(third)!r}).classList.contains('cb-alert-picked')")
 
     # Dismiss without a reason: refused, said so, nothing changed.
     browser.execute_script("window.__notReloaded = true;")
@@ -129,6 +135,17 @@ def test_alerts_show_on_the_overview_and_a_dispatcher_dismisses_one_with_a_reaso
     wait_for(browser, present(fresh), timeout=15)
     assert browser.execute_script("return window.__notReloaded === true")
     assert browser.find_element(By.CSS_SELECTOR, f"{item(fresh)} .cb-alert-rank").text == "1"
+
+    # The server out of reach: the panel says it is not updating, and stops saying so once it answers again.
+    assert not browser.find_element(By.ID, "alerts-stale").is_displayed()
+    browser.execute_script(
+        "window.__fetch = window.fetch; window.citybrain.ALERTS_STALE_AFTER_MS = 0;"
+        "window.fetch = (url, o) => String(url).includes('/alerts/head') ? Promise.reject(new Error('offline')) : window.__fetch(url, o);"
+    )
+    wait_for(browser, "!document.getElementById('alerts-stale').hidden", timeout=10)
+    assert browser.find_element(By.ID, "alerts-stale").text == "not updating"
+    browser.execute_script("window.fetch = window.__fetch;")
+    wait_for(browser, "document.getElementById('alerts-stale').hidden", timeout=10)
 
 
 def test_an_alert_turned_into_a_case_opens_on_the_dispatch_desk(browser, server, city, seeded, dispatcher):
