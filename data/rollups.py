@@ -130,19 +130,37 @@ def _bin_bounds(k: int) -> tuple[float, float]:
     return (0.0, 1.0) if k == 0 else (BIN_RATIO ** (k - 1), BIN_RATIO**k)
 
 
-def quantile(hist: dict[int, int], q: float) -> float | None:
-    """percentile_cont(q) estimated from a histogram: each order statistic placed inside its bin
-    (evenly on a log scale), then interpolated linearly as PostgreSQL does between neighbours."""
-    n = sum(hist.values())
+def pairs(sparse) -> np.ndarray:
+    """A sparse {key: count} (or an array of (key, count) rows, as read) as an array of (key, count) rows."""
+    if isinstance(sparse, np.ndarray):
+        return sparse
+    return np.array(list(sparse.items()), dtype=np.int64).reshape(-1, 2)
+
+
+def merge(sparses: list) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, counts) of the sum of several sparse counts, keys ascending, zero counts dropped."""
+    parts = [pairs(x) for x in sparses]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    stacked = np.concatenate(parts)
+    sums = np.bincount(stacked[:, 0], weights=stacked[:, 1]).astype(np.int64)
+    keys = np.flatnonzero(sums)
+    return keys, sums[keys]
+
+
+def quantile(hist, q: float) -> float | None:
+    """percentile_cont(q) estimated from a histogram ({bin: count}, or merge()'s (bins, counts)): each order
+    statistic placed inside its bin (evenly on a log scale), then interpolated linearly as PostgreSQL does."""
+    bins, counts = merge([hist]) if isinstance(hist, dict) else hist
+    n = int(counts.sum())
     if n <= 0:
         return None
-    bins = sorted(k for k, c in hist.items() if c > 0)
-    counts = np.array([hist[k] for k in bins])
     before = np.concatenate(([0], np.cumsum(counts)))
 
     def order_stat(rank: int) -> float:
         i = int(np.searchsorted(before, rank, side="right")) - 1
-        lo, hi = _bin_bounds(bins[i])
+        lo, hi = _bin_bounds(int(bins[i]))
         within = (rank - before[i] + 0.5) / counts[i]
         return lo + (hi - lo) * within if bins[i] == 0 else lo * (hi / lo) ** within
 
@@ -518,9 +536,31 @@ def refresh_store(engine, tz: str) -> dict:
         return refresh(conn, tz)
 
 
-def read_cells(conn: Connection, where: Iterable) -> dict[Key, Cell]:
-    """Stored cells matching `where` (SQLAlchemy conditions on trend_rollup)."""
-    return {(r.day, r.unit_id, r.department_id): cell_from_row(r) for r in conn.execute(select(CUBE).where(*where))}
+def read_cells(conn: Connection, where: Iterable, raw: bool = False) -> dict[Key, Cell]:
+    """Stored cells matching `where` (SQLAlchemy conditions on trend_rollup). `raw` leaves histograms and
+    categories as arrays of (key, count) rows, for reading only: no dict per cell."""
+    rows = conn.execute(select(CUBE).where(*where))
+    if not raw:
+        return {(r.day, r.unit_id, r.department_id): cell_from_row(r) for r in rows}
+    out = {}
+    for r in rows:
+        m = r._mapping
+        cell = Cell(
+            counts=np.array([m[name] for name in COUNTS], dtype=np.int64),
+            ack=_raw_pairs(m["ack_hist"]),
+            handle=_raw_pairs(m["handle_hist"]),
+            categories=_raw_pairs(m["categories"]),
+        )
+        if m["hours"]:
+            cell.hours = np.frombuffer(m["hours"], dtype="<i4").astype(np.int64)
+        out[(r.day, r.unit_id, r.department_id)] = cell
+    return out
+
+
+def _raw_pairs(blob: bytes | None) -> np.ndarray:
+    if not blob:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.frombuffer(blob, dtype="<i4").reshape(-1, 2).astype(np.int64)
 
 
 def day_number(d) -> int:

@@ -87,11 +87,11 @@ def review(
     by_day = {k[0]: c for k, c in scope_cells.items()}
 
     def span(first: int, last: int) -> list[Cell]:
-        return [by_day[d] for d in range(first, last) if d in by_day]
+        return [c for d in range(first, last) for c in by_day.get(d, ())]
 
     def backlog_before(d: int) -> int:
         base = scope_base.get((unit, 0), 0)
-        return base + sum(_net(c) for k, c in by_day.items() if k < d)
+        return base + sum(_net(c) for k, cs in by_day.items() if k < d for c in cs)
 
     bucket_days = [day(s) for s in starts] + [end_day]
     series = [
@@ -118,7 +118,7 @@ def review(
         "rising": _rising(categories),
         "units": _units(children, child_cells, child_base),
         "league": _league(dept_cells, dept_base, names["departments"], thresholds),
-        "heat": _heat(span(d_start, end_day), range(d_start, end_day), by_day),
+        "heat": _heat(range(d_start, end_day), by_day),
         "hard_cases": _hard_cases(conn, scope, period, now.timestamp(), cats),
     }
 
@@ -146,11 +146,14 @@ class CellSet:
         return key[1] in self.units and (key[2] != 0) == self.by_department
 
 
-def _cells(conn: Connection, pend: dict[Key, Cell], which: CellSet, first: int, end: int) -> dict[Key, Cell]:
-    cells = rollups.read_cells(conn, [*which.where(), CUBE.c.day >= first, CUBE.c.day < end])
+def _cells(conn: Connection, pend: dict[Key, Cell], which: CellSet, first: int, end: int) -> dict[Key, list[Cell]]:
+    """The stored cells (read raw) and the pending changes for the same keys, side by side."""
+    cells = {
+        k: [c] for k, c in rollups.read_cells(conn, [*which.where(), CUBE.c.day >= first, CUBE.c.day < end], raw=True).items()
+    }
     for key, change in pend.items():
         if first <= key[0] < end and which.holds(key):
-            cells.setdefault(key, Cell()).add(change)
+            cells.setdefault(key, []).append(change)
     return cells
 
 
@@ -207,14 +210,9 @@ def _child_units(conn: Connection, scope: Scope | None) -> dict[int, dict]:
 
 def _figures(cells: list[Cell], backlog: int) -> dict:
     """data/trends._figures for the sum of `cells`, the backlog given."""
-    total = np.zeros(len(COUNTS), dtype=np.int64)
-    ack: dict[int, int] = {}
-    handle: dict[int, int] = {}
-    for cell in cells:
-        total += cell.counts
-        for mine, theirs in ((ack, cell.ack), (handle, cell.handle)):
-            for k, n in theirs.items():
-                mine[k] = mine.get(k, 0) + n
+    total = np.sum([cell.counts for cell in cells], axis=0) if cells else np.zeros(len(COUNTS), dtype=np.int64)
+    ack = rollups.merge([cell.ack for cell in cells])
+    handle = rollups.merge([cell.handle for cell in cells])
     c = {name: int(total[i]) for i, name in enumerate(COUNTS)}
     due = c["acknowledged"] + c["waiting"]
     return {
@@ -242,10 +240,10 @@ def _figures(cells: list[Cell], backlog: int) -> dict:
     }
 
 
-def _grouped(cells: dict[Key, Cell], index: int) -> dict[int, list[Cell]]:
+def _grouped(cells: dict[Key, list[Cell]], index: int) -> dict[int, list[Cell]]:
     out: dict[int, list[Cell]] = {}
-    for key, cell in cells.items():
-        out.setdefault(key[index], []).append(cell)
+    for key, cs in cells.items():
+        out.setdefault(key[index], []).extend(cs)
     return out
 
 
@@ -287,30 +285,26 @@ def _league(cells: dict[Key, Cell], base: dict, deps: dict, t: LeagueThresholds)
 
 
 def _sum_categories(cells: list[Cell]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for cell in cells:
-        for k, n in cell.categories.items():
-            out[k] = out.get(k, 0) + n
-    return {k: n for k, n in out.items() if n}
+    keys, counts = rollups.merge([cell.categories for cell in cells])
+    return dict(zip(keys.tolist(), counts.tolist(), strict=True))
 
 
-def _sectors(starts: list[datetime], bucket_days: list[int], by_day: dict[int, Cell], cats: dict) -> list[dict]:
+def _sectors(starts: list[datetime], bucket_days: list[int], by_day: dict[int, list[Cell]], cats: dict) -> list[dict]:
     out = []
     for i, s in enumerate(starts):
         per = dict.fromkeys(SECTORS, 0)
-        for d in range(bucket_days[i], bucket_days[i + 1]):
-            if d in by_day:
-                for cid, n in by_day[d].categories.items():
-                    per[cats[cid]["sector"]] += n
+        in_bucket = [c for d in range(bucket_days[i], bucket_days[i + 1]) for c in by_day.get(d, ())]
+        for cid, n in _sum_categories(in_bucket).items():
+            per[cats[cid]["sector"]] += n
         out += [{"start": s, "sector": sector, "received": per[sector]} for sector in SECTORS]
     return out
 
 
-def _heat(_cells: list[Cell], days: range, by_day: dict[int, Cell]) -> list[list[int]]:
+def _heat(days: range, by_day: dict[int, list[Cell]]) -> list[list[int]]:
     grid = np.zeros((7, 24), dtype=np.int64)
     for d in days:
-        if d in by_day:
-            grid[(d + 3) % 7] += by_day[d].hours  # 1970-01-01 was a Thursday (Monday = 0)
+        for cell in by_day.get(d, ()):
+            grid[(d + 3) % 7] += cell.hours  # 1970-01-01 was a Thursday (Monday = 0)
     return grid.tolist()
 
 
@@ -327,14 +321,26 @@ def _hard_cases(conn: Connection, scope: Scope | None, period: Period, now: floa
         or_(INC.c.rejected_at.is_(None), INC.c.rejected_at >= period.start),
     )
     open_now = and_(INC.c.closed_at.is_(None), INC.c.rejected_at.is_(None))
+    # (condition, order, the small partial index SQLite should walk: its planner would scan by reported_at)
     picks = {
-        "longest_open": (open_now, [INC.c.reported_at, INC.c.id]),
-        "most_reopened": (and_(live, INC.c.reopen_count > 0), [INC.c.reopen_count.desc(), INC.c.reported_at, INC.c.id]),
-        "escalated": (and_(live, INC.c.escalation_level > 0), [INC.c.escalation_level.desc(), INC.c.reported_at, INC.c.id]),
+        "longest_open": (open_now, [INC.c.reported_at, INC.c.id], None),
+        "most_reopened": (
+            and_(live, INC.c.reopen_count > 0),
+            [INC.c.reopen_count.desc(), INC.c.reported_at, INC.c.id],
+            "ix_incidents_reopened",
+        ),
+        "escalated": (
+            and_(live, INC.c.escalation_level > 0),
+            [INC.c.escalation_level.desc(), INC.c.reported_at, INC.c.id],
+            "ix_incidents_escalated",
+        ),
     }
     out = {}
-    for name, (cond, order) in picks.items():
-        ids = [r[0] for r in conn.execute(select(INC.c.id).where(*base, cond).order_by(*order).limit(HARD_CASES))]
+    for name, (cond, order, index) in picks.items():
+        stmt = select(INC.c.id).where(*base, cond).order_by(*order).limit(HARD_CASES)
+        if index:
+            stmt = stmt.with_hint(INC, f"INDEXED BY {index}", "sqlite")
+        ids = [r[0] for r in conn.execute(stmt)]
         cols = _columns(conn.execute(select(*_select_columns()).where(INC.c.id.in_(ids))).all()) if ids else None
         if cols is None:
             out[name] = []
