@@ -12,7 +12,7 @@ import time
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, no_update
 from sqlalchemy import select
 
-from dashboard import auth, desk_rules, ids
+from dashboard import auth, desk_rules, ids, jurisdiction
 from dashboard.components import dispatch_centre, dispatch_queue
 from dashboard.components.dispatch_panel import NEEDS_REASON, TAKES_NOTE
 from dashboard.components.dispatch_queue import tf
@@ -271,7 +271,8 @@ def register(app, deps) -> None:
         if not n_clicks or not auth.can(auth.DISPATCH):
             return no_update
         with engine.begin() as conn:
-            changed = notify.mark_centre_read(conn, actor=auth.actor())
+            # Only the answers this user can see: a district's dispatcher does not clear another district's.
+            changed = notify.mark_centre_read(conn, actor=auth.actor(), scope=jurisdiction.scope_tuple())
         return {"at": time.time(), "changed": changed}
 
     @app.callback(

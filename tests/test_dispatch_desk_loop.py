@@ -95,7 +95,8 @@ def test_a_closed_incident_is_rated_with_one_click_and_the_rating_shows_in_the_h
     with desk.engine.connect() as conn:
         assert get_incident(conn, row["id"])["satisfaction"] == 4
         last = history(conn, row["id"])[-1]
-        assert (last["action"], last["actor"], last["data"]) == ("rate", "dispatcher-test", {"satisfaction": 4})
+        # Audited as the signed-in user, not as anything the page sent.
+        assert (last["action"], last["actor"], last["data"]) == ("rate", desk.client.user["username"], {"satisfaction": 4})
         facts = dispatch.panel_facts(conn, row["id"])
     drawn = str(dispatch_panel.panel(facts, "zh", "Asia/Shanghai", T0, []))
     assert "已评价 ★★★★☆（4/5）" in drawn and "dispatch-rate" not in drawn  # the buttons go once it is rated
@@ -152,7 +153,7 @@ def test_a_departments_return_lights_the_badge_and_lists_the_reason_until_read(d
     with desk.engine.connect() as conn:
         assert notify.centre_unread(conn)["total"] == 0
         told = notify.centre_inbox(conn)
-        assert told[0]["read_by"] == "dispatcher-test"
+        assert told[0]["read_by"] == desk.client.user["username"]
     after = _fire(
         desk, "dispatch-centre-badge.children", (ids.DISPATCH_CENTRE_SEEN, "data", {"at": 1}), {ids.DISPATCH_CONFIG: CONFIG}
     )
@@ -194,3 +195,58 @@ def test_the_panel_says_when_clocks_count_working_hours(desk):
     with desk.engine.connect() as conn:
         drawn = str(dispatch_panel.panel(dispatch.panel_facts(conn, row["id"]), "zh", "UTC", T0, []))
     assert "按工作时间计算" in drawn
+
+
+# --- who may: roles and jurisdiction -----------------------------------------------------------------
+
+
+def test_a_district_dispatcher_sees_and_clears_only_their_districts_answers(desk):
+    here = _incident(desk, lifecycle.DISPATCHED, category="construction", grid=0)
+    far = _incident(desk, lifecycle.DISPATCHED, category="construction", grid=5)
+    assert here["district_id"] != far["district_id"]
+    with desk.engine.begin() as conn:
+        drive(conn, here["id"], ["return"], actor="api:zj-system")
+        drive(conn, far["id"], ["return"], actor="api:zj-system")
+    desk.client = signed_in_client(desk.app, "dispatcher", unit_id=here["district_id"])
+    response = _fire(
+        desk, "dispatch-centre-badge.children", (ids.DISPATCH_REFRESH, "data", {"head": 1}), {ids.DISPATCH_CONFIG: CONFIG}
+    )
+    listed = json.dumps(response[ids.DISPATCH_CENTRE_LIST]["children"])
+    assert f"#{here['id']}" in listed and f"#{far['id']}" not in listed
+    assert response[ids.DISPATCH_CENTRE_BADGE]["children"][1]["props"]["children"] == "1"
+    seen = _fire(desk, "dispatch-centre-seen.data", (ids.DISPATCH_CENTRE_READ, "n_clicks", 1), {ids.DISPATCH_CONFIG: CONFIG})
+    assert seen[ids.DISPATCH_CENTRE_SEEN]["data"]["changed"] == 1
+    with desk.engine.connect() as conn:
+        assert [r["incident_id"] for r in notify.centre_inbox(conn, unread_only=True)] == [far["id"]]
+
+
+def test_a_department_user_cannot_rate_or_clear_the_centres_answers(desk):
+    row = _incident(desk, lifecycle.CLOSED)
+    other = _incident(desk, lifecycle.DISPATCHED, category="construction")
+    with desk.engine.begin() as conn:
+        drive(conn, other["id"], ["return"], actor="api:zj-system")
+    with desk.engine.connect() as conn:
+        unread = notify.centre_unread(conn)["total"]
+    assert unread >= 1
+    desk.client = signed_in_client(desk.app, "department", department_id=desk.world.departments["cg"])
+    current = {"id": row["id"], "version": row["version"], "state": row["state"]}
+    answer = _fire(
+        desk,
+        "dispatch-message.children",
+        ({"type": ids.DISPATCH_RATE, "index": 5}, "n_clicks", 1),
+        {ids.DISPATCH_CURRENT: current, ids.DISPATCH_CONFIG: CONFIG},
+    )
+    assert "Not done" in answer[ids.DISPATCH_MESSAGE]["children"]
+    with desk.engine.connect() as conn:
+        assert get_incident(conn, row["id"])["satisfaction"] is None
+    key = _key(desk.app, "dispatch-centre-seen.data")
+    body = {
+        "output": key,
+        "outputs": {"id": ids.DISPATCH_CENTRE_SEEN, "property": "data"},
+        "inputs": [{"id": ids.DISPATCH_CENTRE_READ, "property": "n_clicks", "value": 1}],
+        "state": [{"id": ids.DISPATCH_CONFIG, "property": "data", "value": CONFIG}],
+        "changedPropIds": [f"{ids.DISPATCH_CENTRE_READ}.n_clicks"],
+    }
+    assert desk.client.post("/_dash-update-component", json=body).status_code in (200, 204)
+    with desk.engine.connect() as conn:
+        assert notify.centre_unread(conn)["total"] == unread  # nothing was marked read
