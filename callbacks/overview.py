@@ -125,15 +125,36 @@ def register(app, deps) -> None:
             grid_map.legend(state["metric"], values["breaks"], lang),
         )
 
+    # The side panel is two callbacks so the KPI cards (one quick read) paint as soon as they are
+    # ready, not when the department board (a week of answers, the slowest read) is done too.
     @app.callback(
         Output(ids.OVERVIEW_KPIS, "children"),
+        Output(ids.OVERVIEW_SCOPE_TITLE, "children"),
+        Output(ids.OVERVIEW_AS_OF, "children"),
+        Output(ids.OVERVIEW_BREADCRUMB, "children"),
+        Input(ids.OVERVIEW_REFRESH, "data"),
+        Input(ids.OVERVIEW_STATE, "data"),
+        State(ids.OVERVIEW_CLOCK_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
+    def side_kpis(_refresh, state, config):
+        """The KPI cards for the scope, as of now, with the scope's title and breadcrumb."""
+        lang = (config or {}).get("lang", settings.lang)
+        snap = model.snapshot(engine)
+        scope = model.scope_of(engine, state.get("scope"))
+        parts = insights.read(engine, scope, snap, lang, settings.timezone, state.get("variant") == "wall", parts=("kpis",))
+        return (
+            parts["kpis"],
+            parts["title"],
+            header.as_of_text(snap.now, settings.timezone, lang),
+            header.breadcrumb(scope.chain, lang),
+        )
+
+    @app.callback(
         Output(ids.OVERVIEW_BOARD, "children"),
         Output(ids.OVERVIEW_TREND_SLOT, "children"),
         Output(ids.OVERVIEW_BREAKDOWN_SLOT, "children"),
         Output(ids.OVERVIEW_SECTORS, "children"),
-        Output(ids.OVERVIEW_SCOPE_TITLE, "children"),
-        Output(ids.OVERVIEW_AS_OF, "children"),
-        Output(ids.OVERVIEW_BREADCRUMB, "children"),
         Input(ids.OVERVIEW_REFRESH, "data"),
         Input(ids.OVERVIEW_STATE, "data"),
         Input(ids.OVERVIEW_SCREEN, "data"),
@@ -141,22 +162,19 @@ def register(app, deps) -> None:
         State(ids.OVERVIEW_CLOCK_CONFIG, "data"),
         prevent_initial_call=True,
     )
-    def side_panel(_refresh, state, screen, _painted, config):
-        """KPIs, department board and charts for the scope, as of now."""
+    def side_board_and_charts(_refresh, state, screen, _painted, config):
+        """Department board, 24-hour trend and breakdown for the scope, as of now."""
         lang = (config or {}).get("lang", settings.lang)
         snap = model.snapshot(engine)
         scope = model.scope_of(engine, state.get("scope"))
         wall = state.get("variant") == "wall"
-        parts = insights.read(engine, scope, snap, lang, settings.timezone, wall, (screen or {}).get("scale", 1.0))
+        scale = (screen or {}).get("scale", 1.0)
+        parts = insights.read(engine, scope, snap, lang, settings.timezone, wall, scale, parts=("board", "trend", "breakdown"))
         return (
-            parts["kpis"],
             parts["board"],
             insights.graph(ids.OVERVIEW_TREND, parts["trend"], wall),
             insights.graph(ids.OVERVIEW_BREAKDOWN, parts["breakdown"], wall),
             parts["sectors"],
-            parts["title"],
-            header.as_of_text(snap.now, settings.timezone, lang),
-            header.breadcrumb(scope.chain, lang),
         )
 
     @app.callback(

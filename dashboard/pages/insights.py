@@ -66,17 +66,20 @@ def scope_title(scope: Scope, lang: str) -> str:
     return f"{t(LEVEL_KEYS.get(scope.level, 'level.grid'), lang)} · {name({'name_en': scope.name_en, 'name_zh': scope.name_zh}, lang)}"
 
 
-def read(engine, scope: Scope, snap, lang: str, tz: str, wall: bool, scale: float = 1.0) -> dict:
-    """Every part of the panel for a scope, as component children and figures."""
-    found = figures(engine, scope, snap, tz)
-    return {
-        "kpis": kpis.kpi_cards(found["kpis"], lang),
-        "board": board.department_board(found["board"], lang, limit=WALL_BOARD_ROWS if wall else None),
-        "trend": charts.trend_figure(found["trend"], lang, wall, scale),
-        "breakdown": charts.breakdown_figure(found["breakdown"], lang, wall, scale),
-        "sectors": charts.sector_totals(found["breakdown"], lang),
-        "title": scope_title(scope, lang),
-    }
+def read(engine, scope: Scope, snap, lang: str, tz: str, wall: bool, scale: float = 1.0, parts=tuple(READS)) -> dict:
+    """The panel's `parts` (all by default) for a scope, as component children and figures, with its title."""
+    found = figures(engine, scope, snap, tz, parts=tuple(parts))
+    out = {"title": scope_title(scope, lang)}
+    if "kpis" in found:
+        out["kpis"] = kpis.kpi_cards(found["kpis"], lang)
+    if "board" in found:
+        out["board"] = board.department_board(found["board"], lang, limit=WALL_BOARD_ROWS if wall else None)
+    if "trend" in found:
+        out["trend"] = charts.trend_figure(found["trend"], lang, wall, scale)
+    if "breakdown" in found:
+        out["breakdown"] = charts.breakdown_figure(found["breakdown"], lang, wall, scale)
+        out["sectors"] = charts.sector_totals(found["breakdown"], lang)
+    return out
 
 
 def graph(graph_id: str, figure, wall: bool) -> dcc.Graph:
