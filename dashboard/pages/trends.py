@@ -242,13 +242,19 @@ def _downloads(which: str, choice: Choice, lang: str) -> html.Span:
     )
 
 
+def _graph_config(key: str) -> dict:
+    """Plotly's own PNG export (the modebar's camera), named after the chart, at twice the screen's resolution:
+    it runs in the browser, so it needs no server-side renderer and works offline."""
+    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": f"trends-{key}", "scale": 2}}
+
+
 def _chart(key: str, review: dict, lang: str, rate: str) -> html.Section:
     figure = trends_charts.units_figure(review, lang, rate) if key == "units" else trends_charts.CHARTS[key](review, lang)
     return html.Section(
         className="cb-chart-panel cb-trends-chart",
         children=[
             html.H3(t(f"trends.chart.{key}", lang)),
-            dcc.Graph(id=f"trends-chart-{key}", figure=figure, config={"displaylogo": False}, style={"height": "300px"}),
+            dcc.Graph(id=f"trends-chart-{key}", figure=figure, config=_graph_config(key), style={"height": "300px"}),
         ],
     )
 

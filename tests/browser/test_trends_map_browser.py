@@ -78,6 +78,22 @@ def test_rate_map_colours_units_and_a_click_drills_in(browser, server, city):
     legend = browser.find_element(By.ID, "trends-map-legend").text
     assert "On-time rate" in legend and "≥ 95%" in legend and "No data" in legend
 
+    # Every chart exports itself as PNG in the browser (Plotly's camera button), offline: no server renderer.
+    for key in ("volume", "rates", "times", "sectors", "rising", "units", "heat"):
+        graph = f"#trends-chart-{key} .js-plotly-plot"
+        titles = browser.execute_script(
+            "return [...document.querySelectorAll(arguments[0] + ' .modebar-btn')].map(b => b.getAttribute('data-title'));",
+            f"#trends-chart-{key}",
+        )
+        assert any("png" in (title or "").lower() for title in titles), (key, titles)
+        png = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "Plotly.toImage(document.querySelector(arguments[0]), {format: 'png', width: 600, height: 300})"
+            ".then(done, e => done('error: ' + e));",
+            graph,
+        )
+        assert png.startswith("data:image/png;base64,") and len(png) > 2000, (key, png[:80])
+
     # Another rate: the same units recoloured by satisfaction.
     browser.find_element(By.CSS_SELECTOR, "#trends-rate .dash-dropdown-trigger, #trends-rate").click()
     option = "//*[contains(@class, 'dash-dropdown-option')][contains(., 'Satisfaction rate')]"
