@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.spatial import cKDTree
-from scipy.special import pdtrc
+from scipy.special import betainc, pdtrc
 from sqlalchemy import Engine, and_, case, func, select, text, true
 from sqlalchemy.engine import Connection
 
@@ -56,6 +56,8 @@ ALPHA = 0.01  # family-wise error rate of each test family (Bonferroni)
 SURGE_WINDOWS_H = (6, 24)
 BASELINE_WEEKS = 4
 SURGE_MIN_COUNT = 3
+SURGE_MIN_COUNT_CITY = 10
+SURGE_CV = 0.3  # day-to-day swing of a category's level, beyond Poisson noise (negative binomial)
 SURGE_PRIOR_UNITS = 1.0  # shrink each unit's history towards its level's mean by one unit's worth
 SURGE_COOLDOWN = 12 * HOUR
 HOTSPOT_DAYS = (1, 3, 7)
@@ -104,6 +106,7 @@ class Grids:
     lat: np.ndarray
     area: np.ndarray
     neighbours: np.ndarray  # (n, k+1) grid indexes, itself first
+    city_id: int | None = None  # the root unit: city-wide surges are placed on it
     _adjacency: Any = field(default=None, repr=False)
 
     def index(self, grid_ids: np.ndarray) -> np.ndarray:
@@ -174,7 +177,8 @@ def load_grids(conn: Connection) -> Grids:
         neighbours = np.zeros((0, 1), dtype=np.int64)
     area = arr[:, 5]
     area = np.where(area > 0, area, np.median(area[area > 0]) if (area > 0).any() else 1e5)
-    grids = Grids(ids, community, street, community_ids, street_ids, lon, lat, area, neighbours.astype(np.int64))
+    city_id = conn.execute(select(func.min(U.c.id)).where(U.c.level == schema.CITY)).scalar()
+    grids = Grids(ids, community, street, community_ids, street_ids, lon, lat, area, neighbours.astype(np.int64), city_id)
     for old in [k_ for k_ in _GRID_CACHE if k_[0] == key[0]]:
         del _GRID_CACHE[old]
     _GRID_CACHE[key] = grids
@@ -317,9 +321,22 @@ def _log10_p(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return -np.log10(np.maximum(p, 1e-300))
 
 
+def _log10_p_nb(observed: np.ndarray, expected: np.ndarray, cv: float) -> np.ndarray:
+    """-log10 of the negative binomial upper tail P(X >= observed) with mean `expected` and variance
+    expected + (cv * expected)^2: Poisson noise plus day-to-day swings of the level (weather, events)."""
+    size = 1.0 / cv**2
+    p = betainc(np.maximum(observed, 1e-9), size, np.maximum(expected, 1e-12) / (size + np.maximum(expected, 1e-12)))
+    return -np.log10(np.maximum(p, 1e-300))
+
+
 def _p_text(log10_p: float) -> str:
     p = 10 ** (-log10_p)
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _expected_text(value: float) -> str:
+    """An expected count as people read it: 4.1, 0.35, 0.004."""
+    return f"{value:.1f}" if value >= 1 else f"{value:.2g}"
 
 
 def _local_when(now: float, tz: ZoneInfo) -> tuple[str, str]:
@@ -347,6 +364,8 @@ def detect_surges(ctx: Context) -> list[dict]:
         schema.COMMUNITY: (g.community[r.grid], len(g.communities), g.communities),
         schema.STREET: (g.street[r.grid], len(g.streets), g.streets),
     }
+    if g.city_id is not None:
+        units_of[schema.CITY] = (np.zeros(len(r.grid), dtype=np.int64), 1, np.array([g.city_id]))
     age = ctx.now - r.t
     rows = []
     for window_h in SURGE_WINDOWS_H:
@@ -357,21 +376,32 @@ def detect_surges(ctx: Context) -> list[dict]:
         seasonal = baseline & (phase > 0) & (phase <= w)
         city_base = np.bincount(r.cat[baseline], minlength=n_cat).astype(float)
         city_season = np.bincount(r.cat[seasonal], minlength=n_cat).astype(float)
-        share = np.divide(city_season, city_base * weeks, out=np.zeros(n_cat), where=city_base > 0)
+        # The window's share of a week's volume, shrunk towards the flat w / WEEK by one pseudo-report
+        # so that a category never seen at this hour is not "impossible" now.
+        share = (city_season + 1.0) / ((city_base + WEEK / w) * weeks)
+        city_observed = np.bincount(r.cat[recent], minlength=n_cat).astype(float)
+        city_expected = city_season / weeks
         for level, (unit, n_units, unit_ids) in units_of.items():
             ok = unit >= 0
             key = unit * n_cat + r.cat
             observed = np.bincount(key[recent & ok], minlength=n_units * n_cat).reshape(n_units, n_cat)
             history = np.bincount(key[baseline & ok], minlength=n_units * n_cat).reshape(n_units, n_cat).astype(float)
-            # Shrink towards the level's mean so a unit with no history is not "infinitely" surprised.
-            history += SURGE_PRIOR_UNITS * history.sum(axis=0) / max(n_units, 1)
+            if n_units > 1:
+                # Shrink towards the level's mean so a unit with no history is not "infinitely" surprised.
+                history += SURGE_PRIOR_UNITS * history.sum(axis=0) / n_units
             tests = n_units * int((ctx.sensitivity > 0).sum()) * len(SURGE_WINDOWS_H)
-            u_idx, c_idx = np.nonzero(observed >= SURGE_MIN_COUNT / np.maximum(ctx.sensitivity, 1e-9)[None, :])
+            least = (SURGE_MIN_COUNT_CITY if level == schema.CITY else SURGE_MIN_COUNT) / np.maximum(ctx.sensitivity, 1e-9)
+            u_idx, c_idx = np.nonzero(observed >= least[None, :])
             if len(u_idx) == 0:
                 continue
             o = observed[u_idx, c_idx].astype(float)
             lam = history[u_idx, c_idx] * share[c_idx]
-            score = _log10_p(o, lam) - math.log10(tests) - (-math.log10(ALPHA))  # -log10(p * m / alpha)
+            if level != schema.CITY:
+                # When the whole city is busier with this category (rain, a holiday), expect that here too:
+                # the rest of the city's observed / expected, never below 1. The city itself is tested above.
+                rest = (city_observed[c_idx] - o) / np.maximum(city_expected[c_idx] - lam, 1e-9)
+                lam = lam * np.clip(rest, 1.0, None)
+            score = _log10_p_nb(o, lam, SURGE_CV) - math.log10(tests) - (-math.log10(ALPHA))  # -log10(p * m / alpha)
             rows.append(
                 pd.DataFrame(
                     {
@@ -398,7 +428,8 @@ def detect_surges(ctx: Context) -> list[dict]:
     live = df["key"].isin(ctx.live_keys).to_numpy()
     # Significance: -log10(p * m) >= 2 / sensitivity (p*m <= 0.01 at sensitivity 1); half that for a live alert.
     need = _threshold(-math.log10(ALPHA), sens) * np.where(live, HYSTERESIS, 1.0)
-    ratio_need = 1.0 + 1.0 / np.maximum(sens, 1e-9)
+    # A unit must at least double its expectation; the whole city rise by half (its counts are large and steady).
+    ratio_need = 1.0 + np.where(df["level"].to_numpy() == schema.CITY, 0.5, 1.0) / np.maximum(sens, 1e-9)
     df = df[(df["log10_p_adj"].to_numpy() >= need) & (df["observed"] >= ratio_need * df["expected"])]
     if df.empty:
         return []
@@ -409,7 +440,12 @@ def detect_surges(ctx: Context) -> list[dict]:
     # Where to look on the map: the middle of the surge's own reports.
     last = age <= max(SURGE_WINDOWS_H) * HOUR
     near = {"grid": r.grid[last], "cat": r.cat[last], "age": age[last], "lon": r.lon[last], "lat": r.lat[last]}
-    near_unit = {schema.GRID: near["grid"], schema.COMMUNITY: g.community[near["grid"]], schema.STREET: g.street[near["grid"]]}
+    near_unit = {
+        schema.GRID: near["grid"],
+        schema.COMMUNITY: g.community[near["grid"]],
+        schema.STREET: g.street[near["grid"]],
+        schema.CITY: np.zeros(len(near["grid"]), dtype=np.int64),
+    }
     out = []
     for row in df.itertuples(index=False):
         mine = (near_unit[row.level] == row.unit_index) & (near["cat"] == row.cat) & (near["age"] <= row.window_h * HOUR)
@@ -442,7 +478,7 @@ def detect_surges(ctx: Context) -> list[dict]:
 
 
 def _drop_explained_parents(df: pd.DataFrame, grids: Grids) -> pd.DataFrame:
-    """Drop a community or street surge that flagged units below it already explain (60% of its excess)."""
+    """Drop a community, street or city surge that flagged units below it already explain (60% of its excess)."""
     df = df.copy()
     df["excess"] = df["observed"] - df["expected"]
     grid_rows = df[df.level == schema.GRID]
@@ -485,6 +521,12 @@ def _drop_explained_parents(df: pd.DataFrame, grids: Grids) -> pd.DataFrame:
     is_s = (df.level == schema.STREET).to_numpy()
     drop[is_c] = explained(df[is_c], explained_c) >= 0.6 * df[is_c].excess.to_numpy()
     drop[is_s] = explained(df[is_s], explained_s) >= 0.6 * df[is_s].excess.to_numpy()
+    # The whole city: explained by the surges of any one level below it (the levels nest).
+    is_city = (df.level == schema.CITY).to_numpy()
+    if is_city.any():
+        below = df[~is_city & ~drop].groupby(["cat", "level"]).excess.sum().groupby(level=0).max()
+        city_rows = df[is_city]
+        drop[is_city] = below.reindex(city_rows.cat.to_numpy()).fillna(0.0).to_numpy() >= 0.6 * city_rows.excess.to_numpy()
     return df[~drop]
 
 
@@ -873,10 +915,10 @@ def _fill_reasons(conn: Connection, findings: list[dict]) -> None:
             _, window_h, when_en, when_zh, log10_p = text_
             f["reason_en"] = (
                 f"{o:g} {cat_en.lower()} reports in {unit_en} in the last {window_h} h; "
-                f"{e:.1f} expected for a {when_en} ({_p_text(log10_p)})"
+                f"{_expected_text(e)} expected for a {when_en} ({_p_text(log10_p)})"
             )
             f["reason_zh"] = (
-                f"{unit_zh}近{window_h}小时{cat_zh}上报{o:g}件，按历史同期（{when_zh}）预期{e:.1f}件（{_p_text(log10_p)}）"
+                f"{unit_zh}近{window_h}小时{cat_zh}上报{o:g}件，按历史同期（{when_zh}）预期{_expected_text(e)}件（{_p_text(log10_p)}）"
             )
         elif text_[0] == "hotspot":
             _, days, n_grids, log10_p, pooled, share = text_
@@ -884,19 +926,19 @@ def _fill_reasons(conn: Connection, findings: list[dict]) -> None:
             what_zh = f"各类事件（{cat_zh}占{share:.0%}）" if pooled else cat_zh
             f["reason_en"] = (
                 f"New cluster: {o:g} {what_en} around {unit_en} ({n_grids} grids) in the last "
-                f"{days} d; {e:.1f} expected from their own past ({_p_text(log10_p)})"
+                f"{days} d; {_expected_text(e)} expected from their own past ({_p_text(log10_p)})"
             )
             f["reason_zh"] = (
-                f"新聚集：{unit_zh}及周边{n_grids}个网格近{days}天上报{what_zh}{o:g}件，按其历史预期{e:.1f}件（{_p_text(log10_p)}）"
+                f"新聚集：{unit_zh}及周边{n_grids}个网格近{days}天上报{what_zh}{o:g}件，按其历史预期{_expected_text(e)}件（{_p_text(log10_p)}）"
             )
         elif text_[0] == "chronic":
             days = text_[1]
             f["reason_en"] = (
                 f"Recurring: {o:g} {cat_en.lower()} reports at the same spot in {unit_en} on {days} different days "
-                f"in {CHRONIC_DAYS} days (closed or not); {e:.2f} expected"
+                f"in {CHRONIC_DAYS} days (closed or not); {_expected_text(e)} expected"
             )
             f["reason_zh"] = (
-                f"反复出现：{unit_zh}同一地点{CHRONIC_DAYS}天内有{days}天上报{cat_zh}，共{o:g}件（含已结案），预期{e:.2f}件"
+                f"反复出现：{unit_zh}同一地点{CHRONIC_DAYS}天内有{days}天上报{cat_zh}，共{o:g}件（含已结案），预期{_expected_text(e)}件"
             )
         else:
             d = f["details"]

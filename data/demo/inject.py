@@ -40,7 +40,7 @@ class InjectedCase:
     kind: str
     category_id: int
     grid_ids: list[int]
-    units: set[int] = field(default_factory=set)  # the grids and their communities and streets
+    units: set[int] = field(default_factory=set)  # the grids and every unit above them, up to the city
     lon: float = 0.0
     lat: float = 0.0
     reports: int = 0
@@ -126,9 +126,13 @@ def inject_warnings(
             taken += places[kind]
         needed = sorted({int(grids.ids[j]) for k in places for i in places[k] for j in grids.neighbours[i]})
         geoms, ancestors = {}, {}
-        for row in conn.execute(select(U.c.id, U.c.geom, U.c.community_id, U.c.street_id).where(U.c.id.in_(needed))):
+        city = conn.execute(select(U.c.id).where(U.c.level == schema.CITY)).scalars().all()
+        for row in conn.execute(
+            select(U.c.id, U.c.geom, U.c.community_id, U.c.street_id, U.c.district_id).where(U.c.id.in_(needed))
+        ):
             geoms[row.id] = shapely.from_wkb(row.geom) if row.geom is not None else None
-            ancestors[row.id] = {row.id, row.community_id, row.street_id} - {None}
+            # A surge seen at any level above the grid (up to the whole city) is still this case.
+            ancestors[row.id] = {row.id, row.community_id, row.street_id, row.district_id, *city} - {None}
         locator = GridLocator.from_conn(conn)
         cases: list[InjectedCase] = []
         serial = 0
