@@ -152,6 +152,7 @@
             if (!clash) { kept.push(box); }
         });
         cb.labelsShown = kept.length;
+        cb.labelsZoom = cb.map ? cb.map.getZoom() : null;  // which view the count belongs to
     };
 
     var declutterTimer = null;

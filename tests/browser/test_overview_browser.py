@@ -263,8 +263,9 @@ def test_district_labels_never_overlap_when_zoomed_out(browser, server, city):
         browser,
         "(() => { const z = window.citybrain.map.getZoom(), shown = [...document.querySelectorAll('.cb-unit-label')]"
         ".filter(e => e.style.visibility !== 'hidden').map(e => e.getBoundingClientRect());"
-        f"return z < {zoom} && window.citybrain.labelsShown === shown.length && shown.length < {len(city.units['district'])}"
+        f"return z < {zoom} && window.citybrain.labelsZoom === z && window.citybrain.labelsShown === shown.length && shown.length < {len(city.units['district'])}"
         " && shown.map(r => [r.left, r.top, r.right, r.bottom]); })()",
+        timeout=30,
     )
     assert boxes, "at least one district keeps its label"
     for i, a in enumerate(boxes):
@@ -272,4 +273,8 @@ def test_district_labels_never_overlap_when_zoomed_out(browser, server, city):
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
     # Zooming in makes room: more districts get their label back.
     browser.execute_script("window.citybrain.map.setZoom(arguments[0], {animate: false})", zoom + 1)
-    wait_for(browser, f"window.citybrain.map.getZoom() > {zoom} && window.citybrain.labelsShown > {len(boxes)}")
+    wait_for(
+        browser,
+        f"window.citybrain.map.getZoom() > {zoom} && window.citybrain.labelsZoom > {zoom} && window.citybrain.labelsShown > {len(boxes)}",
+        timeout=30,
+    )
