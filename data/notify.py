@@ -259,11 +259,19 @@ def notify_withdrawal(
     """Tell a former assignee the case is no longer theirs (undo or reassignment).
 
     A webhook for the withdrawn dispatch that was never tried is simply cancelled; one already
-    posted (or being posted) is followed by a webhook saying the case was withdrawn.
+    posted (or being posted) is followed by a webhook saying the case was withdrawn. In the inbox,
+    a withdrawn dispatch nobody had read yet is marked read and so is the note of its withdrawal:
+    an undone dispatch leaves nothing waiting for the assignee.
     """
     if department_id is None and worker_id is None:
         return
-    _inbox_row(conn, incident["id"], event_id, kind, department_id, worker_id)
+    unseen = 0
+    if withdrawn_event_id is not None:
+        owner = N.c.department_id == department_id if department_id is not None else N.c.worker_id == worker_id
+        unseen = conn.execute(
+            update(N).where(N.c.event_id == withdrawn_event_id, owner, N.c.read_at.is_(None)).values(read_at=utc_now())
+        ).rowcount
+    _inbox_row(conn, incident["id"], event_id, kind, department_id, worker_id, read=bool(unseen))
     if department_id is None:
         return
     if withdrawn_event_id is not None:
@@ -294,9 +302,10 @@ def notify_escalation(conn: Connection, incident: dict, event_id: int) -> None:
         _inbox_row(conn, incident["id"], event_id, "escalate", department_id, worker_id)
 
 
-def _inbox_row(conn, incident_id, event_id, kind, department_id, worker_id) -> None:
+def _inbox_row(conn, incident_id, event_id, kind, department_id, worker_id, read: bool = False) -> None:
     if kind not in KINDS:
         raise ValidationError(f"unknown notification kind {kind!r}")
+    now = utc_now()
     conn.execute(
         N.insert().values(
             department_id=department_id,
@@ -304,7 +313,8 @@ def _inbox_row(conn, incident_id, event_id, kind, department_id, worker_id) -> N
             incident_id=incident_id,
             event_id=event_id,
             kind=kind,
-            created_at=utc_now(),
+            created_at=now,
+            read_at=now if read else None,
         )
     )
 

@@ -99,6 +99,24 @@ def test_undo_cancels_the_unsent_webhook_and_tells_the_inbox(engine, world):
         inbox, hooks = _told(conn, incident_id)
     assert inbox == [("dispatch", zj, None), ("recall", zj, None)]
     assert hooks == [("dispatch", zj, "cancelled")]
+    # Nobody had read the dispatch: the undone case leaves nothing unread in the department's inbox.
+    with engine.connect() as conn:
+        assert notify.inbox(conn, department_id=zj, unread_only=True) == []
+        assert len(notify.inbox(conn, department_id=zj)) == 2
+
+
+def test_undo_after_the_assignee_read_it_leaves_the_recall_unread(engine, world):
+    zj = world.departments["zj"]
+    with engine.begin() as conn:
+        incident_id = _new(conn, world)
+    with engine.begin() as conn:
+        row = dispatch.dispatch(conn, incident_id, actor="desk")
+        (seen,) = notify.inbox(conn, department_id=zj)
+        notify.mark_read(conn, [seen["id"]], department_id=zj)
+    with engine.begin() as conn:
+        dispatch.undo_dispatch(conn, incident_id, actor="desk", now=row["dispatched_at"] + timedelta(seconds=3))
+    with engine.connect() as conn:
+        assert [n["kind"] for n in notify.inbox(conn, department_id=zj, unread_only=True)] == ["recall"]
 
 
 def test_automatic_escalation_tells_the_assignee_through_the_transition(engine, world):
