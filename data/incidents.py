@@ -2,7 +2,8 @@
 
 Callers pass a connection inside a transaction (``with engine.begin() as conn``); each function
 either does all it says in that transaction or raises a typed error from data/errors.py having
-written nothing. A transition's notifications (data.notify.on_transition) are part of it. The audit log (incident_events) is also the change feed screens follow by id.
+written nothing. A transition's notifications (data.notify.on_transition) are part of it. The
+audit log (incident_events) is also the change feed screens follow by id.
 """
 
 from __future__ import annotations
