@@ -61,10 +61,10 @@ def migrate() -> None:
 
 def _add_area_commands() -> None:
     # Each area keeps its commands in its own module so they stay small and separately owned.
-    from dashboard.commands import admin, apikeys, demo, dispatch, geo, intake, rollup
+    from dashboard.commands import accounts, admin, apikeys, demo, dispatch, geo, intake, rollup
     from dashboard.commands import warnings as warning_commands
 
-    for module in (demo, geo, intake, apikeys, dispatch, admin, rollup, warning_commands):
+    for module in (demo, geo, intake, apikeys, dispatch, admin, rollup, warning_commands, accounts):
         for command in module.COMMANDS:
             cli.add_command(command)
 

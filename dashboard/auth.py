@@ -328,6 +328,12 @@ def endpoint_permission(endpoint: str | None) -> str:
     return BLUEPRINT_PERMISSIONS.get(blueprint, ADMIN)
 
 
+def endpoint_permission_for(server: Flask, endpoint: str | None) -> str:
+    """endpoint_permission outside a request (tests enumerate the url_map with it)."""
+    with server.test_request_context():
+        return endpoint_permission(endpoint)
+
+
 def callback_areas(body) -> set[str]:
     """The areas of the components a Dash callback request writes to."""
     outputs = body.get("outputs") if isinstance(body, dict) else None

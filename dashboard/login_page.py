@@ -90,13 +90,16 @@ def login():
     if not auth._csrf_ok():
         return login_form(lang, next_path, t("auth.expired", lang), username), 400
     engine = current_app.extensions["citybrain"].engine
-    try:
-        with engine.begin() as conn:
-            user = accounts.authenticate(conn, username, request.form.get("password") or "")
-    except AccountLocked as exc:
-        minutes = max(1, int((exc.locked_until - utc_now()).total_seconds() + 59) // 60)
+    with engine.begin() as conn:
+        # Caught inside the transaction: a failed attempt's count must be committed, not rolled back.
+        try:
+            user, failure = accounts.authenticate(conn, username, request.form.get("password") or ""), None
+        except AuthenticationFailed as exc:
+            user, failure = None, exc
+    if isinstance(failure, AccountLocked):
+        minutes = max(1, int((failure.locked_until - utc_now()).total_seconds() + 59) // 60)
         return login_form(lang, next_path, t("auth.locked", lang).format(minutes=minutes), username), 429
-    except AuthenticationFailed:
+    if failure is not None:
         return login_form(lang, next_path, t("auth.wrong", lang), username), 401
     auth.sign_in(auth.principal_for_user(user))
     return redirect(next_path)

@@ -177,6 +177,8 @@ def authenticate(conn: Connection, username: str, password: str, now: datetime |
     AccountLocked (a subclass) when the account is locked, with `locked_until`; the fifth wrong
     password in a row locks it for LOCK_MINUTES. Unknown names and inactive accounts get the same
     message as a wrong password, so the answer never tells whether a name exists.
+    The failure count is written on `conn` before raising: catch the error inside the transaction
+    and commit, or the count (and so the lockout) is rolled back with it.
     """
     at = _now(now)
     wrong = AuthenticationFailed("wrong user name or password")

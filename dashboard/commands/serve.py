@@ -20,6 +20,11 @@ def serve_app(settings: Settings, host: str, port: int) -> None:
         from data.demo.city import ensure_demo
 
         ensure_demo(engine, grids=settings.demo_grids, days=settings.demo_days, per_day=settings.demo_per_day)
+        from data.demo.users import ensure_demo_users
+
+        for user in ensure_demo_users(engine):
+            log.info("demo user %s (%s): the README lists its password", user["username"], user["role"])
+    _warn_without_users(engine)
     app = create_app(settings, engine=engine)
     start_dispatch_workers(engine, settings)
     if settings.live:
@@ -28,6 +33,14 @@ def serve_app(settings: Settings, host: str, port: int) -> None:
         start_background_simulator(engine, settings.timezone)
     log.info("serving on http://%s:%s", host, port)
     app.run(host=host, port=port, debug=settings.debug, threaded=True)
+
+
+def _warn_without_users(engine) -> None:
+    from data.accounts import count_users
+
+    with store.reading(engine) as conn:
+        if count_users(conn) == 0:
+            log.warning("nobody can sign in yet: create an administrator with `python app.py user create NAME --role admin`")
 
 
 def start_dispatch_workers(engine, settings: Settings) -> None:

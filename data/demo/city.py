@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from data import schema, store
 from data.clock import limit_calendars, to_utc, utc_now
 from data.demo import catalogue, history, names
+from data.demo import users as demo_users
 from data.errors import ValidationError
 from data.geo import unit_rows, upsert_units
 
@@ -511,6 +512,8 @@ def build_demo(
             "units_version": f"demo-{seed}-{int(now.timestamp())}",
         }.items():
             store.set_meta(conn, key, value)
+        # Rebuilding the city cleared the users (they refer to its units): sign-in needs them back.
+        demo_users.create_demo_users(conn)
         lap("load")
         inc = schema.incidents
         open_count, unlocated = conn.execute(

@@ -1,0 +1,54 @@
+"""The demo's users: one per role, and a street's dispatcher to show jurisdiction (passwords are in the README)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from data import accounts, schema
+
+# (user name, password, role, display name, department code). Demo passwords: never use them for real.
+DEMO_USERS = (
+    ("viewer", "viewer-demo", "viewer", "Wall viewer · 大屏查看", None),
+    ("dispatcher", "dispatcher-demo", "dispatcher", "City dispatcher · 市调度员", None),
+    ("department", "department-demo", "department", "City Management Bureau · 城市管理局", "cgj"),
+    ("leader", "leader-demo", "leader", "Leader · 领导", None),
+    ("admin", "admin-demo", "admin", "Administrator · 管理员", None),
+)
+# A dispatcher whose jurisdiction is one street: sees and acts for that street only.
+STREET_USER = ("street", "street-demo", "dispatcher")
+
+
+def create_demo_users(conn: Connection) -> list[dict]:
+    """Create the demo users that do not exist yet; the users created."""
+    existing = {u["username"] for u in accounts.list_users(conn)}
+    d, u = schema.departments, schema.units
+    made = []
+    for username, password, role, display_name, department_code in DEMO_USERS:
+        if username in existing:
+            continue
+        department_id = None
+        if department_code is not None:
+            department_id = conn.execute(select(d.c.id).where(d.c.code == department_code)).scalar()
+            if department_id is None:  # a store without the demo catalogue: no department user
+                continue
+        made.append(accounts.create_user(conn, username, password, role, department_id=department_id, display_name=display_name))
+    street = conn.execute(
+        select(u.c.id, u.c.name_en, u.c.name_zh).where(u.c.level == schema.STREET).order_by(u.c.code).limit(1)
+    ).first()
+    username, password, role = STREET_USER
+    if street is not None and username not in existing:
+        display = f"{street.name_en} dispatcher · {street.name_zh}调度员"
+        made.append(accounts.create_user(conn, username, password, role, unit_id=street.id, display_name=display))
+    return made
+
+
+def ensure_demo_users(engine) -> list[dict]:
+    """On a demo store without any user, create the demo users (a store built before sign-in existed)."""
+    from data import store
+
+    with store.reading(engine) as conn:
+        if accounts.count_users(conn) or store.get_meta(conn, "demo_built_at") is None:
+            return []
+    with engine.begin() as conn:
+        return create_demo_users(conn)
