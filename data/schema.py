@@ -617,16 +617,26 @@ trend_rollup_state = Table(
     Column("refreshed_at", TS, nullable=False),
 )
 
-# Hard cases of the review (most reopened, escalated) read through small partial indexes.
+# Hard cases of the review (longest open, most reopened, escalated) read through small partial indexes in
+# the order they are ranked, carrying every column their filters read: the first ten rows that match end the walk.
+_HARD_CASE_COVER = ("reported_at", "id", "state", "closed_at", "rejected_at", "district_id", "street_id")
+Index(
+    "ix_incidents_open_reported",
+    *(incidents.c[c] for c in _HARD_CASE_COVER),
+    sqlite_where=text("is_open = 1"),
+    postgresql_where=text("is_open"),
+)
 Index(
     "ix_incidents_reopened",
-    incidents.c.reopen_count,
+    incidents.c.reopen_count.desc(),
+    *(incidents.c[c] for c in _HARD_CASE_COVER),
     sqlite_where=text("reopen_count > 0"),
     postgresql_where=text("reopen_count > 0"),
 )
 Index(
     "ix_incidents_escalated",
-    incidents.c.escalation_level,
+    incidents.c.escalation_level.desc(),
+    *(incidents.c[c] for c in _HARD_CASE_COVER),
     sqlite_where=text("escalation_level > 0"),
     postgresql_where=text("escalation_level > 0"),
 )

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, and_, func, or_, select, true, type_coerce
 from sqlalchemy.engine import Connection
 
 from data import rollups, schema
-from data.clock import epoch_seconds
+from data.clock import from_db
 from data.lifecycle import DISPATCHED, MERGED, SECTORS
 from data.metrics import SCOPE_COLUMNS, Scope
 from data.rollups import COUNTS, Cell, Key
@@ -127,8 +127,12 @@ def review(
 
 
 def _recorded_after(conn: Connection, now: datetime) -> bool:
-    latest = conn.execute(select(epoch_seconds(func.max(INC.c.reported_at)), epoch_seconds(func.max(INC.c.closed_at)))).one()
-    return any(t is not None and t > now.timestamp() for t in latest)
+    # One max() per query: SQLite reads a bare max(column) off the index end, anything more scans the table.
+    for column in (INC.c.reported_at, INC.c.closed_at):
+        latest = from_db(conn.execute(select(func.max(column))).scalar())
+        if latest is not None and latest > now:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -320,26 +324,24 @@ def _hard_cases(conn: Connection, scope: Scope | None, period: Period, now: floa
         or_(INC.c.closed_at.is_(None), INC.c.closed_at >= period.start),
         or_(INC.c.rejected_at.is_(None), INC.c.rejected_at >= period.start),
     )
-    open_now = and_(INC.c.closed_at.is_(None), INC.c.rejected_at.is_(None))
-    # (condition, order, the small partial index SQLite should walk: its planner would scan by reported_at)
+
+    # Open now: the lifecycle keeps is_open exactly for incidents neither closed, rejected nor merged. On
+    # SQLite "+ 0" keeps the planner off the closed_at index (it would sort every open incident) and on
+    # ix_incidents_open_reported, which yields them oldest first.
+    def unindexed(column):
+        return type_coerce(column, Integer) + 0 if conn.dialect.name == "sqlite" else column
+
+    open_now = and_(INC.c.is_open == true(), unindexed(INC.c.closed_at).is_(None), unindexed(INC.c.rejected_at).is_(None))
+    # Each order is that of a small partial index (schema.py: ix_incidents_open_reported, _reopened,
+    # _escalated), so the database stops at the tenth match.
     picks = {
-        "longest_open": (open_now, [INC.c.reported_at, INC.c.id], None),
-        "most_reopened": (
-            and_(live, INC.c.reopen_count > 0),
-            [INC.c.reopen_count.desc(), INC.c.reported_at, INC.c.id],
-            "ix_incidents_reopened",
-        ),
-        "escalated": (
-            and_(live, INC.c.escalation_level > 0),
-            [INC.c.escalation_level.desc(), INC.c.reported_at, INC.c.id],
-            "ix_incidents_escalated",
-        ),
+        "longest_open": (open_now, [INC.c.reported_at, INC.c.id]),
+        "most_reopened": (and_(live, INC.c.reopen_count > 0), [INC.c.reopen_count.desc(), INC.c.reported_at, INC.c.id]),
+        "escalated": (and_(live, INC.c.escalation_level > 0), [INC.c.escalation_level.desc(), INC.c.reported_at, INC.c.id]),
     }
     out = {}
-    for name, (cond, order, index) in picks.items():
+    for name, (cond, order) in picks.items():
         stmt = select(INC.c.id).where(*base, cond).order_by(*order).limit(HARD_CASES)
-        if index:
-            stmt = stmt.with_hint(INC, f"INDEXED BY {index}", "sqlite")
         ids = [r[0] for r in conn.execute(stmt)]
         cols = _columns(conn.execute(select(*_select_columns()).where(INC.c.id.in_(ids))).all()) if ids else None
         if cols is None:

@@ -19,6 +19,7 @@ COUNTS = (
     'received', 'closed', 'first_time', 'rated', 'satisfied', 'acknowledged', 'ack_on_time', 'ack_late',
     'waiting', 'resolved', 'resolved_timed', 'on_time', 'no_effect', 'ended',
 )
+HARD_CASE_COVER = ('reported_at', 'id', 'state', 'closed_at', 'rejected_at', 'district_id', 'street_id')
 TIMES = (
     'reported_at', 'dispatched_at', 'acknowledged_at', 'resolved_at', 'closed_at', 'rejected_at',
     'ack_due_at', 'handle_due_at',
@@ -57,15 +58,18 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['last_event_id'], ['incident_events.id'], name=op.f('fk_trend_rollup_state_last_event_id_incident_events')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trend_rollup_state'))
     )
-    op.create_index('ix_incidents_reopened', 'incidents', ['reopen_count'],
+    op.create_index('ix_incidents_open_reported', 'incidents', list(HARD_CASE_COVER),
+                    sqlite_where=sa.text('is_open = 1'), postgresql_where=sa.text('is_open'))
+    op.create_index('ix_incidents_reopened', 'incidents', [sa.text('reopen_count DESC'), *HARD_CASE_COVER],
                     sqlite_where=sa.text('reopen_count > 0'), postgresql_where=sa.text('reopen_count > 0'))
-    op.create_index('ix_incidents_escalated', 'incidents', ['escalation_level'],
+    op.create_index('ix_incidents_escalated', 'incidents', [sa.text('escalation_level DESC'), *HARD_CASE_COVER],
                     sqlite_where=sa.text('escalation_level > 0'), postgresql_where=sa.text('escalation_level > 0'))
 
 
 def downgrade() -> None:
     op.drop_index('ix_incidents_escalated', table_name='incidents')
     op.drop_index('ix_incidents_reopened', table_name='incidents')
+    op.drop_index('ix_incidents_open_reported', table_name='incidents')
     op.drop_table('trend_rollup_state')
     op.drop_table('trend_rollup_seen')
     op.drop_index('ix_trend_rollup_cell', table_name='trend_rollup')
