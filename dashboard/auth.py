@@ -276,6 +276,37 @@ def _load(session_id: str) -> Principal | None:
     return None
 
 
+def still_valid(engine, session_id: str) -> bool:
+    """Whether a signed-in principal still may be (user active with the same session version; kiosk
+    token not revoked): long-lived responses (the live stream) ask this now and then."""
+    kind, _, rest = session_id.partition(":")
+    try:
+        with store.reading(engine) as conn:
+            if kind == "u":
+                raw_id, _, version = rest.partition(":")
+                user = accounts.get_user(conn, int(raw_id))
+                return user["active"] and str(user["session_version"]) == version
+            if kind == "k":
+                rows = [t for t in accounts.list_kiosk_tokens(conn) if t["id"] == int(rest)]
+                return bool(rows) and rows[0]["active"]
+    except (NotFound, ValueError, SQLAlchemyError):
+        return False
+    return False
+
+
+def end_with_session(messages, engine, session_id: str, every: float = 10.0):
+    """Pass a long-lived stream's messages on until the principal's session ends (checked every
+    `every` seconds): a revoked kiosk or deactivated user loses the live feed, and the browser,
+    reconnecting, is refused and shown the sign-in page."""
+    checked = time.monotonic()
+    for message in messages:
+        if time.monotonic() - checked >= every:
+            checked = time.monotonic()
+            if not still_valid(engine, session_id):
+                return
+        yield message
+
+
 def sign_in(principal: Principal) -> None:
     """Start a fresh session for `principal` (a new session and CSRF token: no fixation)."""
     session.clear()

@@ -239,7 +239,7 @@ def resume_point(engine) -> int:
 @bp.get("/events")
 def events():
     """The change feed as server-sent events (text/event-stream)."""
-    from dashboard import jurisdiction
+    from dashboard import auth, jurisdiction
 
     engine = current_app.extensions["citybrain"].engine
     after = resume_point(engine)
@@ -248,6 +248,8 @@ def events():
     stream = event_stream(engine, after, watcher_for(engine), stream_seconds, build)
     if jurisdiction.restricted():  # which incidents changed may be outside the user's jurisdiction
         stream = jurisdiction.redact_stream(stream)
+    # A stream outlives its request: it ends when the session does (kiosk revoked, user deactivated).
+    stream = auth.end_with_session(stream, engine, auth.current().get_id())
     response = Response(stream, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
