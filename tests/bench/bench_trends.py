@@ -5,7 +5,8 @@ Generates the incidents in bulk (tests/bench/_util.py: numpy + executemany/COPY)
 (data/rollups.py), then times, for each period and scope, review() straight from the incidents (the
 "before": one run, `--direct-runs`), review() from the roll-up and the whole /trends content (review +
 charts + tables) from the roll-up: medians of `--runs` calls on a warm connection. Finally times an
-incremental refresh after a few hundred acknowledgements. Prints a table with the machine's core
+incremental refresh after a few hundred acknowledgements. `--keep` keeps the SQLite store in
+tests/bench/results/trends-N-DAYS.db and reuses it (its `now` is stored with it). Prints a table with the machine's core
 count and writes tests/bench/results/trends-<db>.json.
 """
 
@@ -17,9 +18,10 @@ import os
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -56,14 +58,28 @@ def build(engine, n: int, days: int):
     return now, lattice.district_ids[0], time.perf_counter() - start
 
 
-def bench(engine, n: int, days: int, runs: int, direct_runs: int) -> dict:
+def build_or_reuse(engine, n: int, days: int):
+    """build(), or the store a --keep run left (its `now` and district are in the meta table)."""
+    with engine.connect() as conn:
+        kept = store.get_meta(conn, "bench_trends_now") if "meta" in inspect(conn).get_table_names() else None
+        if kept:
+            return datetime.fromisoformat(kept), int(store.get_meta(conn, "bench_trends_district")), None
     now, district, load_s = build(engine, n, days)
-    out = {"incidents": n, "days": days, "generate_and_load_s": round(load_s, 1), "timings_ms": {}}
+    with engine.begin() as conn:
+        store.set_meta(conn, "bench_trends_now", now.isoformat())
+        store.set_meta(conn, "bench_trends_district", str(district))
+    return now, district, load_s
+
+
+def bench(engine, n: int, days: int, runs: int, direct_runs: int) -> dict:
+    now, district, load_s = build_or_reuse(engine, n, days)
+    store.migrate(engine)
+    out = {"incidents": n, "days": days, "generate_and_load_s": load_s and round(load_s, 1), "timings_ms": {}}
     start = time.perf_counter()
     with engine.begin() as conn:
-        rollups.refresh(conn, TZ)
-    out["rollup_build_s"] = round(time.perf_counter() - start, 1)
-    print(f"  roll-up built in {out['rollup_build_s']} s", flush=True)
+        done = rollups.refresh(conn, TZ)
+    out["rollup_build_s" if done["rebuilt"] else "rollup_refresh_s"] = round(time.perf_counter() - start, 1)
+    print(f"  roll-up {'built' if done['rebuilt'] else 'refreshed'} in {time.perf_counter() - start:.1f} s", flush=True)
     for period in (7, 30, 90, 365):
         for label, scope in (("city", None), ("district", ("district", district))):
             for gran in ("day", "week"):
@@ -112,13 +128,21 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--direct-runs", type=int, default=1, help="runs straight from the incidents (0: skip)")
+    parser.add_argument(
+        "--keep", action="store_true", help="SQLite: keep the store in tests/bench/results/ and reuse it next time"
+    )
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     print(
         f"review() of /trends: {args.incidents:,} incidents over {args.days} days, {args.db}, "
         f"median of {args.runs} runs, {os.cpu_count()} cores"
     )
-    if args.db == "sqlite":
+    if args.db == "sqlite" and args.keep:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        engine = store.make_engine(f"sqlite:///{RESULTS / f'trends-{args.incidents}-{args.days}.db'}")
+        result = bench(engine, args.incidents, args.days, args.runs, args.direct_runs)
+        engine.dispose()
+    elif args.db == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             engine = store.make_engine(f"sqlite:///{tmp}/trends.db")
             result = bench(engine, args.incidents, args.days, args.runs, args.direct_runs)
@@ -135,8 +159,9 @@ def main() -> None:
     for key, row in result["timings_ms"].items():
         direct = f"{row['direct']:,} ms" if "direct" in row else "-"
         print(f"{key:<22} {direct:>14} {row['rollup']:>12,} ms {row['page']:>13,} ms")
-    print(f"roll-up build: {result['rollup_build_s']} s; incremental refresh: {result['incremental_refresh']}")
-    print(f"generate + load: {result['generate_and_load_s']} s")
+    built = result.get("rollup_build_s")
+    print(f"roll-up build: {built if built is not None else 'kept'} s; incremental refresh: {result['incremental_refresh']}")
+    print(f"generate + load: {result['generate_and_load_s'] or 'kept'} s")
 
 
 if __name__ == "__main__":
