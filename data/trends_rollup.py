@@ -58,9 +58,28 @@ def review(
     """data/trends.review's answer from the roll-up, or None when the roll-up cannot give it."""
     if scope is not None and scope.level not in ROLLED_LEVELS:
         return None
-    state = rollups.read_state(conn)
-    if state is None or state.tz != period.tz or _recorded_after(conn, now):
-        return None
+    for _ in range(3):
+        state = rollups.read_state(conn)
+        if state is None or state.tz != period.tz or _recorded_after(conn, now):
+            return None
+        answer = _answer(conn, state, scope, now, period, starts, granularity, thresholds)
+        # Under PostgreSQL's READ COMMITTED each statement sees the latest commit: a refresh committed
+        # meanwhile would have its changes counted twice or not at all. It always moves the state.
+        if rollups.read_state(conn) == state:
+            return answer
+    return None
+
+
+def _answer(
+    conn: Connection,
+    state: rollups.State,
+    scope: Scope | None,
+    now: datetime,
+    period: Period,
+    starts: list[datetime],
+    granularity: str,
+    thresholds: LeagueThresholds,
+) -> dict:
     zone = ZoneInfo(period.tz)
 
     def day(instant: datetime) -> int:

@@ -221,3 +221,25 @@ def test_command_and_worker_keep_the_rollup_current(engine, city, monkeypatch): 
         assert rollups.pending(conn, rollups.read_state(conn)) == {}
     _check_all(engine, city)
     assert rollups.start_rollup_worker(engine, TZ, 0) is None
+
+
+def test_a_refresh_committed_during_a_review_is_not_counted_twice(engine, city, monkeypatch):  # noqa: F811
+    """A refresh that commits while a review reads (PostgreSQL's READ COMMITTED sees it mid-way) changes nothing."""
+    with engine.begin() as conn:
+        rollups.refresh(conn, TZ)
+    _more_history(engine, city, seed=5)
+    real_pending, calls = rollups.pending, []
+
+    def pending_then_refresh(conn, state):
+        changes = real_pending(conn, state)
+        if not calls:  # the first attempt: another worker applies the same changes and commits now
+            calls.append(rollups.refresh_store(engine, TZ))
+        return changes
+
+    monkeypatch.setattr(rollups, "pending", pending_then_refresh)
+    with store.reading(engine) as conn:
+        got = trends.review(conn, None, NOW, TZ, days=30)
+    monkeypatch.setattr(rollups, "pending", real_pending)
+    assert calls and calls[0]["incidents"] >= 40
+    with store.reading(engine) as conn:
+        _same(got, trends.review(conn, None, NOW, TZ, days=30, use_rollups=False))
