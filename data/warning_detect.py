@@ -8,11 +8,12 @@ recent pace) and tests every unit and category at once with numpy/scipy:
   the unit's own seasonal baseline: its count over the past weeks (shrunk towards the level's mean)
   times the share of the category's city-wide volume that fell in the same weekday-and-hour window
   of those weeks. Poisson upper tail, Bonferroni over every unit, category and window of a level.
-- Hotspot: a space-time permutation scan (Kulldorff 2005) over cylinders of a grid and its nearest
-  neighbours and the last 1, 3 and 7 days: expected = neighbourhood total x city-wide recent total /
-  city total, per category, so a place that was always busy is not "new"; Bonferroni, then the best
-  non-overlapping clusters.
-- Chronic: the same category at the same spot (~100 m cells on two offset lattices) on several
+- Hotspot: a prospective space-time scan (Kulldorff) over cylinders of a grid and its nearest
+  neighbours and the last 1, 3 and 7 days, per category and for all categories: expected = the
+  cylinder's own past four weeks (shrunk towards an average zone) x the category's recent-to-past
+  ratio in the rest of the city, so a place that was always busy is not "new" and city-wide weather
+  is not local; Poisson tail, Bonferroni, then the best non-overlapping clusters.
+- Chronic: the same category at the same spot (reports within 100 m of one another) on several
   different days within four weeks, closed or not, far beyond what the spot's share of its grid's
   volume explains.
 - Deadline: open incidents whose running clock (data/clock.py) will likely expire before the
@@ -64,12 +65,14 @@ HOTSPOT_DAYS = (1, 3, 7)
 HOTSPOT_NEIGHBOURS = 6
 HOTSPOT_MIN_COUNT = 5
 HOTSPOT_MIN_RATIO = 3.0
+HOTSPOT_PRIOR_ZONES = 1.0
 HOTSPOT_COOLDOWN = 3 * DAY
 CHRONIC_DAYS = 28
-CHRONIC_CELL_M = 100.0
+CHRONIC_RADIUS_M = 50.0  # "the same place": reports within 50 m of one of them, so within ~100 m of each other
 CHRONIC_MIN_COUNT = 4
+CHRONIC_PRIOR = 20.0
 CHRONIC_MIN_DAYS = 3
-CHRONIC_LOG10_P = 6.0  # at sensitivity 1: the spot's count has p < 1e-6 given its grid's volume
+CHRONIC_LOG10_P = 7.0  # at sensitivity 1: the spot's count has p < 1e-7 given its area's volume
 CHRONIC_COOLDOWN = 14 * DAY
 DEADLINE_PACE_SAMPLE = 20_000  # the department pace comes from the latest acknowledged incidents
 DEADLINE_MIN_LEFT = 10 * 60.0  # less time than this is no longer "time to act": the overdue alarm takes over
@@ -186,7 +189,7 @@ def load_grids(conn: Connection) -> Grids:
 
 
 def _metres(lon: np.ndarray, lat: np.ndarray, lat0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Equirectangular projection to metres (plenty for 100 m cells within one city)."""
+    """Equirectangular projection to metres (plenty for 100 m distances within one city)."""
     return lon * 111_320.0 * math.cos(math.radians(lat0)), lat * 110_574.0
 
 
@@ -578,14 +581,17 @@ def detect_hotspots(ctx: Context, known: list[dict], surges: list[dict] = ()) ->
         if len(zi) == 0:
             continue
         city_recent = np.asarray(counts.sum(axis=0)).ravel()
-        # The recent share of the category's volume in the rest of the city, so that a cluster of a rare
-        # category does not raise its own expectation (the permutation scan's marginal, leaving the zone out).
-        zt = at(zone_total, zi, ci)
-        rest_total = city_total[ci] - zt
-        share = np.where(
-            rest_total >= 30, (city_recent[ci] - o) / np.maximum(rest_total, 1), city_recent[ci] / np.maximum(city_total[ci], 1)
-        )
-        mu = zt * np.maximum(share, 0.0)
+        # Expected: the cylinder's own past (the study period before the window; one average zone's
+        # worth added, so "none before" is not "impossible now") times how the category's recent volume
+        # compares with its past in the rest of the city (its trend, weather included). Leaving the zone
+        # out keeps a cluster of a rare category from raising its own expectation.
+        zone_past = at(zone_total, zi, ci) - o
+        city_past = city_total[ci] - city_recent[ci]
+        rest_past = city_past - zone_past
+        flat = days * DAY / max(ctx.now - study - days * DAY, DAY)
+        trend = np.where(rest_past >= 30, (city_recent[ci] - o) / np.maximum(rest_past, 1), flat)
+        prior = HOTSPOT_PRIOR_ZONES * nb.shape[1] * city_past / n_grid
+        mu = (zone_past + prior) * np.maximum(trend, 0.0)
         log10_p_adj = _log10_p(o, mu) - math.log10(tests)
         cands.append(
             pd.DataFrame({"centre": zi, "cat": ci, "days": days, "observed": o, "expected": mu, "log10_p_adj": log10_p_adj})
@@ -661,7 +667,7 @@ def detect_hotspots(ctx: Context, known: list[dict], surges: list[dict] = ()) ->
 
 
 def detect_chronic(ctx: Context) -> list[dict]:
-    """Spots (~100 m) where the same category was reported on several days within four weeks."""
+    """Spots (reports within 100 m of one) where the same category was reported on several days within four weeks."""
     r, g = ctx.reports, ctx.grids
     n_cat = len(ctx.cat_ids)
     since = ctx.now - CHRONIC_DAYS * DAY
@@ -672,55 +678,56 @@ def detect_chronic(ctx: Context) -> list[dict]:
     x, y = _metres(lon, lat, float(np.mean(g.lat)) if len(g.lat) else 0.0)
     offset = datetime.fromtimestamp(ctx.now, ctx.tz).utcoffset().total_seconds()
     day = np.floor((t + offset) / DAY).astype(np.int64)
-    # Expected reports of a category in one cell over the period: the grid's volume (all categories,
+    # Expected reports of a category at one spot over the period: the grid's volume (all categories,
     # so the chronic spot itself barely raises it) times the category's city-wide share, spread over the grid.
     in_base = r.t >= ctx.now - BASELINE_WEEKS * WEEK
     grid_volume = np.bincount(r.grid[in_base], minlength=len(g.ids)).astype(float)
     span = min(BASELINE_WEEKS * WEEK, ctx.now - ctx.history_start)
     grid_volume = (grid_volume + grid_volume.mean()) * (CHRONIC_DAYS * DAY / max(span, DAY))
-    cat_share = np.bincount(r.cat[in_base], minlength=n_cat) / max(int(in_base.sum()), 1)
-    cell_share = np.minimum(1.0, CHRONIC_CELL_M**2 / g.area)
-    found = []
-    for shift in (0.0, CHRONIC_CELL_M / 2):
-        cx = np.floor((x + shift) / CHRONIC_CELL_M).astype(np.int64)
-        cy = np.floor((y + shift) / CHRONIC_CELL_M).astype(np.int64)
-        cx -= cx.min()
-        cy -= cy.min()
-        spot = (cx * (cy.max() + 1) + cy) * n_cat + cat
-        spots, inverse, counts = np.unique(spot, return_inverse=True, return_counts=True)
-        sens = ctx.sensitivity[spots % n_cat]
-        enough = counts >= np.maximum(2, np.ceil(CHRONIC_MIN_COUNT / np.maximum(sens, 1e-9)))
-        if not enough.any():
+    # The category's share where the grid is (its community's mix, shrunk towards the city's by
+    # CHRONIC_PRIOR reports): street vending is common downtown, rare in the hills.
+    city_share = np.bincount(r.cat[in_base], minlength=n_cat) / max(int(in_base.sum()), 1)
+    community = np.maximum(g.community[r.grid[in_base]], 0)
+    n_comm = max(len(g.communities), 1)
+    mix = np.bincount(community * n_cat + r.cat[in_base], minlength=n_comm * n_cat).reshape(n_comm, n_cat)
+    mix_total = mix.sum(axis=1)
+    # The circle may reach past a small grid into its neighbours: expect the grid's density over the whole circle.
+    spot_share = math.pi * CHRONIC_RADIUS_M**2 / g.area
+    # Categories far apart on one axis, so one tree finds same-category neighbours only.
+    tree = cKDTree(np.column_stack([x - x.min() + cat * 1e8, y]))
+    pairs = tree.query_pairs(CHRONIC_RADIUS_M, output_type="ndarray")
+    near = np.bincount(pairs.ravel(), minlength=len(x)) + 1  # reports within the radius, itself included
+    sens = ctx.sensitivity[cat]
+    least = np.maximum(2, np.ceil(CHRONIC_MIN_COUNT / np.maximum(sens, 1e-9)))
+    seeds = np.nonzero(near >= least)[0]
+    found, used = [], np.zeros(len(x), dtype=bool)
+    # Densest spots first; a report belongs to one spot.
+    for seed in seeds[np.argsort(-near[seeds], kind="stable")]:
+        if used[seed]:
             continue
-        # Distinct days per spot, only for spots with enough reports.
-        pick = enough[inverse]
-        day0 = day.min()
-        pairs = np.unique(inverse[pick].astype(np.int64) * (day.max() - day0 + 1) + (day[pick] - day0))
-        days_per_spot = np.bincount(pairs // (day.max() - day0 + 1), minlength=len(spots))
-        first = np.full(len(spots), -1)
-        first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # one report of each spot
-        idx = np.nonzero(enough & (days_per_spot >= np.maximum(2, np.ceil(CHRONIC_MIN_DAYS / np.maximum(sens, 1e-9)))))[0]
-        if len(idx) == 0:
+        members = np.array([m for m in tree.query_ball_point(tree.data[seed], CHRONIC_RADIUS_M) if not used[m]])
+        days = len(np.unique(day[members]))
+        if len(members) < least[seed] or days < max(2, math.ceil(CHRONIC_MIN_DAYS / max(float(sens[seed]), 1e-9))):
             continue
-        rep = first[idx]
-        gi, ci = grid[rep], cat[rep]
-        lam = grid_volume[gi] * cat_share[ci] * cell_share[gi]
-        log10_p = _log10_p(counts[idx].astype(float), lam)
-        for j, s in enumerate(idx):
-            members = inverse == s
-            found.append(
-                {
-                    "grid": int(gi[j]),
-                    "cat": int(ci[j]),
-                    "count": int(counts[s]),
-                    "days": int(days_per_spot[s]),
-                    "expected": float(lam[j]),
-                    "log10_p": float(log10_p[j]),
-                    "lon": float(lon[members].mean()),
-                    "lat": float(lat[members].mean()),
-                    "last": float(t[members].max()),
-                }
-            )
+        used[members] = True
+        gi = int(np.bincount(grid[members]).argmax())  # the grid most of the spot's reports are in
+        ci = int(cat[seed])
+        # The community's mix without the spot's own reports, or a chronic spot would explain itself.
+        comm, own = max(int(g.community[gi]), 0), len(members)
+        share = (max(mix[comm, ci] - own, 0) + CHRONIC_PRIOR * city_share[ci]) / (max(mix_total[comm] - own, 0) + CHRONIC_PRIOR)
+        lam = float(grid_volume[gi] * share * spot_share[gi])
+        found.append(
+            {
+                "grid": gi,
+                "cat": ci,
+                "count": len(members),
+                "days": days,
+                "expected": lam,
+                "log10_p": float(_log10_p(np.array([float(len(members))]), np.array([lam]))[0]),
+                "lon": float(lon[members].mean()),
+                "lat": float(lat[members].mean()),
+            }
+        )
     out: dict[str, dict] = {}
     for f in sorted(found, key=lambda f: -f["log10_p"]):
         sens = float(ctx.sensitivity[f["cat"]])
@@ -742,7 +749,7 @@ def detect_chronic(ctx: Context) -> list[dict]:
             "details": {
                 "days": f["days"],
                 "period_days": CHRONIC_DAYS,
-                "cell_m": CHRONIC_CELL_M,
+                "radius_m": CHRONIC_RADIUS_M,
                 "log10_p": round(f["log10_p"], 2),
             },
             "_text": ("chronic", f["days"]),
@@ -776,6 +783,27 @@ def _running_clocks(conn: Connection, now: datetime) -> np.ndarray:
         INC.c.dispatched_at.is_not(None),
     )
     return _fetch(conn, stmt, 12)
+
+
+_PACE_CACHE: dict[str, tuple[float, np.ndarray]] = {}
+PACE_TTL = 300.0  # a department's pace is re-read at most every five minutes
+
+
+def clear_caches() -> None:
+    """Forget the grids, reports and pace kept between passes (a fresh process; tests and benchmarks)."""
+    _GRID_CACHE.clear()
+    _REPORT_CACHE.clear()
+    _PACE_CACHE.clear()
+
+
+def _recent_pace_cached(conn: Connection, now: float) -> np.ndarray:
+    key = store_key(conn)
+    cached = _PACE_CACHE.get(key)
+    if cached is not None and 0 <= now - cached[0] < PACE_TTL:
+        return cached[1]
+    pace = _recent_pace(conn)
+    _PACE_CACHE[key] = (now, pace)
+    return pace
 
 
 def _recent_pace(conn: Connection) -> np.ndarray:
@@ -813,7 +841,7 @@ def detect_deadlines(conn: Connection, ctx: Context) -> list[dict]:
     arr = _running_clocks(conn, now_dt)
     if len(arr) == 0:
         return []
-    pace = _recent_pace(conn)
+    pace = _recent_pace_cached(conn, ctx.now)
     # Every incident with the department counts in its queue, overdue ones too.
     queue = pd.Series(1, index=arr[:, 4].astype(np.int64)).groupby(level=0).sum()
     arr = arr[arr[:, 11] == 0]
