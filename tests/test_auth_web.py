@@ -343,8 +343,11 @@ def test_a_department_acts_on_its_own_incidents_only(city):
 
         _children, current = read_panel(city.engine, theirs, "en", Settings.from_env({}), [])
         assert current is None
-        _children, current = read_panel(city.engine, own, "en", Settings.from_env({}), [])
+        children, current = read_panel(city.engine, own, "en", Settings.from_env({}), [])
         assert current["id"] == own
+        shown = set(re.findall(r"'type': 'dispatch-action', 'index': '([a-z_]+)'", str(children)))
+        assert shown and shown <= auth.DEPARTMENT_ACTIONS  # only its own four actions are offered
+        assert "dispatch-to" not in str(children) and "dispatch-merge" not in str(children)
 
 
 def test_a_leader_reads_everything_but_cannot_act(city):

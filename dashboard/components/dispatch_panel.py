@@ -355,7 +355,13 @@ def _deliveries(facts: dict, lang: str, departments: dict[int, dict]) -> html.Se
 def panel(
     facts: dict, lang: str, tz: str, now: datetime, departments: list[dict], tile_url: str = "", tile_attribution: str = ""
 ) -> list:
-    """The panel's children for one incident."""
+    """The panel's children for one incident (only the controls the signed-in user's role may use)."""
+    from dashboard import auth
+
+    dispatches = auth.can(auth.DISPATCH)
+    if not dispatches:  # the server refuses the rest anyway; a department sees its own four actions
+        own = auth.DEPARTMENT_ACTIONS if auth.can(auth.ACT) else frozenset()
+        facts = {**facts, "allowed": [a for a in facts["allowed"] if a in own]}
     incident = facts["incident"]
     state, priority = incident["state"], incident["priority"]
     where = " · ".join(x for x in (_named(facts["district"], lang), _named(facts["grid"], lang)) if x != "—")
@@ -382,10 +388,10 @@ def panel(
         html.P(incident.get("description") or "", className="cb-panel-text"),
         html.Dl([item for key, value in details for item in (html.Dt(t(key, lang)), html.Dd(value))], className="cb-facts"),
         _clocks(facts, now, lang, tz),
-        _suggestion(facts, lang, tz, departments),
+        _suggestion(facts, lang, tz, departments) if dispatches else None,
         _actions(facts, lang),
-        _rating(facts, lang),
-        _duplicates(facts, lang),
+        _rating(facts, lang) if dispatches else None,
+        _duplicates(facts, lang) if dispatches else None,
         _small_map(facts, tile_url, tile_attribution),
         _timeline(facts, lang, tz),
         _deliveries(facts, lang, by_id),
