@@ -17,6 +17,7 @@ the wall clock either way.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -197,29 +198,51 @@ def active_due_expression(table=schema.incidents) -> ColumnElement:
     )
 
 
-def _now_param(now: datetime, name: str):
+@dataclass(frozen=True)
+class NamedNow:
+    """The instant "now" as bound parameters named after `name`, given at execution by ``params(now)``.
+
+    Pass one instead of a datetime to overdue_expression / near_due_expression to build a statement
+    once and run it at any instant: building and compiling a large statement costs more than
+    running it against the few thousand rows it reads.
+    """
+
+    name: str
+
+    def params(self, now: datetime) -> dict[str, Any]:
+        now = to_utc(now, "now")
+        return {self.name: now, f"{self.name}_near_limit": now + NEAR_DUE_MAX, f"{self.name}_epoch": now.timestamp()}
+
+
+def _now_param(now: datetime | NamedNow, name: str, suffix: str = ""):
+    if isinstance(now, NamedNow):
+        return bindparam(now.name + suffix, type_=Float if suffix == "_epoch" else schema.TS)
     # unique=True: one query may hold several of these with different times.
     return bindparam(name, to_utc(now, "now"), type_=schema.TS, unique=True)
 
 
-def overdue_expression(now: datetime, table=schema.incidents) -> ColumnElement:
+def overdue_expression(now: datetime | NamedNow, table=schema.incidents) -> ColumnElement:
     """SQL boolean: the incident is overdue at `now` (same rule as is_overdue)."""
     due = active_due_expression(table)
     return and_(table.c.state.in_((DISPATCHED, ACKNOWLEDGED)), due.is_not(None), due < _now_param(now, "overdue_now"))
 
 
-def near_due_expression(now: datetime, table=schema.incidents) -> ColumnElement:
+def near_due_expression(now: datetime | NamedNow, table=schema.incidents) -> ColumnElement:
     """SQL boolean: the incident is near due at `now` (same rule as is_near_due)."""
-    now = to_utc(now, "now")
+    if isinstance(now, NamedNow):
+        now_s, limit = _now_param(now, "", "_epoch"), _now_param(now, "", "_near_limit")
+    else:
+        now = to_utc(now, "now")
+        now_s, limit = literal(now.timestamp(), Float), _now_param(now + NEAR_DUE_MAX, "near_due_limit")
     due = active_due_expression(table)
-    remaining = epoch_seconds(due) - literal(now.timestamp(), Float)
+    remaining = epoch_seconds(due) - now_s
     window = epoch_seconds(due) - epoch_seconds(table.c.dispatched_at)
     return and_(
         table.c.state.in_((DISPATCHED, ACKNOWLEDGED)),
         due.is_not(None),
         table.c.dispatched_at.is_not(None),
         due >= _now_param(now, "near_due_now"),
-        due <= _now_param(now + NEAR_DUE_MAX, "near_due_limit"),
+        due <= limit,
         remaining * NEAR_DUE_SHARE.denominator <= window * NEAR_DUE_SHARE.numerator,
     )
 
@@ -240,6 +263,7 @@ __all__ = [
     "NEAR_DUE_MAX",
     "NEAR_DUE_SHARE",
     "ON_TIME",
+    "NamedNow",
     "OVERDUE",
     "active_due_at",
     "active_due_expression",

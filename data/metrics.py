@@ -14,6 +14,7 @@ to earlier cycles that a reassignment or redispatch overwrote and to extensions 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -21,13 +22,13 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-from sqlalchemy import Float, and_, case, false, func, literal, or_, select, true
+from sqlalchemy import BigInteger, Float, and_, bindparam, case, false, func, literal, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from data import schema
-from data.clock import epoch_seconds, near_due_expression, overdue_expression, to_utc
+from data.clock import NamedNow, epoch_seconds, near_due_expression, overdue_expression, to_utc
 from data.errors import ValidationError
 from data.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED, SECTORS
 
@@ -147,21 +148,49 @@ def day_window(now: datetime, tz: str) -> DayWindow:
 
 # --- building blocks --------------------------------------------------------------------------
 
+# Statements are built once per (query, database, scope level) with their instants and unit as
+# named parameters, then run with values: building and compiling the KPI statement (hundreds of
+# expression objects) cost as much as running it on SQLite, and more than that on PostgreSQL.
+NOW, TODAY_START, Y_START, Y_NOW, SINCE, UNIT = "now", "today_start", "y_start", "y_now", "since", "scope_unit"
+AT_NOW, AT_Y_NOW = NamedNow(NOW), NamedNow(Y_NOW)
+_statements: dict[tuple, Any] = {}
 
-def _scope_clause(conn: Connection, scope: Scope | None, *, by_unit_index: bool = False) -> ColumnElement:
-    """SQL: the incident lies in `scope` (always true for the city).
+
+def _t(name: str) -> ColumnElement:
+    """A named timestamp parameter."""
+    return bindparam(name, type_=schema.TS)
+
+
+def _prebuilt(key: tuple, build: Callable[[], Any]):
+    """The statement for `key`, built on first use (two threads building at once build the same thing)."""
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements.setdefault(key, build())
+    return stmt
+
+
+def _scope_key(conn: Connection, scope: Scope | None) -> tuple[str, int | None]:
+    return conn.dialect.name, None if scope is None else scope.level
+
+
+def _scope_params(scope: Scope | None) -> dict[str, int]:
+    return {} if scope is None else {UNIT: scope.unit_id}
+
+
+def _scope_clause(dialect: str, level: int | None, *, by_unit_index: bool = False) -> ColumnElement:
+    """SQL: the incident lies in the scope unit of `level` (parameter scope_unit; always true for the city).
 
     On SQLite (no statistics unless ANALYZE ran) the planner would drive any query with a unit
     equality by that unit's (unit, reported_at) index, which spans all history; "+ 0" stops it, so
     the narrow open-incident or time-range index the query is built around is used. Queries that
     do range over reported_at pass by_unit_index=True.
     """
-    if scope is None:
+    if level is None:
         return true()
-    column = INC.c[SCOPE_COLUMNS[scope.level]]
-    if conn.dialect.name == "sqlite" and not by_unit_index:
+    column = INC.c[SCOPE_COLUMNS[level]]
+    if dialect == "sqlite" and not by_unit_index:
         column = column + 0
-    return column == scope.unit_id
+    return column == bindparam(UNIT, type_=BigInteger)
 
 
 def _count(condition) -> ColumnElement:
@@ -280,17 +309,17 @@ def _register_median(conn: Connection) -> None:
         conn.connection.driver_connection.create_aggregate(SQLITE_MEDIAN, 1, _MedianAggregate)
 
 
-def _median(conn: Connection, value, condition) -> ColumnElement:
+def _median(dialect: str, value, condition) -> ColumnElement:
     """Aggregate: the median of `value` over the rows meeting `condition` (exact, as statistics.median)."""
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return func.percentile_cont(0.5).within_group(value).filter(condition)
     return getattr(func, SQLITE_MEDIAN)(value, type_=Float).filter(condition)
 
 
-def _group_key(conn: Connection, column) -> ColumnElement:
+def _group_key(dialect: str, column) -> ColumnElement:
     """A GROUP BY key SQLite cannot take from an index: otherwise it walks a whole (department, ...)
     index end to end just to meet the groups in order, instead of reading the few rows the WHERE picks."""
-    return column + 0 if conn.dialect.name == "sqlite" else column
+    return column + 0 if dialect == "sqlite" else column
 
 
 def _ratio(part, whole) -> float | None:
@@ -338,35 +367,61 @@ def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[
     }
 
 
+def _window_params(w: DayWindow) -> dict[str, Any]:
+    """Values of the named instants for a day window (clock expressions' parameters included)."""
+    return {
+        TODAY_START: w.today_start,
+        Y_START: w.yesterday_start,
+        **AT_NOW.params(w.now),
+        **AT_Y_NOW.params(w.yesterday_now),
+    }
+
+
 def _open_figures(conn: Connection, scope: Scope | None, w: DayWindow) -> dict[str, int]:
     """Figures over the incidents open now: a few percent of all, read from the partial index on them."""
-    yn = w.yesterday_now
+    stmt = _prebuilt(("open_figures", *_scope_key(conn, scope)), lambda: _open_statement(*_scope_key(conn, scope)))
+    row = conn.execute(stmt, {**_window_params(w), **_scope_params(scope)}).one()
+    return {key: int(value or 0) for key, value in row._mapping.items()}
+
+
+def _open_statement(dialect: str, level: int | None):
+    yn = _t(Y_NOW)
     rows = _materialized(
         select(INC.c.reported_at, INC.c.unlocated, *_clock_columns(yn)).where(
-            INC.c.is_open == true(), _scope_clause(conn, scope)
+            INC.c.is_open == true(), _scope_clause(dialect, level)
         ),
         "open_rows",
     )
     at_y = _as_at_y(rows)
-    stmt = select(
+    return select(
         func.count().label("open_now"),
         _count(rows.c.reported_at <= yn).label("open_at_y"),
-        _count(overdue_expression(w.now, rows)).label("overdue_now"),
-        _count(near_due_expression(w.now, rows)).label("near_now"),
-        _count(overdue_expression(yn, at_y)).label("overdue_at_y"),
-        _count(near_due_expression(yn, at_y)).label("near_at_y"),
+        _count(overdue_expression(AT_NOW, rows)).label("overdue_now"),
+        _count(near_due_expression(AT_NOW, rows)).label("near_now"),
+        _count(overdue_expression(AT_Y_NOW, at_y)).label("overdue_at_y"),
+        _count(near_due_expression(AT_Y_NOW, at_y)).label("near_at_y"),
         _count(rows.c.unlocated == true()).label("unlocated_now"),
         _count(and_(rows.c.unlocated == true(), rows.c.reported_at <= yn)).label("unlocated_at_y"),
     ).select_from(rows)
-    row = conn.execute(stmt).one()
-    return {key: int(value or 0) for key, value in row._mapping.items()}
+
+
+MEDIAN_SAMPLES = ("ack_today", "ack_y", "handle_today", "handle_y")
 
 
 def _changed_figures(conn: Connection, scope: Scope | None, w: DayWindow) -> tuple[dict[str, Any], dict[str, float]]:
     """Figures over incidents touched since yesterday's midnight, and the median acknowledge and
     handling times: anything reported, acknowledged, resolved or closed in either span has its latest
     event (updated_at) there too, so one narrow index range holds them all."""
-    ts, now, ys, yn = w.today_start, w.now, w.yesterday_start, w.yesterday_now
+    stmt = _prebuilt(("changed_figures", *_scope_key(conn, scope)), lambda: _changed_statement(*_scope_key(conn, scope)))
+    _register_median(conn)
+    row = conn.execute(stmt, {**_window_params(w), **_scope_params(scope)}).one()._mapping
+    figures = {key: (row[key] or 0) for key in row if not key.startswith("median_")}
+    medians = {name: row[f"median_{name}"] for name in MEDIAN_SAMPLES}
+    return figures, {name: float(value) for name, value in medians.items() if value is not None}
+
+
+def _changed_statement(dialect: str, level: int | None):
+    ts, now, ys, yn = _t(TODAY_START), _t(NOW), _t(Y_START), _t(Y_NOW)
     closed_t, closed_y = _between(INC.c.closed_at, ts, now), _between(INC.c.closed_at, ys, yn)
     timed = and_(INC.c.resolved_at.is_not(None), INC.c.handle_due_at.is_not(None))
     on_time = and_(timed, INC.c.resolved_at <= INC.c.handle_due_at)
@@ -395,8 +450,8 @@ def _changed_figures(conn: Connection, scope: Scope | None, w: DayWindow) -> tup
         "score_sum_y": func.sum(INC.c.satisfaction).filter(closed_y),
         "ended_open_at_y": _count(ended_since),
         "ended_unlocated_at_y": _count(and_(ended_since, unlocated)),
-        "ended_overdue_at_y": _count(and_(INC.c.is_open == false(), overdue_expression(yn, at_y))),
-        "ended_near_at_y": _count(and_(INC.c.is_open == false(), near_due_expression(yn, at_y))),
+        "ended_overdue_at_y": _count(and_(INC.c.is_open == false(), overdue_expression(AT_Y_NOW, at_y))),
+        "ended_near_at_y": _count(and_(INC.c.is_open == false(), near_due_expression(AT_Y_NOW, at_y))),
     }
     ack_s = duration_seconds(INC.c.acknowledged_at, INC.c.dispatched_at)
     handle_s = duration_seconds(INC.c.resolved_at, INC.c.dispatched_at)
@@ -406,13 +461,9 @@ def _changed_figures(conn: Connection, scope: Scope | None, w: DayWindow) -> tup
         "handle_today": (handle_s, _between(INC.c.resolved_at, ts, now)),
         "handle_y": (handle_s, _between(INC.c.resolved_at, ys, yn)),
     }
-    where = and_(INC.c.updated_at >= ys, _scope_clause(conn, scope))
-    columns.update({f"median_{name}": _median(conn, value, cond) for name, (value, cond) in samples.items()})
-    _register_median(conn)
-    row = conn.execute(select(*(col.label(key) for key, col in columns.items())).where(where)).one()._mapping
-    figures = {key: (row[key] or 0) for key in columns if not key.startswith("median_")}
-    medians = {name: row[f"median_{name}"] for name in samples}
-    return figures, {name: float(value) for name, value in medians.items() if value is not None}
+    where = and_(INC.c.updated_at >= ys, _scope_clause(dialect, level))
+    columns.update({f"median_{name}": _median(dialect, value, cond) for name, (value, cond) in samples.items()})
+    return select(*(col.label(key) for key, col in columns.items())).where(where)
 
 
 # --- department board -------------------------------------------------------------------------
@@ -470,44 +521,25 @@ def department_board(
     scope, now, tz = normalise_args(scope, now, tz)
     since = now - timedelta(days=BOARD_DAYS)
     figures: dict[int, dict] = {}
+    key = _scope_key(conn, scope)
+    params = {**AT_NOW.params(now), SINCE: since, **_scope_params(scope)}
 
     def row_for(department_id) -> dict:
         return figures.setdefault(int(department_id), dict(_EMPTY_FIGURES))
 
-    dept = _group_key(conn, INC.c.assignee_department_id)
-    open_stmt = (
-        select(
-            dept.label("department_id"),
-            func.count().label("open"),
-            _count(overdue_expression(now)).label("overdue"),
-            _count(and_(INC.c.state == DISPATCHED, overdue_expression(now))).label("waiting_late"),
-        )
-        .where(INC.c.is_open == true(), _scope_clause(conn, scope))
-        .group_by(dept)
-    )
     # Unassigned incidents form a group of their own, skipped here rather than filtered in SQL: a
     # "department IS NOT NULL" term would tempt SQLite into the (department, is_open) index too.
-    for r in conn.execute(open_stmt):
+    for r in conn.execute(_prebuilt(("board_open", *key), lambda: _board_open_statement(*key)), params):
         if r.department_id is None:
             continue
         row_for(r.department_id).update(open=r.open, overdue=r.overdue, waiting_late=r.waiting_late)
 
-    for r in _board_cycle(conn, scope, since, now):
+    for r in _board_cycle(conn, key, params):
         if r["department_id"] is None:
             continue
         row_for(r["department_id"]).update({k: v for k, v in r.items() if k != "department_id"})
 
-    # 人到无效: the verify_fail event names the department whose resolution failed (the incident's
-    # assignee is cleared for redispatch, so only the event knows).
-    vf_dept = EV.c.data["department_id"].as_integer()
-    vf_stmt = (
-        select(vf_dept.label("department_id"), func.count().label("n"))
-        .where(EV.c.action == "verify_fail", _between(EV.c.at, since, now), vf_dept.is_not(None))
-        .group_by(vf_dept)
-    )
-    if scope is not None:
-        vf_stmt = vf_stmt.join_from(EV, INC, EV.c.incident_id == INC.c.id).where(_scope_clause(conn, scope))
-    for r in conn.execute(vf_stmt):
+    for r in conn.execute(_prebuilt(("board_no_effect", *key), lambda: _board_no_effect_statement(*key)), params):
         row_for(r.department_id)["no_effect"] = int(r.n)
 
     d = schema.departments
@@ -520,8 +552,53 @@ def department_board(
     return board
 
 
-def _board_cycle(conn: Connection, scope: Scope | None, since: datetime, now: datetime) -> list[dict]:
+def _board_open_statement(dialect: str, level: int | None):
+    """Per department: its open incidents now, how many overdue, how many still waiting for it past the limit."""
+    dept = _group_key(dialect, INC.c.assignee_department_id)
+    return (
+        select(
+            dept.label("department_id"),
+            func.count().label("open"),
+            _count(overdue_expression(AT_NOW)).label("overdue"),
+            _count(and_(INC.c.state == DISPATCHED, overdue_expression(AT_NOW))).label("waiting_late"),
+        )
+        .where(INC.c.is_open == true(), _scope_clause(dialect, level))
+        .group_by(dept)
+    )
+
+
+def _board_no_effect_statement(dialect: str, level: int | None):
+    """人到无效 per department: the verify_fail event names the department whose resolution failed (the
+    incident's assignee is cleared for redispatch, so only the event knows)."""
+    vf_dept = EV.c.data["department_id"].as_integer()
+    stmt = (
+        select(vf_dept.label("department_id"), func.count().label("n"))
+        .where(EV.c.action == "verify_fail", _between(EV.c.at, _t(SINCE), _t(NOW)), vf_dept.is_not(None))
+        .group_by(vf_dept)
+    )
+    if level is not None:
+        stmt = stmt.join_from(EV, INC, EV.c.incident_id == INC.c.id).where(_scope_clause(dialect, level))
+    return stmt
+
+
+BOARD_COUNTS = ("acknowledged", "ack_late", "resolved", "on_time")
+BOARD_MEDIANS = ("median_ack_s", "median_handle_s")
+
+
+def _board_cycle(conn: Connection, key: tuple[str, int | None], params: dict) -> list[dict]:
     """Per department: acknowledgements and resolutions in the window, how many late, and median times."""
+    stmt = _prebuilt(("board_cycle", *key), lambda: _board_cycle_statement(*key))
+    _register_median(conn)
+    out = []
+    for r in conn.execute(stmt, params):
+        entry = {"department_id": r.department_id, **{k: int(getattr(r, k)) for k in BOARD_COUNTS}}
+        entry.update({k: None if getattr(r, k) is None else float(getattr(r, k)) for k in BOARD_MEDIANS})
+        out.append(entry)
+    return out
+
+
+def _board_cycle_statement(dialect: str, level: int | None):
+    since, now = _t(SINCE), _t(NOW)
     dept = INC.c.assignee_department_id
     ack, res = INC.c.acknowledged_at, INC.c.resolved_at
     ack_in, res_in = _between(ack, since, now), _between(res, since, now)
@@ -533,17 +610,10 @@ def _board_cycle(conn: Connection, scope: Scope | None, since: datetime, now: da
         "on_time": _count(and_(res_in, res <= INC.c.handle_due_at)),
     }
     # Whatever was acknowledged or resolved in the window had its latest event there too.
-    where = and_(INC.c.updated_at >= since, or_(ack >= since, res >= since), _scope_clause(conn, scope))
-    medians = {"median_ack_s": _median(conn, ack_s, ack_in), "median_handle_s": _median(conn, handle_s, res_in)}
-    key = _group_key(conn, dept)
-    stmt = select(key.label("department_id"), *(c.label(k) for k, c in {**counts, **medians}.items())).where(where).group_by(key)
-    _register_median(conn)
-    out = []
-    for r in conn.execute(stmt):
-        entry = {"department_id": r.department_id, **{k: int(getattr(r, k)) for k in counts}}
-        entry.update({k: None if getattr(r, k) is None else float(getattr(r, k)) for k in medians})
-        out.append(entry)
-    return out
+    where = and_(INC.c.updated_at >= since, or_(ack >= since, res >= since), _scope_clause(dialect, level))
+    medians = {"median_ack_s": _median(dialect, ack_s, ack_in), "median_handle_s": _median(dialect, handle_s, res_in)}
+    key = _group_key(dialect, dept)
+    return select(key.label("department_id"), *(c.label(k) for k, c in {**counts, **medians}.items())).where(where).group_by(key)
 
 
 def _board_row(dep, f: dict, t: BoardThresholds) -> dict:
@@ -619,9 +689,14 @@ def trend_24h(conn: Connection, scope: Any, now: datetime, tz: Any) -> list[dict
     first = hour - timedelta(hours=23)
     counts = {}
     for name, column in (("received", INC.c.reported_at), ("closed", INC.c.closed_at)):
-        where_scope = _scope_clause(conn, scope, by_unit_index=name == "received")
-        stmt = select(epoch_seconds(column)).where(_between(column, first, now), where_scope)
-        seconds = np.array(conn.execute(stmt).scalars().all(), dtype=float)
+        dialect, level = _scope_key(conn, scope)
+        stmt = _prebuilt(
+            ("trend", name, dialect, level),
+            lambda column=column, name=name, dialect=dialect, level=level: select(epoch_seconds(column)).where(
+                _between(column, _t(SINCE), _t(NOW)), _scope_clause(dialect, level, by_unit_index=name == "received")
+            ),
+        )
+        seconds = np.array(conn.execute(stmt, {SINCE: first, NOW: now, **_scope_params(scope)}).scalars().all(), dtype=float)
         buckets = np.floor((seconds - first.timestamp()) / 3600.0).astype(int)
         counts[name] = np.bincount(buckets[(buckets >= 0) & (buckets < 24)], minlength=24)
     return [
@@ -642,19 +717,27 @@ def breakdown(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str,
     """
     scope, now, tz = normalise_args(scope, now, tz)
     w = day_window(now, tz)
-    category = _group_key(conn, INC.c.category_id)
-    open_stmt = (
-        select(category.label("category_id"), func.count().label("n"))
-        .where(INC.c.is_open == true(), _scope_clause(conn, scope))
-        .group_by(category)
+    dialect, level = _scope_key(conn, scope)
+    category = _group_key(dialect, INC.c.category_id)
+    open_stmt = _prebuilt(
+        ("breakdown_open", dialect, level),
+        lambda: (
+            select(category.label("category_id"), func.count().label("n"))
+            .where(INC.c.is_open == true(), _scope_clause(dialect, level))
+            .group_by(category)
+        ),
     )
-    new_stmt = (
-        select(category.label("category_id"), func.count().label("n"))
-        .where(_between(INC.c.reported_at, w.today_start, w.now), _scope_clause(conn, scope, by_unit_index=True))
-        .group_by(category)
+    new_stmt = _prebuilt(
+        ("breakdown_new", dialect, level),
+        lambda: (
+            select(category.label("category_id"), func.count().label("n"))
+            .where(_between(INC.c.reported_at, _t(TODAY_START), _t(NOW)), _scope_clause(dialect, level, by_unit_index=True))
+            .group_by(category)
+        ),
     )
-    open_by = {r.category_id: r.n for r in conn.execute(open_stmt)}
-    new_by = {r.category_id: r.n for r in conn.execute(new_stmt)}
+    params = _scope_params(scope)
+    open_by = {r.category_id: r.n for r in conn.execute(open_stmt, params)}
+    new_by = {r.category_id: r.n for r in conn.execute(new_stmt, {TODAY_START: w.today_start, NOW: w.now, **params})}
     c = schema.categories
     by_category = []
     by_sector = {sector: {"sector": sector, "open": 0, "new_today": 0} for sector in SECTORS}
