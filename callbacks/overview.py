@@ -125,13 +125,15 @@ def register(app, deps) -> None:
             grid_map.legend(state["metric"], values["breaks"], lang),
         )
 
-    # The side panel is two callbacks so the KPI cards (one quick read) paint as soon as they are
-    # ready, not when the department board (a week of answers, the slowest read) is done too.
+    # The side panel is two callbacks, one after the other, so the KPI cards (one quick read) paint
+    # as soon as they are ready: the department board (a week of answers, the slowest read) and the
+    # charts are read once the cards are done, instead of competing with them for the CPU.
     @app.callback(
         Output(ids.OVERVIEW_KPIS, "children"),
         Output(ids.OVERVIEW_SCOPE_TITLE, "children"),
         Output(ids.OVERVIEW_AS_OF, "children"),
         Output(ids.OVERVIEW_BREADCRUMB, "children"),
+        Output(ids.OVERVIEW_KPIS_AT, "data"),
         Input(ids.OVERVIEW_REFRESH, "data"),
         Input(ids.OVERVIEW_STATE, "data"),
         State(ids.OVERVIEW_CLOCK_CONFIG, "data"),
@@ -148,6 +150,7 @@ def register(app, deps) -> None:
             parts["title"],
             header.as_of_text(snap.now, settings.timezone, lang),
             header.breadcrumb(scope.chain, lang),
+            {"head": snap.head},
         )
 
     @app.callback(
@@ -155,14 +158,14 @@ def register(app, deps) -> None:
         Output(ids.OVERVIEW_TREND_SLOT, "children"),
         Output(ids.OVERVIEW_BREAKDOWN_SLOT, "children"),
         Output(ids.OVERVIEW_SECTORS, "children"),
-        Input(ids.OVERVIEW_REFRESH, "data"),
-        Input(ids.OVERVIEW_STATE, "data"),
+        Input(ids.OVERVIEW_KPIS_AT, "data"),
         Input(ids.OVERVIEW_SCREEN, "data"),
         Input(ids.OVERVIEW_PAINTED, "data"),
+        State(ids.OVERVIEW_STATE, "data"),
         State(ids.OVERVIEW_CLOCK_CONFIG, "data"),
         prevent_initial_call=True,
     )
-    def side_board_and_charts(_refresh, state, screen, _painted, config):
+    def side_board_and_charts(_kpis_at, screen, _painted, state, config):
         """Department board, 24-hour trend and breakdown for the scope, as of now."""
         lang = (config or {}).get("lang", settings.lang)
         snap = model.snapshot(engine)

@@ -51,6 +51,7 @@ OVERVIEW_UNITS_WATCH = "overview-units-watch"  # written by nobody: output slot 
 OVERVIEW_MARKERS_WATCH = "overview-markers-watch"  # the same for the markers layer
 OVERVIEW_SCREEN = "overview-screen"  # {scale}: the wall's screen height against 1080 px, for chart text
 OVERVIEW_PAINTED = "overview-painted"  # set by citybrain.js once the map first drew: the charts may load now
+OVERVIEW_KPIS_AT = "overview-kpis-at"  # {head}: the KPI cards were refreshed; the board and charts follow
 
 # The dispatcher's desk (`/dispatch`, 一键调度).
 DISPATCH_ROOT = "dispatch-root"

@@ -102,6 +102,7 @@ def _plumbing(state: dict, view: dict, snap, lang: str, tz: str, build: str) -> 
         dcc.Store(id=ids.OVERVIEW_HEAT_DRAWN),
         dcc.Store(id=ids.OVERVIEW_SCREEN),
         dcc.Store(id=ids.OVERVIEW_PAINTED),
+        dcc.Store(id=ids.OVERVIEW_KPIS_AT),
         dcc.Store(id=ids.OVERVIEW_UNITS_WATCH),
         dcc.Store(id=ids.OVERVIEW_MARKERS_WATCH),
         dcc.Store(id=ids.OVERVIEW_LIVE, data={"status": "connecting", "head": snap.head}),

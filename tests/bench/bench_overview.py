@@ -37,14 +37,17 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from dashboard.server import create_app  # noqa: E402
 from dashboard.settings import Settings  # noqa: E402
-from data import schema, store  # noqa: E402
+from data import accounts, schema, store  # noqa: E402
 from data.demo.city import build_demo  # noqa: E402
+from data.errors import NotFound  # noqa: E402
 from data.incidents import report_incidents  # noqa: E402
 from data.locate import GridLocator  # noqa: E402
+from tests.auth_helpers import TEST_PASSWORD, sign_in_browser  # noqa: E402
 from tests.browser.chrome import start_chromium  # noqa: E402
 from tests.browser.chrome import wait_for as browser_wait_for  # noqa: E402
 
 RESULTS = ROOT / "tests" / "bench" / "results"
+BENCH_USER = "bench-admin"  # every route needs a signed-in user; this one is kept in the bench store
 DESK_SIZE, WALL_SIZE = (1600, 1000), (1920, 1080)
 
 # Installed before any page script: records, per frame, when the page first showed a drawn map and
@@ -133,6 +136,21 @@ class Server(threading.Thread):
 
     def run(self):
         self.httpd.serve_forever()
+
+
+def bench_user(engine) -> str:
+    """The benchmark's administrator (whole city) in the store, made on first use."""
+    with engine.begin() as conn:
+        try:
+            accounts.get_user_by_username(conn, BENCH_USER)
+        except NotFound:
+            accounts.create_user(conn, BENCH_USER, TEST_PASSWORD, "admin")
+    return BENCH_USER
+
+
+def session_cookie(driver) -> str:
+    """The signed-in browser's cookies as a Cookie header, for the route-size requests made here."""
+    return "; ".join(f"{c['name']}={c['value']}" for c in driver.get_cookies())
 
 
 def chromium():
@@ -303,16 +321,18 @@ def change_latency(driver, reporter: Reporter, runs: int, timeout: float) -> lis
     return out
 
 
-def route_sizes(base: str, bbox: str) -> list[dict]:
+def route_sizes(base: str, bbox: str, cookie: str) -> list[dict]:
     """Bytes on the wire (gzip) and unzipped for the geometry and live-data routes."""
-    with urllib.request.urlopen(base + "/geo/units/district.json") as response:
+    with urllib.request.urlopen(
+        urllib.request.Request(base + "/geo/units/district.json", headers={"Cookie": cookie})
+    ) as response:
         version = response.headers["X-Units-Version"]
     routes = [f"/geo/units/{level}.json?v={version}" for level in ("district", "street")]
     routes += [f"/geo/units/{level}.json?v={version}&bbox={bbox}" for level in ("community", "grid")]
     routes += ["/geo/units/grid.json?v=" + version, "/geo/heat.json?window=24h", f"/geo/incidents.json?bbox={bbox}", "/live/head"]
     out = []
     for route in routes:
-        request = urllib.request.Request(base + route, headers={"Accept-Encoding": "gzip"})
+        request = urllib.request.Request(base + route, headers={"Accept-Encoding": "gzip", "Cookie": cookie})
         started = time.perf_counter()
         with urllib.request.urlopen(request) as response:
             body = response.read()
@@ -583,6 +603,8 @@ def main() -> None:
         counts = store.counts(conn)
     print(f"store {path.name}: {counts}")
     driver = chromium()
+    # Signed in once, landing on a public route so the first overview load below is still cold.
+    sign_in_browser(driver, base, bench_user(engine), TEST_PASSWORD, next_path="/healthz")
     if args.screenshots:
         try:
             screenshots(driver, base, args.screenshots)
@@ -674,7 +696,7 @@ def main() -> None:
                 "painted_ms": median(r["painted_ms"] for r in polled),
                 "painted_p95_ms": p95([r["painted_ms"] for r in polled]),
             }
-        results["routes"] = route_sizes(base, bbox)
+        results["routes"] = route_sizes(base, bbox, session_cookie(driver))
         if not args.no_naive:
             results["naive"] = measure_naive(driver, engine, reporter, args, centre, start)
             results["comparison"] = [
