@@ -461,7 +461,7 @@ def detect_surges(ctx: Context) -> list[dict]:
                 "condition_key": row.key,
                 "score": float(min(MAX_SCORE, row.log10_p_adj)),
                 "observed": float(row.observed),
-                "expected": float(round(row.expected, 2)),
+                "expected": float(f"{row.expected:.3g}"),
                 "unit_id": int(row.unit_id),
                 "category_id": int(ctx.cat_ids[row.cat]),
                 "lon": lon,
@@ -611,18 +611,28 @@ def detect_hotspots(ctx: Context, known: list[dict], surges: list[dict] = ()) ->
     )
     df = df.assign(token=token)[ok].sort_values("log10_p_adj", ascending=False).head(5000)
     # Clusters of one category first: a cluster of all categories overlapping one of them says less.
-    df = df.assign(pooled=df.cat.to_numpy() == n_cat).sort_values(["pooled", "log10_p_adj"], ascending=[True, False])
-    out, used, single = [], {}, set()
+    # A cluster continuing a live alert first (an alert should not hop between "all categories" and one
+    # category from pass to pass), then clusters of one category (they say more), strongest first.
+    live_grids = {
+        token: set().union(*(grids_ for key_, grids_ in entries if key_ in ctx.live_keys))
+        for token, entries in known_by_token.items()
+    }
+    continues = [
+        bool(live_grids.get(t, set()) & {int(x) for x in g.ids[nb[c]]}) for t, c in zip(df.token, df.centre, strict=True)
+    ]
+    df = df.assign(pooled=df.cat.to_numpy() == n_cat, continues=continues)
+    df = df.sort_values(["continues", "pooled", "log10_p_adj"], ascending=[False, True, False])
+    out, used, single, pooled_taken = [], {}, set(), set()
     surged = {(f["unit_id"], str(f["category_id"])) for f in surges if f["details"]["level"] == "grid"}
     surged |= {(grid, "all") for grid, _ in surged}
     for row in df.itertuples(index=False):
         members = nb[row.centre]
         taken = used.setdefault(row.cat, set())
-        if any(int(m) in taken for m in members) or (row.pooled and any(int(m) in single for m in members)):
+        overlaps_other = any(int(m) in (single if row.pooled else pooled_taken) for m in members)
+        if any(int(m) in taken for m in members) or overlaps_other:
             continue
         taken.update(int(m) for m in members)
-        if not row.pooled:
-            single.update(int(m) for m in members)
+        (pooled_taken if row.pooled else single).update(int(m) for m in members)
         per_grid = at(recent_by_days[row.days], members, np.full(len(members), row.cat))
         top_grid = int(g.ids[members[int(np.argmax(per_grid))]])
         if per_grid.max() >= 0.6 * per_grid.sum() and (top_grid, "all" if row.pooled else row.token) in surged:
@@ -644,7 +654,7 @@ def detect_hotspots(ctx: Context, known: list[dict], surges: list[dict] = ()) ->
                 "condition_key": condition,
                 "score": float(min(MAX_SCORE, row.log10_p_adj + 2.0)),
                 "observed": float(row.observed),
-                "expected": float(round(row.expected, 2)),
+                "expected": float(f"{row.expected:.3g}"),
                 "unit_id": int(g.ids[row.centre]),
                 "category_id": int(ctx.cat_ids[top]),
                 "lon": float(g.lon[members].mean()),
@@ -740,7 +750,7 @@ def detect_chronic(ctx: Context) -> list[dict]:
             "condition_key": key,
             "score": float(min(MAX_SCORE, max(1.0, f["log10_p"] / 2))),
             "observed": float(f["count"]),
-            "expected": float(round(f["expected"], 3)),
+            "expected": float(f"{f['expected']:.3g}"),
             "unit_id": int(g.ids[f["grid"]]),
             "category_id": int(ctx.cat_ids[f["cat"]]),
             "lon": f["lon"],
