@@ -158,12 +158,22 @@ def test_rollup_is_not_used_where_it_cannot_answer(engine, city):  # noqa: F811
 
 
 def test_a_rebuilt_store_rebuilds_the_rollup(engine, city):  # noqa: F811
+    from data.demo.city import clear_store
+
     with engine.begin() as conn:
         rollups.refresh(conn, TZ)
-        conn.execute(schema.trend_rollup_state.delete())  # what a demo build's clear_store does to it
+        conn.execute(schema.trend_rollup_state.delete())
     with engine.begin() as conn:
         assert rollups.refresh(conn, TZ)["rebuilt"]
     _check_all(engine, city)
+    # A demo build clears the incidents and their events, and with them the roll-up's state and snapshot.
+    with engine.begin() as conn:
+        clear_store(conn)
+        assert rollups.read_state(conn) is None
+        assert conn.execute(select(schema.trend_rollup_seen.c.incident_id).limit(1)).first() is None
+        done = rollups.refresh(conn, TZ)
+        assert done == {"rebuilt": True, "incidents": 0}
+        assert rollups.read_cells(conn, []) == {}
 
 
 def test_quantile_estimate_is_within_a_bin():
