@@ -23,3 +23,15 @@ def test_migrate_twice_is_harmless(engine):
 def test_postgres_urls_use_psycopg3():
     assert store.normalise_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
     assert store.normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_migrations_have_one_head_and_the_store_is_at_it(engine):
+    """A newcomer's `alembic upgrade head` works (no parallel branches left), and migrate() reaches it."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(store.alembic_config(engine))
+    heads = script.get_heads()
+    assert len(heads) == 1
+    with engine.connect() as conn:
+        assert set(MigrationContext.configure(conn).get_current_heads()) == set(heads)
