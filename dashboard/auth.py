@@ -399,7 +399,12 @@ def _refuse(status: int, message: str):
         from dashboard.login_page import refused_page
 
         return refused_page(message), status
-    response = jsonify(error="signed_out" if status == 401 else "forbidden", message=message)
+    body = {"error": "signed_out" if status == 401 else "forbidden", "message": message}
+    if request.path.startswith("/geo/"):
+        # Leaflet layers fetch these URLs themselves and map over `features`: an empty collection keeps
+        # a wall whose session just ended from throwing while it is sent to the sign-in page.
+        body |= {"type": "FeatureCollection", "features": []}
+    response = jsonify(body)
     response.status_code = status
     if status == 401:
         response.headers[SIGNED_OUT_HEADER] = "1"
