@@ -53,6 +53,23 @@ def sign_in(client, username: str, password: str = TEST_PASSWORD, *, follow: boo
     return response
 
 
+def signed_in_opener(base_url: str, username: str, password: str = TEST_PASSWORD):
+    """A urllib opener signed in to a server running in another process (its sign-in form, cookies kept):
+    for tests of `python app.py` and gunicorn, where no Flask test client reaches."""
+    import http.cookiejar
+    import urllib.parse
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    opener.addheaders = [("Accept", "text/html")]
+    with opener.open(f"{base_url}/login", timeout=30) as page:
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode("utf-8"))
+    form = urllib.parse.urlencode({"username": username, "password": password, "csrf_token": match.group(1) if match else ""})
+    with opener.open(f"{base_url}/login", data=form.encode(), timeout=30) as landed:
+        assert "/login" not in landed.geturl(), f"sign-in as {username} failed"
+    return opener
+
+
 def signed_in_client(app, role: str = "admin", **user_kwargs):
     """A test client of `app` signed in as a new user of `role` (see make_user); `client.user` is the user."""
     server = getattr(app, "server", app)

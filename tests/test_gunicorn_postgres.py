@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from data import store
 from data.demo.city import build_demo
+from tests.auth_helpers import make_user, signed_in_opener
 from tests.conftest import PG_AVAILABLE, PG_URL, skip_or_fail
 from tests.test_run_command import _free_port
 
@@ -81,9 +82,14 @@ def test_several_gunicorn_workers_serve_the_same_postgres_store(tmp_path):
         assert {json.dumps(json.loads(body)["counts"], sort_keys=True) for _, body in answers} == {
             json.dumps(expected, sort_keys=True)
         }
-        assert _get(f"http://127.0.0.1:{port}/")[0] == 200
-        status, body = _get(f"http://127.0.0.1:{port}/geo/units/district.json")
-        assert status == 200 and len(json.loads(body)["features"]) == 9
+        # Sessions signed by one worker are honoured by the others (one shared secret key).
+        viewer = make_user(engine, "viewer")
+        opener = signed_in_opener(f"http://127.0.0.1:{port}", viewer["username"])
+        for _ in range(4):
+            with opener.open(f"http://127.0.0.1:{port}/", timeout=30) as page:
+                assert page.status == 200 and "/login" not in page.geturl()
+            with opener.open(f"http://127.0.0.1:{port}/geo/units/district.json", timeout=30) as geo:
+                assert len(json.loads(geo.read())["features"]) == 9
     finally:
         if process is not None:
             process.terminate()

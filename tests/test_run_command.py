@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.auth_helpers import signed_in_opener
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -63,8 +65,13 @@ def test_python_app_py_serves_the_demo_city_and_keeps_it_alive(tmp_path):
                 break
         else:
             pytest.fail("the live simulator changed nothing in 60 s")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
-            assert page.status == 200
+        # The screens need a sign-in: a browser is sent to the sign-in page, and a demo user gets in.
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(request, timeout=10) as page:
+            assert "/login" in page.geturl() and 'id="login-form"' in page.read().decode("utf-8")
+        opener = signed_in_opener(f"http://127.0.0.1:{port}", "viewer", "viewer-demo")
+        with opener.open(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200 and "/login" not in page.geturl()
     finally:
         process.terminate()
         process.wait(timeout=20)
