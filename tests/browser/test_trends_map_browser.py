@@ -4,6 +4,7 @@ and a click on a unit that drills the review into it (the URL and every figure f
 from __future__ import annotations
 
 import json
+import time
 
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
@@ -46,15 +47,24 @@ def assert_matches_store(shown: dict, units: list[dict], rate: str) -> None:
 
 def click_inside(browser, unit_id: int) -> None:
     """A real mouse click on a point inside the unit's drawn shape (found with elementFromPoint)."""
+    # Scrolled first, in a call of its own: hit tests in the same script as the scroll can see the old layout.
+    browser.execute_script(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});", f"path.cb-trends-unit-{unit_id}"
+    )
+    time.sleep(0.3)
     point = browser.execute_script(
         """
         const path = document.querySelector(arguments[0]);
-        path.scrollIntoView({block: 'center'});
         const r = path.getBoundingClientRect();
+        // Whole pixels (the mouse moves by them) well inside the shape: a point on the border with a
+        // neighbour would send the click to the neighbour.
+        const inside = (x, y) => [[0, 0], [4, 0], [-4, 0], [0, 4], [0, -4]].every(
+          ([dx, dy]) => document.elementFromPoint(x + dx, y + dy) === path);
         for (let fy = 0.5; fy < 1; fy += 0.05) for (const sy of [1, -1]) for (let fx = 0.5; fx < 1; fx += 0.05)
           for (const sx of [1, -1]) {
-            const x = r.left + r.width * (0.5 + sx * (fx - 0.5)), y = r.top + r.height * (0.5 + sy * (fy - 0.5));
-            if (document.elementFromPoint(x, y) === path) return [x, y];
+            const x = Math.round(r.left + r.width * (0.5 + sx * (fx - 0.5)));
+            const y = Math.round(r.top + r.height * (0.5 + sy * (fy - 0.5)));
+            if (inside(x, y)) return [x, y];
           }
         return null;
         """,
