@@ -784,8 +784,9 @@ def events_after(conn: Connection, after_id: int, limit: int = 1000) -> list[dic
     """
     if limit < 1:
         raise ValidationError("limit must be at least 1")
-    columns = [*EV.c] + [INC.c[name] for name in FEED_INCIDENT_COLUMNS]
-    rows = conn.execute(
-        select(*columns).join_from(EV, INC, EV.c.incident_id == INC.c.id).where(EV.c.id > after_id).order_by(EV.c.id).limit(limit)
-    )
+    # The events first (a range of the primary key), then each one's incident by its key: joined the
+    # other way round, SQLite walked all the incidents (~0.65 s a read at a million, on every change).
+    page = select(EV).where(EV.c.id > after_id).order_by(EV.c.id).limit(limit).subquery("page")
+    columns = [*page.c] + [INC.c[name] for name in FEED_INCIDENT_COLUMNS]
+    rows = conn.execute(select(*columns).join_from(page, INC, page.c.incident_id == INC.c.id).order_by(page.c.id))
     return [_as_dict(r) for r in rows]
