@@ -17,12 +17,13 @@ from dashboard.components import dispatch_centre, dispatch_queue
 from dashboard.components.dispatch_panel import NEEDS_REASON, TAKES_NOTE
 from dashboard.components.dispatch_queue import tf
 from dashboard.i18n import LANGS, name, t
-from dashboard.pages.dispatch import chosen_filters, read_centre, read_panel, read_queue
+from dashboard.pages.dispatch import chosen_filters, read_centre, read_counts, read_panel, read_queue
 from data import dispatch, notify, schema, store
 from data.clock import utc_now
 from data.errors import CityBrainError, Conflict
 
 PROMPTED = NEEDS_REASON | TAKES_NOTE
+TOUCHED_MAX = 500  # more incidents touched at once than this: read the whole queue instead
 
 
 def _departments(engine) -> list[dict]:
@@ -41,6 +42,24 @@ def _assignee_name(engine, row: dict, lang: str) -> str:
     with store.reading(engine) as conn:
         found = conn.execute(select(table.c.name_en, table.c.name_zh).where(table.c.id == key)).first()
     return name(dict(found._mapping), lang) if found else "—"
+
+
+def _touched(bump) -> list[int] | None:
+    """The incidents a change touched, as the page was told (None: unknown, read the whole queue)."""
+    raw = (bump or {}).get("ids")
+    if not isinstance(raw, list) or len(raw) > TOUCHED_MAX:
+        return None
+    return [int(i) for i in raw if isinstance(i, int) or str(i).isdigit()]
+
+
+def _centre_touched(engine, touched: list[int]) -> bool:
+    """Whether any of these incidents has an answer in the centre's inbox (a new one, or one whose case
+    moved on): only then can the badge or the list differ (each answer is an event of its incident)."""
+    if not touched:
+        return False
+    answers = schema.centre_notifications
+    with store.reading(engine) as conn:
+        return conn.execute(select(answers.c.id).where(answers.c.incident_id.in_(touched)).limit(1)).first() is not None
 
 
 def _clicked() -> bool:
@@ -102,8 +121,8 @@ def register(app, deps) -> None:
         Output(ids.DISPATCH_GRID, "rowTransaction"),
         Output(ids.DISPATCH_GRID, "rowData"),
         Output(ids.DISPATCH_STAMPS, "data"),
-        Output(ids.DISPATCH_KPIS, "children"),
         Output(ids.DISPATCH_COUNT, "children"),
+        Output(ids.DISPATCH_DELTA, "data"),
         Input(ids.DISPATCH_REFRESH, "data"),
         Input(ids.DISPATCH_ACTED, "data"),
         Input(ids.DISPATCH_FILTER_AREA, "value"),
@@ -114,18 +133,54 @@ def register(app, deps) -> None:
         State(ids.DISPATCH_CONFIG, "data"),
         prevent_initial_call=True,
     )
-    def refresh_queue(_refresh, _acted, area, category, priority, state, old_stamps, config):
-        """The queue as of now: only the changed rows after a change, the whole table after a new filter."""
+    def refresh_queue(refresh, acted, area, category, priority, state, old_stamps, config):
+        """The queue as of now: after a change only the rows of the incidents it touched (applied in the
+        browser), the changed rows of the whole queue when those are unknown, the whole table after a new filter."""
         lang = (config or {}).get("lang", settings.lang)
         chosen = chosen_filters({"area": area, "category": category, "priority": priority, "state": state})
-        rows, counts = read_queue(engine, chosen, utc_now())
+        live = ctx.triggered_id in (ids.DISPATCH_REFRESH, ids.DISPATCH_ACTED)
+        touched = _touched(refresh if ctx.triggered_id == ids.DISPATCH_REFRESH else acted) if live else None
+        if touched is not None:
+            if not touched:
+                return (no_update,) * 5
+            rows, _ = read_queue(engine, chosen, utc_now(), incident_ids=touched, with_counts=False)
+            delta = dispatch_queue.delta(touched, dispatch_queue.table_rows(rows, lang, settings.timezone))
+            return no_update, no_update, no_update, no_update, delta
+        rows, _ = read_queue(engine, chosen, utc_now(), with_counts=False)
         table = dispatch_queue.table_rows(rows, lang, settings.timezone)
-        kpis, count = dispatch_queue.kpi_strip(counts, lang), dispatch_queue.count_text(len(table), lang)
-        if ctx.triggered_id in (ids.DISPATCH_REFRESH, ids.DISPATCH_ACTED):
+        count = dispatch_queue.count_text(len(table), lang)
+        whole = {"full": True, "at": time.time()}  # no rows to apply here; the headline counts follow it
+        if live:
             changes, stamps = dispatch_queue.row_changes(old_stamps, table)
             changed = any(changes.values())
-            return (changes if changed else no_update), no_update, stamps, kpis, count
-        return no_update, table, dispatch_queue.stamps(table), kpis, count
+            # async False: applied at once, not batched for AG Grid's 50 ms async-transaction wait.
+            return ({**changes, "async": False} if changed else no_update), no_update, stamps, count, whole
+        return no_update, table, dispatch_queue.stamps(table), count, whole
+
+    @app.callback(
+        Output(ids.DISPATCH_KPIS, "children"),
+        Input(ids.DISPATCH_DELTA, "data"),
+        State(ids.DISPATCH_FILTER_AREA, "value"),
+        State(ids.DISPATCH_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
+    def refresh_kpis(_delta, area, config):
+        """The headline counts, once the rows are read: they count every open incident (shared by every desk
+        through the cache), so they follow the rows instead of holding up the request that moves them."""
+        lang = (config or {}).get("lang", settings.lang)
+        counts = read_counts(engine, chosen_filters({"area": area}), utc_now())
+        return dispatch_queue.kpi_strip(counts, lang)
+
+    app.clientside_callback(
+        ClientsideFunction("citybrain", "dispatchApplyDelta"),
+        Output(ids.DISPATCH_GRID, "rowTransaction", allow_duplicate=True),
+        Output(ids.DISPATCH_STAMPS, "data", allow_duplicate=True),
+        Output(ids.DISPATCH_COUNT, "children", allow_duplicate=True),
+        Input(ids.DISPATCH_DELTA, "data"),
+        State(ids.DISPATCH_STAMPS, "data"),
+        State(ids.DISPATCH_CONFIG, "data"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.DISPATCH_PROMPT, "hidden"),
@@ -244,8 +299,12 @@ def register(app, deps) -> None:
         State(ids.DISPATCH_CONFIG, "data"),
         prevent_initial_call=True,
     )
-    def refresh_centre(_refresh, _acted, _seen, config):
+    def refresh_centre(refresh, acted, _seen, config):
         """The badge and list of departments' answers (部门报到), current after any change on any screen or API."""
+        trigger = ctx.triggered_id
+        touched = _touched(refresh if trigger == ids.DISPATCH_REFRESH else acted) if trigger != ids.DISPATCH_CENTRE_SEEN else None
+        if touched is not None and not _centre_touched(engine, touched):
+            return no_update, no_update, no_update
         lang = (config or {}).get("lang", settings.lang)
         unread, children = read_centre(engine, lang, settings)
         return dispatch_centre.badge_children(unread, lang), dispatch_centre.badge_class(unread), children
@@ -310,8 +369,9 @@ class _Outcome:
     def __init__(self, lang: str):
         self.lang = lang
 
-    def _done(self, message: str, *, undo=no_update, selected=no_update, reason=no_update):
-        return message, "cb-message cb-message-ok", None, {"at": time.time()}, undo, reason, selected
+    def _done(self, message: str, ids: list[int], *, undo=no_update, selected=no_update, reason=no_update):
+        # `ids`: the incidents changed, so the queue re-reads only their rows.
+        return message, "cb-message cb-message-ok", None, _acted(ids), undo, reason, selected
 
     def refused(self, reason: str):
         return (
@@ -334,7 +394,7 @@ class _Outcome:
                 version=exc.current_version,
             )
             # Draw the panel again: the user sees the state that won.
-            return message, "cb-message cb-message-conflict", None, {"at": time.time()}, no_update, no_update, no_update
+            return message, "cb-message cb-message-conflict", None, _acted([incident_id]), no_update, no_update, no_update
         return self.refused(str(exc))
 
     def send(self, engine, incident_id: int, version: int, target: dict, actor: str):
@@ -346,7 +406,9 @@ class _Outcome:
         message = tf("dispatch.msg.dispatched", self.lang, id=incident_id, name=_assignee_name(engine, row, self.lang))
         undo = {"incident_id": incident_id, "key": row["event_id"], "seconds": dispatch.UNDO_SECONDS - 0.5}
         # Only a first dispatch can be undone; a reassignment is changed by another reassignment.
-        return self._done(message, undo=undo if row["state"] == "dispatched" and _was_dispatch(engine, row) else None)
+        return self._done(
+            message, [incident_id], undo=undo if row["state"] == "dispatched" and _was_dispatch(engine, row) else None
+        )
 
     def run(self, engine, incident_id: int, action: str, actor: str, version: int, **params):
         try:
@@ -361,7 +423,7 @@ class _Outcome:
             id=incident_id,
             state=t(f"state.{row['state']}", self.lang),
         )
-        return self._done(message, reason="")
+        return self._done(message, [incident_id], reason="")
 
     def confirm(self, engine, pending, current, reason, hours, actor):
         action = (pending or {}).get("action")
@@ -393,7 +455,7 @@ class _Outcome:
                 dispatch.act(conn, incident_id, "rate", actor=actor, expected_version=version, satisfaction=score)
         except CityBrainError as exc:
             return self._failed(incident_id, exc)
-        return self._done(tf("dispatch.msg.rated", self.lang, id=incident_id, score=score))
+        return self._done(tf("dispatch.msg.rated", self.lang, id=incident_id, score=score), [incident_id])
 
     def merge(self, engine, incident_id: int, other_id: int, actor: str, version: int):
         try:
@@ -405,7 +467,7 @@ class _Outcome:
             return self._failed(incident_id, exc)
         kept = row["merged_into_id"]
         message = tf("dispatch.msg.merged", self.lang, merged=row["id"], kept=kept)
-        return self._done(message, selected={"id": kept})
+        return self._done(message, [incident_id, other_id, kept], selected={"id": kept})
 
     def undo(self, engine, undo_state, actor: str):
         incident_id = (undo_state or {}).get("incident_id")
@@ -417,7 +479,9 @@ class _Outcome:
         except CityBrainError as exc:
             failed = self._failed(incident_id, exc)
             return (*failed[:4], None, *failed[5:])
-        return self._done(tf("dispatch.msg.undone", self.lang, id=incident_id), undo=None, selected={"id": incident_id})
+        return self._done(
+            tf("dispatch.msg.undone", self.lang, id=incident_id), [incident_id], undo=None, selected={"id": incident_id}
+        )
 
     def batch(self, engine, selected_rows, actor: str):
         items = [(int(r["id"]), int(r["version"])) for r in selected_rows or [] if "id" in r]
@@ -435,11 +499,16 @@ class _Outcome:
             message,
             "cb-message " + ("cb-message-refused" if failed else "cb-message-ok"),
             None,
-            {"at": time.time()},
+            _acted([incident_id for incident_id, _ in items]),
             no_update,
             no_update,
             no_update,
         )
+
+
+def _acted(ids: list[int]) -> dict:
+    """DISPATCH_ACTED's value after an action: when, and which incidents it changed."""
+    return {"at": time.time(), "ids": sorted({int(i) for i in ids if i is not None})}
 
 
 def _was_dispatch(engine, row: dict) -> bool:

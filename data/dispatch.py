@@ -55,6 +55,11 @@ _EARTH_RADIUS_M = 6_371_008.8
 # --- the queue ------------------------------------------------------------------------------------
 
 
+def check_area(conn: Connection, area_id: int | None) -> None:
+    """ValidationError when the area (a unit id) does not exist."""
+    _area_clause(conn, area_id)
+
+
 def _area_clause(conn: Connection, area_id: int | None):
     """Incidents inside a unit (any level; the city or None means everywhere)."""
     if not area_id:
@@ -108,11 +113,14 @@ def queue(
     priority: int | None = None,
     state: str | None = None,
     limit: int = QUEUE_LIMIT,
+    incident_ids: list[int] | None = None,
 ) -> list[dict]:
     """The dispatch queue, most urgent first (priority, then least time left); each row ready for the table.
 
     Filters: `area_id` (a unit of any level), `category_id`, `priority` (1-3) and `state` (one of
-    QUEUE_STATES: reported, registered, returned, reopened or 'overdue').
+    QUEUE_STATES: reported, registered, returned, reopened or 'overdue'). `incident_ids` reads only
+    those incidents (the ones a change touched), by primary key: a live screen updates its rows
+    without reading the whole queue again.
     """
     now = to_utc(now, "now") if now is not None else utc_now()
     if state is not None and state not in QUEUE_STATES:
@@ -162,6 +170,8 @@ def queue(
         .order_by(INC.c.priority, deadline, INC.c.id)
         .limit(max(1, min(int(limit), QUEUE_LIMIT)))
     )
+    if incident_ids is not None:
+        stmt = stmt.where(INC.c.id.in_(sorted({int(i) for i in incident_ids})))
     if category_id is not None:
         stmt = stmt.where(INC.c.category_id == category_id)
     if priority is not None:

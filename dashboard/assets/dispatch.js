@@ -13,8 +13,12 @@
     var NO_UPDATE = function () { return window.dash_clientside.no_update; };
 
     // --- the change feed: one EventSource on /live/events, resumed by the browser after a break ----
-    var follow = {source: null, head: null, timer: null, lastSent: 0, words: {}};
+    // Each refresh names the incidents that changed (the server re-reads only those rows); it asks for
+    // the whole queue when it cannot tell (a reset, more events than one message lists, ids withheld)
+    // and at least every FULL_EVERY_MS, so cases that fall due without any event still join the queue.
+    var follow = {source: null, head: null, timer: null, lastSent: 0, words: {}, ids: {}, full: false, lastFull: Date.now()};
     var MIN_GAP_MS = 250;  // a burst of changes becomes one refresh, at most four a second
+    var FULL_EVERY_MS = 60000;
 
     function setStatus(status) {
         var el = document.getElementById("dispatch-live-status");
@@ -23,15 +27,29 @@
         el.className = "cb-live cb-live-" + status;
     }
 
+    function note(data) {
+        var events = data.events || [];
+        if (data.type !== "changes" || (data.count || 0) > events.length) { follow.full = true; return; }
+        events.forEach(function (e) {
+            if (typeof e.incident_id === "number") { follow.ids[e.incident_id] = true; } else { follow.full = true; }
+        });
+    }
+
     function bump(head) {
         follow.head = head;
         if (follow.timer) { return; }
         var wait = Math.max(0, follow.lastSent + MIN_GAP_MS - Date.now());
         follow.timer = setTimeout(function () {
+            var now = Date.now();
+            var full = follow.full || now - follow.lastFull >= FULL_EVERY_MS;
+            var ids = full ? null : Object.keys(follow.ids).map(Number);
             follow.timer = null;
-            follow.lastSent = Date.now();
-            cb.dispatchRefreshAskedAt = Date.now();
-            window.dash_clientside.set_props("dispatch-refresh", {data: {head: follow.head, at: Date.now()}});
+            follow.lastSent = now;
+            follow.ids = {};
+            follow.full = false;
+            if (full) { follow.lastFull = now; }
+            cb.dispatchRefreshAskedAt = now;
+            window.dash_clientside.set_props("dispatch-refresh", {data: {head: follow.head, at: now, ids: ids}});
         }, wait);
     }
 
@@ -46,7 +64,10 @@
             var data;
             try { data = JSON.parse(event.data); } catch (e) { return; }
             setStatus(data.ok === false ? "stale" : "live");
-            if ((data.type === "changes" || data.type === "reset") && data.head !== follow.head) { bump(data.head); }
+            if ((data.type === "changes" || data.type === "reset") && data.head !== follow.head) {
+                note(data);
+                bump(data.head);
+            }
         };
         source.onerror = function () {
             if (source.readyState === 2 && follow.source === source) {
@@ -58,6 +79,35 @@
             }
         };
         return {status: "connecting", head: spec.head};
+    };
+
+    // The rows of the incidents a change touched (DISPATCH_DELTA) against what the table holds (the
+    // stamps): new ones added, changed ones updated, those that left the queue removed; then the count.
+    cb.dispatchApplyDelta = function (delta, stamps, config) {
+        if (!delta || !delta.ids) { return [NO_UPDATE(), NO_UPDATE(), NO_UPDATE()]; }
+        var next = Object.assign({}, stamps || {});
+        var rows = {}, add = [], update = [], remove = [];
+        (delta.rows || []).forEach(function (row) { rows[row.rid] = row; });
+        delta.ids.forEach(function (rid) {
+            var row = rows[rid];
+            if (row) {
+                var stamp = row.stamp;
+                delete row.stamp;
+                if (next[rid] === undefined) { add.push(row); } else if (next[rid] !== stamp) { update.push(row); }
+                next[rid] = stamp;
+            } else if (next[rid] !== undefined) {
+                remove.push({rid: rid});
+                delete next[rid];
+            }
+        });
+        if (!add.length && !update.length && !remove.length) { return [NO_UPDATE(), NO_UPDATE(), NO_UPDATE()]; }
+        var words = (config && config.words) || {};
+        var shown = Object.keys(next).length;
+        var text = (words.count || "{n}").replace("{n}", shown.toLocaleString("en-US"));
+        var limit = (config && config.queue_limit) || Infinity;
+        if (shown >= limit && words.count_capped) { text += " · " + words.count_capped.replace("{n}", limit.toLocaleString("en-US")); }
+        // async false: applied now, not batched for AG Grid's 50 ms async-transaction wait.
+        return [{add: add, update: update, remove: remove, async: false}, next, text];
     };
 
     // Stop following (a test holds a stale panel this way to meet a conflict).

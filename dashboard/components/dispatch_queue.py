@@ -83,6 +83,12 @@ def row_changes(old: dict[str, str] | None, rows: list[dict]) -> tuple[dict, dic
     return {"add": add, "update": update, "remove": remove}, new
 
 
+def delta(touched: list[int], rows: list[dict]) -> dict:
+    """DISPATCH_DELTA: the incidents a change touched and, of those, the rows now in the queue with their stamps.
+    The browser (dispatchApplyDelta) adds, updates or removes each against what its table holds."""
+    return {"ids": [str(i) for i in touched], "rows": [{**row, "stamp": stamp(row)} for row in rows]}
+
+
 def column_defs(lang: str) -> list[dict]:
     time_left_rules = {
         "cb-due-overdue": "params.data.due_status === 'overdue' || params.data.late",

@@ -9,11 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from dash import dcc, html
+from flask import current_app, has_app_context
 
 from dashboard import ids, jurisdiction
+from dashboard.cache import cache
 from dashboard.components import dispatch_centre, dispatch_panel, dispatch_queue
 from dashboard.components.header import nav
 from dashboard.i18n import t
+from dashboard.pages.overview_model import db_key, single_flight
 from data import dispatch, notify, store
 from data.clock import utc_now
 from data.errors import NotFound, ValidationError
@@ -37,31 +40,64 @@ def chosen_filters(query: dict) -> dict:
     }
 
 
-def read_queue(engine, chosen: dict, now: datetime) -> tuple[list[dict], dict]:
-    """(queue rows, headline counts) for the chosen filters; an area that vanished means everywhere.
+def read_queue(
+    engine, chosen: dict, now: datetime, *, incident_ids: list[int] | None = None, with_counts: bool = True
+) -> tuple[list[dict], dict | None]:
+    """(queue rows, headline counts or None) for the chosen filters; an area that vanished means everywhere.
 
     Clamped to the signed-in user's jurisdiction (an area outside it means theirs); a department
-    user's queue holds only incidents with its own department.
+    user's queue holds only incidents with its own department. `incident_ids`: only those of the
+    queue's rows (the incidents a change touched).
     """
+
+    def read(conn, area, **filters):
+        rows = dispatch.queue(conn, now, area_id=area, incident_ids=incident_ids, **filters)
+        return rows, dispatch.queue_counts(conn, now, area_id=area) if with_counts else None
+
     with store.reading(engine) as conn:
         chosen = {**chosen, "area": jurisdiction.clamp_unit(conn, chosen.get("area"))}
         try:
-            rows = dispatch.queue(
+            rows, counts = read(
                 conn,
-                now,
-                area_id=chosen.get("area"),
+                chosen.get("area"),
                 category_id=chosen.get("category"),
                 priority=chosen.get("priority"),
                 state=chosen.get("state"),
             )
-            counts = dispatch.queue_counts(conn, now, area_id=chosen.get("area"))
         except ValidationError:
-            area = jurisdiction.clamp_unit(conn, None)
-            rows, counts = dispatch.queue(conn, now, area_id=area), dispatch.queue_counts(conn, now, area_id=area)
+            rows, counts = read(conn, jurisdiction.clamp_unit(conn, None))
     department = jurisdiction.department()
     if department is not None:
         rows = [r for r in rows if r.get("assignee_department_id") == department]
     return rows, counts
+
+
+@cache.memoize(timeout=600)
+def _cached_counts(key: str, head: int, minute: datetime, area: int | None) -> dict:
+    # The minute is only part of the key (overdue and near due move with the clock); counted as of now.
+    engine = current_app.extensions["citybrain"].engine
+    with store.reading(engine) as conn:
+        return dispatch.queue_counts(conn, utc_now(), area_id=area)
+
+
+def read_counts(engine, chosen: dict, now: datetime) -> dict:
+    """The queue's headline counts for the chosen area (clamped to the user's jurisdiction; gone: theirs).
+
+    Cached per (store, feed head, minute, area) inside the app: every desk woken by the same change
+    shares one count of the open incidents instead of each running it at once.
+    """
+    with store.reading(engine) as conn:
+        area = jurisdiction.clamp_unit(conn, chosen.get("area"))
+        try:
+            dispatch.check_area(conn, area)
+        except ValidationError:
+            area = jurisdiction.clamp_unit(conn, None)
+        head = store.feed_head(conn)
+    if not has_app_context():
+        with store.reading(engine) as conn:
+            return dispatch.queue_counts(conn, now, area_id=area)
+    key = (db_key(engine), head, now.replace(second=0, microsecond=0), area)
+    return single_flight(("dispatch-counts", *key), lambda: _cached_counts(*key))
 
 
 def read_panel(engine, incident_id: int | None, lang: str, settings, departments: list[dict], now: datetime | None = None):
@@ -173,7 +209,11 @@ def layout(deps, query: dict, lang: str) -> html.Div:
         "words": {
             "undo": t("dispatch.undo", lang),
             **{k: t(f"live.{k}", lang) for k in ("live", "connecting", "polling", "stale")},
+            # The row count after a live update is worded in the browser (dispatch.js), as count_text does.
+            "count": t("dispatch.count", lang),
+            "count_capped": t("dispatch.count_capped", lang),
         },
+        "queue_limit": dispatch.QUEUE_LIMIT,
     }
     return html.Div(
         id=ids.DISPATCH_ROOT,
@@ -224,6 +264,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
             dcc.Store(id=ids.DISPATCH_ACTED),
             dcc.Store(id=ids.DISPATCH_UNDO_STATE),
             dcc.Store(id=ids.DISPATCH_STAMPS, data=dispatch_queue.stamps(table)),
+            dcc.Store(id=ids.DISPATCH_DELTA),
             dcc.Store(id=ids.DISPATCH_STREAM, data={"url": "/live/events", "head": head}),
             dcc.Store(id=ids.DISPATCH_REFRESH, data={"head": head}),
             dcc.Store(id=ids.DISPATCH_FOLLOWING),
