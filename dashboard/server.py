@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
 
     init_auth(server, settings)  # sign-in, the deny-by-default gate and CSRF come before every other route
     _register_health(server, deps)
-    _register_overview_routes(server, engine, warm=not testing)
+    _register_overview_routes(server, engine, warm=not testing, tz=settings.timezone)
     from dashboard.api import register_api
 
     register_api(server, deps)
@@ -63,14 +63,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     return app
 
 
-def _register_overview_routes(server: Flask, engine: Engine, warm: bool) -> None:
+def _register_overview_routes(server: Flask, engine: Engine, warm: bool, tz: str) -> None:
     from dashboard import alerts_routes, geo_routes, live
+    from data import kpi_set
 
     server.register_blueprint(geo_routes.bp)
     server.register_blueprint(live.bp)
     server.register_blueprint(alerts_routes.bp)
     if warm:
         geo_routes.warm(engine)
+        kpi_set.warm(engine, tz)
 
 
 def _build_id(app: dash.Dash) -> str:

@@ -347,6 +347,12 @@ def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[
     w = day_window(now, tz)
     open_ = _open_figures(conn, scope, w)
     changed, medians = _changed_figures(conn, scope, w)
+    return kpis_from_figures(open_, changed, medians)
+
+
+def kpis_from_figures(open_: dict[str, int], changed: dict[str, Any], medians: dict[str, float]) -> dict[str, dict]:
+    """The KPI dictionary from the raw figures over open incidents, over those touched since
+    yesterday's midnight, and the median samples (shared with data/kpi_set.py's in-memory reading)."""
 
     def both(key: str) -> tuple[Any, Any]:
         return changed[f"{key}_today"], changed[f"{key}_y"]

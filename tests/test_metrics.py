@@ -68,6 +68,10 @@ def _action_kwargs(action, rng, world, anchor_id):
 
 @pytest.fixture
 def city(engine):
+    return seed_history(engine)
+
+
+def seed_history(engine):
     """A small world with a seeded random three-day history ending at NOW, plus hand-placed edge cases."""
     rng = random.Random(20250305)
     with engine.begin() as conn:

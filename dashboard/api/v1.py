@@ -38,7 +38,8 @@ from data.apikeys import ACTIONS, INTAKE, READ
 from data.clock import utc_now
 from data.errors import CityBrainError, Conflict, InvalidTransition, ValidationError
 from data.incidents import FEED_INCIDENT_COLUMNS, apply_action, events_after, get_incident, history, lock_change_feed
-from data.metrics import SCOPE_COLUMNS, overview_kpis
+from data.kpi_set import overview_kpis
+from data.metrics import SCOPE_COLUMNS
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 

@@ -19,13 +19,13 @@ from dashboard.cache import cache
 from dashboard.components import board, charts, kpis
 from dashboard.i18n import name, t
 from dashboard.pages.overview_model import single_flight
-from data import metrics, store
+from data import kpi_set, metrics, store
 from layers.scope import Scope
 
 WALL_BOARD_ROWS = 10  # the wall shows the worst ten; the desk scrolls through every department
 LEVEL_KEYS = {1: "level.district", 2: "level.street", 3: "level.community", 4: "level.grid"}
 READS = {
-    "kpis": metrics.overview_kpis,
+    "kpis": kpi_set.overview_kpis,  # metrics.overview_kpis' figures from the in-memory working set
     "board": metrics.department_board,
     "trend": metrics.trend_24h,
     "breakdown": metrics.breakdown,

@@ -1,0 +1,304 @@
+"""The overview KPIs from an in-memory working set (open incidents and those touched since yesterday's midnight), kept current from the change feed.
+
+Every screen asks for the headline KPIs on every change. In SQL that means evaluating the clock rules
+(overdue, near due, as now and as at this time yesterday) over every open incident and every incident
+touched since yesterday: ~25,000 rows and 60-120 ms at 1,000,000 incidents. The rows involved are
+few and change a handful at a time, so each process keeps them as numpy columns, re-reads only the
+incidents the change feed names since it last looked, and counts with array operations (a few ms).
+
+The rules mirror data/metrics.py's statements, which stay the reference: tests compare the two on
+random histories (tests/test_kpi_set.py). Timestamps are float epoch seconds (NaN for NULL, so a
+comparison with a missing time is false, as in SQL); a float holds a microsecond at today's epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from data import schema, store
+from data.clock import NEAR_DUE_MAX, NEAR_DUE_SHARE, utc_now
+from data.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED
+from data.metrics import (
+    MEDIAN_SAMPLES,
+    SATISFIED_MIN,
+    SCOPE_COLUMNS,
+    DayWindow,
+    day_window,
+    kpis_from_figures,
+    normalise_args,
+)
+
+log = logging.getLogger(__name__)
+INC, EV = schema.incidents, schema.incident_events
+TIMES = (
+    "reported_at",
+    "dispatched_at",
+    "acknowledged_at",
+    "resolved_at",
+    "returned_at",
+    "closed_at",
+    "rejected_at",
+    "updated_at",
+    "ack_due_at",
+    "handle_due_at",
+)
+UNITS = tuple(SCOPE_COLUMNS.values())
+STATES = {DISPATCHED: 1, ACKNOWLEDGED: 2, CLOSED: 3, REJECTED: 4, MERGED: 5}  # the rest: 0
+CHUNK = 500  # ids per IN (...) list when re-reading changed incidents
+_EPOCH, _SECOND = pd.Timestamp(0, tz="UTC"), pd.Timedelta(seconds=1)
+_COLUMNS = [INC.c.id, INC.c.state, INC.c.is_open, INC.c.unlocated, INC.c.satisfaction, *(INC.c[n] for n in UNITS + TIMES)]
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The working set's columns (one entry per incident), replaced whole on every change."""
+
+    ids: np.ndarray
+    cols: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _frame(rows: list) -> dict[str, np.ndarray]:
+    """Columns of rows read with _COLUMNS: codes for states, 0/1 flags, floats for times and units."""
+    frame = pd.DataFrame(rows, columns=[c.name for c in _COLUMNS])
+    cols = {
+        "state": frame["state"].map(STATES).fillna(0).to_numpy(np.int8),
+        "is_open": frame["is_open"].fillna(False).to_numpy(bool),
+        "unlocated": frame["unlocated"].fillna(False).to_numpy(bool),
+        "satisfaction": frame["satisfaction"].to_numpy(np.float64, na_value=np.nan),
+    }
+    for name in UNITS:
+        cols[name] = frame[name].to_numpy(np.float64, na_value=np.nan)
+    for name in TIMES:
+        # Seconds since the epoch (NaN for NULL); pandas reads aware and naive (UTC) datetimes alike.
+        stamps = pd.to_datetime(frame[name], utc=True)
+        cols[name] = ((stamps - _EPOCH) / _SECOND).to_numpy(np.float64, na_value=np.nan)
+    return {"id": frame["id"].to_numpy(np.int64), **cols}
+
+
+class WorkingSet:
+    """One store's KPI working set in this process; `kpis()` brings it up to the feed's head first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: _Rows | None = None
+        self._head = 0
+        self._head_marker: tuple | None = None  # (incident id, time) of event `_head`: a rebuilt store differs
+        self._floor = np.inf  # rows touched before this (yesterday's midnight at the last prune) may go
+
+    def kpis(self, conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str, dict]:
+        """The same dictionary as metrics.overview_kpis(conn, scope, now, tz)."""
+        scope, now, tz = normalise_args(scope, now, tz)
+        w = day_window(now, tz)
+        rows = self._current(conn, w.yesterday_start.timestamp())
+        mask = np.ones(len(rows), bool)
+        if scope is not None:
+            mask = rows.cols[SCOPE_COLUMNS[scope.level]] == scope.unit_id
+        return _figures(rows, mask, w)
+
+    # --- keeping current ------------------------------------------------------------------------
+
+    def _current(self, conn: Connection, y_start: float) -> _Rows:
+        with self._lock:
+            head = store.feed_head(conn)
+            stale = self._rows is None or head < self._head or self._marker(conn, self._head) != self._head_marker
+            if stale or y_start < self._floor:  # a rebuilt store, or a window older than the set holds
+                self._load(conn, head, y_start)
+            elif head > self._head:
+                self._apply(conn, head)
+            if y_start > self._floor:
+                self._prune(y_start)
+            return self._rows
+
+    @staticmethod
+    def _marker(conn: Connection, event_id: int) -> tuple | None:
+        row = conn.execute(select(EV.c.incident_id, EV.c.at).where(EV.c.id == event_id)).first()
+        return None if row is None else tuple(row)
+
+    def _load(self, conn: Connection, head: int, y_start: float) -> None:
+        since = datetime.fromtimestamp(y_start, UTC)
+        rows = conn.execute(select(*_COLUMNS).where(or_(INC.c.is_open.is_(True), INC.c.updated_at >= since))).all()
+        cols = _frame(rows)
+        self._rows = _Rows(cols.pop("id"), cols)
+        self._head, self._head_marker, self._floor = head, self._marker(conn, head), y_start
+
+    def _apply(self, conn: Connection, head: int) -> None:
+        """Re-read the incidents whose events came after the last look; replace or append their rows."""
+        changed = sorted(conn.execute(select(EV.c.incident_id).where(EV.c.id > self._head, EV.c.id <= head).distinct()).scalars())
+        fresh = []
+        for i in range(0, len(changed), CHUNK):
+            fresh += conn.execute(select(*_COLUMNS).where(INC.c.id.in_(changed[i : i + CHUNK]))).all()
+        if fresh:
+            new = _frame(fresh)
+            new_ids = new.pop("id")
+            old = self._rows
+            keep = ~np.isin(old.ids, new_ids)
+            cols = {name: np.concatenate([col[keep], new[name]]) for name, col in old.cols.items()}
+            self._rows = _Rows(np.concatenate([old.ids[keep], new_ids]), cols)
+        self._head, self._head_marker = head, self._marker(conn, head)
+
+    def _prune(self, y_start: float) -> None:
+        """A new day: drop closed incidents last touched before yesterday's midnight (never needed again)."""
+        rows = self._rows
+        keep = rows.cols["is_open"] | (rows.cols["updated_at"] >= y_start)
+        self._rows = _Rows(rows.ids[keep], {name: col[keep] for name, col in rows.cols.items()})
+        self._floor = y_start
+
+
+# --- the figures, as data/metrics.py's statements count them ---------------------------------------
+
+
+def _between(values: np.ndarray, start: float, end: float) -> np.ndarray:
+    return (values >= start) & (values <= end)
+
+
+def _clock_state_at(c: dict[str, np.ndarray], t: float) -> np.ndarray:
+    """The state code whose clock ran at instant t (metrics._clock_state_at): 1, 2, or 0 for none."""
+    dispatched, returned = c["dispatched_at"], c["returned_at"]
+    running = dispatched <= t  # False for NaN: never dispatched
+    running &= ~((returned >= dispatched) & (returned <= t))
+    acknowledged = c["acknowledged_at"] <= t
+    resolved = c["resolved_at"] <= t
+    return np.where(running & ~acknowledged, 1, np.where(running & acknowledged & ~resolved, 2, 0)).astype(np.int8)
+
+
+def _due(c: dict[str, np.ndarray], state: np.ndarray) -> np.ndarray:
+    """The due time the clock runs against (NaN when none runs): clock.active_due_expression."""
+    return np.where(state == 1, c["ack_due_at"], np.where(state == 2, c["handle_due_at"], np.nan))
+
+
+def _overdue(c: dict[str, np.ndarray], state: np.ndarray, t: float) -> np.ndarray:
+    return _due(c, state) < t
+
+
+def _near_due(c: dict[str, np.ndarray], state: np.ndarray, t: float) -> np.ndarray:
+    due = _due(c, state)
+    remaining, window = due - t, due - c["dispatched_at"]
+    return (
+        (due >= t)
+        & (due <= t + NEAR_DUE_MAX.total_seconds())
+        & (remaining * NEAR_DUE_SHARE.denominator <= window * NEAR_DUE_SHARE.numerator)
+    )
+
+
+def _median(values: np.ndarray) -> float | None:
+    values = values[~np.isnan(values)]
+    return float(np.median(values)) if len(values) else None
+
+
+def _figures(rows: _Rows, mask: np.ndarray, w: DayWindow) -> dict[str, dict]:
+    now, ts, ys, yn = (x.timestamp() for x in (w.now, w.today_start, w.yesterday_start, w.yesterday_now))
+    c = {name: col[mask] for name, col in rows.cols.items()}
+    state, is_open, unlocated = c["state"], c["is_open"], c["unlocated"]
+    state_y = _clock_state_at(c, yn)
+    reported_by_y = c["reported_at"] <= yn
+
+    o = is_open
+    open_ = {
+        "open_now": int(o.sum()),
+        "open_at_y": int((o & reported_by_y).sum()),
+        "overdue_now": int((o & _overdue(c, state, now)).sum()),
+        "near_now": int((o & _near_due(c, state, now)).sum()),
+        "overdue_at_y": int((o & _overdue(c, state_y, yn)).sum()),
+        "near_at_y": int((o & _near_due(c, state_y, yn)).sum()),
+        "unlocated_now": int((o & unlocated).sum()),
+        "unlocated_at_y": int((o & unlocated & reported_by_y).sum()),
+    }
+
+    touched = c["updated_at"] >= ys
+    closed_t, closed_y = _between(c["closed_at"], ts, now), _between(c["closed_at"], ys, yn)
+    timed = ~np.isnan(c["resolved_at"]) & ~np.isnan(c["handle_due_at"])
+    on_time = timed & (c["resolved_at"] <= c["handle_due_at"])
+    score = c["satisfaction"]
+    rated, satisfied = ~np.isnan(score), score >= SATISFIED_MIN
+    terminal = np.select(
+        [state == STATES[CLOSED], state == STATES[REJECTED], state == STATES[MERGED]],
+        [c["closed_at"], c["rejected_at"], c["updated_at"]],
+        np.nan,
+    )
+    ended = ~is_open
+    ended_since = ended & reported_by_y & (terminal > yn)
+
+    def count(condition: np.ndarray) -> int:
+        return int((touched & condition).sum())
+
+    def score_sum(condition: np.ndarray):
+        chosen = touched & condition & rated
+        return int(score[chosen].sum()) if chosen.any() else None
+
+    new_t, new_y = _between(c["reported_at"], ts, now), _between(c["reported_at"], ys, yn)
+    changed = {
+        "new_today": count(new_t),
+        "new_y": count(new_y),
+        "unlocated_today": count(unlocated & new_t),
+        "unlocated_y": count(unlocated & new_y),
+        "closed_today": count(closed_t),
+        "closed_y": count(closed_y),
+        "timed_today": count(closed_t & timed),
+        "timed_y": count(closed_y & timed),
+        "on_time_today": count(closed_t & on_time),
+        "on_time_y": count(closed_y & on_time),
+        "rated_today": count(closed_t & rated),
+        "rated_y": count(closed_y & rated),
+        "satisfied_today": count(closed_t & satisfied),
+        "satisfied_y": count(closed_y & satisfied),
+        "score_sum_today": score_sum(closed_t) or 0,
+        "score_sum_y": score_sum(closed_y) or 0,
+        "ended_open_at_y": count(ended_since),
+        "ended_unlocated_at_y": count(ended_since & unlocated),
+        "ended_overdue_at_y": count(ended & _overdue(c, state_y, yn)),
+        "ended_near_at_y": count(ended & _near_due(c, state_y, yn)),
+    }
+    # Durations to the millisecond, as the SQL's duration_seconds gives them.
+    ack_s = np.round(c["acknowledged_at"] - c["dispatched_at"], 3)
+    handle_s = np.round(c["resolved_at"] - c["dispatched_at"], 3)
+    samples = {
+        "ack_today": ack_s[touched & _between(c["acknowledged_at"], ts, now)],
+        "ack_y": ack_s[touched & _between(c["acknowledged_at"], ys, yn)],
+        "handle_today": handle_s[touched & _between(c["resolved_at"], ts, now)],
+        "handle_y": handle_s[touched & _between(c["resolved_at"], ys, yn)],
+    }
+    medians = {name: _median(samples[name]) for name in MEDIAN_SAMPLES}
+    return kpis_from_figures(open_, changed, {k: v for k, v in medians.items() if v is not None})
+
+
+_sets: weakref.WeakKeyDictionary[Engine, WorkingSet] = weakref.WeakKeyDictionary()
+_sets_lock = threading.Lock()
+
+
+def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str, dict]:
+    """metrics.overview_kpis read from this process's working set of conn's store (built on first use)."""
+    with _sets_lock:
+        working = _sets.get(conn.engine)
+        if working is None:
+            working = _sets[conn.engine] = WorkingSet()
+    return working.kpis(conn, scope, now, tz)
+
+
+def warm(engine: Engine, tz: str) -> threading.Thread:
+    """Load the working set in a background thread, so the first screen after a start does not wait for it
+    (about a second at a million incidents)."""
+
+    def run():
+        try:
+            with store.reading(engine) as conn:
+                overview_kpis(conn, None, utc_now(), tz)
+        except SQLAlchemyError as exc:  # the store is not reachable yet: the first request loads it
+            log.warning("KPI working set warm-up skipped: %s", exc.__class__.__name__)
+
+    thread = threading.Thread(target=run, name="citybrain-kpi-warm-up", daemon=True)
+    thread.start()
+    return thread

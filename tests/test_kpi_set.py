@@ -1,0 +1,77 @@
+"""The in-memory KPI working set gives the overview's KPIs exactly as the SQL reading does, and follows changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from data import kpi_set, lifecycle, metrics, schema
+from data.demo.city import clear_store
+from data.incidents import apply_action
+from tests.factories import make_incident
+from tests.test_metrics import NOW, TZ, _assert_kpis_match, _rows, reference_kpis, seed_history
+
+
+@pytest.fixture
+def city(engine):
+    """test_metrics' seeded three-day history with its edge cases."""
+    return seed_history(engine)
+
+
+def _check(engine, working: kpi_set.WorkingSet, scope, now) -> dict:
+    """The working set's KPIs at `now`, checked against the plain-Python reference and the SQL reading."""
+    rows, _ = _rows(engine)
+    if scope is not None:
+        rows = [r for r in rows if r[metrics.SCOPE_COLUMNS[schema.DISTRICT]] == scope[1]]
+    with engine.connect() as conn:
+        got = working.kpis(conn, scope, now, TZ)
+        sql = metrics.overview_kpis(conn, scope, now, TZ)
+    _assert_kpis_match(got, reference_kpis(rows, now, TZ))
+    _assert_kpis_match(got, sql)
+    return got
+
+
+def test_working_set_matches_the_reference_for_city_and_district_at_several_times(engine, city):
+    working = kpi_set.WorkingSet()
+    district = ("district", city.lattice.district_ids[1])
+    for now in (NOW, NOW + timedelta(hours=3), NOW + timedelta(hours=30), NOW):  # back again: reloads the older window
+        for scope in (None, district):
+            got = _check(engine, working, scope, now)
+    assert got["open_backlog"]["value"] > 0 and got["overdue"]["value"] > 0
+
+
+def test_working_set_follows_the_change_feed(engine, city):
+    working = kpi_set.WorkingSet()
+    before = _check(engine, working, None, NOW)
+    later = NOW + timedelta(minutes=20)
+    with engine.connect() as conn:
+        incidents = schema.incidents
+        dispatched = conn.execute(
+            incidents.select().where(incidents.c.state == lifecycle.DISPATCHED).order_by(incidents.c.id).limit(2)
+        ).all()
+        registered = conn.execute(
+            incidents.select().where(incidents.c.state == lifecycle.REGISTERED).order_by(incidents.c.id).limit(1)
+        ).all()
+    assert dispatched and registered
+    with engine.begin() as conn:
+        apply_action(conn, dispatched[0].id, "acknowledge", actor="t", at=later - timedelta(minutes=5))
+        apply_action(conn, registered[0].id, "reject", actor="t", at=later - timedelta(minutes=4), note="not ours")
+        make_incident(conn, city.categories["garbage"], at=city.lattice.center(2), reported_at=later - timedelta(minutes=3))
+        make_incident(conn, city.categories["garbage"], at=city.lattice.outside(), reported_at=later - timedelta(minutes=2))
+    after = _check(engine, working, None, later)
+    assert after["new_today"]["value"] == before["new_today"]["value"] + 2
+    assert after["unlocated_open"]["value"] == before["unlocated_open"]["value"] + 1
+    # The district the new report landed in follows too (the set re-read only the changed incidents).
+    _check(engine, working, ("district", city.lattice.district_ids[0]), later)
+    _check(engine, working, ("district", city.lattice.district_ids[1]), later)
+
+
+def test_a_rebuilt_store_is_read_afresh(engine, city):
+    working = kpi_set.WorkingSet()
+    assert _check(engine, working, None, NOW)["open_backlog"]["value"] > 0
+    # A demo build clears the store and the feed starts again: the set must not keep the old rows.
+    with engine.begin() as conn:
+        clear_store(conn)
+    got = _check(engine, working, None, NOW)
+    assert got["open_backlog"]["value"] == 0 and got["new_today"]["value"] == 0
