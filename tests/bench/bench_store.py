@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from data import crs, metrics, store  # noqa: E402
+from data import crs, kpi_set, metrics, schema, store  # noqa: E402
 from data.geo_import import import_boundaries  # noqa: E402
+from data.incidents import apply_action  # noqa: E402
 from data.intake_files import ColumnMapping, import_incident_file  # noqa: E402
 from data.locate import GridLocator  # noqa: E402
 from tests.bench._util import (  # noqa: E402
@@ -271,7 +273,41 @@ def bench_metrics(db: str, tmp: Path, cfg: dict) -> dict:
             out[f"both_{scope_label}_warm_ms"] = (
                 out[f"overview_kpis_{scope_label}_warm_ms"] + out[f"department_board_{scope_label}_warm_ms"]
             )
+        out.update(_bench_working_set(engine, district, now, cfg))
     return out
+
+
+def _bench_working_set(engine, district, now, cfg) -> dict:
+    """The screens' KPI read (data/kpi_set.py): loading the set, a read at the feed's head, and a read
+    after one change (the set re-reads that incident first)."""
+    out = {}
+    load_s, working = median_time(lambda: _ws_read(engine, kpi_set.WorkingSet(), None, now), cfg["runs"])
+    out["ws_load_ms"] = load_s * 1000
+    working = kpi_set.WorkingSet()
+    _ws_read(engine, working, None, now)
+    for scope_label, scope in (("city", None), ("district", district)):
+        warm_s, _ = median_time(lambda scope=scope: _ws_read(engine, working, scope, now), max(5, cfg["runs"] * 3))
+        out[f"ws_{scope_label}_warm_ms"] = warm_s * 1000
+    with store.reading(engine) as conn:
+        open_ids = (
+            conn.execute(select(schema.incidents.c.id).where(schema.incidents.c.state == "acknowledged").limit(60))
+            .scalars()
+            .all()
+        )
+    after_change = []
+    for incident_id in open_ids[: max(5, cfg["runs"] * 3)]:
+        with engine.begin() as conn:  # the change itself is not timed
+            apply_action(conn, incident_id, "note", actor="bench", note="bench")
+        start = time.perf_counter()
+        _ws_read(engine, working, None, now)
+        after_change.append(time.perf_counter() - start)
+    out["ws_after_change_ms"] = float(np.median(after_change)) * 1000
+    return out
+
+
+def _ws_read(engine, working, scope, now):
+    with store.reading(engine) as conn:
+        return working.kpis(conn, scope, now, TZ)
 
 
 def _read(engine, fn, scope, now):
@@ -323,6 +359,13 @@ def _rows(results: dict, cfg: dict) -> list[tuple[str, dict[str, str]]]:
             )
     for scope in ("city", "district"):
         add(f"kpis + board @{m}, {scope}, warm", "metrics", lambda r, scope=scope: f"{r[f'both_{scope}_warm_ms']:.0f} ms")
+    add(
+        f"screens' KPIs (working set) @{m}, city / district",
+        "metrics",
+        lambda r: f"{r['ws_city_warm_ms']:.1f} / {r['ws_district_warm_ms']:.1f} ms",
+    )
+    add("  same, city, right after a change (one note)", "metrics", lambda r: f"{r['ws_after_change_ms']:.1f} ms")
+    add("  loading the working set (once per process)", "metrics", lambda r: f"{r['ws_load_ms']:.0f} ms")
     return lines
 
 
