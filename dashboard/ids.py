@@ -97,6 +97,7 @@ DISPATCH_ACTED = "dispatch-acted"  # {at}: bumped after an action so this page r
 DISPATCH_UNDO_STATE = "dispatch-undo-state"  # {incident_id, until}: the dispatch that can still be undone
 DISPATCH_STAMPS = "dispatch-stamps"  # {row id: version and clock}: what the queue table holds, for row diffs
 DISPATCH_DELTA = "dispatch-delta"  # {ids, rows}: the queue rows of the incidents a change touched (applied in dispatch.js)
+DISPATCH_WHOLE = "dispatch-whole"  # {at}: read the whole queue again and send the rows that differ from the stamps
 DISPATCH_STREAM = "dispatch-stream"  # {url, head}: where dispatch.js follows the change feed
 DISPATCH_REFRESH = "dispatch-refresh"  # {head}: bumped by dispatch.js when the feed moved
 DISPATCH_CONFIG = "dispatch-config"  # {lang, tz, actor, words}: what callbacks and the clientside code need

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("live", __name__, url_prefix="/live")
 
-POLL_SECONDS = 0.1  # how often the watcher looks at the feed head
+POLL_SECONDS = 0.05  # how often the watcher looks at the feed head (one indexed max(), ~0.5 ms)
 HEARTBEAT_SECONDS = 5.0  # a quiet stream still says "alive" this often, so screens can tell live from stale
 STREAM_SECONDS = 300.0  # a stream ends after this; the browser reconnects at once (bounded worker hold)
 RETRY_MS = 1000  # how long the browser waits before reconnecting

@@ -101,7 +101,8 @@ def _deadline_seconds(limits):
 
 def queue_condition(now: datetime):
     """SQL: the incident needs a dispatcher (new, returned, reopened) or is overdue with its assignee."""
-    return and_(INC.c.is_open.is_(True), or_(INC.c.state.in_(sorted(lifecycle.NEEDS_DISPATCHER)), overdue_expression(now)))
+    # `is_open = 1`, not `IS 1`: only the equality lets SQLite read the open incidents' covering partial index.
+    return and_(INC.c.is_open == true(), or_(INC.c.state.in_(sorted(lifecycle.NEEDS_DISPATCHER)), overdue_expression(now)))
 
 
 def queue(
@@ -208,7 +209,7 @@ def queue_counts(conn: Connection, now: datetime | None = None, *, area_id: int 
     figures["near_due"] = count(near_due_expression(now))
     figures["queue"] = count(queue_condition(now))
     row = conn.execute(
-        select(*(expr.label(key) for key, expr in figures.items())).where(INC.c.is_open.is_(True), _area_clause(conn, area_id))
+        select(*(expr.label(key) for key, expr in figures.items())).where(INC.c.is_open == true(), _area_clause(conn, area_id))
     ).one()
     counts = {key: int(getattr(row, key)) for key in figures}
     counts["waiting"] = sum(counts[s] for s in lifecycle.NEEDS_DISPATCHER)

@@ -14,9 +14,10 @@
 
     // --- the change feed: one EventSource on /live/events, resumed by the browser after a break ----
     // Each refresh names the incidents that changed (the server re-reads only those rows); it asks for
-    // the whole queue when it cannot tell (a reset, more events than one message lists, ids withheld)
-    // and at least every FULL_EVERY_MS, so cases that fall due without any event still join the queue.
-    var follow = {source: null, head: null, timer: null, lastSent: 0, words: {}, ids: {}, full: false, lastFull: Date.now()};
+    // the whole queue when it cannot tell (a reset, more events than one message lists, ids withheld).
+    // Apart from changes, the whole queue is compared every FULL_EVERY_MS, so cases that fall due
+    // without any event join the queue and clocks turn red.
+    var follow = {source: null, head: null, timer: null, lastSent: 0, words: {}, ids: {}, full: false};
     var MIN_GAP_MS = 250;  // a burst of changes becomes one refresh, at most four a second
     var FULL_EVERY_MS = 60000;
 
@@ -41,13 +42,11 @@
         var wait = Math.max(0, follow.lastSent + MIN_GAP_MS - Date.now());
         follow.timer = setTimeout(function () {
             var now = Date.now();
-            var full = follow.full || now - follow.lastFull >= FULL_EVERY_MS;
-            var ids = full ? null : Object.keys(follow.ids).map(Number);
+            var ids = follow.full ? null : Object.keys(follow.ids).map(Number);
             follow.timer = null;
             follow.lastSent = now;
             follow.ids = {};
             follow.full = false;
-            if (full) { follow.lastFull = now; }
             cb.dispatchRefreshAskedAt = now;
             window.dash_clientside.set_props("dispatch-refresh", {data: {head: follow.head, at: now, ids: ids}});
         }, wait);
@@ -85,6 +84,7 @@
     // stamps): new ones added, changed ones updated, those that left the queue removed; then the count.
     cb.dispatchApplyDelta = function (delta, stamps, config) {
         if (!delta || !delta.ids) { return [NO_UPDATE(), NO_UPDATE(), NO_UPDATE()]; }
+        cb.dispatchDeltaAt = Date.now();  // when the rows arrived (the benchmark reads it)
         var next = Object.assign({}, stamps || {});
         var rows = {}, add = [], update = [], remove = [];
         (delta.rows || []).forEach(function (row) { rows[row.rid] = row; });
@@ -106,9 +106,23 @@
         var text = (words.count || "{n}").replace("{n}", shown.toLocaleString("en-US"));
         var limit = (config && config.queue_limit) || Infinity;
         if (shown >= limit && words.count_capped) { text += " · " + words.count_capped.replace("{n}", limit.toLocaleString("en-US")); }
-        // async false: applied now, not batched for AG Grid's 50 ms async-transaction wait.
-        return [{add: add, update: update, remove: remove, async: false}, next, text];
+        // Straight to the table's API, at once: through the rowTransaction prop the change waited for a
+        // render of the whole grid component (~0.2 s with 5,000 rows) and AG Grid's async batching.
+        var transaction = {add: add, update: update, remove: remove};
+        var api = window.dash_ag_grid && window.dash_ag_grid.getApi ? window.dash_ag_grid.getApi("dispatch-grid") : null;
+        if (api && !api.isDestroyed()) {
+            api.applyTransaction(transaction);
+            return [NO_UPDATE(), next, text];
+        }
+        transaction.async = false;
+        return [transaction, next, text];
     };
+
+    setInterval(function () {
+        if (follow.source && document.getElementById("dispatch-grid")) {
+            window.dash_clientside.set_props("dispatch-whole", {data: {at: Date.now()}});
+        }
+    }, FULL_EVERY_MS);
 
     // Stop following (a test holds a stale panel this way to meet a conflict).
     cb.dispatchUnfollow = function () {

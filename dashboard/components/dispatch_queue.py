@@ -109,7 +109,8 @@ def column_defs(lang: str) -> list[dict]:
             "colId": "time_left",
             "headerName": t("dispatch.col.time_left", lang),
             "width": 132,
-            "valueGetter": {"function": "params.data.deadline_ms"},
+            # The plain field, not a valueGetter: sorting 5,000 rows calls it ~100,000 times.
+            "field": "deadline_ms",
             "valueFormatter": {"function": "citybrainTimeLeft(params)"},
             "sort": "asc",
             "sortIndex": 1,
@@ -136,6 +137,8 @@ def queue_grid(rows: list[dict], lang: str) -> dag.AgGrid:
         dashGridOptions={
             "rowSelection": {"mode": "multiRow", "checkboxes": True, "headerCheckbox": True, "enableClickSelection": False},
             "animateRows": False,
+            # A live change re-sorts only the rows it adds or updates, not the whole queue.
+            "deltaSort": True,
             "rowHeight": 34,
             "headerHeight": 36,
             "suppressCellFocus": False,

@@ -265,6 +265,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
             dcc.Store(id=ids.DISPATCH_UNDO_STATE),
             dcc.Store(id=ids.DISPATCH_STAMPS, data=dispatch_queue.stamps(table)),
             dcc.Store(id=ids.DISPATCH_DELTA),
+            dcc.Store(id=ids.DISPATCH_WHOLE),
             dcc.Store(id=ids.DISPATCH_STREAM, data={"url": "/live/events", "head": head}),
             dcc.Store(id=ids.DISPATCH_REFRESH, data={"head": head}),
             dcc.Store(id=ids.DISPATCH_FOLLOWING),
