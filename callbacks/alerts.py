@@ -56,7 +56,7 @@ def read_view(engine, state: dict, lang: str) -> dict:
     return {
         "list": alerts_panel.alerts_list(rows, lang, wall=wall, actions=alerts_panel.may_act()),
         "count": alerts_panel.count_text(rows),
-        "layer": alert_layer.alert_features(rows[: alerts_panel.WALL_ROWS] if wall else rows),
+        "layer": alert_layer.alert_features(alerts_panel.wall_rows(rows) if wall else rows),
         "points": alert_layer.focus_points(rows),
     }
 

@@ -403,6 +403,7 @@ TEXT.update(
         "alerts.title": ("Early warnings", "预测预警"),
         "alerts.empty": ("No early warnings here now.", "本范围当前无预警。"),
         "alerts.more": ("{count} more on the warnings page", "另有 {count} 条，见预警页"),
+        "alerts.more_kinds": ("{count} more on the warnings page: {kinds}", "另有 {count} 条（{kinds}），见预警页"),
         "alerts.kind.surge": ("Surge", "激增"),
         "alerts.kind.hotspot": ("New hotspot", "新热点"),
         "alerts.kind.chronic": ("Recurring problem", "反复出现"),

@@ -160,16 +160,27 @@ def test_a_deadline_alert_says_its_chance_and_time_left_and_links_to_its_inciden
     assert alerts_panel.numbers_text(row, "zh") == "超期可能性73% · 剩余3.5小时"
 
 
-def test_the_wall_list_is_read_only_shows_the_top_four_and_counts_the_rest_in_chinese():
+def test_the_wall_list_is_read_only_shows_the_top_two_and_counts_the_rest_in_chinese():
     rows = [_row(i) for i in range(1, 9)]
     shown = alerts_panel.alerts_list(rows, "zh", NOW, wall=True)
     items = [n for root in shown for n in _walk(root) if isinstance(n, html.Li)]
-    assert len(items) == alerts_panel.WALL_ROWS
+    assert len(items) == alerts_panel.WALL_ROWS == 2
     for kind in (ids.ALERTS_ACK, ids.ALERTS_DISMISS, ids.ALERTS_CASE, ids.ALERTS_FOCUS):
         assert not _of_type(shown, kind)
     text = _texts(shown)
     assert "激增" in text and "网格 · 网格0" in text and "实际 12，预期 2.2" in text and "12分钟前" in text
-    assert "另有 4 条" in text
+    assert "另有 6 条（6 × 激增），见预警页" in text
+
+
+def test_the_wall_puts_places_before_deadlines_so_a_surge_is_not_hidden():
+    # Ranked by score, many deadline alerts come first; the wall still shows the surge and the hotspot.
+    rows = [_row(i, "deadline", incident_id=100 + i) for i in range(1, 6)] + [_row(6, "surge"), _row(7, "hotspot")]
+    assert [r["id"] for r in alerts_panel.wall_rows(rows)] == [6, 7]
+    text = _texts(alerts_panel.alerts_list(rows, "en", NOW, wall=True))
+    assert "5 more on the warnings page: 5 × Deadline at risk" in text
+    # The desk keeps the ranked order (its operators act on deadlines).
+    desk = [n for root in alerts_panel.alerts_list(rows, "en", NOW) for n in _walk(root) if isinstance(n, html.Li)]
+    assert "Deadline at risk" in _texts(desk[0])
 
 
 def test_an_empty_list_says_so_and_ages_read_in_minutes_hours_and_days():

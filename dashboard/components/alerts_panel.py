@@ -8,6 +8,7 @@ Reads go through data.warnings (the engine's store); the callbacks live in callb
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from datetime import UTC, datetime
 
 import dash_leaflet as dl
@@ -23,7 +24,7 @@ from layers.scope import Scope
 ns = Namespace("citybrain")
 
 SHOWN_STATUSES = ("open", "acknowledged")  # what the overview lists: still live conditions
-WALL_ROWS = 4  # the wall shows the top four, large (two rows of two); the rest are counted
+WALL_ROWS = 2  # the wall shows two, large, side by side: four squeezed the department board off a 1080p wall
 DESK_ROWS = 50
 READ_LIMIT = 100
 POLL_MS = 4000  # how often the browser asks /alerts/head whether any alert changed
@@ -230,6 +231,8 @@ def alerts_list(rows: list[dict], lang: str, now: datetime | None = None, wall: 
     now = now or datetime.now(UTC)
     if not rows:
         return [html.P(t("alerts.empty", lang), className="cb-alerts-empty")]
+    if wall:
+        rows = wall_order(rows)
     shown = rows[: WALL_ROWS if wall else DESK_ROWS]
     children: list = [
         html.Ol(
@@ -237,9 +240,25 @@ def alerts_list(rows: list[dict], lang: str, now: datetime | None = None, wall: 
             className="cb-alerts-list",
         )
     ]
-    if len(rows) > len(shown):
-        children.append(html.P(tf("alerts.more", lang, count=len(rows) - len(shown)), className="cb-alerts-more"))
+    rest = rows[len(shown) :]
+    if rest and wall:
+        kinds = Counter(row.get("kind") for row in rest)
+        parts = ", ".join(f"{n} × {t(f'alerts.kind.{kind}', lang)}" for kind, n in kinds.most_common())
+        children.append(html.P(tf("alerts.more_kinds", lang, count=len(rest), kinds=parts), className="cb-alerts-more"))
+    elif rest:
+        children.append(html.P(tf("alerts.more", lang, count=len(rest)), className="cb-alerts-more"))
     return children
+
+
+def wall_order(rows: list[dict]) -> list[dict]:
+    """The wall's order: alerts about places (surges, hotspots, recurring problems) before single
+    incidents' deadlines, each kept in rank order: a wall full of deadlines would hide a surge."""
+    return sorted(rows, key=lambda row: row.get("kind") == "deadline")
+
+
+def wall_rows(rows: list[dict]) -> list[dict]:
+    """The alerts the wall shows (and rings on its map)."""
+    return wall_order(rows)[:WALL_ROWS]
 
 
 def count_text(rows: list[dict]) -> str:

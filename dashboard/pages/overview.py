@@ -60,7 +60,7 @@ def layout(deps, variant: str, query: dict, lang: str, bounds=None) -> html.Div:
                                 tile_url=settings.tile_url,
                                 tile_attribution=settings.tile_attribution,
                                 wall=wall,
-                                extra_layers=[alerts_panel.map_layer(alerts[: alerts_panel.WALL_ROWS] if wall else alerts)],
+                                extra_layers=[alerts_panel.map_layer(alerts_panel.wall_rows(alerts) if wall else alerts)],
                             ),
                             html.Div(
                                 grid_map.legend(state["metric"], view["hideout"]["breaks"], lang),

@@ -185,6 +185,12 @@ def test_the_wall_shows_the_alerts_large_and_read_only(browser, server, city, se
         " parseFloat(getComputedStyle(document.querySelector('.cb-wall')).fontSize)]"
     )
     assert reason >= body >= 14
+    # Side by side and inside the panel: a long place name is cut with an ellipsis, never pushed off the wall.
+    overflow = browser.execute_script(
+        "const panel = document.getElementById('alerts-panel').getBoundingClientRect();"
+        "return [...document.querySelectorAll('.cb-wall .cb-alert')].map(a => a.getBoundingClientRect().right - panel.right);"
+    )
+    assert len(overflow) == 2 and max(overflow) <= 1, overflow
 
 
 def test_an_administrator_switches_a_category_off_on_the_warnings_page(browser, server, city, seeded):
