@@ -98,7 +98,7 @@ def register(app, deps) -> None:
         Output(ids.DISPATCH_PANEL, "children"),
         Output(ids.DISPATCH_CURRENT, "data"),
         Input(ids.DISPATCH_SELECTED, "data"),
-        Input(ids.DISPATCH_REFRESH, "data"),
+        Input(ids.DISPATCH_PANEL_REFRESH, "data"),
         Input(ids.DISPATCH_ACTED, "data"),
         State(ids.DISPATCH_CURRENT, "data"),
         State(ids.DISPATCH_CONFIG, "data"),
@@ -107,7 +107,7 @@ def register(app, deps) -> None:
     def show_panel(selected, _refresh, _acted, current, config):
         """The panel of the chosen incident, drawn again when it changes (here or on any other screen)."""
         incident_id = (selected or {}).get("id")
-        if ctx.triggered_id == ids.DISPATCH_REFRESH:
+        if ctx.triggered_id == ids.DISPATCH_PANEL_REFRESH:
             if not incident_id or not current or current.get("id") != incident_id:
                 return no_update, no_update
             with store.reading(engine) as conn:
@@ -369,6 +369,14 @@ def register(app, deps) -> None:
         current = (config or {}).get("lang", settings.lang)
         return LANGS[(LANGS.index(current) + 1) % len(LANGS)] if current in LANGS else LANGS[0]
 
+    # A change reaches the panel only when it may concern the incident shown (no request otherwise).
+    app.clientside_callback(
+        ClientsideFunction("citybrain", "dispatchPanelRefresh"),
+        Output(ids.DISPATCH_PANEL_REFRESH, "data"),
+        Input(ids.DISPATCH_REFRESH, "data"),
+        State(ids.DISPATCH_SELECTED, "data"),
+        prevent_initial_call=True,
+    )
     app.clientside_callback(
         ClientsideFunction("citybrain", "dispatchFollow"),
         Output(ids.DISPATCH_FOLLOWING, "data"),

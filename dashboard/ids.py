@@ -100,6 +100,7 @@ DISPATCH_DELTA = "dispatch-delta"  # {ids, rows}: the queue rows of the incident
 DISPATCH_WHOLE = "dispatch-whole"  # {at}: read the whole queue again and send the rows that differ from the stamps
 DISPATCH_STREAM = "dispatch-stream"  # {url, head}: where dispatch.js follows the change feed
 DISPATCH_REFRESH = "dispatch-refresh"  # {head}: bumped by dispatch.js when the feed moved
+DISPATCH_PANEL_REFRESH = "dispatch-panel-refresh"  # DISPATCH_REFRESH passed on when it may touch the panel's incident
 DISPATCH_CONFIG = "dispatch-config"  # {lang, tz, actor, words}: what callbacks and the clientside code need
 DISPATCH_TICK = "dispatch-tick"  # half-second tick for the undo countdown
 DISPATCH_FOLLOWING = "dispatch-following"  # written by the clientside follower (status)

@@ -124,6 +124,14 @@
         }
     }, FULL_EVERY_MS);
 
+    // The change passed on to the panel when it names the incident shown, or cannot say which changed.
+    cb.dispatchPanelRefresh = function (refresh, selected) {
+        var shown = selected && selected.id;
+        if (!refresh || !shown) { return NO_UPDATE(); }
+        if (!Array.isArray(refresh.ids) || refresh.ids.indexOf(shown) >= 0) { return refresh; }
+        return NO_UPDATE();
+    };
+
     // Stop following (a test holds a stale panel this way to meet a conflict).
     cb.dispatchUnfollow = function () {
         if (follow.source) { follow.source.close(); }

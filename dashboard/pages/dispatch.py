@@ -268,6 +268,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
             dcc.Store(id=ids.DISPATCH_WHOLE),
             dcc.Store(id=ids.DISPATCH_STREAM, data={"url": "/live/events", "head": head}),
             dcc.Store(id=ids.DISPATCH_REFRESH, data={"head": head}),
+            dcc.Store(id=ids.DISPATCH_PANEL_REFRESH),
             dcc.Store(id=ids.DISPATCH_FOLLOWING),
             dcc.Store(id=ids.DISPATCH_CONFIG, data=config),
             dcc.Store(id=ids.DISPATCH_CENTRE_SEEN),
