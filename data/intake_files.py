@@ -1,4 +1,4 @@
-"""Incident file import: CSV or GeoJSON points, checked row by row, stored in chunks through report_incidents.
+"""Incident file import: CSV or GeoJSON points, checked row by row, stored in chunks through report_checked_incidents.
 
 Rows that cannot be used (no id, bad time, unknown category, bad priority, bad coordinate, an id
 repeated inside the file) go to a rejects CSV: the original row plus a ``reason`` column. Rows
@@ -31,7 +31,7 @@ from data import crs as crs_mod
 from data import schema
 from data.clock import to_utc, utc_now
 from data.errors import ValidationError
-from data.incidents import FUTURE_SKEW, report_incidents
+from data.incidents import FUTURE_SKEW, report_checked_incidents
 from data.locate import GridLocator
 
 __all__ = ["ColumnMapping", "IncidentImportReport", "import_incident_file", "read_category_map"]
@@ -354,7 +354,7 @@ def _parse_times(texts: list[str], zone: ZoneInfo) -> np.ndarray:
 
 
 def _check_chunk(frame: pd.DataFrame, ctx: _Context, first_row: int) -> tuple[list[dict], list[str | None]]:
-    """(rows for report_incidents, a reason per input row: None where the row is usable)."""
+    """(rows for report_checked_incidents, a reason per input row: None where the row is usable)."""
     n = len(frame)
     reasons: list[str | None] = [None] * n
 
@@ -538,7 +538,7 @@ def import_incident_file(
                 with engine.begin() as conn:
                     stored = _already_stored(conn, source, [row["external_id"] for row in rows])
                     fresh = [row for row in rows if row["external_id"] not in stored]
-                    results = report_incidents(conn, fresh, actor=actor, locator=locator, now=now)
+                    results = report_checked_incidents(conn, fresh, actor=actor, locator=locator)
                 created = [r for r in results if r.created]
                 report.imported += len(created)
                 report.already_present += len(rows) - len(created)
