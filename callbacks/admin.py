@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from dashboard.i18n import t
 from dashboard.pages import admin as page
 from data import admin, schema, store
-from data.errors import CityBrainError, PermissionDenied
+from data.errors import CityBrainError, PermissionDenied, ValidationError
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,23 @@ _LABELS = {
 }
 
 
+def _key_unit(conn, code: str | None) -> str | None:
+    """A new key's unit code, kept inside the signed-in admin's own jurisdiction: an admin of a district
+    cannot mint a key that reads the whole city (blank or city-wide gives the admin's own unit)."""
+    from dashboard import jurisdiction
+    from data import apikeys
+
+    mine = jurisdiction.unit()
+    if mine is None:
+        return code
+    if _blank(code) or code == admin.CITY_WIDE:
+        return conn.execute(select(schema.units.c.code).where(schema.units.c.id == mine)).scalar()
+    wanted = apikeys.key_unit(conn, code)
+    if wanted is None or not jurisdiction.unit_within(conn, wanted, mine):
+        raise ValidationError(f"unit {code!r} is {jurisdiction.OUTSIDE}")
+    return code
+
+
 def _change(conn, actor: str, tab: str, action: str, f: dict):
     """Run one change; returns (what was changed, a secret to show once or None)."""
     if tab == "users":
@@ -133,6 +150,7 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 source=f.get("source") or None,
                 department_code=f.get("department") or None,
                 rate_limit=f.get("rate_limit") or None,
+                unit_code=_key_unit(conn, f.get("unit")),
             )
             return new.key.name, new.secret
         return admin.revoke_api_key(conn, actor, f["name"]).name, None

@@ -689,6 +689,7 @@ def key_snapshot(key: apikeys.ApiKey) -> dict:
         "source": key.source,
         "department": key.department_code,
         "rate_limit": key.rate_limit,
+        "unit": key.unit_code,
         "revoked_at": key.revoked_at,
     }
 
@@ -702,12 +703,23 @@ def create_api_key(
     source: str | None = None,
     department_code: str | None = None,
     rate_limit: str | None = None,
+    unit_code: str | None = None,
     now: datetime | None = None,
 ) -> apikeys.NewKey:
-    """A new API key (see data/apikeys.create_key); the secret is in the answer only, never in the audit log."""
+    """A new API key (see data/apikeys.create_key); the secret is in the answer only, never in the audit log.
+
+    `unit_code` is its jurisdiction; None, '' or CITY_WIDE is the whole city.
+    """
     check_actor(actor)
     new = apikeys.create_key(
-        conn, name, scopes, source=source or None, department_code=department_code or None, rate_limit=rate_limit or None, now=now
+        conn,
+        name,
+        scopes,
+        source=source or None,
+        department_code=department_code or None,
+        rate_limit=rate_limit or None,
+        unit_code=None if unit_code in (None, "", CITY_WIDE) else unit_code,
+        now=now,
     )
     record(conn, actor, API_KEY, new.key.name, "create", None, key_snapshot(new.key), now=now)
     return new

@@ -33,6 +33,7 @@ __all__ = [
     "create_key",
     "find_key",
     "hash_key",
+    "key_unit",
     "list_keys",
     "revoke_key",
 ]
@@ -44,7 +45,9 @@ KEY_PREFIX = "cbk_"
 _SHOWN_CHARS = 12  # how much of a key `api-key list` shows (prefix + 8 random characters)
 _SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
 
-K, D = schema.api_keys, schema.departments
+K, D, U = schema.api_keys, schema.departments, schema.units
+# Levels a key may be bound to: those whose incidents carry the unit's id (schema.incidents).
+UNIT_LEVELS = (schema.DISTRICT, schema.STREET, schema.COMMUNITY, schema.GRID)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,14 @@ class ApiKey:
     rate_limit: str | None
     created_at: datetime
     revoked_at: datetime | None
+    unit_id: int | None = None  # its jurisdiction: None = the whole city
+    unit_level: int | None = None
+    unit_code: str | None = None
+
+    @property
+    def scope(self) -> tuple[int, int] | None:
+        """The jurisdiction as a metrics scope: None (the city) or (level, unit id)."""
+        return None if self.unit_id is None else (self.unit_level, self.unit_id)
 
     @property
     def active(self) -> bool:
@@ -92,12 +103,14 @@ def create_key(
     source: str | None = None,
     department_code: str | None = None,
     rate_limit: str | None = None,
+    unit_code: str | None = None,
     now: datetime | None = None,
 ) -> NewKey:
     """A new key named `name` with `scopes`; ValidationError (nothing stored) on bad input.
 
     An intake key reports under `source` (default: its name, if that is a valid source name);
-    an actions key must name the one department it acts for.
+    an actions key must name the one department it acts for. `unit_code` bounds everything the
+    key reads, reports and acts on to one district, street, community or grid (None: the city).
     """
     name = (name or "").strip() if isinstance(name, str) else ""
     if not name or len(name) > 128:
@@ -121,6 +134,7 @@ def create_key(
         raise ValidationError("an actions key must be bound to one department (--department CODE)")
     if rate_limit is not None:
         rate_limit = check_rate_limit(rate_limit)
+    unit_id = key_unit(conn, unit_code)
     if conn.execute(select(K.c.id).where(K.c.name == name)).first() is not None:
         raise ValidationError(f"a key named {name!r} already exists; revoke it or choose another name")
 
@@ -137,6 +151,7 @@ def create_key(
             department_id=department_id,
             rate_limit=rate_limit,
             created_at=created_at,
+            unit_id=unit_id,
         )
         .returning(K.c.id)
     ).scalar_one()
@@ -152,6 +167,23 @@ def check_rate_limit(value: str) -> str:
     except ValueError:
         pass
     raise ValidationError(f"rate limit {value!r} is not like '600/minute' or '10/second;500/hour'")
+
+
+def key_unit(conn: Connection, unit_code: str | None) -> int | None:
+    """The unit id a key is bound to by `unit_code` (None, '' or the city's own code: the whole city); ValidationError otherwise."""
+    code = unit_code.strip() if isinstance(unit_code, str) else unit_code
+    if not code:
+        return None
+    row = conn.execute(select(U.c.id, U.c.level).where(U.c.code == code)).first()
+    if row is None:
+        raise ValidationError(f"unit {code!r} does not exist; give the code of a district, street, community or grid")
+    if row.level == schema.CITY:
+        return None
+    if row.level not in UNIT_LEVELS:
+        raise ValidationError(
+            f"unit {code!r} is a {schema.LEVEL_NAMES[row.level]}; a key's unit must be a district, street, community or grid"
+        )
+    return row.id
 
 
 def _scopes(scopes) -> frozenset[str]:
@@ -208,7 +240,9 @@ def revoke_key(conn: Connection, name_or_id: str | int, now: datetime | None = N
 
 
 def _select():
-    return select(K, D.c.code.label("department_code")).select_from(K.outerjoin(D, K.c.department_id == D.c.id))
+    return select(K, D.c.code.label("department_code"), U.c.level.label("unit_level"), U.c.code.label("unit_code")).select_from(
+        K.outerjoin(D, K.c.department_id == D.c.id).outerjoin(U, K.c.unit_id == U.c.id)
+    )
 
 
 def _load(conn: Connection, condition) -> ApiKey:
@@ -230,4 +264,7 @@ def _api_key(row) -> ApiKey:
         rate_limit=row.rate_limit,
         created_at=from_db(row.created_at),
         revoked_at=from_db(row.revoked_at),
+        unit_id=row.unit_id,
+        unit_level=row.unit_level,
+        unit_code=row.unit_code,
     )

@@ -264,6 +264,8 @@ api_keys = Table(
     Column("rate_limit", String(64), nullable=True),  # e.g. "600/minute"; NULL = the API's default
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),
+    # Jurisdiction (migration 0011): what the key reads, reports and acts on; NULL = the whole city.
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=True),
 )
 
 # Answers already given to an Idempotency-Key, replayed when a client retries the same request.

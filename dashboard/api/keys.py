@@ -64,6 +64,11 @@ def _presented_secret() -> str | None:
     return None
 
 
+def presented() -> bool:
+    """Whether the request carries an API key at all (Open311 reads are public without one)."""
+    return bool(getattr(g, _SECRET, None))
+
+
 def require(conn: Connection, scope: str | None, *, open311: bool = False) -> ApiKey:
     """The request's working key carrying `scope` (any scope when None), or ApiError 403 saying what is wrong.
 

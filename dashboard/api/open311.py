@@ -5,6 +5,7 @@ lists is present (null / empty when unknown), errors are a list of {code, descri
 HTTP 400/403/404, times carry the city's UTC offset. Our lifecycle maps to open/closed with
 status_notes saying where the case is; agency_responsible is the assigned department.
 Reading is public, as the standard intends; reporting needs an api_key with the intake scope.
+A read that carries a key sees what that key may (a key bound to a unit: only that unit's requests).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, request
 
+from dashboard.api import jurisdiction
 from dashboard.api.context import api_context
 from dashboard.api.errors import ApiError, bad_request, from_data_error, not_found
 from dashboard.api.intake import MAX_URL, actor_of, check_position, unknown_category
-from dashboard.api.keys import FORM_TYPES, require
+from dashboard.api.keys import FORM_TYPES, presented, require
 from dashboard.api.wire import json_response, xml_response
 from data import lifecycle, store
 from data.api_store import (
@@ -32,7 +34,7 @@ from data.api_store import (
     list_incidents,
     parse_datetime,
 )
-from data.apikeys import INTAKE
+from data.apikeys import INTAKE, ApiKey
 from data.clock import utc_now
 from data.errors import CityBrainError, ValidationError
 
@@ -272,14 +274,32 @@ def _search_filter(conn) -> IncidentFilter:
     )
 
 
+def _reader(conn) -> ApiKey | None:
+    """The key a read carries, or None: without one, reads are public and city-wide (the standard's intent).
+
+    A key that is sent must work (403 otherwise, rather than quietly answering for the whole
+    city); any scope will do, and a key bound to a unit sees only that unit's requests.
+    """
+    return require(conn, None, open311=True) if presented() else None
+
+
+def _clamped(key: ApiKey | None, flt: IncidentFilter) -> IncidentFilter | None:
+    return flt if key is None else jurisdiction.clamp_filter(key, flt)
+
+
 @bp.get(f"/requests.{FMT}")
 def get_requests(fmt: str):
     """Service requests, newest first, by id, service, date range and status; page and page_size page through."""
     page = _page_number("page", 1, 1_000_000)
     page_size = _page_number("page_size", PAGE_SIZE, MAX_PAGE_SIZE)
     with store.reading(api_context().engine) as conn:
-        flt = _search_filter(conn)
-        rows = list_incidents(conn, flt, limit=page_size, offset=(page - 1) * page_size, newest_reported_first=True)
+        key = _reader(conn)
+        flt = _clamped(key, _search_filter(conn))
+        rows = (
+            []
+            if flt is None
+            else list_incidents(conn, flt, limit=page_size, offset=(page - 1) * page_size, newest_reported_first=True)
+        )
         payload = _requests_payload(conn, rows)
     return _respond(fmt, "service_requests", payload)
 
@@ -290,8 +310,9 @@ def get_request(service_request_id: str, fmt: str):
     if not service_request_id.isdigit() or int(service_request_id) >= 2**63:
         raise not_found(f"service_request_id {service_request_id!r} not found")
     with store.reading(api_context().engine) as conn:
-        rows = list_incidents(conn, IncidentFilter(ids=(int(service_request_id),)), limit=1)
-        if not rows:
+        flt = _clamped(_reader(conn), IncidentFilter(ids=(int(service_request_id),)))
+        rows = [] if flt is None else list_incidents(conn, flt, limit=1)
+        if not rows:  # outside the key's unit answers exactly as missing
             raise not_found(f"service_request_id {service_request_id} not found")
         payload = _requests_payload(conn, rows)
     return _respond(fmt, "service_requests", payload)
@@ -303,7 +324,8 @@ def get_token(token: str, fmt: str):
     ids = []
     if token.startswith(TOKEN_PREFIX):
         with store.reading(api_context().engine) as conn:
-            ids = find_by_external_id(conn, token)
+            key = _reader(conn)
+            ids = [i for i in find_by_external_id(conn, token) if key is None or jurisdiction.incident_inside(conn, key, i)]
     if not ids:
         raise not_found(f"token {token!r} not found")
     return _respond(fmt, "service_requests", [{"service_request_id": ids[0], "token": token}])
@@ -374,6 +396,11 @@ def post_request(fmt: str):
         "media_url": media_url,
         "attributes": attributes or None,
     }
+    if jurisdiction.bound(key):
+        with store.reading(ctx.engine) as conn:
+            locator = ctx.locators.get(conn)
+        # 400: the standard's answer to a request it cannot take (the native API says 422).
+        jurisdiction.check_reports(locator, key, [row], status=400)
     try:
         (result,) = ctx.submit([row], actor_of(key))
     except CityBrainError as exc:

@@ -18,11 +18,13 @@ REF = "#/components/schemas/"
 ERROR_STATUSES = {
     400: "Bad input: malformed JSON, an unknown field or category (valid codes listed), a wrong value",
     403: "Missing, unknown or revoked API key, a key without the scope needed, or an incident not assigned to the key's department",
-    404: "No such incident, unit or notification (another department's notification is not revealed)",
+    404: "No such incident, unit or notification; an incident (or its notification) outside a unit-bound key's unit "
+    "gets the same answer as a missing one, and another department's notification is not revealed",
     409: "The action is not valid in the incident's current state, or the version is stale (current state and version given)",
     413: "The body is larger than the API accepts",
     415: "The body is not JSON",
-    422: "The Idempotency-Key was used before with a different body",
+    422: "The Idempotency-Key was used before with a different body, or (outside_jurisdiction) a key bound to a unit "
+    "reported a position outside that unit",
     429: "Too many requests for this key; Retry-After says when to try again",
 }
 
@@ -239,7 +241,8 @@ def _paths() -> dict:
                 "operationId": "reportIncidents",
                 "summary": "Report one incident or a batch of up to 1,000 (all or nothing)",
                 "description": "Idempotent by the key's source and each external_id, or by an Idempotency-Key header (its answer is replayed for 24 hours). "
-                "Positions outside the city are kept, flagged unlocated.",
+                "Positions outside the city are kept, flagged unlocated. A key bound to a unit is refused (422 "
+                "outside_jurisdiction, nothing stored) a position outside its unit; a report without a position is kept.",
                 "security": [{"ApiKey": []}, {"Bearer": []}],
                 "parameters": [idempotency],
                 "requestBody": {
@@ -260,6 +263,7 @@ def _paths() -> dict:
             "get": {
                 "operationId": "listIncidents",
                 "summary": "Incidents, newest first, filtered, a page at a time",
+                "description": "A key bound to a unit lists only the incidents in it; a filter on another unit gives an empty page.",
                 "security": [{"ApiKey": []}, {"Bearer": []}],
                 "parameters": list_params,
                 "responses": _responses({"200": {"description": "A page", "content": _json("IncidentList")}}, 400),
@@ -269,6 +273,7 @@ def _paths() -> dict:
             "get": {
                 "operationId": "getIncident",
                 "summary": "One incident with its audit history",
+                "description": "404 for an incident outside a unit-bound key's unit, exactly as for a missing one.",
                 "security": [{"ApiKey": []}, {"Bearer": []}],
                 "parameters": [_path_id()],
                 "responses": _responses({"200": {"description": "The incident", "content": _json("IncidentDetail")}}, 404),
@@ -354,6 +359,7 @@ def _paths() -> dict:
             "get": {
                 "operationId": "getKpis",
                 "summary": "The overview's headline figures for the city or one unit, against the same time yesterday",
+                "description": "A key bound to a unit gets its unit's figures without parameters, and 404 for a unit outside it.",
                 "security": [{"ApiKey": []}, {"Bearer": []}],
                 "parameters": [
                     _query("level", {"type": "string", "enum": list(v1.SCOPE_LEVELS)}, "Level of the unit (with unit_id)"),
@@ -366,6 +372,8 @@ def _paths() -> dict:
             "get": {
                 "operationId": "getFeed",
                 "summary": "The change feed after an event id; server-sent events with Accept: text/event-stream",
+                "description": "A key bound to a unit gets only the events of incidents in it (next_after may then pass "
+                "events it does not see).",
                 "security": [{"ApiKey": []}, {"Bearer": []}],
                 "parameters": [
                     _query("after", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0}, "Last event id seen"),
@@ -413,6 +421,7 @@ def openapi_document() -> dict:
             "version": API_VERSION,
             "description": "Report incidents, follow them and act on them as a department. "
             f"Keys carry scopes ({', '.join(SCOPES)}); create them with `python app.py api-key create`. "
+            "A key may be bound to a unit (api-key create --unit CODE): it then reads, reports and acts only there. "
             "The same incidents are also reachable through Open311 GeoReport v2 at /open311/v2/.",
         },
         "paths": _paths(),

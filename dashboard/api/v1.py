@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.engine import Engine
 
 from dashboard import live
+from dashboard.api import jurisdiction
 from dashboard.api.context import api_context
 from dashboard.api.errors import ApiError, bad_request, forbidden, from_data_error, not_found
 from dashboard.api.intake import actor_of, native_rows
@@ -34,10 +35,10 @@ from data.api_store import (
     remember_response,
     unit_exists,
 )
-from data.apikeys import ACTIONS, INTAKE, READ
+from data.apikeys import ACTIONS, INTAKE, READ, ApiKey
 from data.clock import utc_now
 from data.errors import CityBrainError, Conflict, InvalidTransition, ValidationError
-from data.incidents import FEED_INCIDENT_COLUMNS, apply_action, events_after, get_incident, history, lock_change_feed
+from data.incidents import FEED_INCIDENT_COLUMNS, apply_action, get_incident, history, lock_change_feed
 from data.kpi_set import overview_kpis
 from data.metrics import SCOPE_COLUMNS
 
@@ -140,9 +141,10 @@ def event_json(event: dict) -> dict:
     return out
 
 
-def _incident_with_codes(conn, incident_id: int) -> dict:
-    rows = list_incidents(conn, IncidentFilter(ids=(incident_id,)), limit=1)
-    if not rows:
+def _incident_with_codes(conn, key: ApiKey, incident_id: int) -> dict:
+    flt = jurisdiction.clamp_filter(key, IncidentFilter(ids=(incident_id,)))
+    rows = [] if flt is None else list_incidents(conn, flt, limit=1)
+    if not rows:  # outside the key's unit answers exactly as missing
         raise not_found(f"incident {incident_id} does not exist")
     return incident_json(rows[0])
 
@@ -209,6 +211,8 @@ def post_incidents():
         items = _incident_items(body)
         idem = _idempotency_key()
         rows = native_rows(items, key, ctx.category_ids(conn))
+        if jurisdiction.bound(key):
+            jurisdiction.check_reports(ctx.locators.get(conn), key, rows)
     if idem is None:
         try:
             results = ctx.submit(rows, actor_of(key))
@@ -309,12 +313,13 @@ def _list_filter(conn) -> IncidentFilter:
 def get_incidents():
     """Incidents newest first, filtered, a page at a time (next_cursor until the last page)."""
     with store.reading(api_context().engine) as conn:
-        require(conn, READ)
+        key = require(conn, READ)
         _check_params(LIST_PARAMS)
         limit = _int_param("limit", LIST_LIMIT, 1, MAX_LIST_LIMIT)
         cursor = request.args.get("cursor") or None
         before_id = _decode_cursor(cursor) if cursor else None
-        rows = list_incidents(conn, _list_filter(conn), limit=limit, before_id=before_id)
+        flt = jurisdiction.clamp_filter(key, _list_filter(conn))
+        rows = [] if flt is None else list_incidents(conn, flt, limit=limit, before_id=before_id)
     next_cursor = _encode_cursor(rows[-1]["id"]) if len(rows) == limit else None
     return json_response({"incidents": [incident_json(r) for r in rows], "next_cursor": next_cursor})
 
@@ -323,10 +328,10 @@ def get_incidents():
 def get_one_incident(incident_id: str):
     """One incident with its whole audit history (留痕) and the actions a department may take now."""
     with store.reading(api_context().engine) as conn:
-        require(conn, READ)
+        key = require(conn, READ)
         _check_params(frozenset())
         number = _incident_id(incident_id)
-        incident = _incident_with_codes(conn, number)
+        incident = _incident_with_codes(conn, key, number)
         events = history(conn, number)
     return json_response(
         {
@@ -389,6 +394,7 @@ def post_action(incident_id: str):
             row = get_incident(conn, number)
         except CityBrainError as exc:
             raise from_data_error(exc) from None
+        jurisdiction.require_incident(conn, key, number)  # before the assignment: a 403 would say it exists
         if row["assignee_department_id"] != key.department_id:
             raise forbidden(f"incident {number} is not assigned to department {key.department_code}", code="not_assigned")
         try:
@@ -411,7 +417,7 @@ def post_action(incident_id: str):
             raise from_data_error(exc) from None
         if photo_url is not None:
             attach_event_data(conn, number, {"photo_url": photo_url})
-        incident = _incident_with_codes(conn, number)
+        incident = _incident_with_codes(conn, key, number)
     return json_response({"incident": incident, "department_actions": department_actions(incident["state"])})
 
 
@@ -445,9 +451,9 @@ def get_inbox():
         _check_params(INBOX_PARAMS)
         limit = _int_param("limit", INBOX_LIMIT, 1, MAX_INBOX_LIMIT)
         cursor = request.args.get("cursor") or None
-        rows = notify.inbox(
+        rows = jurisdiction.inbox(
             conn,
-            department_id=key.department_id,
+            key,
             unread_only=bool(_bool_param("unread")),
             limit=limit,
             before_id=_decode_cursor(cursor) if cursor else None,
@@ -467,10 +473,11 @@ def post_inbox_read(notification_id: str):
     with api_context().engine.begin() as conn:
         key = _department_key(conn)
         _check_params(frozenset())
+        found = notify.notification(conn, number, department_id=key.department_id)
+        if found is None or not jurisdiction.incident_inside(conn, key, found["incident_id"]):
+            raise missing  # another department's, or about an incident outside the key's unit
         notify.mark_read(conn, [number], department_id=key.department_id)
         row = notify.notification(conn, number, department_id=key.department_id)
-        if row is None:
-            raise missing
         (payload,) = notifications_json(conn, [row])
     return json_response({"notification": payload})
 
@@ -486,7 +493,7 @@ def get_kpis():
     settings = api_context().settings
     now = utc_now()
     with store.reading(api_context().engine) as conn:
-        require(conn, READ)
+        key = require(conn, READ)
         _check_params(frozenset({"level", "unit_id"}))
         level_name = request.args.get("level") or None
         unit_id = _int_param("unit_id", low=1, high=MAX_UNIT_ID)
@@ -499,10 +506,11 @@ def get_kpis():
             if not unit_exists(conn, SCOPE_LEVELS[level_name], unit_id):
                 raise not_found(f"there is no {level_name} {unit_id}")
             scope = (SCOPE_LEVELS[level_name], unit_id)
+        scope = jurisdiction.clamp_scope(conn, key, scope, level_name)
         figures = overview_kpis(conn, scope, now, settings.timezone)
     return json_response(
         {
-            "scope": None if scope is None else {"level": level_name, "unit_id": unit_id},
+            "scope": None if scope is None else {"level": schema.LEVEL_NAMES[scope[0]], "unit_id": scope[1]},
             "as_of": now,
             "timezone": settings.timezone,
             "kpis": figures,
@@ -522,7 +530,7 @@ def get_feed():
     """The change feed after an event id: JSON pages, or server-sent events with Accept: text/event-stream."""
     engine = api_context().engine
     with store.reading(engine) as conn:
-        require(conn, READ)
+        key = require(conn, READ)
     _check_params(frozenset({"after", "limit"}))
     after = _int_param("after", 0)
     limit = _int_param("limit", FEED_LIMIT, 1, MAX_FEED_LIMIT)
@@ -530,19 +538,18 @@ def get_feed():
         last_event = request.headers.get("Last-Event-ID", "").strip()
         start = int(last_event) if last_event.isdigit() else after
         seconds = float(current_app.config.get("CITYBRAIN_SSE_STREAM_SECONDS", live.STREAM_SECONDS))
-        response = Response(feed_stream(engine, start, seconds), mimetype="text/event-stream")
+        response = Response(feed_stream(engine, start, seconds, key), mimetype="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
         return response
     with store.reading(engine) as conn:
-        events = events_after(conn, after, limit)
-        head = store.feed_head(conn)
-    next_after = events[-1]["id"] if events else after
+        events, next_after, head = jurisdiction.feed_page(conn, key, after, limit)
     return json_response({"events": [event_json(e) for e in events], "next_after": next_after, "head": head})
 
 
-def feed_stream(engine: Engine, after: int, stream_seconds: float) -> Iterator[bytes]:
-    """Every event after `after` as its own message (id: = event id, so Last-Event-ID resumes), then each new one."""
+def feed_stream(engine: Engine, after: int, stream_seconds: float, key: ApiKey) -> Iterator[bytes]:
+    """Every event after `after` as its own message (id: = event id, so Last-Event-ID resumes), then each new one;
+    only those of the key's unit when it has one."""
     watcher = live.watcher_for(engine)
     watcher.subscribe()
     try:
@@ -550,10 +557,10 @@ def feed_stream(engine: Engine, after: int, stream_seconds: float) -> Iterator[b
         last, deadline, last_sent = after, time.monotonic() + stream_seconds, time.monotonic()
         while True:
             with store.reading(engine) as conn:
-                events = events_after(conn, last, MAX_FEED_LIMIT)
+                events, next_after, _head = jurisdiction.feed_page(conn, key, last, MAX_FEED_LIMIT)
             for event in events:
                 yield live.sse_message(event_json(event), event_id=event["id"])
-                last = event["id"]
+            last = next_after
             if events:
                 last_sent = time.monotonic()
                 if len(events) == MAX_FEED_LIMIT:

@@ -26,19 +26,41 @@ def api_key() -> None:
 @click.option("--source", help="Channel its reports are stored under (intake keys; default: the name).")
 @click.option("--department", "department_code", help="Department code an actions key acts for (required with --scope actions).")
 @click.option("--rate-limit", help="Its own rate limit, e.g. '600/minute' (default: the API's).")
+@click.option(
+    "--unit",
+    "unit_code",
+    help="Code of the district, street, community or grid it is limited to: what it reads, reports and acts on "
+    "(default: the whole city).",
+)
 @actor_option
 def create(
-    name: str, scopes: tuple[str, ...], source: str | None, department_code: str | None, rate_limit: str | None, actor: str | None
+    name: str,
+    scopes: tuple[str, ...],
+    source: str | None,
+    department_code: str | None,
+    rate_limit: str | None,
+    unit_code: str | None,
+    actor: str | None,
 ) -> None:
     """Create a key and print it once: it cannot be shown again (the creation is audited, never the key)."""
     from data.admin import create_api_key
 
     with command_store() as engine, engine.begin() as conn:
         new = create_api_key(
-            conn, cli_actor(actor), name, scopes, source=source, department_code=department_code, rate_limit=rate_limit
+            conn,
+            cli_actor(actor),
+            name,
+            scopes,
+            source=source,
+            department_code=department_code,
+            rate_limit=rate_limit,
+            unit_code=unit_code,
         )
     key = new.key
-    click.echo(f"created API key {key.id} {key.name!r}: scopes {' '.join(sorted(key.scopes))}", err=True)
+    click.echo(
+        f"created API key {key.id} {key.name!r}: scopes {' '.join(sorted(key.scopes))}, unit {key.unit_code or 'the whole city'}",
+        err=True,
+    )
     click.echo("store it now; it is shown only this once:", err=True)
     click.echo(new.secret)
 
@@ -46,7 +68,7 @@ def create(
 @api_key.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include revoked keys.")
 def list_command(show_all: bool) -> None:
-    """List keys: id, name, shown prefix, scopes, source, department, limit, created, revoked."""
+    """List keys: id, name, shown prefix, scopes, source, department, unit, limit, created, revoked."""
     from data import store
     from data.apikeys import list_keys
 
@@ -55,7 +77,7 @@ def list_command(show_all: bool) -> None:
     if not keys:
         click.echo("no API keys" if show_all else "no active API keys (--all shows revoked ones)")
         return
-    header = ("id", "name", "key", "scopes", "source", "department", "rate limit", "created", "revoked")
+    header = ("id", "name", "key", "scopes", "source", "department", "unit", "rate limit", "created", "revoked")
     rows = [
         (
             str(k.id),
@@ -64,6 +86,7 @@ def list_command(show_all: bool) -> None:
             ",".join(sorted(k.scopes)),
             k.source or "-",
             k.department_code or "-",
+            k.unit_code or "city",
             k.rate_limit or "default",
             f"{k.created_at:%Y-%m-%d %H:%M}",
             f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-",

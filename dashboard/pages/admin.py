@@ -44,7 +44,7 @@ def field_id(tab: str, field: str) -> str:
 # Each tab's form fields, in the order its callback reads them.
 FIELDS: dict[str, tuple[str, ...]] = {
     "users": ("username", "display_name", "password", "role", "unit", "department"),
-    "keys": ("name", "scopes", "source", "department", "rate_limit"),
+    "keys": ("name", "scopes", "source", "department", "rate_limit", "unit"),
     "departments": ("code", "name_en", "name_zh", "kind", "webhook"),
     "categories": (
         "code",
@@ -125,6 +125,7 @@ def rows(engine, tab: str, lang: str, tz: str, *, entity: str | None = None, sea
                     "source": k.source or "",
                     "department": k.department_code or "",
                     "rate_limit": k.rate_limit or "",
+                    "unit_text": k.unit_code or t("admin.f.city_wide", lang),
                     "created": when(k.created_at),
                     "revoked": when(k.revoked_at),
                 }
@@ -202,6 +203,7 @@ def _columns(tab: str, lang: str) -> list[dict]:
             col("source", "admin.f.source"),
             col("department", "admin.f.department"),
             col("rate_limit", "admin.f.rate_limit"),
+            col("unit_text", "admin.f.unit"),
             col("created", "admin.f.created"),
             col("revoked", "admin.f.revoked"),
         ]
@@ -363,6 +365,7 @@ def _form(tab: str, lang: str, options: dict) -> html.Div:
             _text(tab, "source", lang, "admin.f.source"),
             _select(tab, "department", lang, "admin.f.department", options["departments"]),
             _text(tab, "rate_limit", lang, "admin.f.rate_limit"),
+            _select(tab, "unit", lang, "admin.f.unit", options["units"], value=admin.CITY_WIDE),
         ]
     elif tab == "departments":
         f = [
