@@ -107,6 +107,26 @@ def test_the_feed_of_a_district_key_leaves_out_events_elsewhere(api):
     assert [e["incident_id"] for e in page["events"]] == [api.inside[0]] and page["next_after"] == page["events"][0]["id"]
 
 
+@pytest.mark.parametrize("window", [0, 10_000])
+def test_a_street_keys_feed_is_the_same_read_either_way(api, monkeypatch, window):
+    """Far behind the head a fine unit's feed starts from its incidents, close to it from the events: same answer."""
+    from dashboard.api import jurisdiction
+
+    monkeypatch.setattr(jurisdiction, "SHORT_WINDOW", window)
+    with api.engine.begin() as conn:
+        drive_to(conn, api.outside[1], lifecycle.REGISTERED)
+        drive_to(conn, api.inside[0], lifecycle.REGISTERED)
+    feed = _get(api, "/api/v1/feed", api.d1_street, after=0).get_json()
+    assert [(e["incident_id"], e["action"]) for e in feed["events"]] == [
+        (api.outside[0], "report"),
+        (api.outside[1], "report"),
+        (api.outside[1], "register"),
+    ]
+    assert feed["next_after"] == feed["head"]
+    page = _get(api, "/api/v1/feed", api.d1_street, after=0, limit=2).get_json()
+    assert [e["incident_id"] for e in page["events"]] == api.outside and page["next_after"] == page["events"][1]["id"]
+
+
 def test_the_event_stream_of_a_district_key_leaves_out_events_elsewhere(api):
     api.server.config["CITYBRAIN_SSE_STREAM_SECONDS"] = 0.3
     response = api.client.get("/api/v1/feed?after=0", headers=api.headers(api.d0, Accept="text/event-stream"))

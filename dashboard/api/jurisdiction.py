@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, false, select
 from sqlalchemy.engine import Connection
 
 from dashboard import jurisdiction
@@ -39,12 +39,24 @@ def _column(key: ApiKey) -> str | None:
     return INCIDENT_COLUMN.get(key.unit_level)
 
 
-def _inside(key: ApiKey, incident_id_column):
-    """SQL: the incident with this id lies in the key's unit (a primary-key probe per row, so a scan in id order stays one)."""
+# Up to this many events after `after`, the feed is read in id order with a probe per event whatever the unit.
+SHORT_WINDOW = 2000
+
+
+def _inside(key: ApiKey, incident_id_column, *, scan: bool = False):
+    """SQL: the incident with this id lies in the key's unit.
+
+    Two shapes, for the two ways of finding a unit's rows (measured on 6.5M events, 1M incidents):
+    `scan` probes each row's incident by key while walking rows in id order, cheap when most rows
+    match (a district) or few are walked; otherwise the unit's incidents come first by their
+    index and then their rows (a grid's whole history: 1 ms instead of 11 s walking every event).
+    """
     column = _column(key)
     if column is None:
-        return False
-    return select(INC.c[column]).where(INC.c.id == incident_id_column).scalar_subquery() == key.unit_id
+        return false()
+    if scan or key.unit_level == schema.DISTRICT:
+        return select(INC.c[column]).where(INC.c.id == incident_id_column).scalar_subquery() == key.unit_id
+    return incident_id_column.in_(select(INC.c.id).where(INC.c[column] == key.unit_id))
 
 
 def clamp_filter(key: ApiKey, flt: IncidentFilter) -> IncidentFilter | None:
@@ -103,7 +115,7 @@ def feed_page(conn: Connection, key: ApiKey, after: int, limit: int) -> tuple[li
     head = store.feed_head(conn)
     page = (
         select(EV)
-        .where(EV.c.id > after, EV.c.id <= head, _inside(key, EV.c.incident_id))
+        .where(EV.c.id > after, EV.c.id <= head, _inside(key, EV.c.incident_id, scan=head - after <= SHORT_WINDOW))
         .order_by(EV.c.id)
         .limit(limit)
         .subquery("page")
