@@ -208,11 +208,17 @@ def rate_limit_headers(limiter: Limiter, response: Response) -> Response:
     response.headers["X-RateLimit-Remaining"] = str(max(current.remaining, 0))
     response.headers["X-RateLimit-Reset"] = str(int(reset_at))
     if response.status_code == 429:
-        response.headers["Retry-After"] = str(max(1, math.ceil(reset_at - time.time())))
+        response.headers["Retry-After"] = str(_wait_seconds(current))
     return response
+
+
+def _wait_seconds(current) -> int:
+    """Whole seconds until the window resets: at least 1, and never more than the window itself (the
+    limiter's reset time is rounded up to a whole second, which could otherwise say 61 of a minute)."""
+    return min(current.limit.get_expiry(), max(1, math.ceil(current.reset_at - time.time())))
 
 
 def too_many_requests(limiter: Limiter) -> ApiError:
     current = limiter.current_limit
-    wait = max(1, math.ceil(current.reset_at - time.time())) if current is not None else 1
+    wait = _wait_seconds(current) if current is not None else 1
     return ApiError(429, "rate_limited", f"too many requests for this key; retry in {wait} s", retry_after=wait)
