@@ -91,9 +91,23 @@ _LABELS = {
 }
 
 
+def _user_inside(conn, username: str) -> None:
+    """Refuse to touch a user outside the signed-in admin's jurisdiction: an admin of a district must not
+    reset the city administrator's password, demote or deactivate them."""
+    from dashboard import jurisdiction
+    from data import accounts
+
+    mine = jurisdiction.unit()
+    if mine is None:
+        return
+    target = accounts.get_user_by_username(conn, username)
+    if target["unit_id"] is None or not jurisdiction.unit_within(conn, target["unit_id"], mine):
+        raise ValidationError(f"user {username!r} is {jurisdiction.OUTSIDE}")
+
+
 def _key_unit(conn, code: str | None) -> str | None:
-    """A new key's unit code, kept inside the signed-in admin's own jurisdiction: an admin of a district
-    cannot mint a key that reads the whole city (blank or city-wide gives the admin's own unit)."""
+    """A new key's or user's unit code, kept inside the signed-in admin's own jurisdiction: an admin of a
+    district cannot mint a key or a user that reads the whole city (blank or city-wide gives the admin's own unit)."""
     from dashboard import jurisdiction
     from data import apikeys
 
@@ -119,15 +133,17 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 user,
                 f["password"],
                 f["role"],
-                unit_code=f.get("unit"),
+                unit_code=_key_unit(conn, f.get("unit")),
                 department_code=f.get("department") if f["role"] == "department" else None,
                 display_name=f.get("display_name") or None,
             )
-        elif action == "save":
+            return user, None
+        _user_inside(conn, user)
+        if action == "save":
             # A blank field keeps what the user has: an empty jurisdiction must never widen it to the city.
             changes = {"role": f["role"]}
             if not _blank(f.get("unit")):
-                changes["unit_code"] = f["unit"]
+                changes["unit_code"] = _key_unit(conn, f["unit"])
             if f["role"] != "department":
                 changes["department_code"] = None  # only a department user acts for a department
             elif not _blank(f.get("department")):

@@ -282,3 +282,41 @@ def test_only_administrators_see_the_admin_link_and_page(deps, app):
     assert '"href":"/admin"' not in _route(dispatcher, "/inbox")
     refused = _route(dispatcher, "/admin")
     assert page.grid_id("users") not in refused and "auth-refused" in refused
+
+
+def test_a_district_administrator_cannot_reach_beyond_their_district(deps, app):
+    """No widening through the admin page: users they create stay inside, users outside cannot be touched."""
+    lattice = deps.world.lattice
+    with deps.engine.connect() as conn:
+        d0, d1 = (
+            conn.execute(select(schema.units.c.code).where(schema.units.c.id == unit)).scalar()
+            for unit in lattice.district_ids[:2]
+        )
+    assert callbacks.perform(
+        deps.engine, "users", "create", {"username": "boss", "password": "long enough", "role": "admin"}, "en", actor="root"
+    ).ok
+    client = signed_in_client(app, "admin", unit_id=lattice.district_ids[0])
+    assert (
+        press(
+            client, app, "users", "create", {"username": "mine", "password": "long enough", "role": "dispatcher", "unit": "city"}
+        ).status_code
+        == 200
+    )
+    refused = press(
+        client, app, "users", "create", {"username": "theirs", "password": "long enough", "role": "viewer", "unit": d1}
+    )
+    assert "outside your jurisdiction" in refused.get_data(as_text=True)
+    # The city administrator is outside a district: no password reset, demotion or deactivation from there.
+    for action, form in (
+        ("reset_password", {"password": "taken over!"}),
+        ("save", {"role": "viewer"}),
+        ("deactivate", {}),
+    ):
+        answer = press(client, app, "users", action, {"username": "boss", **form})
+        assert "outside your jurisdiction" in answer.get_data(as_text=True), action
+    with deps.engine.connect() as conn:
+        users = {u["username"]: u for u in admin.list_users(conn)}
+    assert users["mine"]["unit_code"] == d0 and "theirs" not in users
+    assert users["boss"]["role"] == "admin" and users["boss"]["active"] and users["boss"]["unit_code"] is None
+    # Inside the district it works as before.
+    assert "outside" not in press(client, app, "users", "save", {"username": "mine", "role": "viewer"}).get_data(as_text=True)
