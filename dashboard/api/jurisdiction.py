@@ -4,7 +4,7 @@ A key with a unit (api_keys.unit_id; None = the whole city) sees only the incide
 for that unit's level holds it (layers.scope.INCIDENT_COLUMN, the definition the screens use):
 lists and searches are narrowed, an incident outside answers 404 exactly as a missing one, the
 change feed and the inbox leave out what happened elsewhere, KPIs default to the key's unit and
-refuse another. A report whose position lies outside the unit is refused (`check_reports`).
+refuse another. A report placed in another unit of the city is refused (`check_reports`).
 Unlocated incidents belong to no unit, so a unit's key does not see them until they are placed.
 """
 
@@ -141,11 +141,12 @@ def inbox(conn: Connection, key: ApiKey, *, unread_only: bool, limit: int, befor
 
 
 def check_reports(locator: GridLocator, key: ApiKey, rows: list[dict], *, status: int = 422) -> None:
-    """Refuse (nothing stored) a report whose position lies outside the key's unit.
+    """Refuse (nothing stored) a report whose position lies in another unit of the city.
 
     A street's own app reporting elsewhere is almost always a mistake (a wrong key, a stale
     position), and the incident would vanish from the key's own lists at once. A report without
-    a position is accepted: an operator places it, as for any key.
+    a position, or with one outside every grid, is kept and flagged unlocated, as for any key (the
+    intake rule: a report is never lost); an operator places it.
     """
     if not bound(key):
         return
@@ -155,6 +156,8 @@ def check_reports(locator: GridLocator, key: ApiKey, rows: list[dict], *, status
         return
     where = locator.locate_many([r["lon"] for _, r in placed], [r["lat"] for _, r in placed])
     for (index, row), location in zip(placed, where, strict=True):
+        if location.unlocated:
+            continue
         if column is None or getattr(location, column) != key.unit_id:
             prefix = f"incident {index}: " if len(rows) > 1 else ""
             raise ApiError(

@@ -24,7 +24,7 @@ ERROR_STATUSES = {
     413: "The body is larger than the API accepts",
     415: "The body is not JSON",
     422: "The Idempotency-Key was used before with a different body, or (outside_jurisdiction) a key bound to a unit "
-    "reported a position outside that unit",
+    "reported a position in another unit of the city",
     429: "Too many requests for this key; Retry-After says when to try again",
 }
 
@@ -241,8 +241,9 @@ def _paths() -> dict:
                 "operationId": "reportIncidents",
                 "summary": "Report one incident or a batch of up to 1,000 (all or nothing)",
                 "description": "Idempotent by the key's source and each external_id, or by an Idempotency-Key header (its answer is replayed for 24 hours). "
-                "Positions outside the city are kept, flagged unlocated. A key bound to a unit is refused (422 "
-                "outside_jurisdiction, nothing stored) a position outside its unit; a report without a position is kept.",
+                "Positions outside the city are kept, flagged unlocated, whatever the key. A key bound to a unit is refused "
+                "(422 outside_jurisdiction, nothing stored) a position in another unit of the city; a report without a "
+                "position is kept.",
                 "security": [{"ApiKey": []}, {"Bearer": []}],
                 "parameters": [idempotency],
                 "requestBody": {
