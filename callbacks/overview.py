@@ -79,7 +79,12 @@ def register(app, deps) -> None:
         lang = (config or {}).get("lang", settings.lang)
         snap = model.snapshot(engine)
         scope = model.scope_of(engine, state.get("scope"))
-        new = model.map_view(engine, snap, zoom, bounds, scope, state["metric"], lang, state["variant"], state["heat"])
+        new = model.map_view(
+            engine, snap, zoom, bounds, scope, state["metric"], lang, state["variant"], state["heat"], previous=current
+        )
+        upcoming = new["next"] or {}
+        if upcoming and upcoming["level"] != (current or {}).get("next_level"):
+            model.warm_values(engine, snap, upcoming["level"], state["metric"])  # the next level's values, while idle
         rebuilt = (
             new["units_url"] != units_url
             or new["hideout"]["key"] != (current or {}).get("key")
@@ -93,7 +98,20 @@ def register(app, deps) -> None:
             new["markers_url"] if markers_moved else no_update,
             grid_map.markers_hideout(new["markers_url"]) if markers_moved else no_update,
             new["heat"] if new["heat"] != heat_spec else no_update,
-            {"level": new["level"], "bbox": new["bbox"], "key": new["hideout"]["key"], "zoom": zoom, "bounds": bounds},
+            {
+                "level": new["level"],
+                "bbox": new["bbox"],
+                "key": new["hideout"]["key"],
+                "zoom": zoom,
+                "bounds": bounds,
+                "markers_bbox": new["markers_bbox"],
+                # The next finer level over this area: citybrain.prefetch fetches it while the page is
+                # idle, and the next view reuses this bbox, so a zoom-in that changes level finds its
+                # geometry in the browser's cache.
+                "next_level": upcoming.get("level"),
+                "next_bbox": upcoming.get("bbox"),
+                "prefetch": upcoming.get("url"),
+            },
         )
 
     @app.callback(
@@ -116,7 +134,7 @@ def register(app, deps) -> None:
         level, bbox = current["level"], tuple(current["bbox"]) if current.get("bbox") else None
         values = model.live_values(engine, snap, level, state["metric"], bbox, scope)
         zoom, bounds = current.get("zoom"), current.get("bounds")
-        markers = model.markers_url_for(zoom, bounds, scope, snap.head)
+        markers = model.markers_url_for(zoom, bounds, scope, snap.head, keep=current.get("markers_bbox"))
         return (
             values,
             markers if markers is not None else no_update,
@@ -150,22 +168,26 @@ def register(app, deps) -> None:
             parts["title"],
             header.as_of_text(snap.now, settings.timezone, lang),
             header.breadcrumb(scope.chain, lang),
-            {"head": snap.head},
+            {"head": snap.head, "scope": scope.id},
         )
 
+    # The board and charts cost seconds of CPU at a million incidents; read on every change they would
+    # still be running when the next change's KPI cards are read, and slow them. So they follow the
+    # cards (overview-kpis-at) through citybrain.boardDue: once the feed has been quiet for a moment,
+    # at the latest every BOARD_MAX_WAIT_MS while it never is, and at once for a new scope; it sets
+    # overview-painted, which also brings them the first time the map has drawn.
     @app.callback(
         Output(ids.OVERVIEW_BOARD, "children"),
         Output(ids.OVERVIEW_TREND_SLOT, "children"),
         Output(ids.OVERVIEW_BREAKDOWN_SLOT, "children"),
         Output(ids.OVERVIEW_SECTORS, "children"),
-        Input(ids.OVERVIEW_KPIS_AT, "data"),
         Input(ids.OVERVIEW_SCREEN, "data"),
         Input(ids.OVERVIEW_PAINTED, "data"),
         State(ids.OVERVIEW_STATE, "data"),
         State(ids.OVERVIEW_CLOCK_CONFIG, "data"),
         prevent_initial_call=True,
     )
-    def side_board_and_charts(_kpis_at, screen, _painted, state, config):
+    def side_board_and_charts(screen, _painted, state, config):
         """Department board, 24-hour trend and breakdown for the scope, as of now."""
         lang = (config or {}).get("lang", settings.lang)
         snap = model.snapshot(engine)
@@ -234,6 +256,18 @@ def _register_clientside(app) -> None:
         Output(ids.OVERVIEW_UNITS_WATCH, "data"),
         Input(ids.OVERVIEW_UNITS, "url"),
         Input(ids.OVERVIEW_UNITS, "hideout"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("citybrain", "boardDue"),
+        Output(ids.OVERVIEW_PAINTED, "data", allow_duplicate=True),
+        Input(ids.OVERVIEW_KPIS_AT, "data"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("citybrain", "prefetch"),
+        Output(ids.OVERVIEW_UNITS_WATCH, "data", allow_duplicate=True),
+        Input(ids.OVERVIEW_VIEW, "data"),
+        prevent_initial_call=True,
     )
     app.clientside_callback(
         ClientsideFunction("citybrain", "watchMarkers"),

@@ -98,14 +98,33 @@ def _all_values(key: str, head: int, minute: datetime, level: int, metric: str) 
         return choropleth.unit_values(conn, level, metric, datetime.now(UTC))
 
 
+def _level_values(engine, snap: Snapshot, level: int, metric: str) -> dict[int, int]:
+    """Every unit's value of `level`, cached per feed head and minute (one query for every screen)."""
+    minute = snap.now.replace(second=0) + timedelta(minutes=1)
+    key = (db_key(engine), snap.head, minute, level, metric)
+    return single_flight(("values", *key), lambda: _all_values(*key))
+
+
+def warm_values(engine, snap: Snapshot, level: int, metric: str) -> threading.Thread:
+    """Read `level`'s values in the background (the level a zoom-in shows next), so that zoom finds
+    them cached; a request that needs them meanwhile waits for this read instead of repeating it."""
+    app = current_app._get_current_object()
+
+    def run():
+        with app.app_context():
+            _level_values(engine, snap, level, metric)
+
+    thread = threading.Thread(target=run, name="citybrain-values-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def values_for(engine, snap: Snapshot, level: int, metric: str, bbox) -> tuple[dict[int, int], list[int]]:
     """(values of the units in view, colour breaks over the whole level) for a metric.
 
     Breaks come from every unit of the level, so colours do not shift while the map pans.
     """
-    minute = snap.now.replace(second=0) + timedelta(minutes=1)
-    key = (db_key(engine), snap.head, minute, level, metric)
-    every = single_flight(("values", *key), lambda: _all_values(*key))
+    every = _level_values(engine, snap, level, metric)
     with store.reading(engine) as conn:
         allowed = jurisdiction.units_within(conn, level)
     if allowed is not None:  # a user's jurisdiction: no figures of units outside it
@@ -133,12 +152,25 @@ def markers_url(bbox, scope: Scope, head: int) -> str:
     return f"/geo/incidents.json?{urlencode(query)}"
 
 
-def markers_url_for(zoom, bounds, scope: Scope, head: int) -> str | None:
-    """The markers URL for a view, None below MARKERS_MIN_ZOOM (the layer then stays empty)."""
+def markers_bbox_for(zoom, bounds, keep=None) -> tuple | None:
+    """The snapped bbox the markers are read for (None below MARKERS_MIN_ZOOM: the layer stays empty);
+    `keep`, the bbox already drawn, when it holds the view (zooming in re-reads nothing)."""
     box = boundaries.leaflet_bounds_to_bbox(bounds)
     if zoom is None or zoom < MARKERS_MIN_ZOOM or box is None:
         return None
-    return markers_url(boundaries.snap_bbox(box), scope, head)
+    snapped = boundaries.snap_bbox(box)
+    return tuple(keep) if keep and contains(keep, snapped) else snapped
+
+
+def markers_url_for(zoom, bounds, scope: Scope, head: int, keep=None) -> str | None:
+    """The markers URL for a view, None below MARKERS_MIN_ZOOM (the layer then stays empty)."""
+    box = markers_bbox_for(zoom, bounds, keep)
+    return None if box is None else markers_url(box, scope, head)
+
+
+def contains(outer, inner) -> bool:
+    """Whether bbox `outer` holds bbox `inner` (minx, miny, maxx, maxy)."""
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
 
 
 def heat_spec(window: str | None, zoom: float | None, scope: Scope, head: int) -> dict:
@@ -177,8 +209,37 @@ def view_bbox(level: int, bounds) -> tuple | None:
     return None if raw is None else boundaries.snap_bbox(raw)
 
 
-def map_view(engine, snap: Snapshot, zoom, bounds, scope: Scope, metric: str, lang: str, theme: str, heat_window) -> dict:
-    """Everything the map needs for a view: geometry URL, hideout (values only), markers URL, heat spec."""
+def _kept_bbox(index, level: int, bbox, previous: dict | None):
+    """A bbox already asked for at `level` that holds this view and no more than MAX_IN_VIEW units:
+    the one drawn, or the one the page prefetched for the next level. Zooming in inside it then needs
+    no new geometry (the browser has it) and, for the drawn one, no redraw (same URL, same style key)."""
+    if bbox is None or not previous:
+        return bbox
+    for key_level, key_bbox in (("level", "bbox"), ("next_level", "next_bbox")):
+        box = previous.get(key_bbox)
+        if previous.get(key_level) == level and box and contains(box, bbox) and len(index.ids_in(box)) <= MAX_IN_VIEW:
+            return tuple(box)
+    return bbox
+
+
+def next_level_view(engine, snap: Snapshot, level: int, bounds) -> dict | None:
+    """The finer level a zoom-in reaches next, over this view's area ({level, bbox, url}), for the page
+    to prefetch while idle; None at grids or when that area holds more than MAX_IN_VIEW of them."""
+    if level >= schema.GRID:
+        return None
+    finer = level + 1
+    bbox = view_bbox(finer, bounds)
+    if len(feature_index(engine, snap.units_version, finer).ids_in(bbox)) > MAX_IN_VIEW:
+        return None
+    return {"level": finer, "bbox": bbox, "url": units_url(finer, snap.units_version, bbox)}
+
+
+def map_view(
+    engine, snap: Snapshot, zoom, bounds, scope: Scope, metric: str, lang: str, theme: str, heat_window, previous=None
+) -> dict:
+    """Everything the map needs for a view: geometry URL, hideout (values only), markers URL, heat spec,
+    and the next level's geometry to prefetch. `previous` is the view record of the page's last view
+    (level, bbox, next_level, next_bbox, markers_bbox): areas it already fetched are reused."""
     level = boundaries.level_for_view(zoom, None if scope.is_city else scope.level)
     bbox = view_bbox(level, bounds)
     in_view = len(feature_index(engine, snap.units_version, level).ids_in(bbox))
@@ -188,6 +249,10 @@ def map_view(engine, snap: Snapshot, zoom, bounds, scope: Scope, metric: str, la
         level -= 1
         bbox = view_bbox(level, bounds)
         in_view = len(feature_index(engine, snap.units_version, level).ids_in(bbox))
+    index = feature_index(engine, snap.units_version, level)
+    kept = _kept_bbox(index, level, bbox, previous)
+    if kept != bbox:
+        bbox, in_view = kept, len(index.ids_in(kept))
     values, breaks = values_for(engine, snap, level, metric, bbox)
     hideout = choropleth.hideout(level, metric, values, breaks, scope=scope, theme=theme, bbox=bbox)
     hideout.update(
@@ -197,13 +262,16 @@ def map_view(engine, snap: Snapshot, zoom, bounds, scope: Scope, metric: str, la
         chain=[c["id"] for c in scope.chain],
         labels=level == schema.DISTRICT or in_view <= MAX_LABELS,
     )
+    markers_box = markers_bbox_for(zoom, bounds, (previous or {}).get("markers_bbox"))
     return {
         "level": level,
         "bbox": bbox,
         "units_url": units_url(level, snap.units_version, bbox),
         "hideout": hideout,
-        "markers_url": markers_url_for(zoom, bounds, scope, snap.head),
+        "markers_bbox": markers_box,
+        "markers_url": None if markers_box is None else markers_url(markers_box, scope, snap.head),
         "heat": heat_spec(heat_window, zoom, scope, snap.head),
+        "next": next_level_view(engine, snap, level, bounds),
     }
 
 

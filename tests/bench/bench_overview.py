@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import io
 import json
 import logging
 import os
@@ -57,6 +58,8 @@ PROBE = """
   var probe = window.__probe = {started: 0, readyAt: null, kpi: null, kpiAt: null, applied: null, appliedAt: null, inflight: 0, lastNet: 0};
   var origFetch = window.fetch;
   window.fetch = function () {
+    // The page's idle prefetch of the next level's geometry (citybrain.prefetch) is not this step's work.
+    if (arguments[1] && arguments[1].cbPrefetch) { probe.prefetches = (probe.prefetches || 0) + 1; return origFetch.apply(this, arguments); }
     probe.inflight += 1;
     probe.started += 1;
     return origFetch.apply(this, arguments).finally(function () { probe.inflight -= 1; probe.lastNet = performance.now(); });
@@ -105,27 +108,44 @@ def demo_store(grids: int, days: float, per_day: float) -> tuple[object, Path, b
 
 
 class TimedApp:
-    """WSGI wrapper noting each request's path and server time (until the app hands back its body)."""
+    """WSGI wrapper noting each request's path and server time (until the app hands back its body);
+    a Dash callback is also noted by its first output (`callbacks`), to tell where a refresh's time goes."""
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
         self.records: list[tuple[str, float]] = []
+        self.callbacks: list[tuple[str, float]] = []
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
+        path = environ.get("PATH_INFO", "")
+        output = None
+        if path.endswith("_dash-update-component"):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            with contextlib.suppress(ValueError, AttributeError):
+                output = json.loads(body).get("output", "")[:60]
         try:
             return self.app(environ, start_response)
         finally:
-            path = environ.get("PATH_INFO", "")
             if not path.startswith("/live/events"):  # a stream lasts minutes by design
+                seconds = time.perf_counter() - started
                 with self.lock:
-                    self.records.append((path, time.perf_counter() - started))
+                    self.records.append((path, seconds))
+                    if output is not None:
+                        self.callbacks.append((output, seconds))
 
     def take(self) -> list[tuple[str, float]]:
         with self.lock:
             records, self.records = self.records, []
+            self.callbacks = []
         return records
+
+    def take_callbacks(self) -> list[tuple[str, float]]:
+        with self.lock:
+            callbacks, self.callbacks = self.callbacks, []
+        return callbacks
 
 
 class Server(threading.Thread):
@@ -214,17 +234,40 @@ def first_paint(driver, timed: TimedApp, url: str, size: tuple[int, int]) -> dic
     }
 
 
-def zoom_steps(driver, centre: tuple[float, float], start_zoom: int, end_zoom: int) -> dict[int, float]:
-    """ms per one-level zoom step (no animation) into `centre`, until the layers are fetched and drawn."""
+# Where one zoom step's time went, from the browser's resource timings since the step began: the map
+# callback's round trip, the unit geometry's fetch (and its size), and the units' drawing after it.
+STEP_PARTS = """
+const started = arguments[0], cb = window.citybrain;
+const entries = performance.getEntriesByType('resource').filter(e => e.startTime >= started);
+const span = test => entries.filter(e => test(e.name)).reduce(
+    (a, e) => ({start: Math.min(a.start, e.startTime), end: Math.max(a.end, e.responseEnd),
+                bytes: a.bytes + (e.encodedBodySize || 0), n: a.n + 1}), {start: Infinity, end: 0, bytes: 0, n: 0});
+const calls = span(n => n.includes('_dash-update-component')), geo = span(n => n.includes('/geo/units/'));
+return {callbacks_ms: calls.n ? calls.end - calls.start : 0, callbacks: calls.n,
+        geometry_ms: geo.n ? geo.end - geo.start : 0, geometry_kb: geo.bytes / 1024,
+        draw_ms: geo.n && cb.unitsDrawnAt > geo.end ? cb.unitsDrawnAt - geo.end : 0,
+        drawn: Object.values(cb.unitLayers).filter(l => l._map).length, level: cb.hideout && cb.hideout.level,
+        requests: entries.map(e => [e.name.replace(location.origin, '').slice(0, 40), Math.round(e.startTime - started),
+                                    Math.round(e.responseEnd - started), e.transferSize])};
+"""
+
+
+def zoom_steps(driver, timed: TimedApp, centre: tuple[float, float], start_zoom: int, end_zoom: int) -> dict[int, dict]:
+    """Per one-level zoom step (no animation) into `centre`: ms until the layers are fetched and drawn
+    (`ms`), and its parts (STEP_PARTS, plus the map callback's server time)."""
     set_view = "window.citybrain.map.setView([arguments[0], arguments[1]], arguments[2], {animate: false})"
     move(driver, set_view, centre[0], centre[1], start_zoom)
     steps = {}
     for zoom in range(start_zoom + 1, end_zoom + 1):
+        driver.execute_script("performance.clearResourceTimings(); performance.setResourceTimingBufferSize(1000)")
+        timed.take()
         started = move(driver, "window.citybrain.map.setZoom(arguments[0], {animate: false})", zoom)
         done = driver.execute_script(
             "return new Promise(r => requestAnimationFrame(() => r(Math.max(window.__probe.lastNet, window.citybrain.unitsDrawnAt || 0))))"
         )
-        steps[zoom] = max(done - started, 0.0)
+        parts = driver.execute_script(STEP_PARTS, started)
+        parts["view_server_ms"] = 1000 * sum(sec for out, sec in timed.take_callbacks() if "overview-units.url" in out)
+        steps[zoom] = {"ms": max(done - started, 0.0), **parts}
     return steps
 
 
@@ -638,11 +681,16 @@ def main() -> None:
         centre = city_centre(engine)
         first_paint(driver, timed, base + "/?lang=en", DESK_SIZE)
         start = int(driver.execute_script("return window.citybrain.map.getZoom()"))
-        passes = [zoom_steps(driver, centre, start, 16) for _ in range(max(2, args.runs // 2))]
-        per_zoom = {z: median(p[z] for p in passes) for z in passes[0]}
+        passes = [zoom_steps(driver, timed, centre, start, 16) for _ in range(max(2, args.runs // 2))]
+        per_zoom = {z: median(p[z]["ms"] for p in passes) for z in passes[0]}
         results["zoom_ms"] = {str(z): ms for z, ms in per_zoom.items()}
-        results["zoom_step_ms"] = median(v for p in passes for v in p.values())
+        results["zoom_step_ms"] = median(step["ms"] for p in passes for step in p.values())
         results["zoom_step_max_ms"] = max(per_zoom.values())
+        results["zoom_parts"] = {
+            str(z): {key: median(p[z][key] for p in passes) for key in passes[0][z] if key not in ("level", "requests")}
+            | {"level": passes[-1][z]["level"], "requests": passes[-1][z]["requests"]}
+            for z in passes[0]
+        }
         # Restyle where the most units are drawn, on a 4K wall-sized window (the most a screen shows).
         driver.set_window_size(3840, 2160)
         best = {}
@@ -672,6 +720,9 @@ def main() -> None:
         wait_for(driver, "window.citybrain.liveState.status === 'live'")
         timed.take()
         pushed = change_latency(driver, reporter, args.changes, timeout=10)
+        per_callback: dict[str, list[float]] = {}
+        for output, seconds in timed.take_callbacks():
+            per_callback.setdefault(output.strip(".").split(".")[0], []).append(1000 * seconds)
         refreshes = [seconds for path_, seconds in timed.take() if path_.endswith("_dash-update-component")]
         results["push"] = {
             "painted_ms": median(r["painted_ms"] for r in pushed),
@@ -681,6 +732,10 @@ def main() -> None:
             "live_restyle_ms": median(r["restyle_ms"] for r in pushed),
             "server_ms_per_refresh": 1000 * sum(refreshes) / max(len(pushed), 1),
             "callbacks_per_refresh": len(refreshes) / max(len(pushed), 1),
+            # Server ms per call of each callback (named by its first output) during the changes.
+            "callback_server_ms": {name: median(times) for name, times in per_callback.items()},
+            "kpi_p95_ms": p95([r["kpi_ms"] for r in pushed]),
+            "map_p95_ms": p95([r["map_ms"] for r in pushed]),
         }
         # The same with server push blocked on the way (a proxy that buffers it): the page falls back to polling.
         if args.polled_changes:
@@ -738,6 +793,15 @@ def print_table(r: dict) -> None:
             ms(r["zoom_step_ms"]),
             "per zoom: " + ", ".join(f"{z}: {v:.0f}" for z, v in r["zoom_ms"].items()),
         ),
+        *(
+            (
+                f"  zoom {z} (level {part['level']}, {part['drawn']:.0f} units)",
+                ms(part["ms"]),
+                f"map callback {part['callbacks_ms']:.0f} ms (server {part['view_server_ms']:.0f}), "
+                f"geometry {part['geometry_ms']:.0f} ms / {part['geometry_kb']:.0f} KB, draw {part['draw_ms']:.0f} ms",
+            )
+            for z, part in r.get("zoom_parts", {}).items()
+        ),
         (
             f"restyle {r['restyle']['units']:,} units (setStyle)",
             ms(r["restyle"]["painted_ms"]),
@@ -748,11 +812,16 @@ def print_table(r: dict) -> None:
             ms(r["push"]["painted_ms"]),
             f"KPI {ms(r['push']['kpi_ms'])}, map {ms(r['push']['map_ms'])}",
         ),
-        ("store change -> painted, push (p95)", ms(r["push"]["painted_p95_ms"]), ""),
+        (
+            "store change -> painted, push (p95)",
+            ms(r["push"]["painted_p95_ms"]),
+            f"KPI {ms(r['push'].get('kpi_p95_ms'))}, map {ms(r['push'].get('map_p95_ms'))}",
+        ),
         (
             "server time per live refresh",
             ms(r["push"]["server_ms_per_refresh"]),
-            f"{r['push']['callbacks_per_refresh']:.1f} callbacks",
+            f"{r['push']['callbacks_per_refresh']:.1f} callbacks: "
+            + ", ".join(f"{name} {v:.0f} ms" for name, v in r["push"].get("callback_server_ms", {}).items()),
         ),
     ]
     if "polling" in r:
