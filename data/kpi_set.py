@@ -1,4 +1,4 @@
-"""The overview KPIs from an in-memory working set (open incidents and those touched since yesterday's midnight), kept current from the change feed.
+"""The overview KPIs and department board from an in-memory working set (open incidents and those touched in the board's week), kept current from the change feed.
 
 Every screen asks for the headline KPIs on every change. In SQL that means evaluating the clock rules
 (overdue, near due, as now and as at this time yesterday) over every open incident and every incident
@@ -17,7 +17,7 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -30,10 +30,15 @@ from data import schema, store
 from data.clock import NEAR_DUE_MAX, NEAR_DUE_SHARE, utc_now
 from data.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED
 from data.metrics import (
+    _EMPTY_FIGURES,
+    BOARD_DAYS,
     MEDIAN_SAMPLES,
     SATISFIED_MIN,
     SCOPE_COLUMNS,
+    BoardThresholds,
     DayWindow,
+    board_from_figures,
+    board_no_effect,
     day_window,
     kpis_from_figures,
     normalise_args,
@@ -57,7 +62,18 @@ UNITS = tuple(SCOPE_COLUMNS.values())
 STATES = {DISPATCHED: 1, ACKNOWLEDGED: 2, CLOSED: 3, REJECTED: 4, MERGED: 5}  # the rest: 0
 CHUNK = 500  # ids per IN (...) list when re-reading changed incidents
 _EPOCH, _SECOND = pd.Timestamp(0, tz="UTC"), pd.Timedelta(seconds=1)
-_COLUMNS = [INC.c.id, INC.c.state, INC.c.is_open, INC.c.unlocated, INC.c.satisfaction, *(INC.c[n] for n in UNITS + TIMES)]
+_COLUMNS = [
+    INC.c.id,
+    INC.c.state,
+    INC.c.is_open,
+    INC.c.unlocated,
+    INC.c.ack_late,
+    INC.c.satisfaction,
+    INC.c.assignee_department_id,
+    *(INC.c[n] for n in UNITS + TIMES),
+]
+DEFAULT_THRESHOLDS = BoardThresholds()
+REPRUNE_S = 3600  # the window's start moves on by this much before closed rows are dropped
 
 
 @dataclass(frozen=True)
@@ -78,9 +94,10 @@ def _frame(rows: list) -> dict[str, np.ndarray]:
         "state": frame["state"].map(STATES).fillna(0).to_numpy(np.int8),
         "is_open": frame["is_open"].fillna(False).to_numpy(bool),
         "unlocated": frame["unlocated"].fillna(False).to_numpy(bool),
+        "ack_late": frame["ack_late"].fillna(False).to_numpy(bool),
         "satisfaction": frame["satisfaction"].to_numpy(np.float64, na_value=np.nan),
     }
-    for name in UNITS:
+    for name in (*UNITS, "assignee_department_id"):
         cols[name] = frame[name].to_numpy(np.float64, na_value=np.nan)
     for name in TIMES:
         # Seconds since the epoch (NaN for NULL); pandas reads aware and naive (UTC) datetimes alike.
@@ -103,24 +120,40 @@ class WorkingSet:
         """The same dictionary as metrics.overview_kpis(conn, scope, now, tz)."""
         scope, now, tz = normalise_args(scope, now, tz)
         w = day_window(now, tz)
-        rows = self._current(conn, w.yesterday_start.timestamp())
-        mask = np.ones(len(rows), bool)
-        if scope is not None:
-            mask = rows.cols[SCOPE_COLUMNS[scope.level]] == scope.unit_id
+        rows, mask = self._scoped(conn, scope, now)
         return _figures(rows, mask, w)
+
+    def board(
+        self, conn: Connection, scope: Any, now: datetime, tz: Any, thresholds: BoardThresholds = DEFAULT_THRESHOLDS
+    ) -> list[dict]:
+        """The same rows as metrics.department_board(conn, scope, now, tz, thresholds)."""
+        scope, now, tz = normalise_args(scope, now, tz)
+        rows, mask = self._scoped(conn, scope, now)
+        figures = _board_figures(rows, mask, now.timestamp())
+        for department_id, n in board_no_effect(conn, scope, now).items():
+            figures.setdefault(department_id, dict(_EMPTY_FIGURES))["no_effect"] = n
+        return board_from_figures(conn, figures, thresholds)
+
+    def _scoped(self, conn: Connection, scope, now: datetime) -> tuple[_Rows, np.ndarray]:
+        # The set holds what the board's week and the KPIs' yesterday-and-today need.
+        floor = min(day_window(now, "UTC").yesterday_start, now - timedelta(days=BOARD_DAYS)).timestamp() - 86400
+        rows = self._current(conn, floor)
+        if scope is None:
+            return rows, np.ones(len(rows), bool)
+        return rows, rows.cols[SCOPE_COLUMNS[scope.level]] == scope.unit_id
 
     # --- keeping current ------------------------------------------------------------------------
 
-    def _current(self, conn: Connection, y_start: float) -> _Rows:
+    def _current(self, conn: Connection, floor: float) -> _Rows:
         with self._lock:
             head = store.feed_head(conn)
             stale = self._rows is None or head < self._head or self._marker(conn, self._head) != self._head_marker
-            if stale or y_start < self._floor:  # a rebuilt store, or a window older than the set holds
-                self._load(conn, head, y_start)
+            if stale or floor < self._floor:  # a rebuilt store, or a window older than the set holds
+                self._load(conn, head, floor)
             elif head > self._head:
                 self._apply(conn, head)
-            if y_start > self._floor:
-                self._prune(y_start)
+            if floor > self._floor + REPRUNE_S:
+                self._prune(floor)
             return self._rows
 
     @staticmethod
@@ -128,12 +161,12 @@ class WorkingSet:
         row = conn.execute(select(EV.c.incident_id, EV.c.at).where(EV.c.id == event_id)).first()
         return None if row is None else tuple(row)
 
-    def _load(self, conn: Connection, head: int, y_start: float) -> None:
-        since = datetime.fromtimestamp(y_start, UTC)
+    def _load(self, conn: Connection, head: int, floor: float) -> None:
+        since = datetime.fromtimestamp(floor, UTC)
         rows = conn.execute(select(*_COLUMNS).where(or_(INC.c.is_open.is_(True), INC.c.updated_at >= since))).all()
         cols = _frame(rows)
         self._rows = _Rows(cols.pop("id"), cols)
-        self._head, self._head_marker, self._floor = head, self._marker(conn, head), y_start
+        self._head, self._head_marker, self._floor = head, self._marker(conn, head), floor
 
     def _apply(self, conn: Connection, head: int) -> None:
         """Re-read the incidents whose events came after the last look; replace or append their rows."""
@@ -150,12 +183,12 @@ class WorkingSet:
             self._rows = _Rows(np.concatenate([old.ids[keep], new_ids]), cols)
         self._head, self._head_marker = head, self._marker(conn, head)
 
-    def _prune(self, y_start: float) -> None:
-        """A new day: drop closed incidents last touched before yesterday's midnight (never needed again)."""
+    def _prune(self, floor: float) -> None:
+        """Time moved on: drop closed incidents last touched before the window (never needed again)."""
         rows = self._rows
-        keep = rows.cols["is_open"] | (rows.cols["updated_at"] >= y_start)
+        keep = rows.cols["is_open"] | (rows.cols["updated_at"] >= floor)
         self._rows = _Rows(rows.ids[keep], {name: col[keep] for name, col in rows.cols.items()})
-        self._floor = y_start
+        self._floor = floor
 
 
 # --- the figures, as data/metrics.py's statements count them ---------------------------------------
@@ -275,17 +308,62 @@ def _figures(rows: _Rows, mask: np.ndarray, w: DayWindow) -> dict[str, dict]:
     return kpis_from_figures(open_, changed, {k: v for k, v in medians.items() if v is not None})
 
 
+def _board_figures(rows: _Rows, mask: np.ndarray, now: float) -> dict[int, dict]:
+    """Per department, as metrics.department_board's statements count them: open, overdue and waiting
+    past the acknowledge limit now; acknowledgements and resolutions of the last BOARD_DAYS, late ones,
+    on-time ones and the median times (no_effect comes from the events)."""
+    since = now - BOARD_DAYS * 86400.0
+    c = {name: col[mask] for name, col in rows.cols.items()}
+    department = c["assignee_department_id"]
+    assigned = ~np.isnan(department)
+    overdue = _overdue(c, c["state"], now)
+    ack, res = c["acknowledged_at"], c["resolved_at"]
+    touched = (c["updated_at"] >= since) & ((ack >= since) | (res >= since))
+    ack_in, res_in = touched & _between(ack, since, now), touched & _between(res, since, now)
+    ack_s = np.round(ack - c["dispatched_at"], 3)
+    handle_s = np.round(res - c["dispatched_at"], 3)
+    on_time = res_in & (res <= c["handle_due_at"])
+    figures: dict[int, dict] = {}
+    for department_id in np.unique(department[assigned]):
+        mine = department == department_id
+        opened = mine & c["is_open"]
+        if not (opened.any() or (mine & (ack_in | res_in)).any()):
+            continue
+        figures[int(department_id)] = {
+            **_EMPTY_FIGURES,
+            "open": int(opened.sum()),
+            "overdue": int((opened & overdue).sum()),
+            "waiting_late": int((opened & overdue & (c["state"] == STATES[DISPATCHED])).sum()),
+            "acknowledged": int((mine & ack_in).sum()),
+            "ack_late": int((mine & ack_in & c["ack_late"]).sum()),
+            "resolved": int((mine & res_in).sum()),
+            "on_time": int((mine & on_time).sum()),
+            "median_ack_s": _median(ack_s[mine & ack_in]),
+            "median_handle_s": _median(handle_s[mine & res_in]),
+        }
+    return figures
+
+
 _sets: weakref.WeakKeyDictionary[Engine, WorkingSet] = weakref.WeakKeyDictionary()
 _sets_lock = threading.Lock()
 
 
-def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str, dict]:
-    """metrics.overview_kpis read from this process's working set of conn's store (built on first use)."""
+def _working_set(conn: Connection) -> WorkingSet:
     with _sets_lock:
         working = _sets.get(conn.engine)
         if working is None:
             working = _sets[conn.engine] = WorkingSet()
-    return working.kpis(conn, scope, now, tz)
+    return working
+
+
+def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str, dict]:
+    """metrics.overview_kpis read from this process's working set of conn's store (built on first use)."""
+    return _working_set(conn).kpis(conn, scope, now, tz)
+
+
+def department_board(conn: Connection, scope: Any, now: datetime, tz: Any) -> list[dict]:
+    """metrics.department_board read from this process's working set of conn's store."""
+    return _working_set(conn).board(conn, scope, now, tz)
 
 
 def warm(engine: Engine, tz: str) -> threading.Thread:

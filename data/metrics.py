@@ -548,12 +548,26 @@ def department_board(
             continue
         row_for(r["department_id"]).update({k: v for k, v in r.items() if k != "department_id"})
 
-    for r in conn.execute(_prebuilt(("board_no_effect", *key), lambda: _board_no_effect_statement(*key)), params):
-        row_for(r.department_id)["no_effect"] = int(r.n)
+    for department_id, n in board_no_effect(conn, scope, now).items():
+        row_for(department_id)["no_effect"] = n
+    return board_from_figures(conn, figures, thresholds)
 
+
+def board_no_effect(conn: Connection, scope: Any, now: datetime) -> dict[int, int]:
+    """人到无效 per department over the board's window, from the verify_fail events (an index range)."""
+    scope, now, _tz = normalise_args(scope, now, "UTC")
+    key = _scope_key(conn, scope)
+    params = {**AT_NOW.params(now), SINCE: now - timedelta(days=BOARD_DAYS), **_scope_params(scope)}
+    stmt = _prebuilt(("board_no_effect", *key), lambda: _board_no_effect_statement(*key))
+    return {int(r.department_id): int(r.n) for r in conn.execute(stmt, params)}
+
+
+def board_from_figures(conn: Connection, figures: dict[int, dict], thresholds: BoardThresholds) -> list[dict]:
+    """The board's rows, worst first, from figures per department (_EMPTY_FIGURES' keys; shared with
+    data/kpi_set.py's in-memory reading)."""
     d = schema.departments
     board = [
-        _board_row(dep, row_for(dep.id), thresholds)
+        _board_row(dep, figures.get(dep.id, _EMPTY_FIGURES), thresholds)
         for dep in conn.execute(select(d.c.id, d.c.code, d.c.name_en, d.c.name_zh, d.c.active))
         if dep.active or dep.id in figures
     ]

@@ -75,3 +75,37 @@ def test_a_rebuilt_store_is_read_afresh(engine, city):
         clear_store(conn)
     got = _check(engine, working, None, NOW)
     assert got["open_backlog"]["value"] == 0 and got["new_today"]["value"] == 0
+
+
+def _same_board(got: list[dict], want: list[dict]) -> None:
+    assert [r["code"] for r in got] == [r["code"] for r in want]  # the same departments, worst first
+    for mine, theirs in zip(got, want, strict=True):
+        for key, value in theirs.items():
+            if isinstance(value, float) and mine[key] is not None:
+                assert mine[key] == pytest.approx(value, abs=0.01), (theirs["code"], key)  # SQLite: milliseconds
+            else:
+                assert mine[key] == value, (theirs["code"], key)
+
+
+def test_the_department_board_from_the_working_set_equals_the_sql_board(engine, city):
+    working = kpi_set.WorkingSet()
+    scopes = (None, ("district", city.lattice.district_ids[1]))
+    for now in (NOW, NOW + timedelta(hours=5), NOW + timedelta(days=2)):
+        for scope in scopes:
+            with engine.connect() as conn:
+                got, want = working.board(conn, scope, now, TZ), metrics.department_board(conn, scope, now, TZ)
+            _same_board(got, want)
+            assert any(r["acknowledged"] for r in want) or now > NOW + timedelta(days=1)
+    # After changes (an acknowledgement, a failed verification) the board follows, as the SQL one does.
+    later = NOW + timedelta(minutes=30)
+    with engine.connect() as conn:
+        incidents = schema.incidents
+        dispatched = conn.execute(incidents.select().where(incidents.c.state == lifecycle.DISPATCHED).limit(1)).first()
+        resolved = conn.execute(incidents.select().where(incidents.c.state == lifecycle.RESOLVED).limit(1)).first()
+    with engine.begin() as conn:
+        apply_action(conn, dispatched.id, "acknowledge", actor="t", at=later - timedelta(minutes=2))
+        if resolved is not None:
+            apply_action(conn, resolved.id, "verify_fail", actor="t", at=later - timedelta(minutes=1), note="still broken")
+    for scope in scopes:
+        with engine.connect() as conn:
+            _same_board(working.board(conn, scope, later, TZ), metrics.department_board(conn, scope, later, TZ))

@@ -25,8 +25,10 @@ from layers.scope import Scope
 WALL_BOARD_ROWS = 10  # the wall shows the worst ten; the desk scrolls through every department
 LEVEL_KEYS = {1: "level.district", 2: "level.street", 3: "level.community", 4: "level.grid"}
 READS = {
-    "kpis": kpi_set.overview_kpis,  # metrics.overview_kpis' figures from the in-memory working set
-    "board": metrics.department_board,
+    # The KPIs and the board from the in-memory working set (data/kpi_set.py): the same figures as
+    # data/metrics.py's statements, a few ms instead of a scan per change at a million incidents.
+    "kpis": kpi_set.overview_kpis,
+    "board": kpi_set.department_board,
     "trend": metrics.trend_24h,
     "breakdown": metrics.breakdown,
 }
