@@ -288,6 +288,8 @@ def _bench_working_set(engine, district, now, cfg) -> dict:
     for scope_label, scope in (("city", None), ("district", district)):
         warm_s, _ = median_time(lambda scope=scope: _ws_read(engine, working, scope, now), max(5, cfg["runs"] * 3))
         out[f"ws_{scope_label}_warm_ms"] = warm_s * 1000
+        board_s, _ = median_time(lambda scope=scope: _ws_board(engine, working, scope, now), max(5, cfg["runs"] * 3))
+        out[f"ws_board_{scope_label}_warm_ms"] = board_s * 1000
     with store.reading(engine) as conn:
         open_ids = (
             conn.execute(select(schema.incidents.c.id).where(schema.incidents.c.state == "acknowledged").limit(60))
@@ -303,6 +305,11 @@ def _bench_working_set(engine, district, now, cfg) -> dict:
         after_change.append(time.perf_counter() - start)
     out["ws_after_change_ms"] = float(np.median(after_change)) * 1000
     return out
+
+
+def _ws_board(engine, working, scope, now):
+    with store.reading(engine) as conn:
+        return working.board(conn, scope, now, TZ)
 
 
 def _ws_read(engine, working, scope, now):
@@ -365,6 +372,11 @@ def _rows(results: dict, cfg: dict) -> list[tuple[str, dict[str, str]]]:
         lambda r: f"{r['ws_city_warm_ms']:.1f} / {r['ws_district_warm_ms']:.1f} ms",
     )
     add("  same, city, right after a change (one note)", "metrics", lambda r: f"{r['ws_after_change_ms']:.1f} ms")
+    add(
+        f"screens' department board (working set) @{m}, city / district",
+        "metrics",
+        lambda r: f"{r['ws_board_city_warm_ms']:.1f} / {r['ws_board_district_warm_ms']:.1f} ms",
+    )
     add("  loading the working set (once per process)", "metrics", lambda r: f"{r['ws_load_ms']:.0f} ms")
     return lines
 
