@@ -171,9 +171,10 @@ def register(app, deps) -> None:
             {"head": snap.head, "scope": scope.id},
         )
 
-    # The board and charts cost seconds of CPU at a million incidents; read on every change they would
-    # still be running when the next change's KPI cards are read, and slow them. So they follow the
-    # cards (overview-kpis-at) through citybrain.boardDue: once the feed has been quiet for a moment,
+    # The board and charts are the panel's slower reads (a few hundred ms of CPU at a million incidents,
+    # seconds before the board came from the working set); read on every change of a busy feed they
+    # would still be running when the next change's KPI cards are read, and slow them. So they follow
+    # the cards (overview-kpis-at) through citybrain.boardDue: once the feed has been quiet for a moment,
     # at the latest every BOARD_MAX_WAIT_MS while it never is, and at once for a new scope; it sets
     # overview-painted, which also brings them the first time the map has drawn.
     @app.callback(
