@@ -3,7 +3,6 @@ actions (acknowledge, dismiss with a reason, open a case) and sensitivity edits,
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -21,6 +20,7 @@ from dashboard.settings import Settings
 from data import warnings
 from data.incidents import get_incident
 from tests.auth_helpers import make_user, signed_in_client
+from tests.dash_helpers import fire_callback
 from tests.factories import make_world
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -363,32 +363,8 @@ def test_the_overview_and_the_wall_carry_the_panel_and_the_rings_and_the_head_ro
 
 
 def _fire(client, app, output: str, trigger: tuple, values: dict) -> tuple[int, dict]:
-    """POST the callback writing `output` as the renderer would; `trigger` is (id, property, value)."""
-    key = next(k for k in app.callback_map if k.startswith(f"..{output}") or k == output)
-    spec = app.callback_map[key]
-    outputs = [
-        {"id": part.partition(".")[0], "property": part.partition(".")[2].split("@")[0]} for part in key.strip(".").split("...")
-    ]
-
-    def entry(item):
-        raw = item["id"]
-        if raw.startswith("{"):  # a pattern (ALL): only the clicked button is on the page here
-            pattern = json.loads(raw)
-            if isinstance(trigger[0], dict) and trigger[0]["type"] == pattern["type"]:
-                return [{"id": trigger[0], "property": trigger[1], "value": trigger[2]}]
-            return []
-        value = trigger[2] if (raw, item["property"]) == (trigger[0], trigger[1]) else values.get(raw)
-        return {"id": raw, "property": item["property"], "value": value}
-
-    changed = trigger[0] if isinstance(trigger[0], str) else json.dumps(trigger[0], sort_keys=True, separators=(",", ":"))
-    body = {
-        "output": key,
-        "outputs": outputs if len(outputs) > 1 else outputs[0],
-        "inputs": [entry(i) for i in spec["inputs"]],
-        "state": [entry(s) for s in spec["state"]],
-        "changedPropIds": [f"{changed}.{trigger[1]}"],
-    }
-    answer = client.post("/_dash-update-component", json=body)
+    """POST the callback writing `output` as the renderer would: (status, the response's outputs)."""
+    answer = fire_callback(app, client, output, trigger, values)
     return answer.status_code, (answer.get_json() or {}).get("response", {}) if answer.status_code == 200 else {}
 
 

@@ -19,6 +19,7 @@ from dashboard.settings import Settings
 from data import accounts, lifecycle
 from data.incidents import get_incident, history
 from tests.auth_helpers import TEST_PASSWORD, make_user, sign_in, signed_in_client
+from tests.dash_helpers import fire_callback
 from tests.factories import drive_to, make_incident, make_world
 
 # Grids 0, 1, 3, 4 lie in district 0 (one street), grids 2 and 5 in district 1 (make_world's lattice).
@@ -55,32 +56,7 @@ def _json(response):
 
 def fire(app, client, output: str, trigger: tuple, values: dict | None = None):
     """POST the callback writing `output` as Dash's renderer would; `trigger` is (id, property, value)."""
-    values = values or {}
-    key = next(k for k in app.callback_map if output in k)
-    spec = app.callback_map[key]
-    outputs = [
-        {"id": part.partition(".")[0], "property": part.partition(".")[2].split("@")[0]} for part in key.strip(".").split("...")
-    ]
-
-    def entry(item):
-        raw = item["id"]
-        if raw.startswith("{"):
-            pattern = json.loads(raw)
-            if isinstance(trigger[0], dict) and trigger[0]["type"] == pattern["type"] and item["property"] == trigger[1]:
-                return [{"id": trigger[0], "property": trigger[1], "value": trigger[2]}]
-            return []
-        value = trigger[2] if (raw, item["property"]) == (trigger[0], trigger[1]) else values.get(raw)
-        return {"id": raw, "property": item["property"], "value": value}
-
-    changed = trigger[0] if isinstance(trigger[0], str) else json.dumps(trigger[0], sort_keys=True, separators=(",", ":"))
-    body = {
-        "output": key,
-        "outputs": outputs if len(outputs) > 1 else outputs[0],
-        "inputs": [entry(i) for i in spec["inputs"]],
-        "state": [entry(s) for s in spec["state"]],
-        "changedPropIds": [f"{changed}.{trigger[1]}"],
-    }
-    return client.post("/_dash-update-component", json=body)
+    return fire_callback(app, client, output, trigger, values)
 
 
 def _desk_action(city, client, incident_id: int, action: str):

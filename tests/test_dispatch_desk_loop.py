@@ -17,6 +17,7 @@ from data import dispatch, lifecycle, notify
 from data.calendar import WorkCalendar
 from data.incidents import get_incident, history
 from tests.auth_helpers import signed_in_client
+from tests.dash_helpers import fire_callback
 from tests.factories import T0, drive, drive_to, make_incident, make_world
 
 
@@ -41,32 +42,7 @@ def _key(app, output: str) -> str:
 
 def _fire(desk, output: str, trigger: tuple, values: dict):
     """POST a desk callback as the renderer would: `trigger` is (id, property, value); `values` fills other inputs/states."""
-    key = _key(desk.app, output)
-    spec = desk.app.callback_map[key]
-    outputs = []
-    for part in key.strip(".").split("..."):
-        component, _, prop = part.partition(".")
-        outputs.append({"id": component, "property": prop.split("@")[0]})
-
-    def entry(item):
-        raw = item["id"]
-        if raw.startswith("{"):  # a pattern (ALL): the concrete components present, here only the trigger's
-            pattern = json.loads(raw)
-            if isinstance(trigger[0], dict) and trigger[0]["type"] == pattern["type"] and item["property"] == trigger[1]:
-                return [{"id": trigger[0], "property": trigger[1], "value": trigger[2]}]
-            return []
-        value = trigger[2] if (raw, item["property"]) == (trigger[0], trigger[1]) else values.get(raw)
-        return {"id": raw, "property": item["property"], "value": value}
-
-    changed = trigger[0] if isinstance(trigger[0], str) else json.dumps(trigger[0], sort_keys=True, separators=(",", ":"))
-    body = {
-        "output": key,
-        "outputs": outputs if len(outputs) > 1 else outputs[0],
-        "inputs": [entry(i) for i in spec["inputs"]],
-        "state": [entry(s) for s in spec["state"]],
-        "changedPropIds": [f"{changed}.{trigger[1]}"],
-    }
-    answer = desk.client.post("/_dash-update-component", json=body)
+    answer = fire_callback(desk.app, desk.client, output, trigger, values)
     assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
     return answer.get_json()["response"]
 
