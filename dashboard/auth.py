@@ -439,6 +439,17 @@ def _gate():
     return None
 
 
+SESSION_REFRESH_S = 3600
+_REFRESHED_AT = "_refreshed_at"
+
+
+def _slide_session() -> None:
+    """Move a signed-in session's cookie expiry on, at most hourly: a wall that keeps asking stays signed
+    in for good (until its kiosk link is revoked), and the cookie is otherwise the same on every answer."""
+    if session.permanent and session.get(_SIGNED_AT) and time.time() - session.get(_REFRESHED_AT, 0) > SESSION_REFRESH_S:
+        session[_REFRESHED_AT] = int(time.time())
+
+
 def _set_csrf_cookie(response):
     token = session.get(_CSRF_KEY)
     if token and request.cookies.get(CSRF_COOKIE) != token:
@@ -462,6 +473,10 @@ def init_auth(server: Flask, settings) -> None:
         SESSION_COOKIE_SECURE=bool(settings.secure_cookies),
         # Kiosk sessions run for days; a user's session ends CITYBRAIN_SESSION_HOURS after sign-in.
         PERMANENT_SESSION_LIFETIME=30 * 24 * 3600,
+        # A cookie re-sent with every answer (and Vary: Cookie on all of them) made browsers revalidate
+        # cached geometry and re-download the Dash bundles on every page load: the cookie's expiry slides
+        # at most once every SESSION_REFRESH_S instead (_slide_session).
+        SESSION_REFRESH_EACH_REQUEST=False,
         CITYBRAIN_SESSION_SECONDS=int(settings.session_hours * 3600),
     )
     manager = LoginManager()
@@ -470,6 +485,7 @@ def init_auth(server: Flask, settings) -> None:
     manager.user_loader(_load)
     manager.init_app(server)
     server.before_request(_gate)
+    server.before_request(_slide_session)
     server.after_request(_set_csrf_cookie)
     from dashboard import login_page
 

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -169,6 +170,26 @@ def test_sign_in_sets_a_secure_session_and_sign_out_ends_it(city):
     assert client.get("/_dash-layout").status_code == 401
     with city.engine.connect() as conn:
         assert accounts.get_user(conn, user["id"])["last_login_at"] is not None
+
+
+def test_the_session_cookie_is_not_resent_with_every_answer_but_slides_hourly(city, monkeypatch):
+    """Cached geometry and bundles stay cached (their answers Vary on the cookie); a wall stays signed in."""
+    make_user(city.engine, "viewer", username="wall-ops")
+    client = city.app.server.test_client()
+    sign_in(client, "wall-ops")
+
+    def session_cookies(response) -> list[str]:
+        return [h for h in response.headers.getlist("Set-Cookie") if h.startswith("citybrain_session=")]
+
+    first = client.get("/_dash-layout")
+    assert first.status_code == 200
+    assert [session_cookies(client.get(path)) for path in ("/_dash-layout", "/geo/units/district.json")] == [[], []]
+    # An hour later the next request moves the expiry on (one new cookie), and the session is still good.
+    later = time.time() + auth.SESSION_REFRESH_S + 60
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    slid = client.get("/_dash-layout")
+    assert slid.status_code == 200 and len(session_cookies(slid)) == 1
+    assert session_cookies(client.get("/_dash-layout")) == []
 
 
 def test_cookies_are_https_only_when_configured(engine):
