@@ -49,7 +49,8 @@ class Settings:
         60, "Seconds between early-warning passes (预测预警) run in the background by the server; 0 turns them off."
     )
     rollup_refresh_seconds: int = _setting(
-        30, "Seconds between refreshes of the trends roll-up (built on first start); 0 leaves it to `python app.py rollup refresh`."
+        30,
+        "Seconds between refreshes of the trends roll-up (built on first start); 0 leaves it to `python app.py rollup refresh`.",
     )
 
     @classmethod

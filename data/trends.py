@@ -442,7 +442,9 @@ def _category_counts(cols: Columns, start: datetime, end: datetime) -> dict[int,
 
 def _categories(cols: Columns, period: Period, cats: dict) -> list[dict]:
     """Received per category in the period and the one before, busiest first."""
-    return _category_table(_category_counts(cols, period.start, period.end), _category_counts(cols, period.previous_start, period.start), cats)
+    return _category_table(
+        _category_counts(cols, period.start, period.end), _category_counts(cols, period.previous_start, period.start), cats
+    )
 
 
 def _category_table(now_c: dict[int, int], before: dict[int, int], cats: dict) -> list[dict]:

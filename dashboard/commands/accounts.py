@@ -39,14 +39,18 @@ def _unit_id(conn, unit_code: str | None) -> int | None:
         return None
     unit_id = conn.execute(select(schema.units.c.id).where(schema.units.c.code == code)).scalar()
     if unit_id is None:
-        raise ValidationError(f"no unit with code {code!r} (see the units' codes in `python app.py admin user list` or the import)")
+        raise ValidationError(
+            f"no unit with code {code!r} (see the units' codes in `python app.py admin user list` or the import)"
+        )
     return unit_id
 
 
 @kiosk.command("create")
 @click.option("--label", required=True, help="Which display it is for, e.g. 'wall, command room 3'.")
 @click.option("--unit", "unit_code", default=None, help="The unit the wall shows (a unit code; default: the whole city).")
-@click.option("--base-url", default="http://127.0.0.1:8050", show_default=True, help="Where the dashboard is served, for the link.")
+@click.option(
+    "--base-url", default="http://127.0.0.1:8050", show_default=True, help="Where the dashboard is served, for the link."
+)
 @actor_option
 def kiosk_create(label: str, unit_code: str | None, base_url: str, actor: str | None) -> None:
     """Create a kiosk link and print it once: only its hash is stored."""

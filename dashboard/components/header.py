@@ -107,16 +107,21 @@ def nav(current: str, lang: str) -> html.Nav:
     return html.Nav(className="cb-nav", children=links)
 
 
+def brand(page_title: str, lang: str) -> html.Div:
+    """The product's name and the page's, top left on every screen."""
+    return html.Div(
+        className="cb-brand",
+        children=[html.Span(t("app.title", lang), className="cb-app-name"), html.Span(page_title, className="cb-page-name")],
+    )
+
+
 def header(state: dict, chain, lang: str, tz: str, as_of: datetime, wall: bool) -> html.Header:
     """The header of either variant (the wall shows the metric in the legend instead of the controls)."""
     title = t("wall.title" if wall else "overview.title", lang)
     return html.Header(
         className="cb-top",
         children=[
-            html.Div(
-                className="cb-brand",
-                children=[html.Span(t("app.title", lang), className="cb-app-name"), html.Span(title, className="cb-page-name")],
-            ),
+            brand(title, lang),
             html.Nav(breadcrumb(chain, lang), id=ids.OVERVIEW_BREADCRUMB, className="cb-breadcrumb"),
             # Nobody navigates a wall display: it gets no links.
             *([] if wall else [nav("/", lang)]),

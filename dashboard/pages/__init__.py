@@ -73,7 +73,11 @@ def render(deps, pathname: str | None, search: str | None, lang: str, bounds=Non
 
     if not auth.may_open(path):  # the server refuses the page's data too; this says so instead of a broken page
         return html.Div(
-            [html.H1(t("auth.refused.title", lang)), html.P(t("auth.refused.body", lang)), html.A(t("auth.refused.home", lang), href="/")],
+            [
+                html.H1(t("auth.refused.title", lang)),
+                html.P(t("auth.refused.body", lang)),
+                html.A(t("auth.refused.home", lang), href="/"),
+            ],
             className="cb-not-found",
             id="auth-refused",
         )

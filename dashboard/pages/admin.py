@@ -14,7 +14,7 @@ import dash_ag_grid as dag
 from dash import dcc, html
 
 from dashboard import admin_text  # noqa: F401  (registers the page's strings with i18n)
-from dashboard.components.header import nav
+from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
 from data import admin, apikeys, schema, store
 
@@ -455,13 +455,7 @@ def layout(deps, query: dict, lang: str, scope=None) -> html.Div:
             html.Header(
                 className="cb-top",
                 children=[
-                    html.Div(
-                        className="cb-brand",
-                        children=[
-                            html.Span(t("app.title", lang), className="cb-app-name"),
-                            html.Span(t("admin.title", lang), className="cb-page-name"),
-                        ],
-                    ),
+                    brand(t("admin.title", lang), lang),
                     nav("/admin", lang),
                 ],
             ),

@@ -14,7 +14,7 @@ from flask import current_app, has_app_context
 from dashboard import ids, jurisdiction
 from dashboard.cache import cache
 from dashboard.components import dispatch_centre, dispatch_panel, dispatch_queue
-from dashboard.components.header import nav
+from dashboard.components.header import brand, nav
 from dashboard.i18n import t
 from dashboard.pages.overview_model import db_key, single_flight
 from data import dispatch, notify, store
@@ -131,13 +131,7 @@ def header(lang: str, unread: dict | None = None) -> html.Header:
     return html.Header(
         className="cb-top cb-dispatch-top",
         children=[
-            html.Div(
-                className="cb-brand",
-                children=[
-                    html.Span(t("app.title", lang), className="cb-app-name"),
-                    html.Span(t("dispatch.title", lang), className="cb-page-name"),
-                ],
-            ),
+            brand(t("dispatch.title", lang), lang),
             nav("/dispatch", lang),
             html.Div(
                 className="cb-status",

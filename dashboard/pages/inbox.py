@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from dash import dcc, html
 
 from dashboard import jurisdiction
-from dashboard.components.header import nav
+from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
 from data import dispatch, notify, store
 from data.api_store import department_ids
@@ -96,13 +96,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
             html.Header(
                 className="cb-top",
                 children=[
-                    html.Div(
-                        className="cb-brand",
-                        children=[
-                            html.Span(t("app.title", lang), className="cb-app-name"),
-                            html.Span(t("inbox.title", lang), className="cb-page-name"),
-                        ],
-                    ),
+                    brand(t("inbox.title", lang), lang),
                     nav("/inbox", lang),
                     html.Div(
                         className="cb-status",

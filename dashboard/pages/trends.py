@@ -18,7 +18,7 @@ from sqlalchemy import select
 from dashboard import jurisdiction
 from dashboard.cache import cache
 from dashboard.components import trends_charts, trends_map, trends_tables
-from dashboard.components.header import nav
+from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
 from data import schema, store, trends
 from data.clock import utc_now
@@ -148,13 +148,7 @@ def header(lang: str) -> html.Header:
     return html.Header(
         className="cb-top",
         children=[
-            html.Div(
-                className="cb-brand",
-                children=[
-                    html.Span(t("app.title", lang), className="cb-app-name"),
-                    html.Span(t("trends.title", lang), className="cb-page-name"),
-                ],
-            ),
+            brand(t("trends.title", lang), lang),
             nav("/trends", lang),
         ],
     )

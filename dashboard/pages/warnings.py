@@ -15,7 +15,7 @@ from dash import dcc, html
 from dashboard import auth, ids, jurisdiction
 from dashboard.components import alerts_panel
 from dashboard.components.alerts_panel import category_text, kind_label, numbers_text, place_text, reason_text
-from dashboard.components.header import nav
+from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
 from data import store
 from layers import alerts as alert_layer
@@ -177,13 +177,7 @@ def header(lang: str) -> html.Header:
     return html.Header(
         className="cb-top",
         children=[
-            html.Div(
-                className="cb-brand",
-                children=[
-                    html.Span(t("app.title", lang), className="cb-app-name"),
-                    html.Span(t("warnings.title", lang), className="cb-page-name"),
-                ],
-            ),
+            brand(t("warnings.title", lang), lang),
             nav("/warnings", lang),
             html.Div(
                 className="cb-status",

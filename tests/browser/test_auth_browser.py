@@ -55,7 +55,9 @@ def test_a_revoked_kiosk_wall_shows_the_sign_in_page(browser, server, city):
         token, row = accounts.create_kiosk_token(conn, "wall, room 3", district["id"], "cli:test")
     browser.delete_all_cookies()
     browser.get(f"{server}/kiosk/{token}?lang=en")
-    wait_for(browser, "window.citybrain && window.citybrain.liveState && window.citybrain.liveState.status === 'live'", timeout=30)
+    wait_for(
+        browser, "window.citybrain && window.citybrain.liveState && window.citybrain.liveState.status === 'live'", timeout=30
+    )
     assert browser.current_url.endswith("/wall?lang=en")
     assert district["name_en"] in browser.find_element(By.ID, "overview-breadcrumb").text  # the wall shows its unit
 
