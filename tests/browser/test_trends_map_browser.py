@@ -56,16 +56,17 @@ def click_inside(browser, unit_id: int) -> None:
         """
         const path = document.querySelector(arguments[0]);
         const r = path.getBoundingClientRect();
-        // Whole pixels (the mouse moves by them) well inside the shape: a point on the border with a
-        // neighbour would send the click to the neighbour.
-        const inside = (x, y) => [[0, 0], [4, 0], [-4, 0], [0, 4], [0, -4]].every(
+        // Whole pixels (the mouse moves by them), as far inside the shape as it allows: a point on the
+        // border with a neighbour would send the click to the neighbour; a small street has little room.
+        const inside = (x, y, m) => [[0, 0], [m, 0], [-m, 0], [0, m], [0, -m]].every(
           ([dx, dy]) => document.elementFromPoint(x + dx, y + dy) === path);
-        for (let fy = 0.5; fy < 1; fy += 0.05) for (const sy of [1, -1]) for (let fx = 0.5; fx < 1; fx += 0.05)
-          for (const sx of [1, -1]) {
-            const x = Math.round(r.left + r.width * (0.5 + sx * (fx - 0.5)));
-            const y = Math.round(r.top + r.height * (0.5 + sy * (fy - 0.5)));
-            if (inside(x, y)) return [x, y];
-          }
+        for (const margin of [4, 2, 0])
+          for (let fy = 0.5; fy < 1; fy += 0.05) for (const sy of [1, -1]) for (let fx = 0.5; fx < 1; fx += 0.05)
+            for (const sx of [1, -1]) {
+              const x = Math.round(r.left + r.width * (0.5 + sx * (fx - 0.5)));
+              const y = Math.round(r.top + r.height * (0.5 + sy * (fy - 0.5)));
+              if (inside(x, y, margin)) return [x, y];
+            }
         return null;
         """,
         f"path.cb-trends-unit-{unit_id}",
