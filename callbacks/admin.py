@@ -105,7 +105,7 @@ def _user_inside(conn, username: str) -> None:
         raise ValidationError(f"user {username!r} is {jurisdiction.OUTSIDE}")
 
 
-def _key_unit(conn, code: str | None) -> str | None:
+def _unit_inside_mine(conn, code: str | None) -> str | None:
     """A new key's or user's unit code, kept inside the signed-in admin's own jurisdiction: an admin of a
     district cannot mint a key or a user that reads the whole city (blank or city-wide gives the admin's own unit)."""
     from dashboard import jurisdiction
@@ -133,7 +133,7 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 user,
                 f["password"],
                 f["role"],
-                unit_code=_key_unit(conn, f.get("unit")),
+                unit_code=_unit_inside_mine(conn, f.get("unit")),
                 department_code=f.get("department") if f["role"] == "department" else None,
                 display_name=f.get("display_name") or None,
             )
@@ -143,7 +143,7 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
             # A blank field keeps what the user has: an empty jurisdiction must never widen it to the city.
             changes = {"role": f["role"]}
             if not _blank(f.get("unit")):
-                changes["unit_code"] = _key_unit(conn, f["unit"])
+                changes["unit_code"] = _unit_inside_mine(conn, f["unit"])
             if f["role"] != "department":
                 changes["department_code"] = None  # only a department user acts for a department
             elif not _blank(f.get("department")):
@@ -166,7 +166,7 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 source=f.get("source") or None,
                 department_code=f.get("department") or None,
                 rate_limit=f.get("rate_limit") or None,
-                unit_code=_key_unit(conn, f.get("unit")),
+                unit_code=_unit_inside_mine(conn, f.get("unit")),
             )
             return new.key.name, new.secret
         return admin.revoke_api_key(conn, actor, f["name"]).name, None

@@ -135,8 +135,8 @@ class WorkingSet:
         return board_from_figures(conn, figures, thresholds)
 
     def _scoped(self, conn: Connection, scope, now: datetime) -> tuple[_Rows, np.ndarray]:
-        # The set holds what the board's week and the KPIs' yesterday-and-today need.
-        floor = min(day_window(now, "UTC").yesterday_start, now - timedelta(days=BOARD_DAYS)).timestamp() - 86400
+        # The board's week reaches further back than the KPIs' yesterday-and-today in any time zone; a day spare.
+        floor = (now - timedelta(days=BOARD_DAYS + 1)).timestamp()
         rows = self._current(conn, floor)
         if scope is None:
             return rows, np.ones(len(rows), bool)
