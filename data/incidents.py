@@ -8,6 +8,7 @@ audit log (incident_events) is also the change feed screens follow by id.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, Text, bindparam, cast, column, func, literal, null, select, text
+from sqlalchemy import JSON, Text, bindparam, cast, column, func, literal, null, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -169,16 +170,13 @@ def _store_reports(conn: Connection, records: list[dict], actor: str, locator: G
     _locate(locator, [records[i] for i in fresh])
 
     lock_change_feed(conn)
-    created = _insert_new(conn, [records[i] for i in fresh])
+    created = _insert_new(conn, [records[i] for i in fresh], actor)
     missing = [key for key in first_of if key not in created]
     existing = _existing_ids(conn, missing)
     unseen = [key for key in missing if key not in existing]
     if unseen:
         # Only possible under a stricter isolation level than the default: another transaction's row blocked ours.
         raise Conflict(f"{len(unseen)} incident(s) were being reported by someone else at the same time; try again")
-
-    if created:
-        _insert_report_events(conn, sorted(incident_id for incident_id, _ in created.values()), actor)
 
     results = []
     seen: set[tuple[str, str]] = set()
@@ -356,26 +354,28 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 _STAMP_AT, _ATTRIBUTES_AT = _ROW_COLUMNS.index("reported_at"), _ROW_COLUMNS.index("attributes")
 
 
-def _insert_new(conn: Connection, records: list[dict]) -> dict[tuple[str, str], tuple[int, bool]]:
-    """Insert rows whose (source, external_id) is new; {key: (id, unlocated)} of those inserted.
+def _insert_new(conn: Connection, records: list[dict], actor: str) -> dict[tuple[str, str], tuple[int, bool]]:
+    """Insert rows whose (source, external_id) is new, each with its 'report' event (at its report time,
+    in id order, the order of the batch); {key: (id, unlocated)} of those inserted.
 
     ON CONFLICT DO NOTHING lets the unique constraint decide, so two callers racing with the same
     pair get one row between them and neither fails. Each database gets its fastest bulk form:
-    the driver's executemany on SQLite, one JSON document per chunk on PostgreSQL.
+    the driver's executemany on SQLite, one statement per chunk on PostgreSQL that parses a JSON
+    document, inserts the incidents and, from what that insert returns, their events.
     """
     if not records:
         return {}
     if conn.dialect.name == "sqlite":
-        return _insert_new_sqlite(conn, records)
+        return _insert_new_sqlite(conn, records, actor)
     created: dict[tuple[str, str], tuple[int, bool]] = {}
     for start in range(0, len(records), _INSERT_CHUNK):
         chunk = records[start : start + _INSERT_CHUNK]
-        rows = conn.execute(_bulk_insert_statement(), {"payload": _json_payload(chunk)})
+        rows = conn.execute(_bulk_insert_statement(), {"payload": _json_payload(chunk), "actor": actor})
         created.update({(r.source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows})
     return created
 
 
-def _insert_new_sqlite(conn: Connection, records: list[dict]) -> dict[tuple[str, str], tuple[int, bool]]:
+def _insert_new_sqlite(conn: Connection, records: list[dict], actor: str) -> dict[tuple[str, str], tuple[int, bool]]:
     # sqlite3's executemany is several times faster than any per-row work in SQLAlchemy. It
     # cannot RETURN rows, but it needs not: SQLite lets one writer in at a time and gives new rows
     # ids above the largest, so the rows above `before` are exactly the ones inserted here.
@@ -396,6 +396,8 @@ def _insert_new_sqlite(conn: Connection, records: list[dict]) -> dict[tuple[str,
         values[_STAMP_AT], values[_ATTRIBUTES_AT] = stamp, attributes
         params.append((*values, *constants, stamp))
     conn.exec_driver_sql(sql, params)
+    new_rows = select(INC.c.id, INC.c.reported_at).where(INC.c.id > before).order_by(INC.c.id)
+    conn.execute(EV.insert().from_select(_REPORT_EVENT_COLUMNS, _report_events(new_rows.subquery())), {"actor": actor})
     rows = conn.execute(select(INC.c.id, INC.c.source, INC.c.external_id, INC.c.unlocated).where(INC.c.id > before))
     return {(r.source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows}
 
@@ -407,8 +409,25 @@ def _json_payload(records: list[dict]) -> str:
     )
 
 
+_REPORT_EVENT_COLUMNS = ["incident_id", "at", "actor", "action", "to_state"]
+
+
+def _report_events(new_rows):
+    """SELECT of one 'report' event by the bound `actor` per row of `new_rows` (columns id, reported_at), in id order."""
+    return select(
+        new_rows.c.id,
+        new_rows.c.reported_at,
+        bindparam("actor", type_=EV.c.actor.type),
+        literal(lifecycle.REPORT, EV.c.action.type),
+        literal(lifecycle.REPORTED, EV.c.to_state.type),
+    ).order_by(new_rows.c.id)
+
+
+@functools.cache
 def _bulk_insert_statement():
-    """PostgreSQL: insert the rows of a JSON document, skipping known pairs, returning the new ones."""
+    """PostgreSQL: insert the rows of a JSON document, skipping known pairs, and an event for each new
+    one, in one statement (the events read what the insert returns); returns the new incidents.
+    Built once: building it cost more CPU than a single report's whole transaction."""
     rows = (
         func.json_to_recordset(cast(bindparam("payload", type_=Text), JSON))
         .table_valued(*[column(name, INC.c[name].type) for name in _ROW_COLUMNS])
@@ -418,33 +437,15 @@ def _bulk_insert_statement():
     values.update({name: literal(value, INC.c[name].type) for name, value in _NEW_INCIDENT.items()})
     # updated_at is always the time of the incident's latest event: here, its report.
     values["updated_at"] = rows.c.reported_at
-    return (
+    inserted = (
         postgresql.insert(INC)
         .from_select(list(values), select(*values.values()).select_from(rows))
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(INC.c.id, INC.c.source, INC.c.external_id, INC.c.unlocated)
+        .returning(INC.c.id, INC.c.source, INC.c.external_id, INC.c.unlocated, INC.c.reported_at)
+        .cte("inserted")
     )
-
-
-def _insert_report_events(conn: Connection, incident_ids: list[int], actor: str) -> None:
-    """One 'report' event per new incident, at its report time, in id order (the order of the batch)."""
-    ids = bindparam("ids", json.dumps(incident_ids), type_=Text)
-    if conn.dialect.name == "sqlite":
-        id_list = select(func.json_each(ids).table_valued("value").c.value)
-    else:
-        id_list = select(cast(func.json_array_elements_text(cast(ids, JSON)).table_valued("value").c.value, BigInteger))
-    source = (
-        select(
-            INC.c.id,
-            INC.c.reported_at,
-            literal(actor, EV.c.actor.type),
-            literal(lifecycle.REPORT, EV.c.action.type),
-            literal(lifecycle.REPORTED, EV.c.to_state.type),
-        )
-        .where(INC.c.id.in_(id_list))
-        .order_by(INC.c.id)
-    )
-    conn.execute(EV.insert().from_select(["incident_id", "at", "actor", "action", "to_state"], source))
+    events = EV.insert().from_select(_REPORT_EVENT_COLUMNS, _report_events(inserted)).cte("events")
+    return select(inserted.c.id, inserted.c.source, inserted.c.external_id, inserted.c.unlocated).add_cte(events)
 
 
 def _existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bool]]:
