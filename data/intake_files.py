@@ -14,8 +14,9 @@ import json
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -25,19 +26,24 @@ import numpy as np
 import pandas as pd
 import pyproj
 from pyproj.exceptions import CRSError
-from sqlalchemy import Engine, Text, any_, bindparam, select
+from sqlalchemy import Engine, Text, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 
 from data import crs as crs_mod
 from data import schema
 from data.clock import to_utc, utc_now
 from data.errors import ValidationError
-from data.incidents import FUTURE_SKEW, report_checked_incidents
+from data.incidents import FUTURE_SKEW, IntakeResult, locate_reports, report_checked_incidents
 from data.locate import GridLocator
 
 __all__ = ["ColumnMapping", "IncidentImportReport", "import_incident_file", "read_category_map"]
 
 CHUNK_ROWS = 20_000
+# PostgreSQL takes a chunk in pieces, two writers side by side (see data.incidents._copy_new): most of
+# an import's time there is the server's, so a second backend uses the second core. Pieces are small so
+# each holds its new rows only briefly before it queues for the change feed's lock.
+PG_WRITERS = 2
+PG_PIECE_ROWS = 5_000
 # Files up to this size are parsed once into memory; larger ones are parsed twice, streaming: once to
 # prove every line readable before anything is written, once to import.
 WHOLE_FILE_BYTES = 64 * 1024 * 1024
@@ -295,6 +301,7 @@ class _Context:
     source: str
     now: datetime
     seen: dict[str, int]  # id -> row number of its first usable occurrence
+    locator: GridLocator
 
 
 def _category_lookup(conn) -> dict[str, int]:
@@ -525,34 +532,62 @@ def import_incident_file(
     if unknown_targets:
         raise ValidationError(f"category map points to unknown categories: {', '.join(unknown_targets)}")
 
-    ctx = _Context(resolved, categories, category_map, zone, to_wgs84, source, now, {})
+    ctx = _Context(resolved, categories, category_map, zone, to_wgs84, source, now, {}, locator)
     report = IncidentImportReport(path=path)
     actor = actor or f"import:{path.name}"[:128]
     if chunks is None:
         chunks = _csv_chunks(path, encoding, chunk_rows)
     original_columns = [c for c in columns if c != "_geometry_error"]
     rejects = _RejectsWriter(rejects_path, original_columns, geojson)
-    try:
-        for chunk, rows, reasons in _checked_chunks(chunks, ctx):
-            report.read += len(chunk)
-            if rows:
-                with engine.begin() as conn:
-                    stored = _already_stored(conn, source, [row["external_id"] for row in rows])
-                    fresh = [row for row in rows if row["external_id"] not in stored]
-                    results = report_checked_incidents(conn, fresh, actor=actor, locator=locator)
-                created = [r for r in results if r.created]
-                report.imported += len(created)
-                report.already_present += len(rows) - len(created)
-                report.unlocated += sum(r.unlocated for r in created)
-            for reason in rejects.write(chunk, reasons):
-                report.rejected += 1
-                kind = _reason_kind(reason)
-                report.reasons[kind] = report.reasons.get(kind, 0) + 1
-    except UnicodeDecodeError:
-        raise ValidationError(f"{path} is not {encoding} text; try --encoding gb18030") from None
+    postgres = engine.dialect.name == "postgresql"
+    writers, piece_rows = (PG_WRITERS, PG_PIECE_ROWS) if postgres else (1, chunk_rows)
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="import-write") as pool:
+        try:
+            for chunk, rows, reasons in _checked_chunks(chunks, ctx):
+                report.read += len(chunk)
+                for start in range(0, len(rows), piece_rows):
+                    piece = rows[start : start + piece_rows]
+                    pending.append(pool.submit(_write_piece, engine, source, piece, actor, postgres))
+                    while len(pending) > 2 * writers:
+                        _count_stored(report, pending.popleft().result())
+                for reason in rejects.write(chunk, reasons):
+                    report.rejected += 1
+                    kind = _reason_kind(reason)
+                    report.reasons[kind] = report.reasons.get(kind, 0) + 1
+            while pending:
+                _count_stored(report, pending.popleft().result())
+        except UnicodeDecodeError:
+            _cancel(pending)
+            raise ValidationError(f"{path} is not {encoding} text; try --encoding gb18030") from None
+        except BaseException:
+            _cancel(pending)
+            raise
     report.rejects_path = rejects_path if rejects.written else None
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_piece(engine: Engine, source: str, rows: list[dict], actor: str, copy: bool) -> tuple[int, list[IntakeResult]]:
+    """Store checked rows in a transaction of their own, skipping those already stored; (rows, their results)."""
+    with engine.begin() as conn:
+        stored = _already_stored(conn, source, [row["external_id"] for row in rows])
+        fresh = [row for row in rows if row["external_id"] not in stored]
+        return len(rows), report_checked_incidents(conn, fresh, actor=actor, copy=copy)
+
+
+def _count_stored(report: IncidentImportReport, outcome: tuple[int, list[IntakeResult]]) -> None:
+    rows, results = outcome
+    created = [r for r in results if r.created]
+    report.imported += len(created)
+    report.already_present += rows - len(created)
+    report.unlocated += sum(r.unlocated for r in created)
+
+
+def _cancel(pending: deque[Future]) -> None:
+    """Drop pieces not yet started (a failed import stops; pieces already writing finish, each whole)."""
+    for future in pending:
+        future.cancel()
 
 
 def _already_stored(conn, source: str, external_ids: list[str]) -> set[str]:
@@ -562,22 +597,15 @@ def _already_stored(conn, source: str, external_ids: list[str]) -> set[str]:
     so a re-import skips known rows cheaply; report_incidents still guards against rows that arrive
     meanwhile (ON CONFLICT DO NOTHING).
     """
+    # The ids go in as one parameter (an array on PostgreSQL, a JSON list on SQLite): thousands of
+    # separate IN parameters cost more to render and bind than the lookup itself.
     inc = schema.incidents
     if conn.dialect.name == "postgresql":
-        # One array parameter: 5,000 separate IN parameters cost PostgreSQL more than the lookup itself.
-        ids = bindparam("ids", external_ids, type_=postgresql.ARRAY(Text))
-        return set(
-            conn.execute(select(inc.c.external_id).where(inc.c.source == source, inc.c.external_id == any_(ids))).scalars()
-        )
-    found: set[str] = set()
-    for start in range(0, len(external_ids), _LOOKUP_IDS):
-        part = external_ids[start : start + _LOOKUP_IDS]
-        found.update(conn.execute(select(inc.c.external_id).where(inc.c.source == source, inc.c.external_id.in_(part))).scalars())
-    return found
-
-
-# Ids per lookup statement: well under SQLite's limit of bound parameters.
-_LOOKUP_IDS = 5000
+        wanted = inc.c.external_id == any_(bindparam("ids", external_ids, type_=postgresql.ARRAY(Text)))
+    else:
+        ids = select(func.json_each(bindparam("ids", json.dumps(external_ids), type_=Text)).table_valued("value").c.value)
+        wanted = inc.c.external_id.in_(ids)
+    return set(conn.execute(select(inc.c.external_id).where(inc.c.source == source, wanted)).scalars())
 
 
 def _checked_chunks(chunks, ctx: _Context) -> Iterator[tuple[pd.DataFrame, list[dict], list[str | None]]]:
@@ -593,6 +621,7 @@ def _checked_chunks(chunks, ctx: _Context) -> Iterator[tuple[pd.DataFrame, list[
         if chunk is None:
             return None
         rows, reasons = _check_chunk(chunk, ctx, first_row)
+        locate_reports(ctx.locator, rows)
         first_row += len(chunk)
         return chunk, rows, reasons
 
