@@ -116,8 +116,9 @@ def lock_change_feed(conn: Connection) -> None:
     commits: a transaction holding id 41 may commit after one holding 42, and a screen that has
     already read `id > 40` up to 42 would never see 41. Taking one transaction-scoped advisory
     lock before touching incidents makes writers commit in the order they drew ids. It is taken
-    first, before any row lock, so two writers cannot deadlock on it. SQLite needs nothing:
-    BEGIN IMMEDIATE already lets one writer at a time in. The lock is keyed by the schema too, so
+    first, before any row lock, so two writers cannot deadlock on it (the one exception, a file
+    import's COPY writer, takes it after its rows and steps back rather than wait: _copy_new).
+    SQLite needs nothing: BEGIN IMMEDIATE already lets one writer at a time in. The lock is keyed by the schema too, so
     stores living in separate schemas of one database (tests, staging) do not queue behind each other.
     """
     if conn.dialect.name == "postgresql":

@@ -594,8 +594,8 @@ def _already_stored(conn, source: str, external_ids: list[str]) -> set[str]:
     """The ids among `external_ids` already stored for `source`.
 
     Asking by (source = ?, external_id IN ...) walks the unique (source, external_id) index directly,
-    so a re-import skips known rows cheaply; report_incidents still guards against rows that arrive
-    meanwhile (ON CONFLICT DO NOTHING).
+    so a re-import skips known rows cheaply; the writer still guards against rows that arrive
+    meanwhile (ON CONFLICT DO NOTHING, or on PostgreSQL COPY stepping back: data.incidents._copy_new).
     """
     # The ids go in as one parameter (an array on PostgreSQL, a JSON list on SQLite): thousands of
     # separate IN parameters cost more to render and bind than the lookup itself.
