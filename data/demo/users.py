@@ -8,12 +8,14 @@ from sqlalchemy.engine import Connection
 from data import accounts, schema
 
 # (user name, password, role, display name, department code). Demo passwords: never use them for real.
+# Display names are people (or, for a department's account, the department): the nav shows the name
+# beside the role, so a name that repeated the role read "Administrator · 管理员 · administrator".
 DEMO_USERS = (
-    ("viewer", "viewer-demo", "viewer", "Wall viewer · 大屏查看", None),
-    ("dispatcher", "dispatcher-demo", "dispatcher", "City dispatcher · 市调度员", None),
+    ("viewer", "viewer-demo", "viewer", "Zhao Min · 赵敏", None),
+    ("dispatcher", "dispatcher-demo", "dispatcher", "Li Wei · 李伟", None),
     ("department", "department-demo", "department", "City Management Bureau · 城市管理局", "cgj"),
-    ("leader", "leader-demo", "leader", "Leader · 领导", None),
-    ("admin", "admin-demo", "admin", "Administrator · 管理员", None),
+    ("leader", "leader-demo", "leader", "Chen Jing · 陈静", None),
+    ("admin", "admin-demo", "admin", "Sun Hao · 孙浩", None),
 )
 # A dispatcher whose jurisdiction is one street: sees and acts for that street only.
 STREET_USER = ("street", "street-demo", "dispatcher")
@@ -38,7 +40,7 @@ def create_demo_users(conn: Connection) -> list[dict]:
     ).first()
     username, password, role = STREET_USER
     if street is not None and username not in existing:
-        display = f"{street.name_en} dispatcher · {street.name_zh}调度员"
+        display = f"Wu Lei, {street.name_en} · 吴磊（{street.name_zh}）"
         made.append(accounts.create_user(conn, username, password, role, unit_id=street.id, display_name=display))
     return made
 
