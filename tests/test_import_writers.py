@@ -187,3 +187,35 @@ def test_the_import_steps_back_even_when_the_other_writer_began_waiting_first(pg
     assert outcome["sent"].created
     assert [r.created for r in outcome["results"]] == [True, False]
     assert [_stored(pg_engine, "hotline", k) for k in ("w0", "w1")] == [(1, 1)] * 2
+
+
+def test_copy_stores_awkward_text_and_missing_positions_exactly(pg_engine, monkeypatch):
+    """COPY's text format has its own escapes (tab, newline, backslash, \\N): a description using them,
+    an address, and a row with no position must come back exactly as reported."""
+    from data import incidents
+
+    def no_fallback(*args):
+        raise AssertionError("COPY gave way: this test is about what COPY stores")
+
+    monkeypatch.setattr(incidents, "_insert_new", no_fallback)
+    with pg_engine.begin() as conn:
+        world = make_world(conn)
+    records = _checked(world, ["t0", "t1"])
+    records[0].update(description="bin\tfull\nagain \\ and \\N, 垃圾满溢", address="渝中区 解放碑\\1号")
+    records[1].update(lon=None, lat=None)
+    locate_reports(world.locator, records)
+
+    with pg_engine.begin() as conn:
+        results = report_checked_incidents(conn, records, actor="import:test", copy=True)
+
+    with pg_engine.connect() as conn:
+        rows = {
+            r.external_id: r
+            for r in conn.execute(
+                select(INC.c.external_id, INC.c.description, INC.c.address, INC.c.lon, INC.c.unlocated, INC.c.grid_id)
+            )
+        }
+    assert [r.created for r in results] == [True, True]
+    assert rows["t0"].description == records[0]["description"] and rows["t0"].address == records[0]["address"]
+    assert rows["t0"].grid_id is not None and not rows["t0"].unlocated
+    assert rows["t1"].lon is None and rows["t1"].unlocated and rows["t1"].grid_id is None
