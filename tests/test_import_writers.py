@@ -108,15 +108,10 @@ def test_a_report_sent_while_an_import_holds_the_same_row_is_stored_once_and_nei
 
     writer = threading.Thread(target=import_piece)
     writer.start()
-    deadline = time.monotonic() + 10
-    with pg_engine.connect() as watcher:
-        # The import has written its rows and queues for the lock.
-        while not watcher.execute(
-            text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND locktype = 'advisory' AND NOT granted"),
-            {"pid": outcome.get("pid", -1)},
-        ).scalar_one():
-            assert time.monotonic() < deadline, "the import never queued for the change feed's lock"
-            time.sleep(0.01)
+    # The import has written its rows and queues for the lock.
+    _wait_until_waiting(
+        pg_engine, lambda: outcome.get("pid", -1), "advisory", "the import never queued for the change feed's lock"
+    )
     sent = report_incidents(api, [_api_row(world, "d1")], actor="api:hotline", locator=world.locator)[0]
     api_transaction.commit()
     api.close()
@@ -126,6 +121,18 @@ def test_a_report_sent_while_an_import_holds_the_same_row_is_stored_once_and_nei
     assert [r.created for r in outcome["results"]] == [True, False, True]
     assert outcome["results"][1].incident_id == sent.incident_id
     assert [_stored(pg_engine, "hotline", k) for k in ("d0", "d1", "d2")] == [(1, 1)] * 3
+
+
+def _wait_until_waiting(engine, pid_of, locktype: str, failure: str) -> None:
+    """Poll pg_locks until the backend `pid_of()` waits for a lock of `locktype` (10 s at most)."""
+    deadline = time.monotonic() + 10
+    with engine.connect() as watcher:
+        while not watcher.execute(
+            text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND locktype = :type AND NOT granted"),
+            {"pid": pid_of(), "type": locktype},
+        ).scalar_one():
+            assert time.monotonic() < deadline, failure
+            time.sleep(0.01)
 
 
 def _api_row(world, external_id: str) -> dict:
@@ -170,14 +177,7 @@ def test_the_import_steps_back_even_when_the_other_writer_began_waiting_first(pg
     assert copied.wait(10)
     sender = threading.Thread(target=send)
     sender.start()
-    deadline = time.monotonic() + 10
-    with pg_engine.connect() as watcher:
-        while not watcher.execute(
-            text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND locktype = 'transactionid' AND NOT granted"),
-            {"pid": api_pid},
-        ).scalar_one():
-            assert time.monotonic() < deadline, "the API writer never queued for the import's row"
-            time.sleep(0.01)
+    _wait_until_waiting(pg_engine, lambda: api_pid, "transactionid", "the API writer never queued for the import's row")
     api_waiting.set()
     sender.join(timeout=30)
     api_transaction.commit()
