@@ -25,6 +25,8 @@
         if (map && cb.map !== map) {
             cb.map = map;
             map.on("zoomend moveend resize", scheduleDeclutter);
+            // A permanent label opened later than its unitEach (a layer added or re-added to the map) is sorted too.
+            map.on("tooltipopen", function (e) { if (e.tooltip.options.permanent) { scheduleDeclutter(); } });
             if (cb.pendingHeat) { var h = cb.pendingHeat; cb.pendingHeat = null; cb.drawHeat(h); }
         }
     }
@@ -174,6 +176,11 @@
     // Neighbouring districts' centres can sit close together (Yuzhong and Nan'an, Jiulongpo and
     // Dadukou); overlapping labels are unreadable from metres away, so the smaller unit's gives way
     // until zooming in makes room.
+    // A clashing label is hidden by a class (cb-label-clash, visibility: hidden !important), not by
+    // its inline style: Leaflet's DivOverlay.update() - run by setTooltipContent on every live push and
+    // whenever a tooltip opens - resets the inline visibility to "", so every hidden label showed again
+    // on top of its neighbour until the next pass. New labels start hidden for the same reason: they
+    // appear once a pass has found room for them, never on top of another first.
     function rectsOverlap(a, b) {
         return !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top);
     }
@@ -193,7 +200,7 @@
         labels.forEach(function (label) {
             var box = label.el.getBoundingClientRect();
             var clash = kept.some(function (other) { return rectsOverlap(box, other); });
-            label.el.style.visibility = clash ? "hidden" : "";
+            label.el.classList.toggle("cb-label-clash", clash);
             if (!clash) { kept.push(box); }
         });
         cb.labelsShown = kept.length;
@@ -231,7 +238,7 @@
         layer.bindTooltip(labelOf(feature.properties, hideout, current), {
             permanent: permanent,
             direction: "center",
-            className: permanent ? "cb-unit-label" : "cb-unit-tip",
+            className: permanent ? "cb-unit-label cb-label-clash" : "cb-unit-tip",  // shown by the declutter pass
             opacity: 1
         });
         if (permanent) { scheduleDeclutter(); }

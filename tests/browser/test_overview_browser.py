@@ -254,6 +254,19 @@ def test_zooming_in_shows_grids_and_open_incidents_and_a_marker_opens_its_card(b
     wait_for(browser, "document.querySelector('#overview-card').hidden")
 
 
+# The permanent labels a viewer sees (a clashing one is hidden by a class, so ask the computed style).
+SHOWN_LABELS = (
+    "[...document.querySelectorAll('.cb-unit-label')].filter(e => e.isConnected && getComputedStyle(e).visibility !== 'hidden')"
+)
+# Pairs of shown labels (their texts) whose boxes overlap, now.
+OVERLAPPING_LABELS = (
+    f"(() => {{ const shown = {SHOWN_LABELS}.map(e => [e.textContent, e.getBoundingClientRect()]), out = [];"
+    " shown.forEach(([ta, a], i) => shown.slice(i + 1).forEach(([tb, b]) => {"
+    "  if (!(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top)) { out.push([ta, tb]); } }));"
+    " return out; })()"
+)
+
+
 def test_district_labels_never_overlap_when_zoomed_out(browser, server, city):
     open_page(browser, server + "/?lang=en")
     zoom = browser.execute_script("return window.citybrain.map.getZoom()")
@@ -261,8 +274,7 @@ def test_district_labels_never_overlap_when_zoomed_out(browser, server, city):
     # Far out, the districts' labels would sit on top of each other: the larger district's stays readable.
     boxes = wait_for(
         browser,
-        "(() => { const z = window.citybrain.map.getZoom(), shown = [...document.querySelectorAll('.cb-unit-label')]"
-        ".filter(e => e.style.visibility !== 'hidden').map(e => e.getBoundingClientRect());"
+        f"(() => {{ const z = window.citybrain.map.getZoom(), shown = {SHOWN_LABELS}.map(e => e.getBoundingClientRect());"
         f"return z < {zoom} && window.citybrain.labelsZoom === z && window.citybrain.labelsShown === shown.length && shown.length < {len(city.units['district'])}"
         " && shown.map(r => [r.left, r.top, r.right, r.bottom]); })()",
         timeout=30,
@@ -278,3 +290,55 @@ def test_district_labels_never_overlap_when_zoomed_out(browser, server, city):
         f"window.citybrain.map.getZoom() > {zoom} && window.citybrain.labelsZoom > {zoom} && window.citybrain.labelsShown > {len(boxes)}",
         timeout=30,
     )
+
+
+def test_the_chinese_wall_never_shows_one_label_on_top_of_another(browser, server, city):
+    # Every frame the page draws is checked, from the first labels through a live push: Leaflet re-shows
+    # a tooltip whenever it updates one (new value, reopened), and a hidden label must stay hidden.
+    frames = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "window.__labelFrames = 0; window.__labelClashes = [];"
+            "(function watch() { requestAnimationFrame(() => { window.__labelFrames += 1;"
+            f" const clash = {OVERLAPPING_LABELS}; if (clash.length) {{ window.__labelClashes.push(clash); }} watch(); }}); }})();"
+        },
+    )
+    browser.set_window_size(1920, 1080)
+    try:
+        open_page(browser, server + "/wall?lang=zh")
+        wait_for(browser, "window.citybrain.liveState.status === 'live'")
+        districts = len(city.units["district"])
+        # At the wall's default zoom some Chinese labels would clash (九龙坡区 and 大渡口区): the check is not empty.
+        shown = wait_for(
+            browser,
+            f"window.citybrain.labelsZoom !== null && window.citybrain.labelsShown < {districts}"
+            f" && {SHOWN_LABELS}.length === window.citybrain.labelsShown && window.citybrain.labelsShown",
+            timeout=20,
+        )
+        assert 0 < shown < districts
+        # Right after each live push has rewritten the labels (before any later pass could tidy up) and in
+        # every frame since the page opened, no two shown labels overlap.
+        browser.execute_script(
+            "const cb = window.citybrain, apply = cb.applyValues; window.__afterPush = [];"
+            f"cb.applyValues = function () {{ const out = apply.apply(this, arguments); window.__afterPush.push({OVERLAPPING_LABELS}); return out; }};"
+        )
+        grid = city.units["grid"][0]
+        label_before = browser.execute_script(
+            "return window.citybrain.unitLayers[arguments[0]].getTooltip().getContent()", str(grid["district_id"])
+        )
+        city.report(grid)
+        wait_for(
+            browser,
+            f"window.citybrain.unitLayers[{str(grid['district_id'])!r}].getTooltip().getContent() !== {label_before!r}"
+            " && window.__afterPush.length > 0",
+            timeout=10,
+        )
+        pushes = browser.execute_script("return window.__afterPush")
+        assert all(clash == [] for clash in pushes), pushes
+        wait_for(browser, f"{SHOWN_LABELS}.length === window.citybrain.labelsShown && window.citybrain.labelsShown > 0")
+        assert browser.execute_script(f"return {OVERLAPPING_LABELS}") == []
+        assert browser.execute_script("return window.__labelFrames") > 0
+        assert browser.execute_script("return window.__labelClashes") == []
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": frames["identifier"]})
+        browser.set_window_size(1600, 1000)
