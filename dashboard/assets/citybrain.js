@@ -267,10 +267,27 @@
     };
 
     // --- open incident markers ---------------------------------------------------------------------
+    // On one shared canvas the layer drawn last is on top and takes the clicks, and the grids' geometry
+    // and the markers are two fetches that race: grids arriving second would cover the markers. So the
+    // markers get a pane of their own above the grids, drawn in SVG: Leaflet's SVG root lets clicks
+    // beside a marker through to the grids' canvas, which a second canvas would swallow.
+    var INCIDENT_PANE = "cb-incidents";
+
+    function incidentRenderer(map) {
+        if (!map) { return undefined; }
+        if (!map.getPane(INCIDENT_PANE)) {
+            map.createPane(INCIDENT_PANE).style.zIndex = 450;  // above overlayPane (400), below markers' icons (600)
+        }
+        if (!map.cbIncidentRenderer) { map.cbIncidentRenderer = window.L.svg({pane: INCIDENT_PANE}); }
+        return map.cbIncidentRenderer;
+    }
+
     cb.incidentPoint = function (feature, latlng, context) {
         noteBuilt("overview-markers", context);
         var p = feature.properties;
         var marker = window.L.circleMarker(latlng, {
+            pane: INCIDENT_PANE,
+            renderer: incidentRenderer(cb.map),
             radius: p.priority === 1 ? 8 : 6,
             fillColor: p.fill,
             fillOpacity: 0.95,

@@ -64,3 +64,20 @@ def wait_for(driver, script: str, timeout: float = 10.0, interval: float = 0.05,
         if time.monotonic() > deadline:
             raise error(f"timed out waiting for: {script}")
         time.sleep(interval)
+
+
+def click(driver, css: str, timeout: float = 10.0) -> None:
+    """Wait for the element `css` selects and click it, finding it again if the page redraws it in between
+    (Dash replaces a list's children on every live update, which turns a found element stale)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while True:
+        wait_for(driver, f"document.querySelector({css!r})", timeout=timeout)
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 
 from data import warnings
 from tests.auth_helpers import make_user, sign_in_browser
-from tests.browser.chrome import wait_for
+from tests.browser.chrome import click, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -54,11 +54,6 @@ def item(alert_id: int) -> str:
 
 def present(alert_id: int) -> str:
     return f"!!document.querySelector({item(alert_id)!r})"
-
-
-def click(driver, css: str):
-    wait_for(driver, f"document.querySelector({css!r})")
-    driver.find_element(By.CSS_SELECTOR, css).click()
 
 
 def open_overview(driver, url: str):

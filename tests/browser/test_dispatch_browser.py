@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from data import schema, store
 from data.incidents import apply_action, get_incident, history
-from tests.browser.chrome import wait_for
+from tests.browser.chrome import click, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -55,12 +55,6 @@ def board_cell(driver, code: str, column: str) -> int:
 
 def board_equals(code: str, column: str, value: int) -> str:
     return f"Number(document.querySelector({board_selector(code, column)!r}).textContent.replace(/,/g, '')) === {value}"
-
-
-def click(driver, css: str):
-    element = wait_for(driver, f"document.querySelector({css!r})")
-    assert element
-    driver.find_element(By.CSS_SELECTOR, css).click()
 
 
 def panel_state(driver) -> str | None:
@@ -213,10 +207,7 @@ def test_a_stale_panel_gets_a_conflict_with_the_current_state(browser, server, c
 def test_arrow_keys_move_through_the_queue_and_the_panel_follows(browser, server, city):
     browser.get(server + "/dispatch")
     wait_for(browser, "document.querySelectorAll('#dispatch-grid .ag-row').length >= 2", timeout=20)
-    first = browser.find_element(
-        By.CSS_SELECTOR, '#dispatch-grid .ag-center-cols-container .ag-row[row-index="0"] .ag-cell[col-id="area"]'
-    )
-    first.click()
+    click(browser, '#dispatch-grid .ag-center-cols-container .ag-row[row-index="0"] .ag-cell[col-id="area"]')
     first_id = wait_for(
         browser, "document.querySelector('.cb-panel-head') && document.querySelector('.cb-panel-head').dataset.incident"
     )
@@ -264,9 +255,10 @@ def test_departments_answers_light_the_badge_and_a_closed_case_is_rated(browser,
     assert "cb-centre-unread" in browser.find_element(By.ID, "dispatch-centre-badge").get_attribute("class")
     click(browser, "#dispatch-centre-badge")
     wait_for(browser, "!document.getElementById('dispatch-centre').hidden")
-    first = browser.find_element(By.CSS_SELECTOR, "#dispatch-centre-list .cb-centre-item")
-    assert f"resolved #{incident_id}" in first.text and "swept and fenced" in first.text
-    first.find_element(By.CSS_SELECTOR, "button").click()
+    # The newest answer is first (read in one go: the list is redrawn whenever the feed moves).
+    first = browser.execute_script("return document.querySelector('#dispatch-centre-list .cb-centre-item').innerText")
+    assert f"resolved #{incident_id}" in first and "swept and fenced" in first
+    click(browser, "#dispatch-centre-list .cb-centre-item:first-child button")
     wait_for(browser, f"document.querySelector('.cb-panel-head').dataset.incident === '{incident_id}'")
     assert panel_state(browser) == "resolved"
     click(browser, "#dispatch-centre-read")

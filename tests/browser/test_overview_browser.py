@@ -12,22 +12,11 @@ from selenium.webdriver.common.by import By
 
 from dashboard.components.kpis import CARDS
 from data import metrics, schema, store
+from tests.browser.chrome import click, wait_for
 
 pytestmark = pytest.mark.browser
 
 TZ = "Asia/Shanghai"
-
-
-def wait_for(driver, script: str, timeout: float = 10.0, interval: float = 0.05):
-    """Poll a JavaScript expression until it is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = driver.execute_script(f"try {{ return ({script}); }} catch (e) {{ return null; }}")  # values, never live objects
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {script}")
-        time.sleep(interval)
 
 
 def open_page(driver, url: str) -> float:
@@ -134,7 +123,7 @@ def test_clicking_a_district_scopes_every_kpi_and_the_breadcrumb_leads_back(brow
     district_open = store_kpis(city.engine, (schema.DISTRICT, district["id"]))["open"]
     assert district_open < city_open
 
-    browser.find_element(By.CSS_SELECTOR, "button.cb-crumb").click()  # "Whole city"
+    click(browser, "button.cb-crumb")  # "Whole city"
     wait_for(browser, "document.querySelector('.cb-crumb-current').textContent === 'Whole city'")
     wait_for(browser, "window.citybrain.hideout && window.citybrain.hideout.scope === null")
     assert_kpis_match(browser, city.engine)
@@ -234,10 +223,18 @@ def test_zooming_in_shows_grids_and_open_incidents_and_a_marker_opens_its_card(b
     drawn = wait_for(browser, "Object.keys(window.citybrain.unitLayers).length && Object.keys(window.citybrain.unitLayers)")
     # Only the grids in view travel: far fewer than the city has.
     assert str(grid["id"]) in drawn and len(drawn) < len(city.units["grid"])
-    wait_for(
-        browser,
-        f"!!(window.citybrain.markerLayers[{str(incident_id)!r}] && window.citybrain.markerLayers[{str(incident_id)!r}]._map)",
+    marker_drawn = (
+        f"!!(window.citybrain.markerLayers[{str(incident_id)!r}] && window.citybrain.markerLayers[{str(incident_id)!r}]._map)"
     )
+    wait_for(browser, marker_drawn)
+    # The grids' geometry may arrive after the markers (two fetches race): make it so, and the markers
+    # must still be drawn above the grids and take the click.
+    again = browser.execute_script(
+        "const url = window.citybrain.built['overview-units'].url + '&again=1';"
+        "window.dash_clientside.set_props('overview-units', {url: url}); return url;"
+    )
+    wait_for(browser, f"window.citybrain.built['overview-units'].url === {again!r}")
+    wait_for(browser, marker_drawn)
     x, y = browser.execute_script(
         "const m = window.citybrain.map; const p = m.latLngToContainerPoint(window.citybrain.markerLayers[arguments[0]].getLatLng());"
         "const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];",
@@ -252,6 +249,20 @@ def test_zooming_in_shows_grids_and_open_incidents_and_a_marker_opens_its_card(b
     assert "Urgent" in card and grid["name_en"] in card
     browser.find_element(By.ID, "overview-card-close").click()
     wait_for(browser, "document.querySelector('#overview-card').hidden")
+    # Beside the marker the click goes through the markers' pane to the grid below: it drills in.
+    x, y = browser.execute_script(
+        "const m = window.citybrain.map, grid = window.citybrain.unitLayers[arguments[0]];"
+        "const corner = grid.getLatLngs().flat(2)[0], centre = window.citybrain.markerLayers[arguments[1]].getLatLng();"
+        "const p = m.latLngToContainerPoint([0.3 * centre.lat + 0.7 * corner.lat, 0.3 * centre.lng + 0.7 * corner.lng]);"
+        "const r = m.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];",
+        str(grid["id"]),
+        str(incident_id),
+    )
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(int(x), int(y)).click()
+    actions.perform()
+    wait_for(browser, f"document.querySelector('.cb-crumb-current').textContent === {grid['name_en']!r}")
+    assert browser.execute_script("return document.querySelector('#overview-card').hidden")
 
 
 # The permanent labels a viewer sees (a clashing one is hidden by a class, so ask the computed style).
