@@ -58,8 +58,6 @@ INTAKE_FIELDS = frozenset(
 )
 # How far in the future a report time may lie (clock skew between a device and the server).
 FUTURE_SKEW = timedelta(minutes=5)
-# Rows per statement when reading back ids of already known incidents.
-_LOOKUP_CHUNK = 500
 
 # Keyword arguments of apply_action that only some actions use.
 ACTION_PARAMS = {
@@ -531,20 +529,31 @@ def _bulk_insert_statement():
 
 
 def _existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bool]]:
-    # Grouped by source so the lookup is `source = ? AND external_id IN (...)`: both databases use the
-    # unique index for that, while a row-value IN list makes PostgreSQL fall back to a slow scan.
     by_source: dict[str, list[str]] = {}
     for source, external_id in keys:
         by_source.setdefault(source, []).append(external_id)
     found: dict[tuple[str, str], tuple[int, bool]] = {}
     for source, external_ids in by_source.items():
-        for start in range(0, len(external_ids), _LOOKUP_CHUNK):
-            chunk = external_ids[start : start + _LOOKUP_CHUNK]
-            rows = conn.execute(
-                select(INC.c.id, INC.c.external_id, INC.c.unlocated).where(INC.c.source == source, INC.c.external_id.in_(chunk))
-            )
-            found.update({(source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows})
+        rows = conn.execute(
+            select(INC.c.id, INC.c.external_id, INC.c.unlocated).where(known_external_ids(conn, source, external_ids))
+        )
+        found.update({(source, r.external_id): (int(r.id), bool(r.unlocated)) for r in rows})
     return found
+
+
+def known_external_ids(conn: Connection, source: str, external_ids: list[str]):
+    """The condition "incident of `source` with one of `external_ids`", for a lookup of any size.
+
+    Grouped by source, so both databases walk the unique (source, external_id) index (a row-value IN
+    list makes PostgreSQL fall back to a slow scan). The ids go in as one parameter, an array on
+    PostgreSQL and a JSON list on SQLite: thousands of separate IN parameters cost more to render and
+    bind than the lookup itself."""
+    if conn.dialect.name == "postgresql":
+        wanted = INC.c.external_id == any_(bindparam("ids", external_ids, type_=postgresql.ARRAY(Text)))
+    else:
+        ids = select(func.json_each(bindparam("ids", json.dumps(external_ids), type_=Text)).table_valued("value").c.value)
+        wanted = INC.c.external_id.in_(ids)
+    return (INC.c.source == source) & wanted
 
 
 # --- transitions ------------------------------------------------------------------------------

@@ -26,14 +26,13 @@ import numpy as np
 import pandas as pd
 import pyproj
 from pyproj.exceptions import CRSError
-from sqlalchemy import Engine, Text, any_, bindparam, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Engine, select
 
 from data import crs as crs_mod
 from data import schema
 from data.clock import to_utc, utc_now
 from data.errors import ValidationError
-from data.incidents import FUTURE_SKEW, IntakeResult, locate_reports, report_checked_incidents
+from data.incidents import FUTURE_SKEW, IntakeResult, known_external_ids, locate_reports, report_checked_incidents
 from data.locate import GridLocator
 
 __all__ = ["ColumnMapping", "IncidentImportReport", "import_incident_file", "read_category_map"]
@@ -593,19 +592,11 @@ def _cancel(pending: deque[Future]) -> None:
 def _already_stored(conn, source: str, external_ids: list[str]) -> set[str]:
     """The ids among `external_ids` already stored for `source`.
 
-    Asking by (source = ?, external_id IN ...) walks the unique (source, external_id) index directly,
-    so a re-import skips known rows cheaply; the writer still guards against rows that arrive
+    A re-import skips known rows cheaply this way; the writer still guards against rows that arrive
     meanwhile (ON CONFLICT DO NOTHING, or on PostgreSQL COPY stepping back: data.incidents._copy_new).
     """
-    # The ids go in as one parameter (an array on PostgreSQL, a JSON list on SQLite): thousands of
-    # separate IN parameters cost more to render and bind than the lookup itself.
     inc = schema.incidents
-    if conn.dialect.name == "postgresql":
-        wanted = inc.c.external_id == any_(bindparam("ids", external_ids, type_=postgresql.ARRAY(Text)))
-    else:
-        ids = select(func.json_each(bindparam("ids", json.dumps(external_ids), type_=Text)).table_valued("value").c.value)
-        wanted = inc.c.external_id.in_(ids)
-    return set(conn.execute(select(inc.c.external_id).where(inc.c.source == source, wanted)).scalars())
+    return set(conn.execute(select(inc.c.external_id).where(known_external_ids(conn, source, external_ids))).scalars())
 
 
 def _checked_chunks(chunks, ctx: _Context) -> Iterator[tuple[pd.DataFrame, list[dict], list[str | None]]]:

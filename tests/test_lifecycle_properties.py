@@ -203,21 +203,19 @@ def test_random_action_sequences_keep_the_store_consistent(engine):
         world = make_world(conn)
     on_sqlite = engine.dialect.name == "sqlite"
     seen: Counter = Counter()
-    run_state_machine_as_test(
-        lambda: IncidentMachine(engine, world, seen),
-        settings=settings(
-            max_examples=40 if on_sqlite else 12,
-            stateful_step_count=30,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
-    # The sequences reached the far end of the loop and tried every kind of refusal.
-    assert set(seen) >= {
-        lifecycle.CLOSED,
-        lifecycle.REOPENED,
-        lifecycle.MERGED,
-        "Conflict",
-        "InvalidTransition",
-        "ValidationError",
-    }, seen
+    wanted = {lifecycle.CLOSED, lifecycle.REOPENED, lifecycle.MERGED, "Conflict", "InvalidTransition", "ValidationError"}
+    # The sequences must reach the far end of the loop and try every kind of refusal. They are random, and
+    # a round of 12 on PostgreSQL now and then misses one: another round of new sequences, at most four.
+    for _round in range(4):
+        run_state_machine_as_test(
+            lambda: IncidentMachine(engine, world, seen),
+            settings=settings(
+                max_examples=40 if on_sqlite else 12,
+                stateful_step_count=30,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+        if set(seen) >= wanted:
+            break
+    assert set(seen) >= wanted, seen
