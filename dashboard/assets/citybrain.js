@@ -185,6 +185,16 @@
         return !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top);
     }
 
+    // The alerts' rings (warnings.js) are where the eye must go: a label never covers one, it gives way.
+    function alertBoxes() {
+        var markers = cb.alertMarkers || {}, boxes = [];
+        Object.keys(markers).forEach(function (id) {
+            var el = markers[id]._map && markers[id].getElement();
+            if (el) { boxes.push(el.getBoundingClientRect()); }
+        });
+        return boxes;
+    }
+
     cb.declutterLabels = function () {
         var labels = [];
         Object.keys(cb.unitLayers).forEach(function (id) {
@@ -196,10 +206,11 @@
             labels.push({el: el, size: (b.getEast() - b.getWest()) * (b.getNorth() - b.getSouth())});
         });
         labels.sort(function (a, b) { return b.size - a.size; });
-        var kept = [];
+        var kept = [], rings = alertBoxes();
         labels.forEach(function (label) {
             var box = label.el.getBoundingClientRect();
-            var clash = kept.some(function (other) { return rectsOverlap(box, other); });
+            var overlaps = function (other) { return rectsOverlap(box, other); };
+            var clash = kept.some(overlaps) || rings.some(overlaps);
             label.el.classList.toggle("cb-label-clash", clash);
             if (!clash) { kept.push(box); }
         });
@@ -212,6 +223,7 @@
         clearTimeout(declutterTimer);
         declutterTimer = setTimeout(cb.declutterLabels, 50);
     }
+    cb.scheduleDeclutter = scheduleDeclutter;  // an alert's ring coming or going (warnings.js)
 
     cb.unitStyle = function (feature, context) {
         var hideout = (context && context.hideout) || {};

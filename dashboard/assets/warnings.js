@@ -33,6 +33,8 @@
         var own = ns();
         own.alertMarkers = own.alertMarkers || {};
         own.alertMarkers[String(p.id)] = marker;
+        // Labels give way to rings (citybrain.js): sort them again when a ring comes or goes.
+        marker.on("add remove", function () { if (ns().scheduleDeclutter) { ns().scheduleDeclutter(); } });
         // A click on a ring brings its alert into view in the list and marks it for a moment.
         marker.on("click", function () {
             var item = document.querySelector(".cb-alert[data-alert='" + p.id + "']");

@@ -188,6 +188,50 @@ def test_the_wall_shows_the_alerts_large_and_read_only(browser, server, city, se
     assert len(overflow) == 2 and max(overflow) <= 1, overflow
 
 
+# Shown district labels whose box meets an alert's ring, as pairs of texts (a label hidden for a clash is not shown).
+LABELS_ON_RINGS = (
+    "(() => { const rings = [...document.querySelectorAll('.cb-alert-marker')].map(e => e.getBoundingClientRect());"
+    " return [...document.querySelectorAll('.cb-unit-label')].filter(e => getComputedStyle(e).visibility !== 'hidden')"
+    "  .filter(e => { const a = e.getBoundingClientRect();"
+    "   return rings.some(b => !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top)); })"
+    "  .map(e => e.textContent); })()"
+)
+
+
+def test_a_label_gives_way_to_an_alert_ring_and_comes_back_when_the_alert_goes(browser, server, city, seeded, dispatcher):
+    browser.get(f"{server}/logout")
+    sign_in_browser(browser, server, dispatcher["username"], next_path="/?lang=en")
+    open_overview(browser, f"{server}/?lang=en")
+    wait_for(browser, "window.citybrain.labelsShown > 0 && document.querySelectorAll('.cb-alert-marker').length >= 2", timeout=15)
+    # A district whose label is shown and clear of every ring; an alert is raised right under that label.
+    district_id, lat, lon = wait_for(
+        browser,
+        "(() => { const rings = [...document.querySelectorAll('.cb-alert-marker')].map(e => e.getBoundingClientRect());"
+        " for (const [id, layer] of Object.entries(window.citybrain.unitLayers)) {"
+        "  const tip = layer.getTooltip(), el = tip && tip.getElement();"
+        "  if (!el || getComputedStyle(el).visibility === 'hidden') { continue; }"
+        "  const a = el.getBoundingClientRect();"
+        "  if (rings.some(b => !(a.right + 40 <= b.left || b.right <= a.left - 40 || a.bottom + 40 <= b.top || b.bottom <= a.top - 40))) { continue; }"
+        "  const at = tip.getLatLng(); return [Number(id), at.lat, at.lng]; } return null; })()",
+    )
+    grid = min(
+        (g for g in city.units["grid"] if g["district_id"] == district_id),
+        key=lambda g: (g["lat"] - lat) ** 2 + (g["lon"] - lon) ** 2,
+    )
+    (under,) = raise_alerts(city, [_finding(city, {**grid, "lat": lat, "lon": lon}, "surge", 60, "under-label")])
+    label_hidden = f"window.citybrain.unitLayers['{district_id}'].getTooltip().getElement().classList.contains('cb-label-clash')"
+    wait_for(browser, f"!!(window.citybrain.alertMarkers['{under}'] && window.citybrain.alertMarkers['{under}']._map)", timeout=15)
+    wait_for(browser, label_hidden, timeout=5)
+    assert browser.execute_script(f"return {LABELS_ON_RINGS}") == []
+
+    # The alert dismissed (by another operator): its ring goes and the district's label is back.
+    with city.engine.begin() as conn:
+        warnings.act_on_alert(conn, under, "dismiss", actor="other-operator", note="a fair, expected")
+    wait_for(browser, f"!window.citybrain.alertMarkers['{under}']._map", timeout=15)
+    wait_for(browser, f"!({label_hidden})", timeout=5)
+    assert browser.execute_script(f"return {LABELS_ON_RINGS}") == []
+
+
 def test_an_administrator_switches_a_category_off_on_the_warnings_page(browser, server, city, seeded):
     admin = make_user(city.engine, "admin", username="alert-admin")
     browser.get(f"{server}/logout")
