@@ -298,7 +298,6 @@
         noteBuilt("overview-markers", context);
         var p = feature.properties;
         var marker = window.L.circleMarker(latlng, {
-            pane: INCIDENT_PANE,
             renderer: incidentRenderer(cb.map),
             radius: p.priority === 1 ? 8 : 6,
             fillColor: p.fill,
