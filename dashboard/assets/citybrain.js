@@ -14,7 +14,7 @@
     // --- state shared between the map's functions and the callbacks -------------------------
     cb.map = null;              // the Leaflet map of the page (one per page)
     cb.unitLayers = {};         // unit id -> Leaflet layer of the choropleth, for restyling in place
-    cb.markerLayers = {};       // incident id -> its marker (when not in a cluster)
+    cb.markerLayers = {};       // incident id -> its marker while drawn (not in a cluster, in view)
     cb.live = {};               // style key -> newest {values, breaks, colours, head} pushed live
     cb.hideout = null;          // the hideout the unit layer was last built with
     cb.heatLayer = null;
@@ -305,7 +305,10 @@
             color: p.ring || "#ffffff",
             weight: p.ring ? 3 : 1.2
         });
-        cb.markerLayers[String(p.id)] = marker;
+        var key = String(p.id);
+        cb.markerLayers[key] = marker;
+        // Forgotten once off the map (closed, clustered, out of view): a desk open all day keeps no old markers.
+        marker.on("remove", function () { if (cb.markerLayers[key] === marker) { delete cb.markerLayers[key]; } });
         return marker;
     };
 

@@ -263,6 +263,9 @@ def test_zooming_in_shows_grids_and_open_incidents_and_a_marker_opens_its_card(b
     actions.perform()
     wait_for(browser, f"document.querySelector('.cb-crumb-current').textContent === {grid['name_en']!r}")
     assert browser.execute_script("return document.querySelector('#overview-card').hidden")
+    # Zoomed back out the markers go, and the page keeps none of them (a desk stays open all day).
+    browser.execute_script("window.citybrain.map.setZoom(11, {animate: false})")
+    wait_for(browser, "window.citybrain.map.getZoom() === 11 && Object.keys(window.citybrain.markerLayers).length === 0")
 
 
 # The permanent labels a viewer sees (a clashing one is hidden by a class, so ask the computed style).
