@@ -220,7 +220,9 @@ def test_a_label_gives_way_to_an_alert_ring_and_comes_back_when_the_alert_goes(b
     )
     (under,) = raise_alerts(city, [_finding(city, {**grid, "lat": lat, "lon": lon}, "surge", 60, "under-label")])
     label_hidden = f"window.citybrain.unitLayers['{district_id}'].getTooltip().getElement().classList.contains('cb-label-clash')"
-    wait_for(browser, f"!!(window.citybrain.alertMarkers['{under}'] && window.citybrain.alertMarkers['{under}']._map)", timeout=15)
+    wait_for(
+        browser, f"!!(window.citybrain.alertMarkers['{under}'] && window.citybrain.alertMarkers['{under}']._map)", timeout=15
+    )
     wait_for(browser, label_hidden, timeout=5)
     assert browser.execute_script(f"return {LABELS_ON_RINGS}") == []
 
