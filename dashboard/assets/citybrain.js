@@ -172,10 +172,12 @@
         return name + " · " + (value || 0);
     }
 
-    // --- permanent labels never overlap: a larger unit's label wins, a clashing one hides -------
+    // --- permanent labels never overlap: a larger unit's label wins, a clashing one moves or hides --
     // Neighbouring districts' centres can sit close together (Yuzhong and Nan'an, Jiulongpo and
-    // Dadukou); overlapping labels are unreadable from metres away, so the smaller unit's gives way
-    // until zooming in makes room.
+    // Dadukou), and the alerts' rings sit anywhere; overlapping labels are unreadable from metres away.
+    // Largest unit first, each label takes the first free spot of a short ladder around its unit's
+    // centre (on it, above, below, a step further, to either side) and hides when none is free, until
+    // zooming in makes room.
     // A clashing label is hidden by a class (cb-label-clash, visibility: hidden !important), not by
     // its inline style: Leaflet's DivOverlay.update() - run by setTooltipContent on every live push and
     // whenever a tooltip opens - resets the inline visibility to "", so every hidden label showed again
@@ -185,7 +187,25 @@
         return !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top);
     }
 
-    // The alerts' rings (warnings.js) are where the eye must go: a label never covers one, it gives way.
+    function shifted(box, dx, dy) {
+        return {left: box.left + dx, right: box.right + dx, top: box.top + dy, bottom: box.bottom + dy};
+    }
+
+    // Room kept around each label: a live push may widen it by a digit before the next pass runs.
+    var LABEL_MARGIN = 8;
+
+    function padded(box) {
+        return {left: box.left - LABEL_MARGIN, right: box.right + LABEL_MARGIN, top: box.top - LABEL_MARGIN / 2,
+                bottom: box.bottom + LABEL_MARGIN / 2};
+    }
+
+    // Offsets (px) from the unit's centre a label may take, nearest first.
+    function labelSpots(width, height) {
+        var up = height + 4, far = height + 28, side = width / 2 + 26;
+        return [[0, 0], [0, -up], [0, up], [0, -far], [0, far], [-side, 0], [side, 0]];
+    }
+
+    // The alerts' rings (warnings.js) are where the eye must go: a label never covers one, it moves.
     function alertBoxes() {
         var markers = cb.alertMarkers || {}, boxes = [];
         Object.keys(markers).forEach(function (id) {
@@ -203,18 +223,30 @@
             var el = tip && tip.options.permanent && tip.getElement && tip.getElement();
             if (!layer._map || !el || !layer.getBounds) { return; }
             var b = layer.getBounds();
-            labels.push({el: el, size: (b.getEast() - b.getWest()) * (b.getNorth() - b.getSouth())});
+            labels.push({tip: tip, el: el, size: (b.getEast() - b.getWest()) * (b.getNorth() - b.getSouth())});
         });
         labels.sort(function (a, b) { return b.size - a.size; });
-        var kept = [], rings = alertBoxes();
+        var taken = alertBoxes(), shown = 0, moved = 0;
         labels.forEach(function (label) {
             var box = label.el.getBoundingClientRect();
-            var overlaps = function (other) { return rectsOverlap(box, other); };
-            var clash = kept.some(overlaps) || rings.some(overlaps);
-            label.el.classList.toggle("cb-label-clash", clash);
-            if (!clash) { kept.push(box); }
+            var now = window.L.point(label.tip.options.offset || [0, 0]);
+            var home = shifted(box, -now.x, -now.y);  // where the label sits with no offset
+            var spot = null;
+            labelSpots(box.right - box.left, box.bottom - box.top).some(function (offset) {
+                var candidate = shifted(home, offset[0], offset[1]), room = padded(candidate);
+                if (taken.some(function (other) { return rectsOverlap(room, other); })) { return false; }
+                spot = {offset: offset, box: candidate};
+                return true;
+            });
+            if (spot && (spot.offset[0] !== now.x || spot.offset[1] !== now.y)) {
+                label.tip.options.offset = window.L.point(spot.offset[0], spot.offset[1]);
+                label.tip.update();
+            }
+            label.el.classList.toggle("cb-label-clash", !spot);
+            if (spot) { taken.push(spot.box); shown += 1; moved += spot.offset[0] || spot.offset[1] ? 1 : 0; }
         });
-        cb.labelsShown = kept.length;
+        cb.labelsShown = shown;
+        cb.labelsMoved = moved;  // shown away from their unit's centre
         cb.labelsZoom = cb.map ? cb.map.getZoom() : null;  // which view the count belongs to
     };
 
