@@ -30,11 +30,16 @@
             keyboard: false,
             zIndexOffset: 1000 - (p.rank || 0)
         });
-        var own = ns();
+        var own = ns(), key = String(p.id);
         own.alertMarkers = own.alertMarkers || {};
-        own.alertMarkers[String(p.id)] = marker;
-        // Labels give way to rings (citybrain.js): sort them again when a ring comes or goes.
-        marker.on("add remove", function () { if (ns().scheduleDeclutter) { ns().scheduleDeclutter(); } });
+        own.alertMarkers[key] = marker;
+        // Labels make way for rings (citybrain.js): place them again when a ring comes or goes. A ring off
+        // the map is forgotten, so a wall that runs for weeks keeps only the rings it shows.
+        marker.on("add remove", function (e) {
+            var markers = ns().alertMarkers || {};
+            if (e.type === "remove" && markers[key] === marker) { delete markers[key]; }
+            if (ns().scheduleDeclutter) { ns().scheduleDeclutter(); }
+        });
         // A click on a ring brings its alert into view in the list and marks it for a moment.
         marker.on("click", function () {
             var item = document.querySelector(".cb-alert[data-alert='" + p.id + "']");

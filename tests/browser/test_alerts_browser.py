@@ -246,7 +246,7 @@ def test_a_label_moves_off_an_alert_ring_and_comes_back_when_the_alert_goes(brow
     # The alert dismissed (by another operator): its ring goes and the label is back on the district's centre.
     with city.engine.begin() as conn:
         warnings.act_on_alert(conn, under, "dismiss", actor="other-operator", note="a fair, expected")
-    wait_for(browser, f"!window.citybrain.alertMarkers['{under}']._map", timeout=15)
+    wait_for(browser, f"!window.citybrain.alertMarkers['{under}']", timeout=15)  # off the map and forgotten
     wait_for(browser, f"(([shown, x, y]) => shown && !x && !y)({label})", timeout=5)
     assert browser.execute_script(f"return {LABELS_ON_RINGS}") == []
 
