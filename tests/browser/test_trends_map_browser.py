@@ -48,11 +48,31 @@ def assert_matches_store(shown: dict, units: list[dict], rate: str) -> None:
 def click_inside(browser, unit_id: int) -> None:
     """A real mouse click on a point inside the unit's drawn shape (found with elementFromPoint)."""
     # Scrolled first, in a call of its own: hit tests in the same script as the scroll can see the old layout.
-    browser.execute_script(
-        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});", f"path.cb-trends-unit-{unit_id}"
-    )
-    time.sleep(0.3)
-    point = browser.execute_script(
+    # Charts above the map may still be drawing and push it down after the scroll: scroll again until the
+    # shape holds still in view.
+    deadline = time.monotonic() + 10
+    while True:
+        browser.execute_script(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});", f"path.cb-trends-unit-{unit_id}"
+        )
+        time.sleep(0.3)
+        point = _point_inside(browser, unit_id)
+        if point:
+            time.sleep(0.2)
+            if _point_inside(browser, unit_id) == point:  # the layout has settled
+                break
+        if time.monotonic() > deadline:
+            break
+    assert point, f"no clickable point inside unit {unit_id}"
+    actions = ActionBuilder(browser)  # viewport coordinates, as getBoundingClientRect gives them
+    actions.pointer_action.move_to_location(int(point[0]), int(point[1]))
+    actions.pointer_action.click()
+    actions.perform()
+
+
+def _point_inside(browser, unit_id: int) -> list[int] | None:
+    """A point well inside the unit's shape as drawn now, or None (none in view)."""
+    return browser.execute_script(
         """
         const path = document.querySelector(arguments[0]);
         const r = path.getBoundingClientRect();
@@ -71,11 +91,6 @@ def click_inside(browser, unit_id: int) -> None:
         """,
         f"path.cb-trends-unit-{unit_id}",
     )
-    assert point, f"no clickable point inside unit {unit_id}"
-    actions = ActionBuilder(browser)  # viewport coordinates, as getBoundingClientRect gives them
-    actions.pointer_action.move_to_location(int(point[0]), int(point[1]))
-    actions.pointer_action.click()
-    actions.perform()
 
 
 def test_rate_map_colours_units_and_a_click_drills_in(browser, server, city):
