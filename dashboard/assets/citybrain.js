@@ -243,7 +243,10 @@
                 label.tip.update();
             }
             label.el.classList.toggle("cb-label-clash", !spot);
-            if (spot) { taken.push(spot.box); shown += 1; moved += spot.offset[0] || spot.offset[1] ? 1 : 0; }
+            if (!spot) { return; }
+            taken.push(spot.box);
+            shown += 1;
+            if (spot.offset[0] || spot.offset[1]) { moved += 1; }
         });
         cb.labelsShown = shown;
         cb.labelsMoved = moved;  // shown away from their unit's centre

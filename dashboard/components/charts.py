@@ -21,13 +21,9 @@ def font_size(wall: bool, scale: float = 1.0) -> int:
     return round((16 if wall else 12) * (scale if wall else 1.0))
 
 
-def _grid_colour(wall: bool) -> str:
-    return "rgba(200,215,230,0.15)" if wall else "rgba(20,40,60,0.12)"
-
-
 def _layout(wall: bool, scale: float = 1.0, **extra) -> dict:
     ink = "#e8eef5" if wall else "#1b2733"
-    grid = _grid_colour(wall)
+    grid = "rgba(200,215,230,0.15)" if wall else "rgba(20,40,60,0.12)"
     size = font_size(wall, scale)
     layout = {
         "paper_bgcolor": "rgba(0,0,0,0)",
@@ -84,16 +80,11 @@ def breakdown_figure(data: dict, lang: str, wall: bool = False, scale: float = 1
         )
     labels = [name(c, lang) for c in categories]
     figure = go.Figure(bars)
-    size = font_size(wall, scale)
     figure.update_layout(
         **_layout(
             wall,
             scale,
             barmode="stack",
-            # No legend above (the sector chips name the colours), so no room kept for one; on the wall the
-            # bars print their values, and the height an axis would take goes to the categories' names.
-            margin={"l": 8, "r": 8, "t": round(size * 0.5), "b": 8},
-            xaxis={"visible": not wall, "automargin": True, "gridcolor": _grid_colour(wall)},
             yaxis={
                 "categoryorder": "array",
                 "categoryarray": labels,
@@ -104,6 +95,10 @@ def breakdown_figure(data: dict, lang: str, wall: bool = False, scale: float = 1
             },
         )
     )
+    # No legend above (the sector chips name the colours), so no room kept for one; on the wall the bars
+    # print their values, and the height an axis would take goes to the categories' names.
+    figure.update_layout(margin_t=round(font_size(wall, scale) * 0.5))
+    figure.update_xaxes(visible=not wall)
     return figure
 
 

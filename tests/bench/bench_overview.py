@@ -38,7 +38,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from dashboard.server import create_app  # noqa: E402
 from dashboard.settings import Settings  # noqa: E402
-from data import accounts, schema, store  # noqa: E402
+from data import accounts, schema, store, warnings  # noqa: E402
 from data.demo.city import build_demo  # noqa: E402
 from data.errors import NotFound  # noqa: E402
 from data.incidents import report_incidents  # noqa: E402
@@ -651,8 +651,6 @@ def main() -> None:
     if args.screenshots:
         try:
             # As the app runs in production: the early-warning pass has looked at the city.
-            from data import warnings
-
             print(f"early-warning pass: {warnings.run_detection(engine)}")
             screenshots(driver, base, args.screenshots)
         finally:

@@ -14,6 +14,7 @@ from selenium.webdriver.common.by import By
 from data import warnings
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import click, wait_for
+from tests.browser.map_labels import LABELS_ON_RINGS, SHOWN_LABELS
 
 pytestmark = pytest.mark.browser
 
@@ -198,16 +199,6 @@ def test_the_wall_shows_the_alerts_large_and_read_only(browser, server, city, se
     assert all(upper[1] <= lower[0] + 0.5 for upper, lower in itertools.pairwise(names)), names
 
 
-# Shown district labels whose box meets an alert's ring, as pairs of texts (a label hidden for a clash is not shown).
-LABELS_ON_RINGS = (
-    "(() => { const rings = [...document.querySelectorAll('.cb-alert-marker')].map(e => e.getBoundingClientRect());"
-    " return [...document.querySelectorAll('.cb-unit-label')].filter(e => getComputedStyle(e).visibility !== 'hidden')"
-    "  .filter(e => { const a = e.getBoundingClientRect();"
-    "   return rings.some(b => !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top)); })"
-    "  .map(e => e.textContent); })()"
-)
-
-
 def test_a_label_moves_off_an_alert_ring_and_comes_back_when_the_alert_goes(browser, server, city, seeded, dispatcher):
     browser.get(f"{server}/logout")
     sign_in_browser(browser, server, dispatcher["username"], next_path="/?lang=en")
@@ -220,7 +211,7 @@ def test_a_label_moves_off_an_alert_ring_and_comes_back_when_the_alert_goes(brow
         " for (const [id, layer] of Object.entries(window.citybrain.unitLayers)) {"
         "  const tip = layer.getTooltip(), el = tip && tip.getElement();"
         "  const o = window.L.point(tip.options.offset || [0, 0]);"
-        "  if (!el || getComputedStyle(el).visibility === 'hidden' || o.x || o.y) { continue; }"
+        f"  if (!el || !{SHOWN_LABELS}.includes(el) || o.x || o.y) {{ continue; }}"
         "  const a = el.getBoundingClientRect();"
         "  if (rings.some(b => !(a.right + 40 <= b.left || b.right <= a.left - 40 || a.bottom + 40 <= b.top || b.bottom <= a.top - 40))) { continue; }"
         "  const at = tip.getLatLng(); return [Number(id), at.lat, at.lng]; } return null; })()",

@@ -13,6 +13,7 @@ from selenium.webdriver.common.by import By
 from dashboard.components.kpis import CARDS
 from data import metrics, schema, store
 from tests.browser.chrome import click, wait_for
+from tests.browser.map_labels import OVERLAPPING_LABELS, SHOWN_LABELS
 
 pytestmark = pytest.mark.browser
 
@@ -268,19 +269,6 @@ def test_zooming_in_shows_grids_and_open_incidents_and_a_marker_opens_its_card(b
     # Zoomed back out the markers go, and the page keeps none of them (a desk stays open all day).
     browser.execute_script("window.citybrain.map.setZoom(11, {animate: false})")
     wait_for(browser, "window.citybrain.map.getZoom() === 11 && Object.keys(window.citybrain.markerLayers).length === 0")
-
-
-# The permanent labels a viewer sees (a clashing one is hidden by a class, so ask the computed style).
-SHOWN_LABELS = (
-    "[...document.querySelectorAll('.cb-unit-label')].filter(e => e.isConnected && getComputedStyle(e).visibility !== 'hidden')"
-)
-# Pairs of shown labels (their texts) whose boxes overlap, now.
-OVERLAPPING_LABELS = (
-    f"(() => {{ const shown = {SHOWN_LABELS}.map(e => [e.textContent, e.getBoundingClientRect()]), out = [];"
-    " shown.forEach(([ta, a], i) => shown.slice(i + 1).forEach(([tb, b]) => {"
-    "  if (!(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top)) { out.push([ta, tb]); } }));"
-    " return out; })()"
-)
 
 
 def test_district_labels_never_overlap_when_zoomed_out(browser, server, city):
