@@ -1,4 +1,4 @@
-"""Callbacks of the administration page (/admin): a form's button runs one data/admin.py change as the signed-in admin.
+"""Callbacks of the administration page (/admin): a form's button runs one data/accounts/admin.py change as the signed-in admin.
 
 `perform` is the plain function behind every button (tests call it without Dash): it checks the
 caller is an administrator, runs the change in one transaction and answers with the message to
@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from dashboard.i18n import t
 from dashboard.pages import admin as page
-from data import admin, schema, store
+from data import schema, store
+from data.accounts import admin
 from data.errors import CityBrainError, PermissionDenied, ValidationError
 
 
@@ -95,7 +96,7 @@ def _user_inside(conn, username: str) -> None:
     """Refuse to touch a user outside the signed-in admin's jurisdiction: an admin of a district must not
     reset the city administrator's password, demote or deactivate them."""
     from dashboard import jurisdiction
-    from data import accounts
+    from data.accounts import users as accounts
 
     mine = jurisdiction.unit()
     if mine is None:
@@ -109,7 +110,7 @@ def _unit_inside_mine(conn, code: str | None) -> str | None:
     """A new key's or user's unit code, kept inside the signed-in admin's own jurisdiction: an admin of a
     district cannot mint a key or a user that reads the whole city (blank or city-wide gives the admin's own unit)."""
     from dashboard import jurisdiction
-    from data import apikeys
+    from data.accounts import apikeys
 
     mine = jurisdiction.unit()
     if mine is None:

@@ -23,7 +23,7 @@ ACTIONS = {ids.ALERTS_ACK: "acknowledge", ids.ALERTS_CASE: "case"}
 
 def act(engine, alert_id: int, action: str, actor: str, lang: str, note: str | None = None) -> tuple[list, bool]:
     """Run one operator action on an alert; (message children, done?). Refusals change nothing."""
-    from data import warnings
+    from data.warnings import alerts as warnings
 
     try:
         with engine.begin() as conn:

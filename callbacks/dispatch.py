@@ -18,9 +18,10 @@ from dashboard.components.dispatch_panel import NEEDS_REASON, TAKES_NOTE
 from dashboard.components.dispatch_queue import tf
 from dashboard.i18n import LANGS, name, t
 from dashboard.pages.dispatch import chosen_filters, read_centre, read_counts, read_panel, read_queue
-from data import dispatch, notify, schema, store
-from data.clock import utc_now
+from data import schema, store
 from data.errors import CityBrainError, Conflict
+from data.incidents import dispatch, notify
+from data.times import utc_now
 
 PROMPTED = NEEDS_REASON | TAKES_NOTE
 TOUCHED_MAX = 500  # more incidents touched at once than this: read the whole queue instead

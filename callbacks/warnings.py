@@ -17,7 +17,7 @@ from data.errors import CityBrainError
 
 def save_setting(engine, row: dict, actor: str, lang: str, tz: str) -> tuple[str, str, list[dict]]:
     """Store one edited settings row; (message, message class, the table's rows as now stored)."""
-    from data import warnings
+    from data.warnings import alerts as warnings
 
     try:
         sensitivity = float(row["sensitivity"])

@@ -27,7 +27,8 @@ from flask_login import AnonymousUserMixin, LoginManager, current_user, login_us
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import auth_text  # noqa: F401  (registers the sign-in strings with i18n)
-from data import accounts, store
+from data import store
+from data.accounts import users as accounts
 from data.errors import NotFound
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import jurisdiction
 from dashboard.cache import cache
-from data import geo, store
+from data import store
 from data.errors import NotFound, ValidationError
+from data.geo import units as geo
 from layers import boundaries, heat, markers
 from layers.scope import Scope, resolve_scope
 

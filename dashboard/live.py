@@ -165,7 +165,7 @@ def watcher_for(engine) -> FeedWatcher:
 
 def read_events(engine, after_id: int) -> list:
     """The change feed after `after_id`, oldest first (data.incidents.events_after)."""
-    from data.incidents import events_after
+    from data.incidents.core import events_after
 
     with store.reading(engine) as conn:
         return list(events_after(conn, after_id, limit=PAGE))

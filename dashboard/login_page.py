@@ -9,9 +9,9 @@ from flask import Blueprint, current_app, redirect, request, url_for
 
 from dashboard import auth
 from dashboard.i18n import LANGS, normalise_lang, t
-from data import accounts
-from data.clock import utc_now
+from data.accounts import users as accounts
 from data.errors import AccountLocked, AuthenticationFailed
+from data.times import utc_now
 
 bp = Blueprint("auth", __name__)
 

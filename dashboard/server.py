@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
 
 def _register_overview_routes(server: Flask, engine: Engine, warm: bool, tz: str) -> None:
     from dashboard import alerts_routes, geo_routes, live
-    from data import kpi_set
+    from data.metrics import working_set as kpi_set
 
     server.register_blueprint(geo_routes.bp)
     server.register_blueprint(live.bp)

@@ -89,7 +89,7 @@ departments = Table(
     Column("kind", String(32), nullable=False, server_default="department"),
     Column("webhook_url", Text, nullable=True),
     Column("active", Boolean, nullable=False, server_default=true()),
-    # The key its webhooks are signed with (HMAC-SHA256; migration 0004, see data/notify.py).
+    # The key its webhooks are signed with (HMAC-SHA256; migration 0004, see data/incidents/notify.py).
     Column("webhook_secret", Text, nullable=True),
 )
 
@@ -370,7 +370,7 @@ ALERT_KINDS = ("surge", "hotspot", "chronic", "deadline")
 ALERT_STATUSES = ("open", "acknowledged", "dismissed", "cased", "cleared")
 ALERT_ACTIONS = ("raised", "updated", "acknowledge", "dismiss", "case", "cleared", "settings")
 
-# What the early-warning pass (data/warnings.py) found: one row per condition episode. A condition
+# What the early-warning pass (data/warnings/alerts.py) found: one row per condition episode. A condition
 # re-detected while its alert is open updates that row (dedup_key is unique), never adds one.
 alerts = Table(
     "alerts",
@@ -437,7 +437,7 @@ warning_settings = Table(
 # --- administration (migration 0009) ------------------------------------------------------------
 
 # The admin audit log: every change an administrator makes (users, keys, departments, categories,
-# limits, responsibility and duty lists), with the record before and after it. See data/admin.py.
+# limits, responsibility and duty lists), with the record before and after it. See data/accounts/admin.py.
 admin_events = Table(
     "admin_events",
     metadata,
@@ -457,7 +457,7 @@ admin_events = Table(
 
 # --- accounts, roles and jurisdiction (migration 0005) ------------------------------------------
 
-# Who may sign in (data/accounts.py). `unit_id` is the jurisdiction (NULL = the whole city): every
+# Who may sign in (data/accounts/users.py). `unit_id` is the jurisdiction (NULL = the whole city): every
 # scope the user sees is clamped to it. `department_id` is the one department a 'department' user
 # acts for. `session_version` changes when a password is set or the user is deactivated, so the
 # sessions signed in before stop working on their next request.
@@ -501,7 +501,7 @@ kiosk_tokens = Table(
 
 # --- working calendar and the centre's inbox (migration 0008) -------------------------------------
 
-# The optional working-hours calendar (data/calendar.py): one row, id 1; off unless enabled.
+# The optional working-hours calendar (data/incidents/calendar.py): one row, id 1; off unless enabled.
 work_calendar = Table(
     "work_calendar",
     metadata,
@@ -543,7 +543,7 @@ centre_notifications = Table(
     Index("ix_centre_notifications_incident", "incident_id"),
 )
 
-# --- the leaders' review roll-ups (migration 0007; data/rollups.py) ------------------------------
+# --- the leaders' review roll-ups (migration 0007; data/metrics/rollups.py) ------------------------------
 
 # Daily sums per (local day, unit, department): unit 0 is the whole city, department 0 all of them.
 # Histograms and categories are little-endian int32 (key, count) pairs; hours 24 int32 counts.

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, true
 from sqlalchemy.engine import Connection
 
-from data import clock, lifecycle, schema
+from data import schema, times
+from data.incidents import clock, lifecycle
 from layers.scope import INCIDENT_COLUMN, Scope
 
 METRICS = ("open", "overdue", "new_24h")
@@ -43,8 +44,8 @@ def metric_condition(metric: str, now: datetime, table=schema.incidents):
     if metric == "new_24h":
         # A merged duplicate is the same matter reported twice (一件事一次办): counted once.
         return (
-            (table.c.reported_at > clock.to_utc(now) - timedelta(hours=24))
-            & (table.c.reported_at <= clock.to_utc(now))
+            (table.c.reported_at > times.to_utc(now) - timedelta(hours=24))
+            & (table.c.reported_at <= times.to_utc(now))
             & (table.c.state != lifecycle.MERGED)
         )
     raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")

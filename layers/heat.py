@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
-from data import clock, lifecycle, schema
+from data import schema, times
 from data.errors import ValidationError
+from data.incidents import lifecycle
 from layers.scope import Scope
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -66,7 +67,7 @@ def heat_cells(
 ) -> list[tuple[int, int, float]]:
     """(lon bin, lat bin, weight) for incidents reported in the window before `now`, located in a grid."""
     i = schema.incidents
-    now = clock.to_utc(now)
+    now = times.to_utc(now)
     weight = case(*((i.c.priority == p, w) for p, w in PRIORITY_WEIGHT.items()), else_=1.0)
     lon_bin = func.round(i.c.lon / cell)
     lat_bin = func.round(i.c.lat / cell)

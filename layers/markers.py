@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import or_, select, true
 from sqlalchemy.engine import Connection
 
-from data import clock, schema
+from data import schema
+from data.incidents import clock
 from layers.scope import Scope
 
 POINT_FUNCTION = "incidentPoint"

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from dashboard.server import create_app
 from dashboard.settings import Settings
 from data import schema
-from data.apikeys import create_key
+from data.accounts.apikeys import create_key
 from tests.factories import World, make_world
 
 

@@ -14,7 +14,7 @@ import re
 import time
 from contextlib import contextmanager
 
-from data import accounts
+from data.accounts import users as accounts
 
 TEST_PASSWORD = "test-password-1"
 _serial = itertools.count(1)

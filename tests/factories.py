@@ -21,9 +21,10 @@ import shapely
 from shapely.geometry import box
 from sqlalchemy import select
 
-from data import lifecycle, schema
-from data.incidents import ACTION_PARAMS, apply_action, get_incident, history, report_incidents
-from data.locate import GridLocator
+from data import schema
+from data.geo.locate import GridLocator
+from data.incidents import lifecycle
+from data.incidents.core import ACTION_PARAMS, apply_action, get_incident, history, report_incidents
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 

@@ -55,7 +55,7 @@ def build_tiny_city(engine) -> dict[str, list[dict]]:
                 {schema.DISTRICT: "district_id", schema.STREET: "street_id", schema.COMMUNITY: "community_id"}[parent["level"]]
             ] = parent["id"]
         own = {schema.DISTRICT: "district_id", schema.STREET: "street_id", schema.COMMUNITY: "community_id"}.get(level)
-        if own:  # as data/geo.py keeps them: a district's district_id is itself
+        if own:  # as data/geo/units.py keeps them: a district's district_id is itself
             row[own] = row["id"]
         rows.append(row)
         by_level[schema.LEVEL_NAMES[level]].append({**row, "box": box})

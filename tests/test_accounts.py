@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from data import accounts
+from data.accounts import users as accounts
 from data.errors import AccountLocked, AuthenticationFailed, NotFound, ValidationError
 from tests.factories import T0, make_world
 

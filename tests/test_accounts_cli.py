@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from data import accounts, schema, store
+from data import schema, store
+from data.accounts import users as accounts
 from data.demo.users import DEMO_USERS, STREET_USER, create_demo_users, ensure_demo_users
 from tests.factories import make_department, make_world
 

@@ -1,14 +1,15 @@
-"""Administration (data/admin.py) on SQLite and PostgreSQL: each change does what it says and writes one audit row; bad input changes nothing."""
+"""Administration (data/accounts/admin.py) on SQLite and PostgreSQL: each change does what it says and writes one audit row; bad input changes nothing."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
 
-from data import admin, apikeys, schema
-from data.accounts import authenticate
-from data.clock import limits_for
+from data import schema
+from data.accounts import admin, apikeys
+from data.accounts.users import authenticate
 from data.errors import AuthenticationFailed, Conflict, NotFound, ValidationError
+from data.incidents.clock import limits_for
 from tests.factories import make_world
 
 ACTOR = "cli:alice"

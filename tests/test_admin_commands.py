@@ -1,4 +1,4 @@
-"""The admin commands (`python app.py admin ...`, and the older webhook/responsibility/api-key ones) change the store through data/admin.py, audited."""
+"""The admin commands (`python app.py admin ...`, and the older webhook/responsibility/api-key ones) change the store through data/accounts/admin.py, audited."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from data import admin, schema, store
+from data import schema, store
+from data.accounts import admin
 from tests.factories import make_world
 
 

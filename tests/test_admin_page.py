@@ -1,4 +1,4 @@
-"""The administration page (/admin): its buttons change the store through data/admin.py as the signed-in admin; others are refused."""
+"""The administration page (/admin): its buttons change the store through data/accounts/admin.py as the signed-in admin; others are refused."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from callbacks import admin as callbacks
 from dashboard.pages import admin as page
 from dashboard.server import create_app
 from dashboard.settings import Settings
-from data import admin, schema
-from data.clock import limits_for
+from data import schema
+from data.accounts import admin
+from data.incidents.clock import limits_for
 from tests.auth_helpers import signed_in_client
 from tests.factories import make_world
 

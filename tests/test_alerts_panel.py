@@ -17,8 +17,8 @@ from dashboard import auth, ids, pages
 from dashboard.components import alerts_panel
 from dashboard.server import create_app
 from dashboard.settings import Settings
-from data import warnings
-from data.incidents import get_incident
+from data.incidents.core import get_incident
+from data.warnings import alerts as warnings
 from tests.auth_helpers import make_user, signed_in_client
 from tests.dash_helpers import fire_callback
 from tests.factories import make_world

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data import dispatch, lifecycle
+from data.incidents import dispatch, lifecycle
 from tests.api_helpers import build_api_world
 from tests.factories import drive_to, make_incident
 

@@ -8,9 +8,10 @@ from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
-from data import dispatch, lifecycle, schema, store
-from data.apikeys import create_key, find_key, hash_key
+from data import schema, store
+from data.accounts.apikeys import create_key, find_key, hash_key
 from data.errors import ValidationError
+from data.incidents import dispatch, lifecycle
 from tests.api_helpers import build_api_world
 from tests.factories import drive_to
 
@@ -280,7 +281,7 @@ def test_the_admin_page_binds_a_key_to_a_unit_inside_the_admins_own(api):
     from callbacks import admin as callbacks
     from dashboard.server import create_app
     from dashboard.settings import Settings
-    from data.apikeys import list_keys
+    from data.accounts.apikeys import list_keys
     from tests.auth_helpers import signed_in_client
     from tests.test_admin_page import press
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from data import schema
-from data.apikeys import revoke_key
+from data.accounts.apikeys import revoke_key
 from tests.api_helpers import build_api_world
 from tests.factories import drive_to
 

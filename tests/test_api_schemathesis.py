@@ -13,7 +13,7 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from dashboard.api.openapi import openapi_document
-from data.apikeys import create_key
+from data.accounts.apikeys import create_key
 from tests.api_helpers import build_api_world
 from tests.factories import drive_to, make_incident
 

@@ -15,11 +15,12 @@ from werkzeug.routing import Rule
 
 from dashboard.api import openapi, v1
 from dashboard.api.context import api_context
-from data import api_store, lifecycle, schema
-from data.apikeys import revoke_key
-from data.clock import from_db, utc_now
-from data.crs import gcj02_to_wgs84
+from data import schema
+from data.accounts.apikeys import revoke_key
 from data.errors import ValidationError
+from data.geo.crs import gcj02_to_wgs84
+from data.incidents import api_store, lifecycle
+from data.times import from_db, utc_now
 from tests.api_helpers import build_api_world
 from tests.factories import drive_to, make_grids, make_incident
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from dashboard.api.keys import limiter_storage_uri
 from data import schema
-from data.apikeys import check_rate_limit, create_key, find_key, hash_key, list_keys, revoke_key
+from data.accounts.apikeys import check_rate_limit, create_key, find_key, hash_key, list_keys, revoke_key
 from data.errors import NotFound, ValidationError
 from tests.factories import make_department
 

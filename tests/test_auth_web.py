@@ -17,8 +17,9 @@ import pytest
 from dashboard import auth, ids
 from dashboard.server import create_app
 from dashboard.settings import Settings
-from data import accounts, lifecycle
-from data.incidents import get_incident, history
+from data.accounts import users as accounts
+from data.incidents import lifecycle
+from data.incidents.core import get_incident, history
 from tests.auth_helpers import TEST_PASSWORD, make_user, sign_in, signed_in_client
 from tests.dash_helpers import fire_callback
 from tests.factories import drive_to, make_incident, make_world
@@ -231,7 +232,7 @@ def test_a_state_changing_request_without_the_csrf_token_is_refused(city):
 
 
 def test_the_api_keeps_its_keys_and_needs_no_csrf(city):
-    from data.apikeys import create_key
+    from data.accounts.apikeys import create_key
 
     with city.engine.begin() as conn:
         secret = create_key(conn, "reader", "read").secret

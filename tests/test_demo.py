@@ -11,11 +11,13 @@ import shapely
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from data import lifecycle, schema, store
-from data.clock import from_db, overdue_expression
+from data import schema, store
 from data.demo.city import build_demo, ensure_demo
 from data.demo.simulator import Simulator, start_background_simulator
 from data.errors import ValidationError
+from data.incidents import lifecycle
+from data.incidents.clock import overdue_expression
+from data.times import from_db
 
 NOW = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 SMALL = {"grids": 200, "days": 5, "per_day": 100, "seed": 7, "now": NOW}

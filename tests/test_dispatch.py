@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from data import dispatch, lifecycle, metrics, notify, schema
+from data import schema
 from data.errors import Conflict, InvalidTransition, ValidationError
-from data.incidents import apply_action, get_incident, history
+from data.incidents import dispatch, lifecycle, notify
+from data.incidents.core import apply_action, get_incident, history
+from data.metrics import kpis as metrics
 from tests.factories import T0, drive, drive_to, make_incident, make_world
 
 H = timedelta(hours=1)

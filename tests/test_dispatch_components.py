@@ -12,9 +12,9 @@ from callbacks.dispatch import _Outcome
 from dashboard.components import dispatch_panel, dispatch_queue
 from dashboard.pages import dispatch as page
 from dashboard.settings import Settings
-from data import dispatch, lifecycle
-from data.clock import utc_now
-from data.incidents import get_incident
+from data.incidents import dispatch, lifecycle
+from data.incidents.core import get_incident
+from data.times import utc_now
 from tests.factories import T0, drive_to, make_incident, make_world
 
 
@@ -184,7 +184,8 @@ def test_the_webhook_commands_set_show_and_refuse(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from app import cli
-    from data import notify, store
+    from data import store
+    from data.incidents import notify
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("CITYBRAIN_DATABASE_URL", url)

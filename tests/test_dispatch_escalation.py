@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from data import dispatch, escalation, lifecycle, notify
-from data.incidents import apply_action, get_incident, history
+from data.incidents import dispatch, escalation, lifecycle, notify
+from data.incidents.core import apply_action, get_incident, history
 from tests.factories import T0, TEST_LIMITS, make_incident, make_world
 
 MIN = timedelta(minutes=1)

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from data import dispatch, lifecycle, notify, schema
+from data import schema
 from data.errors import InvalidTransition, ValidationError
-from data.escalation import escalate_overdue
-from data.incidents import apply_action, get_incident, history
+from data.incidents import dispatch, lifecycle, notify
+from data.incidents.core import apply_action, get_incident, history
+from data.incidents.escalation import escalate_overdue
 from tests.api_helpers import build_api_world
 from tests.factories import T0, drive, drive_to, make_incident, make_world
 

@@ -16,8 +16,12 @@ import shapely
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from data import crs, geo, geo_grid, geo_import, schema, store
+from data import schema, store
 from data.errors import ValidationError
+from data.geo import crs
+from data.geo import grid as geo_grid
+from data.geo import importer as geo_import
+from data.geo import units as geo
 
 # A small city near Chongqing (lon 106.5, lat 29.5): three districts meeting along jagged borders.
 WEST = shapely.Polygon([(106.40, 29.45), (106.50, 29.45), (106.51, 29.50), (106.49, 29.55), (106.40, 29.55)])

@@ -12,10 +12,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from data import crs, intake_files, schema
-from data.clock import from_db
+from data import schema
 from data.errors import ValidationError
-from data.intake_files import ColumnMapping, import_incident_file, read_category_map
+from data.geo import crs
+from data.incidents import files as intake_files
+from data.incidents.files import ColumnMapping, import_incident_file, read_category_map
+from data.times import from_db
 from tests.factories import make_world
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, text
 
 from data import schema
-from data.incidents import locate_reports, lock_change_feed, report_checked_incidents, report_incidents
-from data.intake_files import ColumnMapping, import_incident_file
+from data.incidents.core import locate_reports, lock_change_feed, report_checked_incidents, report_incidents
+from data.incidents.files import ColumnMapping, import_incident_file
 from tests.factories import make_world
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -144,7 +144,7 @@ def test_the_import_steps_back_even_when_the_other_writer_began_waiting_first(pg
     """The harder order: the other writer queues for the import's row before the import asks for the lock.
     PostgreSQL's deadlock check would then fail the other writer (it waited longest); the import's short
     lock timeout makes it step back first."""
-    from data import incidents
+    from data.incidents import core as incidents
 
     with pg_engine.begin() as conn:
         world = make_world(conn)
@@ -192,7 +192,7 @@ def test_the_import_steps_back_even_when_the_other_writer_began_waiting_first(pg
 def test_copy_stores_awkward_text_and_missing_positions_exactly(pg_engine, monkeypatch):
     """COPY's text format has its own escapes (tab, newline, backslash, \\N): a description using them,
     an address, and a row with no position must come back exactly as reported."""
-    from data import incidents
+    from data.incidents import core as incidents
 
     def no_fallback(*args):
         raise AssertionError("COPY gave way: this test is about what COPY stores")

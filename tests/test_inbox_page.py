@@ -10,7 +10,7 @@ from dashboard import pages
 from dashboard.pages import inbox as page
 from dashboard.server import create_app
 from dashboard.settings import Settings
-from data import dispatch, lifecycle, notify
+from data.incidents import dispatch, lifecycle, notify
 from tests.auth_helpers import signed_in_client
 from tests.factories import drive_to, make_incident, make_world
 

@@ -8,9 +8,10 @@ from datetime import timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from data import clock, lifecycle, schema
+from data import schema, times
 from data.errors import Conflict, InvalidTransition, NotFound, ValidationError
-from data.incidents import (
+from data.incidents import clock, lifecycle
+from data.incidents.core import (
     _update_if_unchanged,
     apply_action,
     compute_due_times,
@@ -211,7 +212,7 @@ def test_missing_incident_actor_and_naive_time(engine, world):
 
 
 def test_an_action_without_a_time_happens_now_but_never_before_the_latest_event(engine, world):
-    before = clock.utc_now()
+    before = times.utc_now()
     with engine.begin() as conn:
         # A reporter whose clock runs three minutes ahead (within the allowed skew).
         (ahead,) = report_incidents(
@@ -224,7 +225,7 @@ def test_an_action_without_a_time_happens_now_but_never_before_the_latest_event(
         registered_ahead = apply_action(conn, ahead.incident_id, "register", actor="d")["registered_at"]
         registered_past = apply_action(conn, past, "register", actor="d")["registered_at"]
     assert registered_ahead == before + 3 * MIN
-    assert before <= registered_past <= clock.utc_now()
+    assert before <= registered_past <= times.utc_now()
 
 
 # --- intake ------------------------------------------------------------------------------------
@@ -391,11 +392,11 @@ def test_overdue_and_near_due_agree_between_python_and_sql(engine, world):
     with engine.connect() as conn:
         rows = {r.id: r._mapping for r in conn.execute(select(schema.incidents))}
     # Raw rows on purpose: the Python rules must accept them as read (naive UTC on SQLite).
-    dispatched_at = clock.from_db(rows[ids[1, lifecycle.DISPATCHED]]["dispatched_at"])
+    dispatched_at = times.from_db(rows[ids[1, lifecycle.DISPATCHED]]["dispatched_at"])
     moments = sorted(
         {dispatched_at + timedelta(minutes=m) + timedelta(seconds=s) for m in range(0, 26 * 60, 7) for s in (0, 1)}
         | {
-            clock.from_db(r[k]) + d
+            times.from_db(r[k]) + d
             for r in rows.values()
             for k in ("ack_due_at", "handle_due_at")
             if r[k]
@@ -421,13 +422,13 @@ def test_overdue_and_near_due_agree_between_python_and_sql(engine, world):
 
     # The rule itself, on the urgent incident (ack limit 15 min: near due in its last 3 minutes).
     urgent = rows[ids[1, lifecycle.DISPATCHED]]
-    due = clock.from_db(urgent["ack_due_at"])
+    due = times.from_db(urgent["ack_due_at"])
     assert not clock.is_near_due(urgent, due - 3 * MIN - timedelta(seconds=1))
     assert clock.is_near_due(urgent, due - 3 * MIN) and clock.is_near_due(urgent, due)
     assert not clock.is_overdue(urgent, due) and clock.is_overdue(urgent, due + timedelta(seconds=1))
     # Normal priority, acknowledged (24 h limit): near due only in the last 2 hours, not the last 20%.
     normal = rows[ids[3, lifecycle.ACKNOWLEDGED]]
-    due = clock.from_db(normal["handle_due_at"])
+    due = times.from_db(normal["handle_due_at"])
     assert clock.is_near_due(normal, due - 120 * MIN) and not clock.is_near_due(normal, due - 121 * MIN)
     # Resolved incidents have no running clock, however late.
     assert clock.due_status(rows[ids[1, lifecycle.RESOLVED]], due + timedelta(days=30)) is None

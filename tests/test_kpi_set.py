@@ -6,9 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from data import kpi_set, lifecycle, metrics, schema
+from data import schema
 from data.demo.city import clear_store
-from data.incidents import apply_action
+from data.incidents import lifecycle
+from data.incidents.core import apply_action
+from data.metrics import kpis as metrics
+from data.metrics import working_set as kpi_set
 from tests.factories import make_incident
 from tests.test_metrics import NOW, TZ, _assert_kpis_match, _rows, reference_kpis, seed_history
 

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from data import lifecycle, schema
-from data.clock import from_db
+from data import schema
 from data.errors import Conflict, InvalidTransition, ValidationError
-from data.incidents import apply_action, report_incidents
+from data.incidents import lifecycle
+from data.incidents.core import apply_action, report_incidents
+from data.times import from_db
 from tests.factories import T0, default_kwargs, make_world
 
 MAX_INCIDENTS = 4

@@ -7,7 +7,7 @@ import shapely
 from shapely.geometry import box
 
 from data import schema
-from data.locate import GridLocator
+from data.geo.locate import GridLocator
 
 
 def _insert_grid(conn, id_, geom, district_id=1):

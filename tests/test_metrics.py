@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from data import clock, lifecycle, metrics, schema
+from data import schema, times
 from data.errors import ValidationError
-from data.incidents import apply_action
+from data.incidents import clock, lifecycle
+from data.incidents.core import apply_action
+from data.metrics import kpis as metrics
 from tests.factories import make_incident, make_world
 
 TZ = "Asia/Shanghai"
@@ -128,8 +130,8 @@ def _edge_cases(conn, world):
 
 def _rows(engine):
     with engine.connect() as conn:
-        incidents = [{k: clock.from_db(v) for k, v in r._mapping.items()} for r in conn.execute(select(schema.incidents))]
-        events = [{k: clock.from_db(v) for k, v in r._mapping.items()} for r in conn.execute(select(schema.incident_events))]
+        incidents = [{k: times.from_db(v) for k, v in r._mapping.items()} for r in conn.execute(select(schema.incidents))]
+        events = [{k: times.from_db(v) for k, v in r._mapping.items()} for r in conn.execute(select(schema.incident_events))]
     return incidents, events
 
 

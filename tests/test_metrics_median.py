@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from data import metrics
+from data.metrics import kpis as metrics
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 4, 101, 2000])

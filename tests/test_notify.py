@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from data import dispatch, lifecycle, notify
-from data.clock import utc_now
 from data.errors import NotFound, ValidationError
+from data.incidents import dispatch, lifecycle, notify
+from data.times import utc_now
 from tests.factories import drive_to, make_incident, make_world
 
 SECRET = "s3cret-for-the-test-receiver"

@@ -46,7 +46,7 @@ def test_every_key_the_code_asks_for_exists():
         assert f"kpi.{key}" in i18n.TEXT
     for sector in ("party", "economy", "livelihood", "safety"):
         assert f"sector.{sector}" in i18n.TEXT
-    from data import lifecycle
+    from data.incidents import lifecycle
 
     for state in lifecycle.STATES:
         assert f"state.{state}" in i18n.TEXT

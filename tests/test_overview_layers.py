@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from data import clock, schema
+from data import schema
 from data.errors import NotFound, ValidationError
-from data.incidents import get_incident
+from data.incidents import clock
+from data.incidents.core import get_incident
 from layers import boundaries, choropleth, heat, markers
 from layers.scope import CITY, resolve_scope
 from tests.factories import drive_to, make_incident, make_world

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from data import rollups, store, trends
+from data import store
+from data.metrics import rollups, trends
 from layers import rate_choropleth
 from tests.test_trends import NOW, TZ, _raw, _reference, city  # noqa: F401  (city is a fixture)
 

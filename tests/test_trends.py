@@ -1,4 +1,4 @@
-"""The leaders' review (data/trends.py) checked against each figure computed independently from the raw incident rows."""
+"""The leaders' review (data/metrics/trends.py) checked against each figure computed independently from the raw incident rows."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from data import clock, lifecycle, schema, trends
+from data import schema, times
 from data.errors import ValidationError
-from data.incidents import apply_action
+from data.incidents import lifecycle
+from data.incidents.core import apply_action
+from data.metrics import trends
 from tests.factories import make_incident, make_world
 
 TZ = "Asia/Shanghai"
@@ -77,7 +79,7 @@ def city(engine):
 
 def _raw(engine, district_id=None):
     with engine.connect() as conn:
-        rows = [{k: clock.from_db(v) for k, v in r._mapping.items()} for r in conn.execute(select(schema.incidents))]
+        rows = [{k: times.from_db(v) for k, v in r._mapping.items()} for r in conn.execute(select(schema.incidents))]
     return [r for r in rows if r["state"] != "merged" and (district_id is None or r["district_id"] == district_id)]
 
 

@@ -13,10 +13,11 @@ from dashboard.components import trends_tables
 from dashboard.pages import trends as page
 from dashboard.server import create_app
 from dashboard.settings import Settings
-from data import schema, store, trends
-from data.clock import utc_now
+from data import schema, store
 from data.demo.city import build_demo
 from data.errors import ValidationError
+from data.metrics import trends
+from data.times import utc_now
 from tests.auth_helpers import request_as, signed_in_client
 
 TZ = "Asia/Shanghai"

@@ -1,4 +1,4 @@
-"""The roll-up (data/rollups.py) gives the leaders' review the direct computation gives, on SQLite and PostgreSQL,
+"""The roll-up (data/metrics/rollups.py) gives the leaders' review the direct computation gives, on SQLite and PostgreSQL,
 after a rebuild, with changes not yet applied (read in memory), and after an incremental refresh."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from data import lifecycle, rollups, schema, store, trends, trends_rollup
-from data.incidents import apply_action
-from data.trends import bucket_starts, period_window
+from data import schema, store
+from data.incidents import lifecycle
+from data.incidents.core import apply_action
+from data.metrics import rollups, trends, trends_rollup
+from data.metrics.trends import bucket_starts, period_window
 from tests.factories import make_incident
 from tests.test_trends import NOW, ROADS, STEPS_MIN, TZ, city  # noqa: F401  (city is a fixture)
 
@@ -76,7 +78,7 @@ def test_rollup_review_equals_the_direct_computation(engine, city):  # noqa: F81
 
 
 def _more_history(engine, world, seed: int, n: int = 40) -> None:
-    """New incidents and actions on old ones, through data/incidents.py (the change feed)."""
+    """New incidents and actions on old ones, through data/incidents/core.py (the change feed)."""
     rng = random.Random(seed)
     cats = list(world.categories.values())
     with engine.begin() as conn:

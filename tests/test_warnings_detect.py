@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from data import schema, store, warnings
+from data import schema, store
 from data.demo.city import build_demo
 from data.demo.inject import inject_warnings, score_alerts
-from data.incidents import apply_action, report_incidents
-from data.warning_detect import ALL_KINDS, run_detection
-from data.warning_worker import start_warning_worker
+from data.incidents.core import apply_action, report_incidents
+from data.warnings import alerts as warnings
+from data.warnings.detect import ALL_KINDS, run_detection
+from data.warnings.worker import start_warning_worker
 from tests.factories import make_world
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)  # a Wednesday, 18:00 in Chongqing
@@ -197,7 +198,7 @@ def test_detection_on_postgresql_finds_injected_cases(pg_engine):
 
 
 def test_the_background_worker_runs_passes(demo, monkeypatch):
-    monkeypatch.setattr("data.warning_worker.FIRST_PASS_DELAY", 0.05)
+    monkeypatch.setattr("data.warnings.worker.FIRST_PASS_DELAY", 0.05)
     inject_warnings(demo, NOW, surges=1, hotspots=0, chronic=0, seed=3)
     # The worker runs at the real time: the injected reports are in the future of none of it.
     worker = start_warning_worker(demo, 30, "Asia/Shanghai")

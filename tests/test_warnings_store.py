@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from data import schema, warnings
+from data import schema
 from data.errors import InvalidTransition, NotFound, ValidationError
-from data.incidents import get_incident
+from data.incidents.core import get_incident
+from data.warnings import alerts as warnings
 from tests.factories import T0, make_world
 
 

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data import calendar as work_calendar
-from data import clock, lifecycle
-from data.calendar import WorkCalendar
+from data import times
 from data.errors import ValidationError
-from data.incidents import apply_action, get_incident
+from data.incidents import calendar as work_calendar
+from data.incidents import clock, lifecycle
+from data.incidents.calendar import WorkCalendar
+from data.incidents.core import apply_action, get_incident
 from tests.factories import T0, drive_to, make_incident, make_world, set_limits
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -260,7 +261,7 @@ def test_a_demo_built_with_the_calendar_on_counts_working_hours_like_a_dispatch(
     assert len(rows) > 50
     checked = 0
     for r in rows:
-        start, due = clock.from_db(r.dispatched_at), clock.from_db(r.ack_due_at)
+        start, due = times.from_db(r.dispatched_at), times.from_db(r.ack_due_at)
         expected = start + timedelta(minutes=r.ack_minutes) if r.priority == 1 else NATIONAL_DAY.add(start, r.ack_minutes)
         assert due == expected
         checked += r.priority != 1 and not NATIONAL_DAY.is_working_time(start + timedelta(minutes=r.ack_minutes))

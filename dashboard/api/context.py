@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection, Engine
 from dashboard.api.intake import GroupWriter, LocatorCache
 from dashboard.api.keys import CONTEXT_EXTENSION, KeyCache
 from dashboard.settings import Settings
-from data.api_store import categories
-from data.incidents import IntakeResult, report_incidents
+from data.incidents.api_store import categories
+from data.incidents.core import IntakeResult, report_incidents
 
 EXTENSION = CONTEXT_EXTENSION
 CATEGORY_SECONDS = 5.0  # how long intake trusts its copy of the category codes

@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from dashboard.api.errors import bad_request
-from data.api_store import grid_fingerprint, parse_datetime
-from data.apikeys import ApiKey
-from data.crs import gcj02_to_wgs84
+from data.accounts.apikeys import ApiKey
 from data.errors import CityBrainError, ValidationError
-from data.incidents import IntakeResult, report_incidents
-from data.locate import GridLocator
+from data.geo.crs import gcj02_to_wgs84
+from data.geo.locate import GridLocator
+from data.incidents.api_store import grid_fingerprint, parse_datetime
+from data.incidents.core import IntakeResult, report_incidents
 
 # Fields a native API incident may carry (source comes from the key, never the body).
 INPUT_FIELDS = (

@@ -17,12 +17,13 @@ from sqlalchemy.engine import Connection
 
 from dashboard import jurisdiction
 from dashboard.api.errors import ApiError, not_found
-from data import notify, schema, store
-from data.api_store import IncidentFilter
-from data.apikeys import ApiKey
-from data.clock import from_db
-from data.incidents import FEED_INCIDENT_COLUMNS, events_after
-from data.locate import GridLocator
+from data import schema, store
+from data.accounts.apikeys import ApiKey
+from data.geo.locate import GridLocator
+from data.incidents import notify
+from data.incidents.api_store import IncidentFilter
+from data.incidents.core import FEED_INCIDENT_COLUMNS, events_after
+from data.times import from_db
 from layers.scope import INCIDENT_COLUMN
 
 INC, EV, N = schema.incidents, schema.incident_events, schema.notifications

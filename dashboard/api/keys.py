@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from dashboard.api.errors import ApiError, forbidden
 from data import store
-from data.apikeys import ApiKey, find_key, hash_key
+from data.accounts.apikeys import ApiKey, find_key, hash_key
 
 KEY_HEADER = "X-API-Key"
 API_BLUEPRINTS = frozenset({"api_v1", "open311"})

@@ -23,8 +23,11 @@ from dashboard.api.errors import ApiError, bad_request, from_data_error, not_fou
 from dashboard.api.intake import MAX_URL, actor_of, check_position, unknown_category
 from dashboard.api.keys import FORM_TYPES, presented, require
 from dashboard.api.wire import json_response, xml_response
-from data import lifecycle, store
-from data.api_store import (
+from data import store
+from data.accounts.apikeys import INTAKE, ApiKey
+from data.errors import CityBrainError, ValidationError
+from data.incidents import lifecycle
+from data.incidents.api_store import (
     IncidentFilter,
     categories,
     category_attributes,
@@ -34,9 +37,7 @@ from data.api_store import (
     list_incidents,
     parse_datetime,
 )
-from data.apikeys import INTAKE, ApiKey
-from data.clock import utc_now
-from data.errors import CityBrainError, ValidationError
+from data.times import utc_now
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 

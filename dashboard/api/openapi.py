@@ -7,10 +7,11 @@ from functools import cache
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer
 
 from dashboard.api import intake, v1
-from data import lifecycle, notify, schema
-from data.apikeys import SCOPES
-from data.incidents import FEED_INCIDENT_COLUMNS
-from data.metrics import KPI_NAMES
+from data import schema
+from data.accounts.apikeys import SCOPES
+from data.incidents import lifecycle, notify
+from data.incidents.core import FEED_INCIDENT_COLUMNS
+from data.metrics.kpis import KPI_NAMES
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"

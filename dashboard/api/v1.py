@@ -23,8 +23,11 @@ from dashboard.api.errors import ApiError, bad_request, forbidden, from_data_err
 from dashboard.api.intake import actor_of, native_rows
 from dashboard.api.keys import require
 from dashboard.api.wire import json_response, read_json_body
-from data import lifecycle, notify, schema, store
-from data.api_store import (
+from data import schema, store
+from data.accounts.apikeys import ACTIONS, INTAKE, READ, ApiKey
+from data.errors import CityBrainError, Conflict, InvalidTransition, ValidationError
+from data.incidents import lifecycle, notify
+from data.incidents.api_store import (
     IncidentFilter,
     attach_event_data,
     categories,
@@ -35,12 +38,10 @@ from data.api_store import (
     remember_response,
     unit_exists,
 )
-from data.apikeys import ACTIONS, INTAKE, READ, ApiKey
-from data.clock import utc_now
-from data.errors import CityBrainError, Conflict, InvalidTransition, ValidationError
-from data.incidents import FEED_INCIDENT_COLUMNS, apply_action, get_incident, history, lock_change_feed
-from data.kpi_set import overview_kpis
-from data.metrics import SCOPE_COLUMNS
+from data.incidents.core import FEED_INCIDENT_COLUMNS, apply_action, get_incident, history, lock_change_feed
+from data.metrics.kpis import SCOPE_COLUMNS
+from data.metrics.working_set import overview_kpis
+from data.times import utc_now
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 

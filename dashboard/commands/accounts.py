@@ -54,7 +54,7 @@ def _unit_id(conn, unit_code: str | None) -> int | None:
 @actor_option
 def kiosk_create(label: str, unit_code: str | None, base_url: str, actor: str | None) -> None:
     """Create a kiosk link and print it once: only its hash is stored."""
-    from data import accounts
+    from data.accounts import users as accounts
 
     with command_store() as engine, engine.begin() as conn:
         token, row = accounts.create_kiosk_token(conn, label, _unit_id(conn, unit_code), cli_actor(actor))
@@ -66,7 +66,8 @@ def kiosk_create(label: str, unit_code: str | None, base_url: str, actor: str | 
 @kiosk.command("list")
 def kiosk_list() -> None:
     """Every kiosk token: id, label, shown prefix, unit, created by/at, last used, revoked."""
-    from data import accounts, store
+    from data import store
+    from data.accounts import users as accounts
 
     with command_store() as engine, store.reading(engine) as conn:
         rows = accounts.list_kiosk_tokens(conn)
@@ -92,7 +93,7 @@ def kiosk_list() -> None:
 @click.argument("token_id")
 def kiosk_revoke(token_id: str) -> None:
     """Revoke kiosk token TOKEN_ID (its id or shown prefix): the wall is signed out on its next request."""
-    from data import accounts
+    from data.accounts import users as accounts
 
     with command_store() as engine, engine.begin() as conn:
         row = accounts.revoke_kiosk_token(conn, token_id)

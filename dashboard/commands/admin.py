@@ -1,6 +1,6 @@
 """Administration commands: `python app.py admin user|department|category|responsibility|duty|log ...`, every change audited.
 
-Each command writes through data/admin.py, so the admin audit log (`admin log`) records it with
+Each command writes through data/accounts/admin.py, so the admin audit log (`admin log`) records it with
 the actor `cli:<name>` (`--actor`, default: the operating-system user running the command).
 """
 
@@ -67,7 +67,7 @@ def user() -> None:
 @user.command("list")
 def user_list() -> None:
     """Every user: name, role, jurisdiction, department, active."""
-    from data import admin
+    from data.accounts import admin
 
     users = _read(admin.list_users)
     table(
@@ -96,7 +96,7 @@ def user_list() -> None:
 @actor_option
 def user_create(username, role, unit_code, department_code, display_name, password, actor) -> None:
     """Create USERNAME with a role, a jurisdiction and (for department users) a department."""
-    from data import admin
+    from data.accounts import admin
 
     created = _write(
         lambda conn: admin.create_user(
@@ -122,7 +122,7 @@ def user_create(username, role, unit_code, department_code, display_name, passwo
 @actor_option
 def user_set(username, role, unit_code, department_code, display_name, actor) -> None:
     """Change USERNAME's role, jurisdiction, department or display name."""
-    from data import admin
+    from data.accounts import admin
 
     changes = {
         k: v
@@ -147,7 +147,7 @@ def user_set(username, role, unit_code, department_code, display_name, actor) ->
 @actor_option
 def user_deactivate(username, actor) -> None:
     """Switch USERNAME off: they cannot sign in, and their open sessions end."""
-    from data import admin
+    from data.accounts import admin
 
     _write(lambda conn: admin.update_user(conn, cli_actor(actor), username, active=False))
     click.echo(f"{username}: deactivated")
@@ -158,7 +158,7 @@ def user_deactivate(username, actor) -> None:
 @actor_option
 def user_activate(username, actor) -> None:
     """Switch USERNAME back on."""
-    from data import admin
+    from data.accounts import admin
 
     _write(lambda conn: admin.update_user(conn, cli_actor(actor), username, active=True))
     click.echo(f"{username}: active")
@@ -170,7 +170,7 @@ def user_activate(username, actor) -> None:
 @actor_option
 def user_reset_password(username, password, actor) -> None:
     """Give USERNAME a new password (clears a lockout, ends their sessions)."""
-    from data import admin
+    from data.accounts import admin
 
     _write(lambda conn: admin.reset_password(conn, cli_actor(actor), username, password))
     click.echo(f"{username}: new password set")
@@ -187,7 +187,7 @@ def department() -> None:
 @department.command("list")
 def department_list() -> None:
     """Every department: code, names, kind, active, webhook URL."""
-    from data import admin
+    from data.accounts import admin
 
     rows = _read(admin.list_departments)
     table(
@@ -204,7 +204,7 @@ def department_list() -> None:
 @actor_option
 def department_create(code, name_en, name_zh, kind, actor) -> None:
     """Create the department CODE."""
-    from data import admin
+    from data.accounts import admin
 
     _write(lambda conn: admin.create_department(conn, cli_actor(actor), code, name_en, name_zh, kind))
     click.echo(f"created department {code}")
@@ -217,7 +217,7 @@ def department_create(code, name_en, name_zh, kind, actor) -> None:
 @actor_option
 def department_rename(code, name_en, name_zh, actor) -> None:
     """Rename the department CODE."""
-    from data import admin
+    from data.accounts import admin
 
     if name_en is None and name_zh is None:
         raise click.UsageError("give --name and/or --name-zh")
@@ -230,7 +230,7 @@ def department_rename(code, name_en, name_zh, actor) -> None:
 @actor_option
 def department_deactivate(code, actor) -> None:
     """Switch CODE off (refused while the responsibility list still names it)."""
-    from data import admin
+    from data.accounts import admin
 
     _write(lambda conn: admin.update_department(conn, cli_actor(actor), code, active=False))
     click.echo(f"{code}: deactivated")
@@ -241,7 +241,7 @@ def department_deactivate(code, actor) -> None:
 @actor_option
 def department_activate(code, actor) -> None:
     """Switch CODE back on."""
-    from data import admin
+    from data.accounts import admin
 
     _write(lambda conn: admin.update_department(conn, cli_actor(actor), code, active=True))
     click.echo(f"{code}: active")
@@ -258,7 +258,7 @@ def category() -> None:
 @category.command("list")
 def category_list() -> None:
     """Every category: code, sector, department, grid workers allowed, limits (ack/handle minutes) per priority."""
-    from data import admin
+    from data.accounts import admin
 
     rows = _read(admin.list_categories)
     table(
@@ -288,7 +288,7 @@ def category_list() -> None:
 @actor_option
 def category_create(code, name_en, name_zh, sector, department_code, grid_workers, actor) -> None:
     """Create the category CODE (limits default until set with `admin category limits`)."""
-    from data import admin
+    from data.accounts import admin
 
     _write(
         lambda conn: admin.create_category(
@@ -308,7 +308,7 @@ def category_create(code, name_en, name_zh, sector, department_code, grid_worker
 @actor_option
 def category_set(code, name_en, name_zh, sector, grid_workers, active, actor) -> None:
     """Change the category CODE (its department: `admin responsibility`)."""
-    from data import admin
+    from data.accounts import admin
 
     done = _write(
         lambda conn: admin.update_category(
@@ -333,7 +333,7 @@ def category_set(code, name_en, name_zh, sector, grid_workers, active, actor) ->
 @actor_option
 def category_limits(code, priority, ack_minutes, handle_minutes, actor) -> None:
     """Set CODE's time limits at one priority (incidents dispatched from now on)."""
-    from data import admin
+    from data.accounts import admin
 
     _write(lambda conn: admin.set_category_limits(conn, cli_actor(actor), code, priority, ack_minutes, handle_minutes))
     click.echo(f"{code} priority {priority}: acknowledge within {ack_minutes} min, handle within {handle_minutes} min")
@@ -349,7 +349,7 @@ def category_limits(code, priority, ack_minutes, handle_minutes, actor) -> None:
 @actor_option
 def responsibility(category_code, department_code, district_code, actor) -> None:
     """Name the DEPARTMENT that handles CATEGORY (city-wide, or --district); no DEPARTMENT clears a district entry."""
-    from data import admin
+    from data.accounts import admin
 
     _write(lambda conn: admin.set_responsibility(conn, cli_actor(actor), category_code, district_code, department_code))
     where = f"in {district_code}" if district_code else "city-wide"
@@ -359,7 +359,7 @@ def responsibility(category_code, department_code, district_code, actor) -> None
 @admin_group.command("responsibility-list")
 def responsibility_list() -> None:
     """The responsibility list (职责清单): each category's department, city-wide and per district."""
-    from data import admin
+    from data.accounts import admin
 
     rows = _read(admin.responsibility_list)
     table(("category", "district", "department"), [(r["category"], r["district"] or "city", r["department"]) for r in rows])
@@ -375,7 +375,7 @@ def duty() -> None:
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 5000))
 def duty_list(search, limit) -> None:
     """Grid workers with their grid and duty list."""
-    from data import admin
+    from data.accounts import admin
 
     rows = _read(lambda conn: admin.list_workers(conn, search=search, limit=limit))
     table(
@@ -389,7 +389,7 @@ def duty_list(search, limit) -> None:
 @actor_option
 def duty_set(worker_code, category_codes, actor) -> None:
     """Replace WORKER's duty list with CATEGORY codes (none: an empty list)."""
-    from data import admin
+    from data.accounts import admin
 
     done = _write(lambda conn: admin.set_worker_duties(conn, cli_actor(actor), worker_code, list(category_codes)))
     click.echo(f"{worker_code}: {' '.join(done) or 'no duties'}")
@@ -408,7 +408,7 @@ def duty_set(worker_code, category_codes, actor) -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 5000))
 def log(entity, entity_key, limit) -> None:
     """The admin audit log, newest first: when, who, what, before -> after."""
-    from data import admin
+    from data.accounts import admin
 
     rows = _read(lambda conn: admin.events(conn, entity=entity, entity_key=entity_key, limit=limit))
     for e in rows:

@@ -43,7 +43,7 @@ def create(
     actor: str | None,
 ) -> None:
     """Create a key and print it once: it cannot be shown again (the creation is audited, never the key)."""
-    from data.admin import create_api_key
+    from data.accounts.admin import create_api_key
 
     with command_store() as engine, engine.begin() as conn:
         new = create_api_key(
@@ -70,7 +70,7 @@ def create(
 def list_command(show_all: bool) -> None:
     """List keys: id, name, shown prefix, scopes, source, department, unit, limit, created, revoked."""
     from data import store
-    from data.apikeys import list_keys
+    from data.accounts.apikeys import list_keys
 
     with command_store() as engine, store.reading(engine) as conn:
         keys = list_keys(conn, include_revoked=show_all)
@@ -103,7 +103,7 @@ def list_command(show_all: bool) -> None:
 @actor_option
 def revoke(key: str, actor: str | None) -> None:
     """Revoke KEY (its id, name or shown prefix): it stops working at once (audited)."""
-    from data.admin import revoke_api_key
+    from data.accounts.admin import revoke_api_key
 
     with command_store() as engine, engine.begin() as conn:
         revoked = revoke_api_key(conn, cli_actor(actor), key)

@@ -31,7 +31,8 @@ def webhook() -> None:
 @actor_option
 def webhook_set(department: str, url: str, secret: str | None, actor: str | None) -> None:
     """Post DEPARTMENT's dispatches to URL; prints the secret its receiver checks signatures with (audited, not the secret)."""
-    from data import admin, notify
+    from data.accounts import admin
+    from data.incidents import notify
 
     with command_store() as engine, engine.begin() as conn:
         used = admin.set_department_webhook(conn, cli_actor(actor), department, url, secret)
@@ -44,7 +45,7 @@ def webhook_set(department: str, url: str, secret: str | None, actor: str | None
 @actor_option
 def webhook_off(department: str, actor: str | None) -> None:
     """Stop posting DEPARTMENT's dispatches (its inbox still gets them)."""
-    from data import admin
+    from data.accounts import admin
 
     with command_store() as engine, engine.begin() as conn:
         admin.set_department_webhook(conn, cli_actor(actor), department, None)
@@ -56,7 +57,8 @@ def webhook_off(department: str, actor: str | None) -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
 def webhook_log(department: str | None, limit: int) -> None:
     """The delivery log: each webhook, its status and every attempt."""
-    from data import notify, store
+    from data import store
+    from data.incidents import notify
 
     with command_store() as engine, store.reading(engine) as conn:
         department_id = _department_id(conn, department) if department else None
@@ -77,7 +79,7 @@ def webhook_log(department: str | None, limit: int) -> None:
 @actor_option
 def responsibility(category: str, district: str, department: str | None, actor: str | None) -> None:
     """Name the DEPARTMENT that handles CATEGORY in DISTRICT (codes); without DEPARTMENT, back to the category's own (audited)."""
-    from data import admin
+    from data.accounts import admin
 
     with command_store() as engine, engine.begin() as conn:
         admin.set_responsibility(conn, cli_actor(actor), category, district, department)
@@ -87,7 +89,7 @@ def responsibility(category: str, district: str, department: str | None, actor: 
 @click.command("escalate-overdue")
 def escalate_overdue() -> None:
     """Escalate every overdue incident not yet escalated in its due period (督办), once; prints how many."""
-    from data.escalation import escalate_overdue as sweep
+    from data.incidents.escalation import escalate_overdue as sweep
 
     with command_store() as engine:
         escalated = sweep(engine)
@@ -100,7 +102,7 @@ def work_calendar() -> None:
 
 
 def _describe(calendar, enabled: bool) -> str:
-    from data import calendar as cal
+    from data.incidents import calendar as cal
 
     if calendar is None:
         return "working calendar: off (never set); time limits run on the wall clock"
@@ -119,8 +121,8 @@ def _describe(calendar, enabled: bool) -> str:
 @work_calendar.command("show")
 def work_calendar_show() -> None:
     """Print the stored calendar and whether it is on."""
-    from data import calendar as cal
     from data import store
+    from data.incidents import calendar as cal
 
     with command_store() as engine, store.reading(engine) as conn:
         click.echo(_describe(*cal.stored(conn)))
@@ -140,7 +142,7 @@ def work_calendar_show() -> None:
 def work_calendar_set(hours, weekdays, holidays, workdays, time_zone, urgent_wall_clock) -> None:
     """Store the calendar and turn it on; options not given keep their stored value."""
     from dashboard.settings import Settings
-    from data import calendar as cal
+    from data.incidents import calendar as cal
 
     with command_store() as engine, engine.begin() as conn:
         kept, _ = cal.stored(conn)
@@ -164,7 +166,7 @@ def work_calendar_set(hours, weekdays, holidays, workdays, time_zone, urgent_wal
 @work_calendar.command("off")
 def work_calendar_off() -> None:
     """Turn the calendar off (kept for later): time limits run on the wall clock again."""
-    from data import calendar as cal
+    from data.incidents import calendar as cal
 
     with command_store() as engine, engine.begin() as conn:
         cal.save(conn, None, enabled=False)

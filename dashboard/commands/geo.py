@@ -33,7 +33,7 @@ def import_boundaries_command(
     With --generate-grid, tile the imported units (or, without FILE, the level's existing units)
     with grid cells clipped to them. Everything happens in one transaction: a bad file changes nothing.
     """
-    from data.geo_import import import_boundaries
+    from data.geo.importer import import_boundaries
 
     with command_store() as engine:
         report = import_boundaries(

@@ -51,7 +51,7 @@ def import_incidents(
 ) -> None:
     """Import incidents from a CSV or GeoJSON points FILE (re-importing the same file adds nothing)."""
     from data.errors import CityBrainError
-    from data.intake_files import ColumnMapping, import_incident_file, read_category_map
+    from data.incidents.files import ColumnMapping, import_incident_file, read_category_map
 
     settings = Settings.from_env()
     mapping = ColumnMapping(

@@ -18,7 +18,7 @@ def rollup() -> None:
 @rollup.command("refresh")
 def rollup_refresh() -> None:
     """Apply the changes since the last refresh (builds the roll-up when there is none)."""
-    from data import rollups
+    from data.metrics import rollups
 
     started = time.perf_counter()
     with command_store() as engine, engine.begin() as conn:
@@ -30,7 +30,7 @@ def rollup_refresh() -> None:
 @rollup.command("rebuild")
 def rollup_rebuild() -> None:
     """Build the roll-up again from every incident."""
-    from data import rollups
+    from data.metrics import rollups
 
     started = time.perf_counter()
     with command_store() as engine, engine.begin() as conn:

@@ -36,7 +36,7 @@ def serve_app(settings: Settings, host: str, port: int) -> None:
 
 
 def _warn_without_users(engine) -> None:
-    from data.accounts import count_users
+    from data.accounts.users import count_users
 
     with store.reading(engine) as conn:
         if count_users(conn) == 0:
@@ -45,18 +45,18 @@ def _warn_without_users(engine) -> None:
 
 def start_dispatch_workers(engine, settings: Settings) -> None:
     """Webhook delivery always; automatic escalation of overdue incidents when configured."""
-    from data.escalation import start_escalation_worker
-    from data.notify import start_delivery_worker
+    from data.incidents.escalation import start_escalation_worker
+    from data.incidents.notify import start_delivery_worker
 
     start_delivery_worker(engine)
     if start_escalation_worker(engine, settings.auto_escalate_seconds):
         log.info("automatic escalation every %s s", settings.auto_escalate_seconds)
-    from data.warning_worker import start_warning_worker
+    from data.warnings.worker import start_warning_worker
 
     # Early warning runs beside the screens, which only read its stored alerts; several workers take turns.
     if start_warning_worker(engine, settings.warnings_interval, settings.timezone):
         log.info("early-warning pass every %s s", settings.warnings_interval)
-    from data.rollups import start_rollup_worker
+    from data.metrics.rollups import start_rollup_worker
 
     # The leaders' review reads its roll-up; several workers refreshing take turns (one lock).
     start_rollup_worker(engine, settings.timezone, settings.rollup_refresh_seconds)

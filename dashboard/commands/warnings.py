@@ -14,7 +14,7 @@ KINDS = ("surge", "hotspot", "chronic", "deadline")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Only these kinds (repeatable); default all.")
 def detect_warnings(kinds: tuple[str, ...]) -> None:
     """Run one early-warning pass now (surges, new hotspots, chronic places, deadlines) and store its alerts."""
-    from data.warning_detect import run_detection, summary_line
+    from data.warnings.detect import run_detection, summary_line
 
     with command_store() as engine:
         summary = run_detection(engine, kinds=kinds or None, tz=Settings.from_env().timezone)
@@ -34,10 +34,10 @@ def detect_warnings(kinds: tuple[str, ...]) -> None:
 @click.option("--detect/--no-detect", default=True, show_default=True, help="Run a detection pass afterwards and score it.")
 def inject_warnings_command(surges: int, hotspots: int, chronic: int, seed: int, detect: bool) -> None:
     """Inject known early-warning cases into the store (as ordinary reports) and show whether a pass finds them."""
-    from data import warnings
     from data.demo.inject import inject_warnings, score_alerts
     from data.store import reading
-    from data.warning_detect import run_detection, summary_line
+    from data.warnings import alerts as warnings
+    from data.warnings.detect import run_detection, summary_line
 
     with command_store() as engine:
         cases = inject_warnings(engine, surges=surges, hotspots=hotspots, chronic=chronic, seed=seed)

@@ -40,7 +40,7 @@ def tf(key: str, lang: str, **values) -> str:
 
 def read_alerts(engine, scope_key=None, statuses=SHOWN_STATUSES, kinds=None, limit: int = READ_LIMIT) -> list[dict]:
     """Alerts of a scope (None = city, else (level, unit id)), ranked by score (data.warnings.list_alerts)."""
-    from data import warnings
+    from data.warnings import alerts as warnings
 
     with store.reading(engine) as conn:
         return warnings.list_alerts(conn, scope=scope_key, statuses=statuses, kinds=kinds, limit=limit)
@@ -63,7 +63,7 @@ def may_act() -> bool:
 
 
 def read_head(engine) -> int:
-    from data import warnings
+    from data.warnings import alerts as warnings
 
     with store.reading(engine) as conn:
         return int(warnings.alerts_head(conn))

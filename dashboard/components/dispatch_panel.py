@@ -15,7 +15,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.components.dispatch_queue import tf
 from dashboard.i18n import duration, name, t
-from data import clock, lifecycle
+from data.incidents import clock, lifecycle
 
 # Actions with their own controls (assignee buttons, merge buttons, the undo bar), or not for this desk.
 NOT_AS_BUTTONS = frozenset({"dispatch", "reassign", "merge", "recall", "rate"})

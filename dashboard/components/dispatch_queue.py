@@ -15,7 +15,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.i18n import t
-from data.dispatch import QUEUE_LIMIT, QUEUE_STATES
+from data.incidents.dispatch import QUEUE_LIMIT, QUEUE_STATES
 
 KPI_KEYS = ("waiting", "reported", "returned", "reopened", "overdue", "near_due")
 

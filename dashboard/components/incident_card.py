@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from dashboard import auth, ids, jurisdiction
 from dashboard.i18n import name, t
-from data import clock, schema, store
+from data import schema, store
 from data.errors import NotFound
-from data.incidents import get_incident
+from data.incidents import clock
+from data.incidents.core import get_incident
 
 
 def _named(conn, table, row_id) -> dict | None:

@@ -1,8 +1,8 @@
-"""The administration page (`/admin`, 系统管理): tabs of tables and small forms over data/admin.py, for administrators only.
+"""The administration page (`/admin`, 系统管理): tabs of tables and small forms over data/accounts/admin.py, for administrators only.
 
 Tabs: users, API keys, departments, categories and their time limits, the responsibility list,
 grid workers' duty lists, and the admin audit log. Every change goes through callbacks/admin.py
-to data/admin.py, which audits it. Component ids are `admin-<thing>`, the area sign-in guards.
+to data/accounts/admin.py, which audits it. Component ids are `admin-<thing>`, the area sign-in guards.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dash import dcc, html
 from dashboard import admin_text  # noqa: F401  (registers the page's strings with i18n)
 from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
-from data import admin, apikeys, schema, store
+from data import schema, store
+from data.accounts import admin, apikeys
 
 ROOT = "admin-root"
 TABS = "admin-tabs"

@@ -17,9 +17,10 @@ from dashboard.components import dispatch_centre, dispatch_panel, dispatch_queue
 from dashboard.components.header import brand, nav
 from dashboard.i18n import t
 from dashboard.pages.overview_model import db_key, single_flight
-from data import dispatch, notify, store
-from data.clock import utc_now
+from data import store
 from data.errors import NotFound, ValidationError
+from data.incidents import dispatch, notify
+from data.times import utc_now
 
 UNDO_TICK_MS = 500
 

@@ -12,8 +12,9 @@ from dash import dcc, html
 from dashboard import jurisdiction
 from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
-from data import dispatch, notify, store
-from data.api_store import department_ids
+from data import store
+from data.incidents import dispatch, notify
+from data.incidents.api_store import department_ids
 
 ROOT = "inbox-root"
 DEPARTMENT = "inbox-department"

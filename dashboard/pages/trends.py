@@ -20,9 +20,10 @@ from dashboard.cache import cache
 from dashboard.components import trends_charts, trends_map, trends_tables
 from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
-from data import schema, store, trends
-from data.clock import utc_now
+from data import schema, store
 from data.errors import ValidationError
+from data.metrics import trends
+from data.times import utc_now
 from layers import boundaries, rate_choropleth
 
 # Component ids (kebab-case `trends-<thing>`).

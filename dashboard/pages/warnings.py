@@ -49,7 +49,7 @@ def read_list(engine, chosen: dict) -> list[dict]:
 
 
 def read_settings(engine) -> list[dict]:
-    from data import warnings
+    from data.warnings import alerts as warnings
 
     with store.reading(engine) as conn:
         return warnings.get_settings(conn)

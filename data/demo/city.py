@@ -29,11 +29,12 @@ from sqlalchemy import Engine, func, insert, inspect, select, text, true
 from sqlalchemy.engine import Connection
 
 from data import schema, store
-from data.clock import limit_calendars, to_utc, utc_now
 from data.demo import catalogue, history, names
 from data.demo import users as demo_users
 from data.errors import ValidationError
-from data.geo import unit_rows, upsert_units
+from data.geo.units import unit_rows, upsert_units
+from data.incidents.clock import limit_calendars
+from data.times import to_utc, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The demo's incident history: 90 days of reports with daily and weekly rhythm, hotspots and departments of
-differing speed, each incident walked through the closed loop (data/lifecycle.py) and bulk-loaded with its audit log.
+differing speed, each incident walked through the closed loop (data/incidents/lifecycle.py) and bulk-loaded with its audit log.
 
 Arrivals, places, categories, priorities and sources are drawn with numpy in one go. Each
 incident's life is then played out in Python by the same rules apply_action enforces
@@ -25,10 +25,10 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from data import lifecycle
-from data.clock import due_after_seconds
 from data.demo.catalogue import CATEGORIES, DEPARTMENTS_BY_CODE, GRID_WORKER, SOURCES, CatalogueIds, Department
-from data.locate import GridLocator
+from data.geo.locate import GridLocator
+from data.incidents import lifecycle
+from data.incidents.clock import due_after_seconds
 
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 HOUR, DAY = 3600, 86400

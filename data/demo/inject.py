@@ -17,11 +17,11 @@ import shapely
 from sqlalchemy import Engine, select
 
 from data import schema
-from data.clock import to_utc, utc_now
 from data.errors import ValidationError
-from data.incidents import apply_action, report_incidents
-from data.locate import GridLocator
-from data.warning_detect import load_grids
+from data.geo.locate import GridLocator
+from data.incidents.core import apply_action, report_incidents
+from data.times import to_utc, utc_now
+from data.warnings.detect import load_grids
 
 U, C = schema.units, schema.categories
 ACTOR = "demo:inject"

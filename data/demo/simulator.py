@@ -1,4 +1,4 @@
-"""The live simulator: keeps the demo city alive while serving, through data/incidents.py so every change is audited.
+"""The live simulator: keeps the demo city alive while serving, through data/incidents/core.py so every change is audited.
 
 Each tick brings new reports (a few a minute, more by day, with the odd burst: a storm's
 standing water, an outage) and moves open incidents along the closed loop. Each open incident
@@ -26,8 +26,7 @@ import shapely
 from sqlalchemy import Engine, select, true
 from sqlalchemy.engine import Connection
 
-from data import lifecycle, schema, store
-from data.clock import from_db, to_utc, utc_now
+from data import schema, store
 from data.demo.catalogue import CATEGORIES_BY_CODE, DEPARTMENTS_BY_CODE, GRID_WORKER, SOURCES, Department
 from data.demo.history import (
     DESCRIPTION_PREFIX,
@@ -40,8 +39,10 @@ from data.demo.history import (
     REPORT_ACTORS,
 )
 from data.errors import CityBrainError
-from data.incidents import apply_action, report_incidents
-from data.locate import GridLocator
+from data.geo.locate import GridLocator
+from data.incidents import lifecycle
+from data.incidents.core import apply_action, report_incidents
+from data.times import from_db, to_utc, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from data import accounts, schema
+from data import schema
+from data.accounts import users as accounts
 
 # (user name, password, role, display name, department code). Demo passwords: never use them for real.
 # Display names are people (or, for a department's account, the department): the nav shows the name

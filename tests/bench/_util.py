@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import Engine, select, text
 
 from data import schema, store
-from data.clock import DEFAULT_LIMITS
+from data.incidents.clock import DEFAULT_LIMITS
 
 PG_URL = os.environ.get("CITYBRAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MINUTE_US = 60_000_000

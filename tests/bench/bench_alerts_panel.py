@@ -14,12 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dashboard.components import alerts_panel  # noqa: E402
-from data import store  # noqa: E402
-from layers import alerts as alert_layer  # noqa: E402
-from tests.bench._util import median_time  # noqa: E402
-from tests.browser.conftest import seed  # noqa: E402
-from tests.browser.test_alerts_browser import _finding, raise_alerts  # noqa: E402
+from dashboard.components import alerts_panel
+from data import store
+from layers import alerts as alert_layer
+from tests.bench._util import median_time
+from tests.browser.conftest import seed
+from tests.browser.test_alerts_browser import _finding, raise_alerts
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select
 
 from dashboard.api import jurisdiction
 from data import schema
-from data.apikeys import ApiKey
+from data.accounts.apikeys import ApiKey
 from tests.bench._util import median_time
 
 DEFAULT_DB = Path(__file__).parent / "results" / "dispatch-5000-1000000-90d.db"

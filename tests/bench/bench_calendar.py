@@ -22,13 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
-from _util import median_time  # noqa: E402
+from _util import median_time
 
-from data import calendar as work_calendar  # noqa: E402
-from data import clock, lifecycle, store  # noqa: E402
-from data.calendar import WorkCalendar  # noqa: E402
-from data.incidents import apply_action  # noqa: E402
-from tests.factories import drive_to, make_incident, make_world  # noqa: E402
+from data import store, times
+from data.incidents import calendar as work_calendar
+from data.incidents import clock, lifecycle
+from data.incidents.calendar import WorkCalendar
+from data.incidents.core import apply_action
+from tests.factories import drive_to, make_incident, make_world
 
 START = datetime(2026, 9, 30, 9, 20, tzinfo=UTC)  # a Wednesday afternoon in Shanghai, before National Day
 CALENDAR = WorkCalendar(
@@ -70,7 +71,7 @@ def main() -> None:
             def dispatch_one(pending=pending):
                 incident_id = next(pending)
                 with engine.begin() as conn:
-                    at = clock.utc_now() + timedelta(hours=1)
+                    at = times.utc_now() + timedelta(hours=1)
                     return apply_action(conn, incident_id, "dispatch", actor="bench", at=at)
 
             seconds, _ = median_time(dispatch_one, args.runs)

@@ -31,20 +31,22 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
-import numpy as np  # noqa: E402
-from bench_overview import Reporter as OverviewReporter  # noqa: E402
-from bench_overview import Server, TimedApp, bench_user, median, p95  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+import numpy as np
+from bench_overview import Reporter as OverviewReporter
+from bench_overview import Server, TimedApp, bench_user, median, p95
+from sqlalchemy import func, select
 
-from dashboard.server import create_app  # noqa: E402
-from dashboard.settings import Settings  # noqa: E402
-from data import dispatch, schema, store  # noqa: E402
-from data.clock import DEFAULT_LIMITS, from_db, utc_now  # noqa: E402
-from data.demo.city import build_demo  # noqa: E402
-from tests.auth_helpers import TEST_PASSWORD, sign_in_browser  # noqa: E402
-from tests.bench._util import Catalogue, bulk_load, generate_history, load_grids, utc_now_whole  # noqa: E402
-from tests.browser.chrome import UNTHROTTLED_FLAGS, start_chromium  # noqa: E402
-from tests.browser.chrome import wait_for as browser_wait_for  # noqa: E402
+from dashboard.server import create_app
+from dashboard.settings import Settings
+from data import schema, store
+from data.demo.city import build_demo
+from data.incidents import dispatch
+from data.incidents.clock import DEFAULT_LIMITS
+from data.times import from_db, utc_now
+from tests.auth_helpers import TEST_PASSWORD, sign_in_browser
+from tests.bench._util import Catalogue, bulk_load, generate_history, load_grids, utc_now_whole
+from tests.browser.chrome import UNTHROTTLED_FLAGS, start_chromium
+from tests.browser.chrome import wait_for as browser_wait_for
 
 RESULTS = ROOT / "tests" / "bench" / "results"
 DEMO_PER_DAY = 1500  # the demo builder plays out the last day at this rate; the rest of the history is generated

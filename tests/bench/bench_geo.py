@@ -29,8 +29,8 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from data import store  # noqa: E402
-from data.geo_import import import_boundaries  # noqa: E402
+from data import store
+from data.geo.importer import import_boundaries
 
 PG_URL = os.environ.get("CITYBRAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 EXTENT = shapely.box(470_000, 3_360_000, 530_000, 3_420_000)  # metres in EPSG:4547, around Wuhan

@@ -33,9 +33,9 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from data import store  # noqa: E402
-from data.apikeys import create_key  # noqa: E402
-from tests.factories import make_grids, make_world  # noqa: E402
+from data import store
+from data.accounts.apikeys import create_key
+from tests.factories import make_grids, make_world
 
 PG_URL = os.environ.get("CITYBRAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TARGETS = {"single_per_s": 300, "batch_incidents_per_s": 5000}

@@ -33,19 +33,21 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from naive_overview import create_naive_app  # noqa: E402  (beside this script)
-from sqlalchemy import select  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+from sqlalchemy import select
+from werkzeug.serving import make_server
 
-from dashboard.server import create_app  # noqa: E402
-from dashboard.settings import Settings  # noqa: E402
-from data import accounts, schema, store, warnings  # noqa: E402
-from data.demo.city import build_demo  # noqa: E402
-from data.errors import NotFound  # noqa: E402
-from data.incidents import report_incidents  # noqa: E402
-from data.locate import GridLocator  # noqa: E402
-from tests.auth_helpers import TEST_PASSWORD, sign_in_browser  # noqa: E402
-from tests.browser.chrome import start_chromium  # noqa: E402
-from tests.browser.chrome import wait_for as browser_wait_for  # noqa: E402
+from dashboard.server import create_app
+from dashboard.settings import Settings
+from data import schema, store
+from data.accounts import users as accounts
+from data.demo.city import build_demo
+from data.errors import NotFound
+from data.geo.locate import GridLocator
+from data.incidents.core import report_incidents
+from data.warnings import alerts as warnings
+from tests.auth_helpers import TEST_PASSWORD, sign_in_browser
+from tests.browser.chrome import start_chromium
+from tests.browser.chrome import wait_for as browser_wait_for
 
 RESULTS = ROOT / "tests" / "bench" / "results"
 BENCH_USER = "bench-admin"  # every route needs a signed-in user; this one is kept in the bench store

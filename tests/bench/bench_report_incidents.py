@@ -24,9 +24,9 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from data import store  # noqa: E402
-from data.incidents import report_incidents  # noqa: E402
-from tests.factories import T0, make_grids, make_world  # noqa: E402
+from data import store
+from data.incidents.core import report_incidents
+from tests.factories import T0, make_grids, make_world
 
 PG_URL = os.environ.get("CITYBRAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

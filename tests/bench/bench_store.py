@@ -31,12 +31,15 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from data import crs, kpi_set, metrics, schema, store  # noqa: E402
-from data.geo_import import import_boundaries  # noqa: E402
-from data.incidents import apply_action  # noqa: E402
-from data.intake_files import ColumnMapping, import_incident_file  # noqa: E402
-from data.locate import GridLocator  # noqa: E402
-from tests.bench._util import (  # noqa: E402
+from data import schema, store
+from data.geo import crs
+from data.geo.importer import import_boundaries
+from data.geo.locate import GridLocator
+from data.incidents.core import apply_action
+from data.incidents.files import ColumnMapping, import_incident_file
+from data.metrics import kpis as metrics
+from data.metrics import working_set as kpi_set
+from tests.bench._util import (
     bulk_load,
     generate_history,
     load_grids,
@@ -45,7 +48,7 @@ from tests.bench._util import (  # noqa: E402
     pg_schema_engine,
     utc_now_whole,
 )
-from tests.factories import make_grids  # noqa: E402
+from tests.factories import make_grids
 
 TZ = "Asia/Shanghai"
 RESULTS = ROOT / "tests" / "bench" / "results" / "store.json"
@@ -278,7 +281,7 @@ def bench_metrics(db: str, tmp: Path, cfg: dict) -> dict:
 
 
 def _bench_working_set(engine, district, now, cfg) -> dict:
-    """The screens' KPI read (data/kpi_set.py): loading the set, a read at the feed's head, and a read
+    """The screens' KPI read (data/metrics/working_set.py): loading the set, a read at the feed's head, and a read
     after one change (the set re-reads that incident first)."""
     out = {}
     load_s, working = median_time(lambda: _ws_read(engine, kpi_set.WorkingSet(), None, now), cfg["runs"])

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python tests/bench/bench_trends.py [--incidents 1000000] [--days 90] [--runs 3] [--db sqlite|postgres]
 Generates the incidents in bulk (tests/bench/_util.py: numpy + executemany/COPY), builds the roll-up
-(data/rollups.py), then times, for each period and scope, review() straight from the incidents (the
+(data/metrics/rollups.py), then times, for each period and scope, review() straight from the incidents (the
 "before": one run, `--direct-runs`), review() from the roll-up and the whole /trends content (review +
 charts + tables) from the roll-up: medians of `--runs` calls on a warm connection. Finally times an
 incremental refresh after a few hundred acknowledgements. `--keep` keeps the SQLite store in
@@ -26,10 +26,11 @@ from sqlalchemy import inspect, select
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from dashboard.pages import trends as page  # noqa: E402
-from data import rollups, schema, store, trends  # noqa: E402
-from data.incidents import apply_action  # noqa: E402
-from tests.bench._util import (  # noqa: E402
+from dashboard.pages import trends as page
+from data import schema, store
+from data.incidents.core import apply_action
+from data.metrics import rollups, trends
+from tests.bench._util import (
     bulk_load,
     generate_history,
     load_grids,
@@ -38,7 +39,7 @@ from tests.bench._util import (  # noqa: E402
     pg_schema_engine,
     utc_now_whole,
 )
-from tests.factories import make_grids  # noqa: E402
+from tests.factories import make_grids
 
 RESULTS = ROOT / "tests" / "bench" / "results"
 TZ = "Asia/Shanghai"
@@ -108,7 +109,7 @@ def scope_level(scope) -> int:
 
 
 def incremental(engine, now, count: int = 300) -> dict:
-    """Acknowledge `count` dispatched incidents through data/incidents.py, then time the refresh that applies them."""
+    """Acknowledge `count` dispatched incidents through data/incidents/core.py, then time the refresh that applies them."""
     inc = schema.incidents
     with engine.begin() as conn:
         ids = [r[0] for r in conn.execute(select(inc.c.id).where(inc.c.state == "dispatched").limit(count))]

@@ -30,10 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import inspect  # noqa: E402
+from sqlalchemy import inspect
 
-from data import schema, store, warning_detect, warnings  # noqa: E402
-from data.demo.inject import inject_warnings, score_alerts  # noqa: E402
+from data import schema, store
+from data.demo.inject import inject_warnings, score_alerts
+from data.warnings import alerts as warnings
+from data.warnings import detect as warning_detect
 
 RESULTS = ROOT / "tests" / "bench" / "results"
 PATTERNS = ("surge", "hotspot", "chronic")

@@ -16,8 +16,9 @@ import dash_leaflet as dl
 from dash import Input, Output, dcc, html
 from dash_extensions.javascript import Namespace
 
-from data import geo, schema, store
-from data.metrics import overview_kpis
+from data import schema, store
+from data.geo import units as geo
+from data.metrics.kpis import overview_kpis
 from layers import boundaries, choropleth
 
 TIMEZONE = "Asia/Shanghai"

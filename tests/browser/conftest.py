@@ -17,8 +17,8 @@ from dashboard.server import create_app
 from dashboard.settings import Settings
 from data import schema, store
 from data.demo.city import build_demo
-from data.incidents import report_incidents
-from data.locate import GridLocator
+from data.geo.locate import GridLocator
+from data.incidents.core import report_incidents
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import chromium_paths, start_chromium
 from tests.conftest import skip_or_fail

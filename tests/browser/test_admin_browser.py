@@ -6,7 +6,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from data import admin
+from data.accounts import admin
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import wait_for
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from selenium.webdriver.common.by import By
 
-from data import warnings
+from data.warnings import alerts as warnings
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import click, wait_for
 from tests.browser.map_labels import LABELS_ON_RINGS, SHOWN_LABELS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.by import By
 
-from data import accounts
+from data.accounts import users as accounts
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import wait_for
 

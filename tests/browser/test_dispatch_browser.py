@@ -11,7 +11,7 @@ from selenium.webdriver.common.keys import Keys
 from sqlalchemy import select
 
 from data import schema, store
-from data.incidents import apply_action, get_incident, history
+from data.incidents.core import apply_action, get_incident, history
 from tests.browser.chrome import click, wait_for
 
 pytestmark = pytest.mark.browser
@@ -225,8 +225,8 @@ def test_departments_answers_light_the_badge_and_a_closed_case_is_rated(browser,
     import json
     import urllib.request
 
-    from data import dispatch
-    from data.apikeys import create_key
+    from data.accounts.apikeys import create_key
+    from data.incidents import dispatch
 
     category_id, dept_code = department_case
     incident_id = report(city, category_id)

@@ -11,7 +11,8 @@ from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 
 from dashboard.components.kpis import CARDS
-from data import metrics, schema, store
+from data import schema, store
+from data.metrics import kpis as metrics
 from tests.browser.chrome import click, wait_for
 from tests.browser.map_labels import OVERLAPPING_LABELS, SHOWN_LABELS
 

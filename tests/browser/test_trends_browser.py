@@ -9,8 +9,9 @@ import urllib.request
 
 from selenium.webdriver.common.by import By
 
-from data import store, trends
-from data.clock import utc_now
+from data import store
+from data.metrics import trends
+from data.times import utc_now
 
 TZ = "Asia/Shanghai"
 CHARTS = ("volume", "rates", "times", "sectors", "rising", "units", "heat")

@@ -9,8 +9,9 @@ import time
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 
-from data import rollups, store, trends
-from data.clock import utc_now
+from data import store
+from data.metrics import rollups, trends
+from data.times import utc_now
 from layers import rate_choropleth
 from tests.browser.chrome import wait_for
 

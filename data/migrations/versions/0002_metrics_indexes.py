@@ -8,7 +8,7 @@ The overview reads the open incidents (a few percent of all) with their clocks: 
 holding every column it needs answers from the index alone, without visiting scattered table rows.
 Its "today versus yesterday" figures read only incidents touched since yesterday's midnight (every
 event moves updated_at), and the department board counts verify_fail events of the last week;
-without these indexes each scans the whole history (see data/metrics.py).
+without these indexes each scans the whole history (see data/metrics/kpis.py).
 """
 from alembic import op
 import sqlalchemy as sa

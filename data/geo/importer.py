@@ -17,9 +17,11 @@ import shapely
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from data import crs, geo_grid, schema
+from data import schema
 from data.errors import ValidationError
-from data.geo import (
+from data.geo import crs
+from data.geo import grid as geo_grid
+from data.geo.units import (
     code_levels,
     describe_codes,
     geometry_columns,

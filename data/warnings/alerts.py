@@ -1,7 +1,7 @@
 """Early warning (预测预警) store: alerts, their audit log, operators' actions and sensitivity settings.
 
 The detection pass itself (surges, hotspots, chronic places, deadlines about to be missed) lives in
-data/warning_detect.py and writes its findings through ``record_findings`` here; ``run_detection``
+data/warnings/detect.py and writes its findings through ``record_findings`` here; ``run_detection``
 is the one entry point the background thread and ``python app.py detect-warnings`` call.
 
 An alert's life: the pass raises it 'open'; an operator acknowledges it, dismisses it (with a
@@ -22,9 +22,9 @@ from sqlalchemy import Engine, and_, bindparam, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from data import schema
-from data.clock import from_db, to_utc, utc_now
 from data.errors import InvalidTransition, NotFound, ValidationError
-from data.metrics import Scope, normalise_scope
+from data.metrics.kpis import Scope, normalise_scope
+from data.times import from_db, to_utc, utc_now
 
 __all__ = [
     "ACTIONS",
@@ -242,7 +242,7 @@ def _case_category(conn: Connection, alert: dict) -> int:
 
 
 def _file_case(conn: Connection, alert: dict, category_id: int, actor: str, now: datetime) -> int:
-    from data.incidents import report_incidents
+    from data.incidents.core import report_incidents
 
     row = {
         "source": CASE_SOURCE,
@@ -463,6 +463,6 @@ def _float_or_none(value: Any) -> float | None:
 
 def run_detection(engine: Engine, now: datetime | None = None, kinds: Iterable[str] | None = None) -> dict:
     """One early-warning pass over the store: detect, then record; returns counts per kind and timings."""
-    from data.warning_detect import run_detection as _run
+    from data.warnings.detect import run_detection as _run
 
     return _run(engine, now=now, kinds=kinds)

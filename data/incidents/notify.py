@@ -38,8 +38,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import schema
-from data.clock import from_db, to_utc, utc_now
 from data.errors import NotFound, ValidationError
+from data.times import from_db, to_utc, utc_now
 
 log = logging.getLogger(__name__)
 

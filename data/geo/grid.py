@@ -11,9 +11,10 @@ import shapely
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from data import crs, schema
+from data import schema
 from data.errors import ValidationError
-from data.geo import IN_CHUNK, code_levels, describe_codes, load_units, polygonal_parts, unit_rows, upsert_units
+from data.geo import crs
+from data.geo.units import IN_CHUNK, code_levels, describe_codes, load_units, polygonal_parts, unit_rows, upsert_units
 
 GRID_KINDS = ("square", "hex")
 MAX_GRID_CELLS = 500_000

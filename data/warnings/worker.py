@@ -10,9 +10,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import store
-from data.clock import utc_now
 from data.errors import CityBrainError
-from data.warning_detect import run_detection, summary_line
+from data.times import utc_now
+from data.warnings.detect import run_detection, summary_line
 
 log = logging.getLogger(__name__)
 

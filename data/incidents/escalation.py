@@ -19,10 +19,12 @@ from sqlalchemy import Engine, case, exists, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from data import lifecycle, schema
-from data.clock import active_due_expression, from_db, overdue_expression, to_utc, utc_now
+from data import schema
 from data.errors import CityBrainError
-from data.incidents import apply_action, lock_change_feed
+from data.incidents import lifecycle
+from data.incidents.clock import active_due_expression, overdue_expression
+from data.incidents.core import apply_action, lock_change_feed
+from data.times import from_db, to_utc, utc_now
 
 log = logging.getLogger(__name__)
 

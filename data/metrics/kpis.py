@@ -5,7 +5,7 @@ Every function takes ``(conn, scope, now, tz)``: `scope` is None for the whole c
 "today" runs from local midnight to `now` and "yesterday" is the same span one day earlier.
 ``normalise_args`` turns the three into a hashable, canonical key, so callers can memoise.
 
-Overdue and near due come from data/clock.py, the one definition. Figures "as at the same time
+Overdue and near due come from data/incidents/clock.py, the one definition. Figures "as at the same time
 yesterday" for point-in-time KPIs (backlog, overdue, near due) are reconstructed from each
 incident's stored timestamps (see ``_clock_state_at``): exact for its current assignee cycle, blind
 to earlier cycles that a reassignment or redispatch overwrote and to extensions granted since.
@@ -27,9 +27,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from data import schema
-from data.clock import NamedNow, epoch_seconds, near_due_expression, overdue_expression, to_utc
 from data.errors import ValidationError
-from data.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED, SECTORS
+from data.incidents.clock import NamedNow, near_due_expression, overdue_expression
+from data.incidents.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED, SECTORS
+from data.times import epoch_seconds, to_utc
 
 __all__ = [
     "KPI_NAMES",
@@ -352,7 +353,7 @@ def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[
 
 def kpis_from_figures(open_: dict[str, int], changed: dict[str, Any], medians: dict[str, float]) -> dict[str, dict]:
     """The KPI dictionary from the raw figures over open incidents, over those touched since
-    yesterday's midnight, and the median samples (shared with data/kpi_set.py's in-memory reading)."""
+    yesterday's midnight, and the median samples (shared with data/metrics/working_set.py's in-memory reading)."""
 
     def both(key: str) -> tuple[Any, Any]:
         return changed[f"{key}_today"], changed[f"{key}_y"]
@@ -564,7 +565,7 @@ def board_no_effect(conn: Connection, scope: Any, now: datetime) -> dict[int, in
 
 def board_from_figures(conn: Connection, figures: dict[int, dict], thresholds: BoardThresholds) -> list[dict]:
     """The board's rows, worst first, from figures per department (_EMPTY_FIGURES' keys; shared with
-    data/kpi_set.py's in-memory reading)."""
+    data/metrics/working_set.py's in-memory reading)."""
     d = schema.departments
     board = [
         _board_row(dep, figures.get(dep.id, _EMPTY_FIGURES), thresholds)

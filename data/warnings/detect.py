@@ -16,11 +16,11 @@ recent pace) and tests every unit and category at once with numpy/scipy:
 - Chronic: the same category at the same spot (reports within 100 m of one another) on several
   different days within four weeks, closed or not, far beyond what the spot's share of its grid's
   volume explains.
-- Deadline: open incidents whose running clock (data/clock.py) will likely expire before the
+- Deadline: open incidents whose running clock (data/incidents/clock.py) will likely expire before the
   assignee department finishes, from the department's recent durations (conditional on the time
   already spent) stretched by its current queue against its usual one (Little's law).
 
-Sensitivity per category (data/warnings.py) divides the thresholds. Findings go to
+Sensitivity per category (data/warnings/alerts.py) divides the thresholds. Findings go to
 data.warnings.record_findings, which deduplicates per condition.
 """
 
@@ -43,8 +43,9 @@ from sqlalchemy import Engine, and_, case, func, select, text, true
 from sqlalchemy.engine import Connection
 
 from data import schema
-from data.clock import active_due_expression, epoch_seconds, overdue_expression, to_utc, utc_now
-from data.lifecycle import ACKNOWLEDGED, DISPATCHED, MERGED, REJECTED
+from data.incidents.clock import active_due_expression, overdue_expression
+from data.incidents.lifecycle import ACKNOWLEDGED, DISPATCHED, MERGED, REJECTED
+from data.times import epoch_seconds, to_utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -771,7 +772,7 @@ def detect_chronic(ctx: Context) -> list[dict]:
 
 
 def _running_clocks(conn: Connection, now: datetime) -> np.ndarray:
-    """Open incidents whose clock runs (data/clock.py), one row of numbers each, the last saying whether it is overdue."""
+    """Open incidents whose clock runs (data/incidents/clock.py), one row of numbers each, the last saying whether it is overdue."""
     due = active_due_expression()
     stmt = select(
         INC.c.id,
@@ -1003,7 +1004,7 @@ def _fill_reasons(conn: Connection, findings: list[dict]) -> None:
 
 
 def _categories(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
-    from data.warnings import sensitivity_map
+    from data.warnings.alerts import sensitivity_map
 
     ids = np.array(conn.execute(select(C.c.id).where(C.c.active.is_(True)).order_by(C.c.id)).scalars().all(), dtype=np.int64)
     settings = sensitivity_map(conn)
@@ -1078,7 +1079,7 @@ def detect(conn: Connection, now: datetime, tz: str = "Asia/Shanghai", kinds=ALL
 def run_detection(engine: Engine, now: datetime | None = None, kinds=None, tz: str = "Asia/Shanghai") -> dict:
     """One pass: detect on a read snapshot, then record in one write transaction. Returns counts and timings."""
     from data import store
-    from data.warnings import record_findings
+    from data.warnings.alerts import record_findings
 
     started = time.perf_counter()
     now = to_utc(now, "now") if now is not None else utc_now()

@@ -13,7 +13,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from data import crs, schema
+from data import schema
+from data.geo import crs
 
 UNIT_COLUMNS = (
     "code",

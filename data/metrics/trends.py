@@ -22,10 +22,10 @@ from sqlalchemy import and_, false, or_, select, true, union_all
 from sqlalchemy.engine import Connection
 
 from data import schema
-from data.clock import epoch_seconds, to_utc
 from data.errors import ValidationError
-from data.lifecycle import DISPATCHED, MERGED, SECTORS
-from data.metrics import SATISFIED_MIN, SCOPE_COLUMNS, Scope, normalise_scope, normalise_tz
+from data.incidents.lifecycle import DISPATCHED, MERGED, SECTORS
+from data.metrics.kpis import SATISFIED_MIN, SCOPE_COLUMNS, Scope, normalise_scope, normalise_tz
+from data.times import epoch_seconds, to_utc
 
 __all__ = [
     "GRANULARITIES",
@@ -377,8 +377,8 @@ def review(
     starts = bucket_starts(period, granularity)
     thresholds = thresholds or LeagueThresholds()
     if use_rollups:
-        # The roll-up (data/rollups.py) answers a city, district or street in milliseconds once built.
-        from data import trends_rollup
+        # The roll-up (data/metrics/rollups.py) answers a city, district or street in milliseconds once built.
+        from data.metrics import trends_rollup
 
         answer = trends_rollup.review(conn, scope, now, period, starts, granularity, thresholds)
         if answer is not None:

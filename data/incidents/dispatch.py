@@ -15,21 +15,19 @@ from typing import Any
 from sqlalchemy import Engine, Float, and_, case, func, literal, or_, select, true
 from sqlalchemy.engine import Connection
 
-from data import lifecycle, notify, schema
-from data.clock import (
+from data import schema
+from data.errors import CityBrainError, Conflict, InvalidTransition, NotFound, ValidationError
+from data.incidents import lifecycle, notify
+from data.incidents.clock import (
     DEFAULT_LIMITS,
     due_status_expression,
-    epoch_seconds,
-    from_db,
     limit_calendar,
     limits_for,
     near_due_expression,
     overdue_expression,
-    to_utc,
-    utc_now,
 )
-from data.errors import CityBrainError, Conflict, InvalidTransition, NotFound, ValidationError
-from data.incidents import apply_action, get_incident, lock_change_feed
+from data.incidents.core import apply_action, get_incident, lock_change_feed
+from data.times import epoch_seconds, from_db, to_utc, utc_now
 
 INC, EV = schema.incidents, schema.incident_events
 
@@ -635,7 +633,7 @@ def _grid_geometry(conn: Connection, grid_id: int | None) -> dict | None:
 
 def panel_facts(conn: Connection, incident_id: int) -> dict[str, Any]:
     """Everything the incident panel shows in one read: the row, names, audit history, suggestion, duplicates, deliveries."""
-    from data.incidents import history
+    from data.incidents.core import history
 
     incident = get_incident(conn, incident_id)
     c, d, u, w = schema.categories, schema.departments, schema.units, schema.workers

@@ -1,6 +1,6 @@
 """The closed loop of an incident as pure rules: states, actions and which action leads where.
 
-Kept free of the database so the store (data/incidents.py), the demo history builder and
+Kept free of the database so the store (data/incidents/core.py), the demo history builder and
 property-based tests all use the very same table.
 """
 
@@ -47,7 +47,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "note": {s: s for s in STATES},
     "rate": {CLOSED: CLOSED},
     # 撤回: a dispatch withdrawn before anyone acknowledged it, back to awaiting dispatch.
-    # data/dispatch.py offers it only as the dispatcher's undo within seconds of dispatching.
+    # data/incidents/dispatch.py offers it only as the dispatcher's undo within seconds of dispatching.
     "recall": {DISPATCHED: REGISTERED},
 }
 ACTIONS = tuple(TRANSITIONS)

@@ -9,7 +9,7 @@ The clock runs against the assignee only while an incident is with them (lifecyc
 - acknowledged: the handling limit (处置时限), due at ``handle_due_at``.
 Both limits count from ``dispatched_at``, so "the limit" of the active clock is due - dispatched_at
 (extensions included). Limits are wall-clock minutes unless the optional working-hours calendar
-(data/calendar.py) is on: then they count working time (urgent cases may stay on the wall clock),
+(data/incidents/calendar.py) is on: then they count working time (urgent cases may stay on the wall clock),
 and an extension (延期) is counted the same way. Near due and overdue compare the due time with
 the wall clock either way.
 """
@@ -24,14 +24,13 @@ from typing import Any
 
 from sqlalchemy import Float, and_, bindparam, case, literal, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.expression import ColumnElement
 
-from data import calendar as work_calendar
 from data import schema
-from data.calendar import WorkCalendar
-from data.errors import ValidationError
-from data.lifecycle import ACKNOWLEDGED, DISPATCHED
+from data.incidents import calendar as work_calendar
+from data.incidents.calendar import WorkCalendar
+from data.incidents.lifecycle import ACKNOWLEDGED, DISPATCHED
+from data.times import epoch_seconds, from_db, to_utc, utc_now
 
 # Near due (临期): the last 20% of the limit, or the last 2 hours, whichever is shorter.
 NEAR_DUE_SHARE = Fraction(1, 5)
@@ -42,30 +41,6 @@ NEAR_DUE_MAX = timedelta(hours=2)
 DEFAULT_LIMITS = {1: (30, 120), 2: (60, 24 * 60), 3: (120, 3 * 24 * 60)}
 
 OVERDUE, NEAR_DUE, ON_TIME = "overdue", "near_due", "on_time"
-
-
-# --- time values -------------------------------------------------------------------------
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def to_utc(value: datetime, name: str = "time") -> datetime:
-    """An aware datetime converted to UTC; a naive one is refused (its zone would be a guess)."""
-    if not isinstance(value, datetime):
-        raise ValidationError(f"{name} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(f"{name} must be timezone-aware (got {value.isoformat()})")
-    return value.astimezone(UTC)
-
-
-def from_db(value: Any) -> Any:
-    """A value read from the store with datetimes made aware UTC (SQLite hands them back naive)."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
 
 
 # --- due times -----------------------------------------------------------------------------
@@ -165,28 +140,6 @@ def due_status(incident: Mapping[str, Any], now: datetime) -> str | None:
 
 
 # --- SQL: to filter and count in the database ------------------------------------------------
-
-
-class epoch_seconds(FunctionElement):
-    """Seconds since 1970 of a timestamp column, on SQLite (julianday) and PostgreSQL (EXTRACT)."""
-
-    type = Float()
-    inherit_cache = True
-    name = "epoch_seconds"
-
-
-@compiles(epoch_seconds, "sqlite")
-def _epoch_sqlite(element, compiler, **kw):
-    # julianday() keeps milliseconds; rounding to them removes floating noise so whole-second
-    # times compare exactly, as they do in Python.
-    (arg,) = element.clauses
-    return f"ROUND((julianday({compiler.process(arg, **kw)}) - 2440587.5) * 86400.0, 3)"
-
-
-@compiles(epoch_seconds, "postgresql")
-def _epoch_postgresql(element, compiler, **kw):
-    (arg,) = element.clauses
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(arg, **kw)}) AS DOUBLE PRECISION)"
 
 
 def active_due_expression(table=schema.incidents) -> ColumnElement:

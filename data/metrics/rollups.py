@@ -30,9 +30,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import schema
-from data.clock import epoch_seconds, utc_now
-from data.lifecycle import DISPATCHED, MERGED
-from data.metrics import SATISFIED_MIN, normalise_tz
+from data.incidents.lifecycle import DISPATCHED, MERGED
+from data.metrics.kpis import SATISFIED_MIN, normalise_tz
+from data.times import epoch_seconds, utc_now
 
 __all__ = [
     "COUNTS",

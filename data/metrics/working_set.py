@@ -6,7 +6,7 @@ touched since yesterday: ~25,000 rows and 60-120 ms at 1,000,000 incidents. The 
 few and change a handful at a time, so each process keeps them as numpy columns, re-reads only the
 incidents the change feed names since it last looked, and counts with array operations (a few ms).
 
-The rules mirror data/metrics.py's statements, which stay the reference: tests compare the two on
+The rules mirror data/metrics/kpis.py's statements, which stay the reference: tests compare the two on
 random histories (tests/test_kpi_set.py). Timestamps are float epoch seconds (NaN for NULL, so a
 comparison with a missing time is false, as in SQL); a float holds a microsecond at today's epoch.
 """
@@ -27,9 +27,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import schema, store
-from data.clock import NEAR_DUE_MAX, NEAR_DUE_SHARE, utc_now
-from data.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED
-from data.metrics import (
+from data.incidents.clock import NEAR_DUE_MAX, NEAR_DUE_SHARE
+from data.incidents.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED
+from data.metrics.kpis import (
     _EMPTY_FIGURES,
     BOARD_DAYS,
     MEDIAN_SAMPLES,
@@ -43,6 +43,7 @@ from data.metrics import (
     kpis_from_figures,
     normalise_args,
 )
+from data.times import utc_now
 
 log = logging.getLogger(__name__)
 INC, EV = schema.incidents, schema.incident_events
@@ -191,7 +192,7 @@ class WorkingSet:
         self._floor = floor
 
 
-# --- the figures, as data/metrics.py's statements count them ---------------------------------------
+# --- the figures, as data/metrics/kpis.py's statements count them ---------------------------------------
 
 
 def _between(values: np.ndarray, start: float, end: float) -> np.ndarray:

@@ -15,9 +15,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from data import apikeys, dispatch, notify, schema
-from data.clock import DEFAULT_LIMITS, from_db, to_utc, utc_now
+from data import schema
+from data.accounts import apikeys
 from data.errors import Conflict, NotFound, ValidationError
+from data.incidents import dispatch, notify
+from data.incidents.clock import DEFAULT_LIMITS
+from data.times import from_db, to_utc, utc_now
 
 D, C, LIM = schema.departments, schema.categories, schema.category_limits
 W, DUTY, U = schema.workers, schema.worker_duties, schema.units
@@ -736,7 +739,7 @@ def revoke_api_key(conn: Connection, actor: str, name_or_id: str | int, now: dat
     return key
 
 
-# --- users (the accounts of data/accounts.py) ------------------------------------------------
+# --- users (the accounts of data/accounts/users.py) ------------------------------------------------
 
 _UNSET: Any = object()
 
@@ -755,7 +758,7 @@ def user_snapshot(user: dict) -> dict:
 
 def list_users(conn: Connection) -> list[dict]:
     """Every user (data/accounts.list_users), without password hashes."""
-    from data import accounts
+    from data.accounts import users as accounts
 
     return accounts.list_users(conn)
 
@@ -779,7 +782,7 @@ def _department_id(conn: Connection, department_code: str | None) -> int | None:
 
 
 def _user_by_name(conn: Connection, username: str) -> dict:
-    from data import accounts
+    from data.accounts import users as accounts
 
     return accounts.get_user_by_username(conn, username)
 
@@ -797,7 +800,7 @@ def create_user(
     now: datetime | None = None,
 ) -> dict:
     """A new user with a role, a jurisdiction (unit code; None = the city) and, for role 'department', its department."""
-    from data import accounts
+    from data.accounts import users as accounts
 
     check_actor(actor)
     user = accounts.create_user(
@@ -827,7 +830,7 @@ def update_user(
     now: datetime | None = None,
 ) -> dict:
     """Change a user's role, jurisdiction, department, display name or active flag (what is given); one audit row."""
-    from data import accounts
+    from data.accounts import users as accounts
 
     check_actor(actor)
     current = _user_by_name(conn, username)
@@ -878,7 +881,7 @@ def _user_action(changed: set[str], after: dict) -> str:
 
 def reset_password(conn: Connection, actor: str, username: str, password: str, now: datetime | None = None) -> dict:
     """Give a user a new password (their sessions end and any lockout clears); the password itself is never audited."""
-    from data import accounts
+    from data.accounts import users as accounts
 
     check_actor(actor)
     current = _user_by_name(conn, username)

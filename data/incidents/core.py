@@ -19,10 +19,12 @@ from sqlalchemy import JSON, BigInteger, Text, any_, bindparam, cast, column, fu
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from data import lifecycle, notify, schema
-from data.clock import compute_due_times, extended_due, from_db, to_utc, utc_now
+from data import schema
 from data.errors import Conflict, NotFound, ValidationError
-from data.locate import GridLocator
+from data.geo.locate import GridLocator
+from data.incidents import lifecycle, notify
+from data.incidents.clock import compute_due_times, extended_due
+from data.times import from_db, to_utc, utc_now
 
 __all__ = [
     "IntakeResult",
@@ -152,7 +154,7 @@ def report_incidents(
 
 def report_checked_incidents(conn: Connection, records: list[dict], *, actor: str, copy: bool = False) -> list[IntakeResult]:
     """report_incidents for rows a bulk reader has already checked, typed and located (locate_reports)
-    as report_incidents would (data/intake_files.py checks whole columns at once, ahead of the writer):
+    as report_incidents would (data/incidents/files.py checks whole columns at once, ahead of the writer):
     checking them again row by row cost a quarter of a file import's time. Fields a record leaves out
     (media_url, attributes) are stored empty.
 

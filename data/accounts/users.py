@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from data import schema
-from data.clock import from_db, to_utc, utc_now
 from data.errors import AccountLocked, AuthenticationFailed, NotFound, ValidationError
+from data.times import from_db, to_utc, utc_now
 
 __all__ = [
     "KIOSK_PREFIX",

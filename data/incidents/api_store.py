@@ -1,4 +1,4 @@
-"""What the intake API reads and writes beyond data/incidents.py: filtered incident lists, service attributes, idempotency records.
+"""What the intake API reads and writes beyond data/incidents/core.py: filtered incident lists, service attributes, idempotency records.
 
 Reads take any connection; the few writes (an Idempotency-Key's answer, a resolution photo on
 its audit event) run inside the caller's transaction with the incident writes they belong to,
@@ -16,8 +16,8 @@ from sqlalchemy import and_, func, select, true
 from sqlalchemy.engine import Connection
 
 from data import schema
-from data.clock import from_db, to_utc, utc_now
 from data.errors import ValidationError
+from data.times import from_db, to_utc, utc_now
 
 __all__ = [
     "ATTRIBUTE_TYPES",

@@ -1,4 +1,4 @@
-"""The leaders' review answered from the roll-up (data/rollups.py): the figures of data/trends.review in milliseconds.
+"""The leaders' review answered from the roll-up (data/metrics/rollups.py): the figures of data/trends.review in milliseconds.
 
 Counts, rates, backlog, rankings and the heat calendar equal the direct computation from raw incidents;
 medians and p90s come from histograms, within 4.5%. Two things depend on `now` rather than on the
@@ -19,12 +19,12 @@ import numpy as np
 from sqlalchemy import Integer, and_, func, or_, select, true, type_coerce
 from sqlalchemy.engine import Connection
 
-from data import rollups, schema
-from data.clock import from_db
-from data.lifecycle import DISPATCHED, MERGED, SECTORS
-from data.metrics import SCOPE_COLUMNS, Scope
-from data.rollups import COUNTS, Cell, Key
-from data.trends import (
+from data import schema
+from data.incidents.lifecycle import DISPATCHED, MERGED, SECTORS
+from data.metrics import rollups
+from data.metrics.kpis import SCOPE_COLUMNS, Scope
+from data.metrics.rollups import COUNTS, Cell, Key
+from data.metrics.trends import (
     CHILD_LEVEL,
     HARD_CASES,
     LeagueThresholds,
@@ -39,6 +39,7 @@ from data.trends import (
     _rising,
     _select_columns,
 )
+from data.times import from_db
 
 INC = schema.incidents
 CUBE = schema.trend_rollup

@@ -20,8 +20,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from data import schema
-from data.clock import from_db, to_utc, utc_now
 from data.errors import NotFound, ValidationError
+from data.times import from_db, to_utc, utc_now
 
 __all__ = [
     "ACTIONS",

@@ -1,0 +1,55 @@
+"""Times in the store: the current UTC time, conversions to and from stored values, epoch seconds in SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Float
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+
+from data.errors import ValidationError
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def to_utc(value: datetime, name: str = "time") -> datetime:
+    """An aware datetime converted to UTC; a naive one is refused (its zone would be a guess)."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{name} must be timezone-aware (got {value.isoformat()})")
+    return value.astimezone(UTC)
+
+
+def from_db(value: Any) -> Any:
+    """A value read from the store with datetimes made aware UTC (SQLite hands them back naive)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+class epoch_seconds(FunctionElement):
+    """Seconds since 1970 of a timestamp column, on SQLite (julianday) and PostgreSQL (EXTRACT)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element, compiler, **kw):
+    # julianday() keeps milliseconds; rounding to them removes floating noise so whole-second
+    # times compare exactly, as they do in Python.
+    (arg,) = element.clauses
+    return f"ROUND((julianday({compiler.process(arg, **kw)}) - 2440587.5) * 86400.0, 3)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element, compiler, **kw):
+    (arg,) = element.clauses
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(arg, **kw)}) AS DOUBLE PRECISION)"
