@@ -1,14 +1,15 @@
 """A small TCP proxy a test starts in front of a real server, to cut or stall it without touching the server.
 
-    with TcpProxy(5432) as proxy:          # listens on 127.0.0.1:<proxy.port>, forwards to 127.0.0.1:5432
-        ... connect through proxy.port ...
-        proxy.cut()      # every open connection is closed; new ones are refused (the server "went down")
-        proxy.stall()    # connections stay open and are accepted, but nothing is forwarded either way
-        proxy.restore()  # back to forwarding (stalled connections are closed: their bytes are lost)
+with TcpProxy(5432) as proxy:          # listens on 127.0.0.1:<proxy.port>, forwards to 127.0.0.1:5432
+    ... connect through proxy.port ...
+    proxy.cut()      # every open connection is closed; new ones are refused (the server "went down")
+    proxy.stall()    # connections stay open and are accepted, but nothing is forwarded either way
+    proxy.restore()  # back to forwarding (stalled connections are closed: their bytes are lost)
 """
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -69,26 +70,23 @@ class TcpProxy:
     # --- the loop --------------------------------------------------------------------------------
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
-        except OSError:
-            pass
 
     def _drop_all(self) -> None:
         with self._lock:
             pairs, self._pairs = self._pairs, []
         for pair in pairs:
             for sock in pair:
-                if sock is None:
-                    continue
-                try:
-                    self._selector.unregister(sock)
-                except (KeyError, ValueError):
-                    pass
-                try:
-                    sock.close()
-                except OSError:
-                    pass
+                self._discard(sock)
+
+    def _discard(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sock)
+        with contextlib.suppress(OSError):
+            sock.close()
 
     def _run(self) -> None:
         self._listener.setblocking(False)
@@ -167,13 +165,4 @@ class TcpProxy:
             if pair is not None:
                 self._pairs.remove(pair)
         for s in pair or (sock,):
-            if s is None:
-                continue
-            try:
-                self._selector.unregister(s)
-            except (KeyError, ValueError):
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
+            self._discard(s)
