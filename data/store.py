@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import Connection, make_url
 
-from data import schema
+from data import deadlines, schema
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -22,8 +23,13 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, **kwargs) -> Engine:
-    """An engine for `url`; SQLite files get WAL, foreign keys and a generous busy timeout."""
+# A connection may be held this long unless a caller says otherwise (data/deadlines.py).
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+
+def make_engine(url: str, timeout: float = DEFAULT_TIMEOUT_SECONDS, **kwargs) -> Engine:
+    """An engine for `url`; SQLite files get WAL, foreign keys and a generous busy timeout; PostgreSQL
+    connections have connect, keepalive and hold time-outs (`timeout` seconds, data/deadlines.py)."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -36,8 +42,20 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    # Waiting for a free pooled connection is bounded too; the checkout ping is deadlines.guard's.
+    kwargs.setdefault("pool_timeout", min(timeout, 10.0))
+    connect_args = {
+        "connect_timeout": 2,  # libpq (its minimum): the whole handshake, so a stalled server cannot hold a new connection
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 3,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10000,  # ms: unacknowledged data (a cut network) fails the socket
+        **kwargs.pop("connect_args", {}),
+    }
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    deadlines.guard(engine, timeout)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -89,6 +107,11 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (creates every table on an empty database)."""
     from alembic import command
 
+    with deadlines.time_limit(math.inf):  # a migration at a million rows takes what it takes
+        _upgrade(engine, command)
+
+
+def _upgrade(engine: Engine, command) -> None:
     if is_sqlite(engine):
         command.upgrade(alembic_config(engine), "heads")
         return
