@@ -9,10 +9,18 @@ import click
 from dashboard.settings import Settings
 
 
+def create_app(settings: Settings | None = None, engine=None, testing: bool = False):
+    """The whole Dash app: the shell dashboard/server.py builds (store, sign-in, routes, API, pages) with every
+    page's callbacks (callbacks/); migrates the store but never builds demo data."""
+    from callbacks import register_all
+    from dashboard.server import build_app
+
+    return build_app(settings, engine=engine, testing=testing, register_callbacks=register_all)
+
+
 def create_server():
     """The Flask server for gunicorn: `gunicorn 'app:create_server()'`."""
     from dashboard.commands.serve import start_dispatch_workers
-    from dashboard.server import create_app
 
     settings = Settings.from_env()
     app = create_app(settings)
@@ -40,7 +48,7 @@ def serve(host: str | None, port: int | None) -> None:
     from dashboard.commands.serve import serve_app
 
     settings = Settings.from_env()
-    serve_app(settings, host or settings.host, port or settings.port)
+    serve_app(settings, host or settings.host, port or settings.port, create_app)
 
 
 @cli.command("settings")

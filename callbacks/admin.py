@@ -13,6 +13,7 @@ from dash import ALL, Input, Output, State, ctx, no_update
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from dashboard import access
 from dashboard.i18n import t
 from dashboard.pages import admin as page
 from data import schema, store
@@ -32,18 +33,14 @@ class Outcome:
 
 def admin_actor() -> str:
     """The signed-in administrator's name for the audit log; PermissionDenied for anyone else."""
-    from dashboard import auth
-
-    if not auth.can(auth.ADMIN):
+    if not access.can(access.ADMIN):
         raise PermissionDenied("only administrators may change this")
-    return auth.actor()
+    return access.actor()
 
 
 def admin_scope():
     """The signed-in admin's jurisdiction (None = the city): duty lists shown are limited to it."""
-    from dashboard import auth
-
-    return auth.current().scope
+    return access.current().scope
 
 
 def _blank(value) -> bool:

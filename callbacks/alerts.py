@@ -11,7 +11,7 @@ import time
 
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, html, no_update
 
-from dashboard import auth, ids
+from dashboard import access, ids
 from dashboard.components import alerts_panel
 from dashboard.i18n import t
 from dashboard.pages import overview_model as model
@@ -69,7 +69,7 @@ def _clicked() -> bool:
 def register(app, deps) -> None:
     engine, settings = deps.engine, deps.settings
     # Anyone who may see the overview sees its alerts; acting on one is checked per click (DISPATCH).
-    auth.allow_area("alerts", auth.VIEW)
+    access.allow_area("alerts", access.VIEW)
 
     @app.callback(
         Output(ids.ALERTS_LIST, "children"),
@@ -111,7 +111,7 @@ def register(app, deps) -> None:
         lang = (config or {}).get("lang", settings.lang)
         if not alerts_panel.may_act():
             return t("alerts.msg.not_allowed", lang), "cb-message cb-message-refused", None, True, "", "", no_update
-        return on_click(engine, ctx.triggered_id, reason, pending, lang, auth.actor())
+        return on_click(engine, ctx.triggered_id, reason, pending, lang, access.actor())
 
     app.clientside_callback(
         ClientsideFunction("citybrain", "alertFocus"),

@@ -12,7 +12,7 @@ import time
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, no_update
 from sqlalchemy import select
 
-from dashboard import auth, desk_rules, ids, jurisdiction
+from dashboard import access, desk_rules, ids, jurisdiction
 from dashboard.components import dispatch_centre, dispatch_queue
 from dashboard.components.dispatch_panel import NEEDS_REASON, TAKES_NOTE
 from dashboard.components.dispatch_queue import tf
@@ -273,7 +273,7 @@ def register(app, deps) -> None:
             return (no_update,) * 7
         config = config or {}
         # The audit log's actor is the signed-in user, never a name the page sent.
-        lang, actor = config.get("lang", settings.lang), auth.actor()
+        lang, actor = config.get("lang", settings.lang), access.actor()
         trigger = ctx.triggered_id
         kind = trigger.get("type") if isinstance(trigger, dict) else trigger
         out = _Outcome(lang)
@@ -350,11 +350,11 @@ def register(app, deps) -> None:
     )
     def mark_centre_read(n_clicks, config):
         """'Mark all read': the answers stay in the list, the badge's count goes to zero."""
-        if not n_clicks or not auth.can(auth.DISPATCH):
+        if not n_clicks or not access.can(access.DISPATCH):
             return no_update
         with engine.begin() as conn:
             # Only the answers this user can see: a district's dispatcher does not clear another district's.
-            changed = notify.mark_centre_read(conn, actor=auth.actor(), scope=jurisdiction.scope_tuple())
+            changed = notify.mark_centre_read(conn, actor=access.actor(), scope=jurisdiction.scope_tuple())
         return {"at": time.time(), "changed": changed}
 
     @app.callback(

@@ -1,6 +1,6 @@
 """Callbacks of the early-warning page (/warnings): the filtered alert list, live, and sensitivity edits (audited).
 
-Thin: the list reads data.warnings.list_alerts; an edited settings row is one data.warnings.set_sensitivity
+Thin: the list reads data.warnings.alerts.list_alerts; an edited settings row is one data.warnings.sensitivity.set_sensitivity
 call as the signed-in user, and a refusal puts the stored value back in the table with the reason.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dash import ClientsideFunction, Input, Output, State, no_update
 
-from dashboard import auth, ids
+from dashboard import access, ids
 from dashboard.components.alerts_panel import tf
 from dashboard.i18n import LANGS, name, t
 from dashboard.pages import warnings as page
@@ -17,12 +17,12 @@ from data.errors import CityBrainError
 
 def save_setting(engine, row: dict, actor: str, lang: str, tz: str) -> tuple[str, str, list[dict]]:
     """Store one edited settings row; (message, message class, the table's rows as now stored)."""
-    from data.warnings import alerts as warnings
+    from data.warnings.sensitivity import set_sensitivity
 
     try:
         sensitivity = float(row["sensitivity"])
         with engine.begin() as conn:
-            saved = warnings.set_sensitivity(conn, int(row["category_id"]), sensitivity, bool(row["enabled"]), actor)
+            saved = set_sensitivity(conn, int(row["category_id"]), sensitivity, bool(row["enabled"]), actor)
     except (CityBrainError, TypeError, ValueError, KeyError) as exc:
         # The table shows the stored values again: what is on screen is what is in force.
         return tf("warnings.msg.refused", lang, reason=str(exc)), "cb-message cb-message-refused", _rows(engine, lang, tz)
@@ -44,8 +44,8 @@ def register(app, deps) -> None:
     engine, settings = deps.engine, deps.settings
     # Everyone who sees the overview may read every alert (within the jurisdiction); changing a
     # category's sensitivity is configuration: administrators only, checked on each edit.
-    auth.allow_page("/warnings", auth.VIEW)
-    auth.allow_area("warnings", auth.VIEW)
+    access.allow_page("/warnings", access.VIEW)
+    access.allow_area("warnings", access.VIEW)
 
     @app.callback(
         Output(ids.WARNINGS_TABLE, "children"),
@@ -73,10 +73,10 @@ def register(app, deps) -> None:
         if not changed:
             return no_update, no_update, no_update
         lang = (config or {}).get("lang", settings.lang)
-        if not auth.can(auth.ADMIN):
+        if not access.can(access.ADMIN):
             return t("warnings.msg.not_allowed", lang), "cb-message cb-message-refused", _rows(engine, lang, settings.timezone)
         row = (changed[0] if isinstance(changed, list) else changed).get("data") or {}
-        message, css, rows = save_setting(engine, row, auth.actor(), lang, settings.timezone)
+        message, css, rows = save_setting(engine, row, access.actor(), lang, settings.timezone)
         return message, css, rows
 
     @app.callback(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from dashboard.auth import VIEW, requires
+from dashboard.access import VIEW, requires
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 

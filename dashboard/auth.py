@@ -1,4 +1,4 @@
-"""Sign-in and enforcement: Flask-Login principals, role permissions, the deny-by-default gate on every request, CSRF.
+"""Sign-in and enforcement: Flask-Login sessions, the deny-by-default gate on every request, CSRF.
 
 Every request passes `_gate` before its view runs:
 - public endpoints (the sign-in page, /healthz, static code and styles) pass;
@@ -11,7 +11,8 @@ Every request passes `_gate` before its view runs:
 - every POST/PUT/PATCH/DELETE outside the API carries the session's CSRF token, as the
   `X-CSRFToken` header (Dash's renderer sends it from the `_csrf_token` cookie) or a form field.
 
-Jurisdiction (the user's unit) is applied by the reads through dashboard/jurisdiction.py.
+The permissions, the role/page/area tables and the principals live in dashboard/access.py. Jurisdiction
+(the user's unit) is applied by the reads through dashboard/jurisdiction.py.
 """
 
 from __future__ import annotations
@@ -20,60 +21,35 @@ import hmac
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
 
 from flask import Flask, current_app, jsonify, redirect, request, session, url_for
-from flask_login import AnonymousUserMixin, LoginManager, current_user, login_user, logout_user
+from flask_login import LoginManager, login_user, logout_user
 from sqlalchemy.exc import SQLAlchemyError
 
-from dashboard import auth_text  # noqa: F401  (registers the sign-in strings with i18n)
+from dashboard.access import (
+    ADMIN,
+    API,
+    AREA_PERMISSIONS,
+    PUBLIC,
+    SIGNED_IN,
+    TRENDS,
+    VIEW,
+    Anonymous,
+    Principal,
+    current,
+    page_permission,
+    principal_for_kiosk,
+    principal_for_user,
+)
+from dashboard.login_html import refused_page
 from data import store
 from data.accounts import users as accounts
 from data.errors import NotFound
 
 log = logging.getLogger(__name__)
 
-# --- permissions --------------------------------------------------------------------------------
+# --- what the gate checks --------------------------------------------------------------------------
 
-PUBLIC = "public"  # no sign-in at all
-API = "api"  # the API blueprints: their own key checks, no session, no CSRF
-SIGNED_IN = "signed_in"  # any principal
-VIEW = "view"  # overview, wall, map data, live feed (read, within the jurisdiction)
-DESK = "desk"  # open the dispatch desk (read)
-DISPATCH = "dispatch"  # every dispatch-desk action
-ACT = "act"  # acknowledge, return, resolve for the user's own department
-INBOX = "inbox"  # department inboxes
-TRENDS = "trends"  # the leaders' review and its exports
-ADMIN = "admin"  # administration; also what anything unlisted needs
-
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "viewer": frozenset({SIGNED_IN, VIEW}),
-    "dispatcher": frozenset({SIGNED_IN, VIEW, DESK, DISPATCH, INBOX}),
-    "department": frozenset({SIGNED_IN, VIEW, DESK, ACT, INBOX}),
-    "leader": frozenset({SIGNED_IN, VIEW, DESK, INBOX, TRENDS}),
-    "admin": frozenset({SIGNED_IN, VIEW, DESK, DISPATCH, ACT, INBOX, TRENDS, ADMIN}),
-}
-KIOSK_PERMISSIONS = frozenset({SIGNED_IN, VIEW})
-# What a department user may do on its own department's incidents (DISPATCH holders may do all).
-DEPARTMENT_ACTIONS = frozenset({"acknowledge", "return", "resolve", "note"})
-
-# Pages (paths the shell routes) -> permission. Pages not listed need ADMIN.
-PAGE_PERMISSIONS: dict[str, str] = {
-    "/": VIEW,
-    "/wall": VIEW,
-    "/dispatch": DESK,
-    "/inbox": INBOX,
-    "/trends": TRENDS,
-}
-# Component-id areas (`<area>-<thing>`) a Dash callback writes to -> permission. Unlisted: ADMIN.
-AREA_PERMISSIONS: dict[str, str] = {
-    "shell": SIGNED_IN,
-    "overview": VIEW,
-    "dispatch": DESK,
-    "inbox": INBOX,
-    "trends": TRENDS,
-    "admin": ADMIN,
-}
 # Blueprints and single endpoints -> permission. Unlisted: ADMIN.
 BLUEPRINT_PERMISSIONS: dict[str, str] = {
     "api_v1": API,
@@ -108,148 +84,7 @@ _CSRF_KEY = "_csrf"
 _SIGNED_AT = "_signed_at"
 SIGNED_OUT_HEADER = "X-CityBrain-Signed-Out"  # tells the browser script to show the sign-in page
 
-
-def requires(permission: str):
-    """Decorator for a Flask view: the permission it needs (checked by the gate before it runs)."""
-
-    def mark(view):
-        view.citybrain_permission = permission
-        return view
-
-    return mark
-
-
-def allow_page(path: str, permission: str) -> None:
-    """Declare the permission a page (a path the shell routes) needs."""
-    PAGE_PERMISSIONS[path] = permission
-
-
-def allow_area(area: str, permission: str) -> None:
-    """Declare the permission a Dash callback writing to components `<area>-...` needs."""
-    AREA_PERMISSIONS[area] = permission
-
-
-# --- principals ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is signed in: a user or a wall's kiosk token, with role, permissions and jurisdiction."""
-
-    session_id: str
-    name: str  # the user name (the audit log's actor) or "kiosk:<label>"
-    display_name: str
-    role: str
-    unit_id: int | None
-    unit_level: int | None
-    department_id: int | None
-    is_kiosk: bool = False
-    permissions: frozenset[str] = field(default_factory=frozenset)
-
-    # Flask-Login's user interface
-    is_authenticated = True
-    is_active = True
-    is_anonymous = False
-
-    def get_id(self) -> str:
-        return self.session_id
-
-    def can(self, permission: str) -> bool:
-        return permission == PUBLIC or permission in self.permissions
-
-    @property
-    def scope(self) -> tuple[int, int] | None:
-        """The jurisdiction as a metrics scope: None (the city) or (level, unit id)."""
-        return None if self.unit_id is None else (self.unit_level, self.unit_id)
-
-    @property
-    def actor(self) -> str:
-        """The name the audit log records for this principal's actions."""
-        return self.name
-
-
-class Anonymous(AnonymousUserMixin):
-    """Nobody signed in: holds no permission but PUBLIC."""
-
-    name = "anonymous"
-    role = None
-    unit_id = None
-    unit_level = None
-    department_id = None
-    is_kiosk = False
-    permissions = frozenset()
-    scope = None
-
-    def can(self, permission: str) -> bool:
-        return permission == PUBLIC
-
-
-def principal_for_user(user: dict) -> Principal:
-    return Principal(
-        session_id=f"u:{user['id']}:{user['session_version']}",
-        name=user["username"],
-        display_name=user["display_name"] or user["username"],
-        role=user["role"],
-        unit_id=user["unit_id"],
-        unit_level=user["unit_level"],
-        department_id=user["department_id"],
-        permissions=ROLE_PERMISSIONS[user["role"]],
-    )
-
-
-def principal_for_kiosk(token: dict) -> Principal:
-    return Principal(
-        session_id=f"k:{token['id']}",
-        name=f"kiosk:{token['label']}",
-        display_name=token["label"],
-        role="kiosk",
-        unit_id=token["unit_id"],
-        unit_level=token["unit_level"],
-        department_id=None,
-        is_kiosk=True,
-        permissions=KIOSK_PERMISSIONS,
-    )
-
-
-def current() -> Principal | Anonymous:
-    """The principal of this request (Anonymous outside a request or when nobody is signed in)."""
-    from flask import has_request_context
-
-    if not has_request_context():
-        return Anonymous()
-    return current_user._get_current_object()
-
-
-def actor() -> str:
-    """The audit log's actor for this request: the signed-in user's name."""
-    who = current()
-    if not who.is_authenticated:
-        raise PermissionError("nobody is signed in")
-    return who.actor
-
-
-def can(permission: str) -> bool:
-    """Whether this request's principal holds `permission` (always, outside a request: the CLI and
-    plain-function tests; every request passed the gate, and callbacks run inside one)."""
-    from flask import has_request_context
-
-    return current().can(permission) if has_request_context() else True
-
-
-def page_permission(path: str | None) -> str:
-    """The permission a page needs: declared, else ADMIN; a path that is no page only needs a sign-in
-    (the shell shows it as not found)."""
-    from dashboard.pages import PAGES
-
-    path = (path or "/").rstrip("/") or "/"
-    if path not in PAGES:
-        return PAGE_PERMISSIONS.get(path, SIGNED_IN)
-    return PAGE_PERMISSIONS.get(path, ADMIN)
-
-
-def may_open(path: str | None) -> bool:
-    """Whether this request's principal may open the page at `path` (the nav hides what it may not)."""
-    return can(page_permission(path))
+# --- sessions ------------------------------------------------------------------------------------
 
 
 def _load(session_id: str) -> Principal | None:
@@ -397,8 +232,6 @@ def _refuse(status: int, message: str):
     if status == 401 and wants_html:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if wants_html:
-        from dashboard.login_page import refused_page
-
         return refused_page(message), status
     body = {"error": "signed_out" if status == 401 else "forbidden", "message": message}
     if request.path.startswith("/geo/"):
@@ -466,7 +299,8 @@ def _set_csrf_cookie(response):
 
 
 def init_auth(server: Flask, settings) -> None:
-    """Wire sign-in, the gate and CSRF into the Flask server."""
+    """Wire sign-in sessions, the gate and CSRF into the Flask server (the sign-in pages' blueprint,
+    dashboard/login_page.py, is registered right after by create_app)."""
     server.config.update(
         SESSION_COOKIE_NAME="citybrain_session",
         SESSION_COOKIE_HTTPONLY=True,
@@ -488,6 +322,3 @@ def init_auth(server: Flask, settings) -> None:
     server.before_request(_gate)
     server.before_request(_slide_session)
     server.after_request(_set_csrf_cookie)
-    from dashboard import login_page
-
-    server.register_blueprint(login_page.bp)

@@ -3,7 +3,7 @@ only acknowledge, return, resolve and note on its own department's incidents; ev
 
 from __future__ import annotations
 
-from dashboard import auth, ids, jurisdiction
+from dashboard import access, ids, jurisdiction
 from data import store
 
 
@@ -33,8 +33,8 @@ def refusal(engine, kind, trigger, current, pending, selected_rows, undo_state) 
     if kind == ids.DISPATCH_PROMPT_CANCEL:
         return None
     trigger = trigger if isinstance(trigger, dict) else {}
-    department_may = auth.can(auth.ACT) and _action(kind, trigger, pending) in auth.DEPARTMENT_ACTIONS
-    if not auth.can(auth.DISPATCH) and not department_may:
+    department_may = access.can(access.ACT) and _action(kind, trigger, pending) in access.DEPARTMENT_ACTIONS
+    if not access.can(access.DISPATCH) and not department_may:
         return "auth.not_allowed_action"
     touched = _touched(kind, trigger, current, selected_rows, undo_state)
     with store.reading(engine) as conn:

@@ -17,7 +17,7 @@ from flask import has_request_context
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from dashboard import auth
+from dashboard import access
 from data import schema
 from data.errors import NotFound
 from layers.scope import INCIDENT_COLUMN, UNIT_ANCESTOR_COLUMN, resolve_scope
@@ -29,14 +29,14 @@ def unit() -> int | None:
     """The current principal's unit (None: the whole city, or no request)."""
     if not has_request_context():
         return None
-    return auth.current().unit_id
+    return access.current().unit_id
 
 
 def department() -> int | None:
     """The department a 'department' user acts for (None for every other role and off the web)."""
     if not has_request_context():
         return None
-    who = auth.current()
+    who = access.current()
     return who.department_id if who.role == "department" else None
 
 
@@ -178,7 +178,7 @@ def scope_tuple() -> tuple[int, int] | None:
     """The current principal's jurisdiction as a metrics scope: None (city, or off the web) or (level, unit id)."""
     if not has_request_context():
         return None
-    return auth.current().scope
+    return access.current().scope
 
 
 def visible_areas(conn: Connection, areas: list[dict]) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Server-sent events from the change feed: /live/events streams data.incidents.events_after, resumable.
+"""Server-sent events from the change feed: /live/events streams data.incidents.feed.events_after, resumable.
 
 One FeedWatcher thread per process and store polls the feed head a few times a second and
 wakes every open stream when it moves, so a hundred screens cost one cheap query per poll,
@@ -164,8 +164,8 @@ def watcher_for(engine) -> FeedWatcher:
 
 
 def read_events(engine, after_id: int) -> list:
-    """The change feed after `after_id`, oldest first (data.incidents.events_after)."""
-    from data.incidents.core import events_after
+    """The change feed after `after_id`, oldest first (data.incidents.feed.events_after)."""
+    from data.incidents.feed import events_after
 
     with store.reading(engine) as conn:
         return list(events_after(conn, after_id, limit=PAGE))
@@ -239,7 +239,7 @@ def resume_point(engine) -> int:
 @bp.get("/events")
 def events():
     """The change feed as server-sent events (text/event-stream)."""
-    from dashboard import auth, jurisdiction
+    from dashboard import access, auth, jurisdiction
 
     engine = current_app.extensions["citybrain"].engine
     after = resume_point(engine)
@@ -249,7 +249,7 @@ def events():
     if jurisdiction.restricted():  # which incidents changed may be outside the user's jurisdiction
         stream = jurisdiction.redact_stream(stream)
     # A stream outlives its request: it ends when the session does (kiosk revoked, user deactivated).
-    stream = auth.end_with_session(stream, engine, auth.current().get_id())
+    stream = auth.end_with_session(stream, engine, access.current().get_id())
     response = Response(stream, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once

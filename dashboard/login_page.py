@@ -7,20 +7,14 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, redirect, request, url_for
 
-from dashboard import auth
-from dashboard.i18n import LANGS, normalise_lang, t
+from dashboard import access, auth
+from dashboard.i18n import LANGS, t
+from dashboard.login_html import page_html, page_lang
 from data.accounts import users as accounts
 from data.errors import AccountLocked, AuthenticationFailed
 from data.times import utc_now
 
 bp = Blueprint("auth", __name__)
-
-
-def _lang() -> str:
-    asked = request.values.get("lang")
-    if asked:
-        return normalise_lang(asked)
-    return normalise_lang(current_app.extensions["citybrain"].settings.lang)
 
 
 def safe_next(raw: str | None) -> str:
@@ -29,19 +23,6 @@ def safe_next(raw: str | None) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target or target.startswith("/login"):
         return "/"
     return target
-
-
-def _page(lang: str, body: str, wall: bool, title_key: str = "auth.title") -> str:
-    theme = "cb-login-wall" if wall else "cb-login-desk"
-    return (
-        "<!DOCTYPE html>"
-        f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(t(title_key, lang))} · {escape(t('app.title', lang))}</title>"
-        '<link rel="stylesheet" href="/assets/login.css"></head>'
-        f'<body class="cb-login-body {theme}"><main class="cb-login">'
-        f'<h1 class="cb-login-app">{escape(t("app.title", lang))}</h1>{body}</main></body></html>'
-    )
 
 
 def login_form(lang: str, next_path: str, message: str = "", username: str = "") -> str:
@@ -61,27 +42,12 @@ def login_form(lang: str, next_path: str, message: str = "", username: str = "")
         f'<button type="submit" id="login-submit">{escape(t("auth.submit", lang))}</button></form>'
         f'<p class="cb-login-lang"><a href="{escape(switch)}" id="login-lang">{escape(t("lang.switch", lang))}</a></p>'
     )
-    return _page(lang, body, wall=next_path.startswith("/wall"))
-
-
-def refused_page(message: str) -> str:
-    """The page a signed-in user sees for a page their role may not open."""
-    lang = _lang()
-    who = auth.current()
-    body = (
-        f'<h2 class="cb-login-title" id="refused-title">{escape(t("auth.refused.title", lang))}</h2>'
-        f'<p class="cb-login-message" role="alert">{escape(t("auth.refused.body", lang))}</p>'
-        f"<p>{escape(t('auth.signed_in_as', lang))}: <b>{escape(getattr(who, 'display_name', ''))}</b> "
-        f"({escape(t(f'auth.role.{who.role}', lang))})</p>"
-        f'<p><a href="/">{escape(t("auth.refused.home", lang))}</a> · '
-        f'<a href="{escape(url_for("auth.logout"))}">{escape(t("auth.signout", lang))}</a></p>'
-    )
-    return _page(lang, body, wall=False, title_key="auth.refused.title")
+    return page_html(lang, body, wall=next_path.startswith("/wall"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    lang = _lang()
+    lang = page_lang()
     next_path = safe_next(request.values.get("next"))
     if request.method == "GET":
         notice = {"out": "auth.signed_out", "ended": "auth.session_ended"}.get(request.args.get("why", ""))
@@ -101,13 +67,13 @@ def login():
         return login_form(lang, next_path, t("auth.locked", lang).format(minutes=minutes), username), 429
     if failure is not None:
         return login_form(lang, next_path, t("auth.wrong", lang), username), 401
-    auth.sign_in(auth.principal_for_user(user))
+    auth.sign_in(access.principal_for_user(user))
     return redirect(next_path)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
-    lang = _lang()
+    lang = page_lang()
     auth.sign_out()
     response = redirect(url_for("auth.login", why="out", lang=lang))
     response.delete_cookie(auth.CSRF_COOKIE, path="/")
@@ -126,10 +92,10 @@ def kiosk(token: str):
     engine = current_app.extensions["citybrain"].engine
     with engine.begin() as conn:
         row = accounts.resolve_kiosk_token(conn, token)
-    lang = _lang()
+    lang = page_lang()
     if row is None:
         auth.sign_out()
         return login_form(lang, "/wall", t("auth.kiosk_invalid", lang)), 403
-    auth.sign_in(auth.principal_for_kiosk(row))
+    auth.sign_in(access.principal_for_kiosk(row))
     query = {"lang": request.args["lang"]} if request.args.get("lang") else {}
     return redirect("/wall" + (f"?{urlencode(query)}" if query else ""))

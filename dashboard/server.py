@@ -1,9 +1,10 @@
-"""create_app(): wires store, cache, server routes, pages and callbacks into one Dash app."""
+"""build_app(): wires store, cache, sign-in, server routes, the API and the page shell into one Dash app; the caller adds the callbacks."""
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dash
@@ -25,8 +26,15 @@ class Deps:
     engine: Engine
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None, testing: bool = False) -> dash.Dash:
-    """A ready Dash app for `settings`; migrates the store but never builds demo data."""
+def build_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    testing: bool = False,
+    *,
+    register_callbacks: Callable[[dash.Dash, Deps], None],
+) -> dash.Dash:
+    """A ready Dash app for `settings`, its callbacks added by `register_callbacks(app, deps)` (app.create_app
+    passes callbacks.register_all); migrates the store but never builds demo data."""
     settings = settings or Settings.from_env()
     engine = engine or store.make_engine(settings.database_url)
     store.migrate(engine)
@@ -36,9 +44,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
     cache.init_app(server)
     deps = Deps(settings=settings, engine=engine)
     server.extensions["citybrain"] = deps
+    from dashboard import login_page
     from dashboard.auth import init_auth
 
     init_auth(server, settings)  # sign-in, the deny-by-default gate and CSRF come before every other route
+    server.register_blueprint(login_page.bp)
     _register_health(server, deps)
     _register_overview_routes(server, engine, warm=not testing, tz=settings.timezone)
     from dashboard.api import register_api
@@ -54,11 +64,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, t
         suppress_callback_exceptions=True,
         update_title=None,
     )
-    from callbacks import register_all
     from dashboard.layout import build_layout
 
     app.layout = build_layout(deps)
-    register_all(app, deps)
+    register_callbacks(app, deps)
     server.config["CITYBRAIN_BUILD"] = _build_id(app)
     return app
 

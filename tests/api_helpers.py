@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from dashboard.server import create_app
+from app import create_app
 from dashboard.settings import Settings
 from data import schema
 from data.accounts.apikeys import create_key

@@ -103,10 +103,10 @@ def request_as(app, role: str = "admin", path: str = "/", **user_kwargs):
     functions directly); yields the user."""
     from flask_login import login_user
 
-    from dashboard import auth
+    from dashboard import access
 
     server = getattr(app, "server", app)
     user = make_user(_engine_of(server), role, **user_kwargs)
     with server.test_request_context(path):
-        login_user(auth.principal_for_user(user))
+        login_user(access.principal_for_user(user))
         yield user

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
+from app import create_app
 from callbacks import admin as callbacks
 from dashboard.pages import admin as page
-from dashboard.server import create_app
 from dashboard.settings import Settings
 from data import schema
 from data.accounts import admin

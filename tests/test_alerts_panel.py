@@ -11,14 +11,15 @@ import pytest
 from dash import html
 from flask_login import login_user
 
+from app import create_app
 from callbacks import alerts as alert_callbacks
 from callbacks import warnings as warning_callbacks
-from dashboard import auth, ids, pages
+from dashboard import access, ids, pages
 from dashboard.components import alerts_panel
-from dashboard.server import create_app
 from dashboard.settings import Settings
-from data.incidents.core import get_incident
+from data.incidents.feed import get_incident
 from data.warnings import alerts as warnings
+from data.warnings import sensitivity
 from tests.auth_helpers import make_user, signed_in_client
 from tests.dash_helpers import fire_callback
 from tests.factories import make_world
@@ -120,7 +121,7 @@ def signed_in(app, role="admin", **user):
     """A request of `app` by a new user of `role` (pages and reads see them as the signed-in user)."""
     made = make_user(app.server.extensions["citybrain"].engine, role, **user)
     with app.server.test_request_context("/"):
-        login_user(auth.principal_for_user(made))
+        login_user(access.principal_for_user(made))
         yield made
 
 
@@ -393,11 +394,11 @@ def test_only_an_administrator_changes_sensitivity_through_the_page(deps, app):
     status, response = _fire(dispatcher, app, ids.WARNINGS_MESSAGE, edit, config)
     assert response[ids.WARNINGS_MESSAGE]["children"] == "Only an administrator may change sensitivity."
     with deps.engine.connect() as conn:
-        assert next(s for s in warnings.get_settings(conn) if s["category_id"] == garbage)["sensitivity"] == 1.0
+        assert next(s for s in sensitivity.get_settings(conn) if s["category_id"] == garbage)["sensitivity"] == 1.0
 
     admin = signed_in_client(app, "admin")
     status, response = _fire(admin, app, ids.WARNINGS_MESSAGE, edit, config)
     assert status == 200 and response[ids.WARNINGS_MESSAGE]["children"] == "garbage: sensitivity 0.5, on."
     with deps.engine.connect() as conn:
-        setting = next(s for s in warnings.get_settings(conn) if s["category_id"] == garbage)
+        setting = next(s for s in sensitivity.get_settings(conn) if s["category_id"] == garbage)
     assert (setting["sensitivity"], setting["updated_by"]) == (0.5, admin.user["username"])

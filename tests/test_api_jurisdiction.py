@@ -278,8 +278,8 @@ def test_the_api_key_command_takes_and_lists_a_unit(tmp_path, monkeypatch):
 
 
 def test_the_admin_page_binds_a_key_to_a_unit_inside_the_admins_own(api):
+    from app import create_app
     from callbacks import admin as callbacks
-    from dashboard.server import create_app
     from dashboard.settings import Settings
     from data.accounts.apikeys import list_keys
     from tests.auth_helpers import signed_in_client

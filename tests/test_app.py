@@ -4,7 +4,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dashboard.server import create_app
+from app import create_app
 from dashboard.settings import Settings
 from data import store
 

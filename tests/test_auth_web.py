@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from dashboard import auth, ids
-from dashboard.server import create_app
+from app import create_app
+from dashboard import access, auth, ids
 from dashboard.settings import Settings
 from data.accounts import users as accounts
 from data.incidents import lifecycle
-from data.incidents.core import get_incident, history
+from data.incidents.feed import get_incident, history
 from tests.auth_helpers import TEST_PASSWORD, make_user, sign_in, signed_in_client
 from tests.dash_helpers import fire_callback
 from tests.factories import drive_to, make_incident, make_world
@@ -113,10 +113,10 @@ def test_every_route_and_callback_refuses_an_anonymous_request(city):
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = client.open(_concrete(rule), method=method)
             body = response.get_data()[:300].decode("utf-8", "replace")
-            if permission == auth.PUBLIC:
+            if permission == access.PUBLIC:
                 continue
             checked += 1
-            if permission == auth.API:  # the API's own key checks: refused (or the body refused first), never data
+            if permission == access.API:  # the API's own key checks: refused (or the body refused first), never data
                 if response.status_code == 200:  # only the published descriptions of the APIs themselves
                     assert rule.endpoint in API_DOCUMENTS, (rule.rule, method)
                     continue
@@ -152,8 +152,17 @@ def test_everything_unlisted_needs_an_administrator(city):
     dispatcher = signed_in_client(city.app, "dispatcher")
     assert dispatcher.get("/undeclared-report").status_code == 403
     assert signed_in_client(city.app, "admin").get("/undeclared-report").get_data(as_text=True) == "secret"
-    assert auth.callback_permissions({"outputs": {"id": "brandnew-thing", "property": "children"}}) == {auth.ADMIN}
-    assert auth.callback_permissions({"outputs": {"id": {"type": "dispatch-action", "index": 1}, "property": "x"}}) == {auth.DESK}
+    assert auth.callback_permissions({"outputs": {"id": "brandnew-thing", "property": "children"}}) == {access.ADMIN}
+    assert auth.callback_permissions({"outputs": {"id": {"type": "dispatch-action", "index": 1}, "property": "x"}}) == {
+        access.DESK
+    }
+
+
+def test_the_gate_knows_every_page_the_shell_routes():
+    """A page's path is listed where the gate reads it, so a page nobody declared stays admin-only."""
+    from dashboard.pages import PAGES
+
+    assert set(PAGES) == access.PAGE_PATHS
 
 
 # --- sign-in, sign-out, cookies, CSRF, lockout -------------------------------------------------
@@ -346,7 +355,7 @@ def test_a_department_acts_on_its_own_incidents_only(city):
         children, current = read_panel(city.engine, own, "en", Settings.from_env({}), [])
         assert current["id"] == own
         shown = set(re.findall(r"'type': 'dispatch-action', 'index': '([a-z_]+)'", str(children)))
-        assert shown and shown <= auth.DEPARTMENT_ACTIONS  # only its own four actions are offered
+        assert shown and shown <= access.DEPARTMENT_ACTIONS  # only its own four actions are offered
         assert "dispatch-to" not in str(children) and "dispatch-merge" not in str(children)
 
 
@@ -371,7 +380,7 @@ def _signed_request(city, client):
         def __enter__(self):
             context.__enter__()
             with city.engine.connect() as conn:
-                login_user(auth.principal_for_user(accounts.get_user(conn, client.user["id"])))
+                login_user(access.principal_for_user(accounts.get_user(conn, client.user["id"])))
 
         def __exit__(self, *exc):
             return context.__exit__(*exc)

@@ -7,15 +7,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from app import create_app
 from dashboard import ids
 from dashboard.components import dispatch_panel
 from dashboard.pages import dispatch as page
-from dashboard.server import create_app
 from dashboard.settings import Settings
 from data.incidents import calendar as work_calendar
 from data.incidents import dispatch, lifecycle, notify
 from data.incidents.calendar import WorkCalendar
-from data.incidents.core import get_incident, history
+from data.incidents.feed import get_incident, history
 from tests.auth_helpers import signed_in_client
 from tests.dash_helpers import fire_callback
 from tests.factories import T0, drive, drive_to, make_incident, make_world

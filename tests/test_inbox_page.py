@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from app import create_app
 from dashboard import pages
 from dashboard.pages import inbox as page
-from dashboard.server import create_app
 from dashboard.settings import Settings
 from data.incidents import dispatch, lifecycle, notify
 from tests.auth_helpers import signed_in_client

@@ -268,7 +268,7 @@ def test_screens_woken_by_one_change_share_one_computation():
 
 
 def test_a_dense_view_steps_up_a_level_instead_of_drawing_thousands_of_grids(engine, monkeypatch):
-    from dashboard.server import create_app
+    from app import create_app
     from dashboard.settings import Settings
     from tests.overview_city import build_tiny_city
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import shapely
 
-from dashboard.server import create_app
+from app import create_app
 from dashboard.settings import Settings
 from tests.auth_helpers import signed_in_client
 from tests.overview_city import build_tiny_city

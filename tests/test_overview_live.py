@@ -8,8 +8,8 @@ import time
 import orjson
 import pytest
 
+from app import create_app
 from dashboard import live
-from dashboard.server import create_app
 from dashboard.settings import Settings
 from tests.auth_helpers import signed_in_client
 from tests.factories import make_incident, make_world

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from dashboard.server import create_app
+from app import create_app
 from dashboard.settings import Settings
 from tests.auth_helpers import signed_in_client
 from tests.factories import drive_to, make_incident, make_world

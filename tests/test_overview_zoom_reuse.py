@@ -13,7 +13,7 @@ CITY_BOUNDS = [[29.4, 106.4], [29.9, 107.4]]  # the whole tiny city: 32 grids, 8
 
 @pytest.fixture
 def app(engine):
-    from dashboard.server import create_app
+    from app import create_app
     from dashboard.settings import Settings
     from tests.overview_city import build_tiny_city
 

@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 from openpyxl import load_workbook
 
+from app import create_app
 from dashboard.components import trends_tables
 from dashboard.pages import trends as page
-from dashboard.server import create_app
 from dashboard.settings import Settings
 from data import schema, store
 from data.demo.city import build_demo

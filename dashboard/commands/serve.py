@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dashboard.settings import Settings
 from data import store
 
+if TYPE_CHECKING:
+    import dash
+
 log = logging.getLogger(__name__)
 
 
-def serve_app(settings: Settings, host: str, port: int) -> None:
-    """Serve the dashboard with the development-grade threaded server (gunicorn for production)."""
-    from dashboard.server import create_app
-
+def serve_app(settings: Settings, host: str, port: int, create_app: Callable[..., dash.Dash]) -> None:
+    """Serve the dashboard with the development-grade threaded server (gunicorn for production);
+    `create_app(settings, engine=...)` builds it (app.py passes its own, which adds the callbacks)."""
     engine = store.make_engine(settings.database_url)
     store.migrate(engine)
     if settings.build_demo:

@@ -15,7 +15,7 @@ import dash_leaflet as dl
 from dash import dcc, html
 from dash_extensions.javascript import Namespace
 
-from dashboard import auth, ids, jurisdiction
+from dashboard import access, ids, jurisdiction
 from dashboard.i18n import name, t
 from data import store
 from layers import alerts as alert_layer
@@ -59,7 +59,7 @@ def visible_scope(engine, scope: Scope):
 
 def may_act() -> bool:
     """Whether this user may acknowledge, dismiss or open a case (the dispatchers' permission)."""
-    return auth.can(auth.DISPATCH)
+    return access.can(access.DISPATCH)
 
 
 def read_head(engine) -> int:

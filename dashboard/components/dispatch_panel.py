@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import dash_leaflet as dl
 from dash import dcc, html
 
-from dashboard import ids
+from dashboard import access, ids
 from dashboard.components.dispatch_queue import tf
 from dashboard.i18n import duration, name, t
 from data.incidents import clock, lifecycle
@@ -356,11 +356,9 @@ def panel(
     facts: dict, lang: str, tz: str, now: datetime, departments: list[dict], tile_url: str = "", tile_attribution: str = ""
 ) -> list:
     """The panel's children for one incident (only the controls the signed-in user's role may use)."""
-    from dashboard import auth
-
-    dispatches = auth.can(auth.DISPATCH)
+    dispatches = access.can(access.DISPATCH)
     if not dispatches:  # the server refuses the rest anyway; a department sees its own four actions
-        own = auth.DEPARTMENT_ACTIONS if auth.can(auth.ACT) else frozenset()
+        own = access.DEPARTMENT_ACTIONS if access.can(access.ACT) else frozenset()
         facts = {**facts, "allowed": [a for a in facts["allowed"] if a in own]}
     incident = facts["incident"]
     state, priority = incident["state"], incident["priority"]

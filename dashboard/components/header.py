@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from dash import dcc, html
 
-from dashboard import ids
+from dashboard import access, ids
 from dashboard.i18n import name, t
 from layers import choropleth, heat
 
@@ -79,20 +79,18 @@ NAV_PAGES = (
     ("/dispatch", "nav.dispatch"),
     ("/inbox", "nav.inbox"),
     ("/trends", "nav.trends"),
-    ("/admin", "nav.admin"),  # shown to administrators only (auth.may_open)
+    ("/admin", "nav.admin"),  # shown to administrators only (access.may_open)
     ("/warnings", "nav.warnings"),
 )
 
 
 def nav(current: str, lang: str) -> html.Nav:
     """Links between the screens the signed-in user may open, the current one marked, and who is signed in."""
-    from dashboard import auth
-
-    who = auth.current()
+    who = access.current()
     links = [
         html.A(t(key, lang), href=path, className="cb-nav-link cb-nav-current" if path == current else "cb-nav-link")
         for path, key in NAV_PAGES
-        if auth.may_open(path)
+        if access.may_open(path)
     ]
     if who.is_authenticated:
         links.append(

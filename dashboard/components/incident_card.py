@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 from dash import html
 from sqlalchemy import select
 
-from dashboard import auth, ids, jurisdiction
+from dashboard import access, ids, jurisdiction
 from dashboard.i18n import name, t
 from data import schema, store
 from data.errors import NotFound
 from data.incidents import clock
-from data.incidents.core import get_incident
+from data.incidents.feed import get_incident
 
 
 def _named(conn, table, row_id) -> dict | None:
@@ -82,7 +82,7 @@ def incident_card(engine, incident_id: int, lang: str, tz: str) -> list:
         # The card opens into the dispatcher's desk (一键调度) for this incident, for those who may open it.
         *(
             [html.A(t("card.open_dispatch", lang), href=f"/dispatch?incident={incident['id']}", className="cb-card-dispatch")]
-            if auth.may_open("/dispatch")
+            if access.may_open("/dispatch")
             else []
         ),
     ]

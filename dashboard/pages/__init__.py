@@ -6,6 +6,7 @@ from urllib.parse import parse_qsl
 
 from dash import html
 
+from dashboard import access
 from dashboard.i18n import t
 
 
@@ -43,13 +44,13 @@ def _warnings(deps, query: dict, lang: str, bounds=None):
 
 
 def _admin(deps, query: dict, lang: str, bounds=None):
-    from dashboard import auth
     from dashboard.pages import admin
 
-    return admin.layout(deps, query, lang, scope=auth.current().scope)
+    return admin.layout(deps, query, lang, scope=access.current().scope)
 
 
-# path -> renderer(deps, query, lang, bounds=None). Other areas add their pages here.
+# path -> renderer(deps, query, lang, bounds=None). Other areas add their pages here, and their paths to
+# dashboard/access.PAGE_PATHS (the gate and the nav read that list; a page without a declared permission needs ADMIN).
 PAGES = {
     "/": _overview("desk"),
     "/wall": _overview("wall"),
@@ -69,9 +70,7 @@ def render(deps, pathname: str | None, search: str | None, lang: str, bounds=Non
     page = PAGES.get(path)
     if page is None:
         return html.Div([html.H1("404"), html.A(t("overview.title", lang), href="/")], className="cb-not-found")
-    from dashboard import auth
-
-    if not auth.may_open(path):  # the server refuses the page's data too; this says so instead of a broken page
+    if not access.may_open(path):  # the server refuses the page's data too; this says so instead of a broken page
         return html.Div(
             [
                 html.H1(t("auth.refused.title", lang)),

@@ -1,5 +1,5 @@
 """The early-warning page (`/warnings`, 预测预警): every alert (any status, filtered by kind and status) and the
-sensitivity per category (dash-ag-grid, each change audited through data.warnings.set_sensitivity).
+sensitivity per category (dash-ag-grid, each change audited through data.warnings.sensitivity).
 
 `?kind=surge&status=open` preset the filters; the list follows /alerts/head like the overview's panel.
 """
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import dash_ag_grid as dag
 from dash import dcc, html
 
-from dashboard import auth, ids, jurisdiction
+from dashboard import access, ids, jurisdiction
 from dashboard.components import alerts_panel
 from dashboard.components.alerts_panel import category_text, kind_label, numbers_text, place_text, reason_text
 from dashboard.components.header import brand, nav
@@ -49,10 +49,10 @@ def read_list(engine, chosen: dict) -> list[dict]:
 
 
 def read_settings(engine) -> list[dict]:
-    from data.warnings import alerts as warnings
+    from data.warnings import sensitivity
 
     with store.reading(engine) as conn:
-        return warnings.get_settings(conn)
+        return sensitivity.get_settings(conn)
 
 
 def _when(moment, tz: str) -> str:
@@ -217,7 +217,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
                             html.P(t("warnings.settings.help", lang), className="cb-warnings-help"),
                             html.Div(id=ids.WARNINGS_MESSAGE, className="cb-message", role="status", **{"aria-live": "polite"}),
                             settings_grid(
-                                settings_rows(read_settings(engine), lang, settings.timezone), lang, auth.can(auth.ADMIN)
+                                settings_rows(read_settings(engine), lang, settings.timezone), lang, access.can(access.ADMIN)
                             ),
                         ],
                     ),

@@ -36,7 +36,7 @@ from bench_overview import Reporter as OverviewReporter
 from bench_overview import Server, TimedApp, bench_user, median, p95
 from sqlalchemy import func, select
 
-from dashboard.server import create_app
+from app import create_app
 from dashboard.settings import Settings
 from data import schema, store
 from data.demo.city import build_demo

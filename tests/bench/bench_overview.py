@@ -5,7 +5,7 @@ Run: .venv/bin/python tests/bench/bench_overview.py [--grids 5000] [--days 90] [
 The demo store is built once into tests/bench/results/overview-<grids>-<days>x<per-day>.db and
 reused. The app runs in this process on werkzeug (threaded, its real cache, no simulator), so
 every request's server time is measured by a WSGI wrapper, and store changes are made here with
-data.incidents.report_incidents, as an intake channel would. Readiness is the page's own markers:
+data.incidents.intake.report_incidents, as an intake channel would. Readiness is the page's own markers:
 window.citybrain.unitLayers (the map drew units), the KPI card values, citybrain.appliedHead (the
 map was restyled with live values). Prints a table (medians, with the machine's core count) and
 writes tests/bench/results/overview.json. Unless --no-naive, the naive overview of
@@ -36,15 +36,15 @@ from naive_overview import create_naive_app  # noqa: E402  (beside this script)
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from dashboard.server import create_app
+from app import create_app
 from dashboard.settings import Settings
 from data import schema, store
 from data.accounts import users as accounts
 from data.demo.city import build_demo
 from data.errors import NotFound
 from data.geo.locate import GridLocator
-from data.incidents.core import report_incidents
-from data.warnings import alerts as warnings
+from data.incidents.intake import report_incidents
+from data.warnings.detect import run_detection
 from tests.auth_helpers import TEST_PASSWORD, sign_in_browser
 from tests.browser.chrome import start_chromium
 from tests.browser.chrome import wait_for as browser_wait_for
@@ -653,7 +653,7 @@ def main() -> None:
     if args.screenshots:
         try:
             # As the app runs in production: the early-warning pass has looked at the city.
-            print(f"early-warning pass: {warnings.run_detection(engine)}")
+            print(f"early-warning pass: {run_detection(engine)}")
             screenshots(driver, base, args.screenshots)
         finally:
             driver.quit()

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from dashboard.server import create_app
+from app import create_app
 from dashboard.settings import Settings
 from data import schema, store
 from data.demo.city import build_demo
 from data.geo.locate import GridLocator
-from data.incidents.core import report_incidents
+from data.incidents.intake import report_incidents
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import chromium_paths, start_chromium
 from tests.conftest import skip_or_fail

@@ -11,7 +11,7 @@ import time
 import pytest
 from werkzeug.serving import make_server
 
-from dashboard.server import create_app
+from app import create_app
 from dashboard.settings import Settings
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.conftest import BROWSER_SECRET

@@ -1,0 +1,47 @@
+"""The sign-in pages' plain HTML frame (EN/中文) and the page shown to a user whose role may not open a page."""
+
+from __future__ import annotations
+
+from html import escape
+
+from flask import current_app, request, url_for
+
+from dashboard import access
+from dashboard.i18n import normalise_lang, t
+
+
+def page_lang() -> str:
+    """The language asked for (?lang=, or the form's field), else the configured one."""
+    asked = request.values.get("lang")
+    if asked:
+        return normalise_lang(asked)
+    return normalise_lang(current_app.extensions["citybrain"].settings.lang)
+
+
+def page_html(lang: str, body: str, wall: bool, title_key: str = "auth.title") -> str:
+    """A whole sign-in-style page around `body` (escaped HTML), themed for the wall or the desk."""
+    theme = "cb-login-wall" if wall else "cb-login-desk"
+    return (
+        "<!DOCTYPE html>"
+        f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(t(title_key, lang))} · {escape(t('app.title', lang))}</title>"
+        '<link rel="stylesheet" href="/assets/login.css"></head>'
+        f'<body class="cb-login-body {theme}"><main class="cb-login">'
+        f'<h1 class="cb-login-app">{escape(t("app.title", lang))}</h1>{body}</main></body></html>'
+    )
+
+
+def refused_page(message: str) -> str:
+    """The page a signed-in user sees for a page their role may not open."""
+    lang = page_lang()
+    who = access.current()
+    body = (
+        f'<h2 class="cb-login-title" id="refused-title">{escape(t("auth.refused.title", lang))}</h2>'
+        f'<p class="cb-login-message" role="alert">{escape(t("auth.refused.body", lang))}</p>'
+        f"<p>{escape(t('auth.signed_in_as', lang))}: <b>{escape(getattr(who, 'display_name', ''))}</b> "
+        f"({escape(t(f'auth.role.{who.role}', lang))})</p>"
+        f'<p><a href="/">{escape(t("auth.refused.home", lang))}</a> · '
+        f'<a href="{escape(url_for("auth.logout"))}">{escape(t("auth.signout", lang))}</a></p>'
+    )
+    return page_html(lang, body, wall=False, title_key="auth.refused.title")
