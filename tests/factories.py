@@ -24,7 +24,9 @@ from sqlalchemy import select
 from data import schema
 from data.geo.locate import GridLocator
 from data.incidents import lifecycle
-from data.incidents.core import ACTION_PARAMS, apply_action, get_incident, history, report_incidents
+from data.incidents.feed import get_incident, history
+from data.incidents.intake import report_incidents
+from data.incidents.transitions import ACTION_PARAMS, apply_action
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 

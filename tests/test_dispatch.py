@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from data import schema
 from data.errors import Conflict, InvalidTransition, ValidationError
 from data.incidents import dispatch, lifecycle, notify
-from data.incidents.core import apply_action, get_incident, history
+from data.incidents.feed import get_incident, history
+from data.incidents.transitions import apply_action
 from data.metrics import kpis as metrics
 from tests.factories import T0, drive, drive_to, make_incident, make_world
 

@@ -13,7 +13,7 @@ from dashboard.components import dispatch_panel, dispatch_queue
 from dashboard.pages import dispatch as page
 from dashboard.settings import Settings
 from data.incidents import dispatch, lifecycle
-from data.incidents.core import get_incident
+from data.incidents.feed import get_incident
 from data.times import utc_now
 from tests.factories import T0, drive_to, make_incident, make_world
 

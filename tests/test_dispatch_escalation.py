@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from data.incidents import dispatch, escalation, lifecycle, notify
-from data.incidents.core import apply_action, get_incident, history
+from data.incidents.feed import get_incident, history
+from data.incidents.transitions import apply_action
 from tests.factories import T0, TEST_LIMITS, make_incident, make_world
 
 MIN = timedelta(minutes=1)

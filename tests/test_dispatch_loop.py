@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 from data import schema
 from data.errors import InvalidTransition, ValidationError
 from data.incidents import dispatch, lifecycle, notify
-from data.incidents.core import apply_action, get_incident, history
 from data.incidents.escalation import escalate_overdue
+from data.incidents.feed import get_incident, history
+from data.incidents.transitions import apply_action
 from tests.api_helpers import build_api_world
 from tests.factories import T0, drive, drive_to, make_incident, make_world
 

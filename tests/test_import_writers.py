@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, text
 
 from data import schema
-from data.incidents.core import locate_reports, lock_change_feed, report_checked_incidents, report_incidents
+from data.incidents.feed import lock_change_feed
 from data.incidents.files import ColumnMapping, import_incident_file
+from data.incidents.intake import locate_reports, report_checked_incidents, report_incidents
 from tests.factories import make_world
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -144,7 +145,7 @@ def test_the_import_steps_back_even_when_the_other_writer_began_waiting_first(pg
     """The harder order: the other writer queues for the import's row before the import asks for the lock.
     PostgreSQL's deadlock check would then fail the other writer (it waited longest); the import's short
     lock timeout makes it step back first."""
-    from data.incidents import core as incidents
+    from data.incidents import bulk_insert
 
     with pg_engine.begin() as conn:
         world = make_world(conn)
@@ -154,7 +155,7 @@ def test_the_import_steps_back_even_when_the_other_writer_began_waiting_first(pg
     api_pid = api.execute(text("SELECT pg_backend_pid()")).scalar_one()
 
     copied, api_waiting = threading.Event(), threading.Event()
-    real_lock = incidents.lock_change_feed
+    real_lock = bulk_insert.lock_change_feed
 
     def lock_after_the_api_queued(conn):
         if threading.current_thread().name == "import-piece" and not copied.is_set():
@@ -162,7 +163,7 @@ def test_the_import_steps_back_even_when_the_other_writer_began_waiting_first(pg
             assert api_waiting.wait(10)
         real_lock(conn)
 
-    monkeypatch.setattr(incidents, "lock_change_feed", lock_after_the_api_queued)
+    monkeypatch.setattr(bulk_insert, "lock_change_feed", lock_after_the_api_queued)
     outcome: dict = {}
 
     def import_piece():
@@ -192,12 +193,12 @@ def test_the_import_steps_back_even_when_the_other_writer_began_waiting_first(pg
 def test_copy_stores_awkward_text_and_missing_positions_exactly(pg_engine, monkeypatch):
     """COPY's text format has its own escapes (tab, newline, backslash, \\N): a description using them,
     an address, and a row with no position must come back exactly as reported."""
-    from data.incidents import core as incidents
+    from data.incidents import bulk_insert
 
     def no_fallback(*args):
         raise AssertionError("COPY gave way: this test is about what COPY stores")
 
-    monkeypatch.setattr(incidents, "_insert_new", no_fallback)
+    monkeypatch.setattr(bulk_insert, "_insert_new", no_fallback)
     with pg_engine.begin() as conn:
         world = make_world(conn)
     records = _checked(world, ["t0", "t1"])

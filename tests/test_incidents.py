@@ -11,15 +11,10 @@ from sqlalchemy import func, select
 from data import schema, times
 from data.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from data.incidents import clock, lifecycle
-from data.incidents.core import (
-    _update_if_unchanged,
-    apply_action,
-    compute_due_times,
-    events_after,
-    get_incident,
-    history,
-    report_incidents,
-)
+from data.incidents.clock import compute_due_times
+from data.incidents.feed import events_after, get_incident, history
+from data.incidents.intake import report_incidents
+from data.incidents.transitions import _update_if_unchanged, apply_action
 from tests.factories import PATHS, T0, TEST_LIMITS, default_kwargs, drive, drive_to, make_incident, make_world
 
 MIN = timedelta(minutes=1)

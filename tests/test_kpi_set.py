@@ -9,7 +9,7 @@ import pytest
 from data import schema
 from data.demo.city import clear_store
 from data.incidents import lifecycle
-from data.incidents.core import apply_action
+from data.incidents.transitions import apply_action
 from data.metrics import kpis as metrics
 from data.metrics import working_set as kpi_set
 from tests.factories import make_incident

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from data import schema
 from data.errors import Conflict, InvalidTransition, ValidationError
 from data.incidents import lifecycle
-from data.incidents.core import apply_action, report_incidents
+from data.incidents.intake import report_incidents
+from data.incidents.transitions import apply_action
 from data.times import from_db
 from tests.factories import T0, default_kwargs, make_world
 

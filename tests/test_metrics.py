@@ -13,7 +13,7 @@ from sqlalchemy import select
 from data import schema, times
 from data.errors import ValidationError
 from data.incidents import clock, lifecycle
-from data.incidents.core import apply_action
+from data.incidents.transitions import apply_action
 from data.metrics import kpis as metrics
 from tests.factories import make_incident, make_world
 

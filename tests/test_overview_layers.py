@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from data import schema
 from data.errors import NotFound, ValidationError
 from data.incidents import clock
-from data.incidents.core import get_incident
+from data.incidents.feed import get_incident
 from layers import boundaries, choropleth, heat, markers
 from layers.scope import CITY, resolve_scope
 from tests.factories import drive_to, make_incident, make_world

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from data import schema, store
 from data.incidents import lifecycle
-from data.incidents.core import apply_action
+from data.incidents.transitions import apply_action
 from data.metrics import rollups, trends, trends_rollup
 from data.metrics.trends import bucket_starts, period_window
 from tests.factories import make_incident
@@ -78,7 +78,7 @@ def test_rollup_review_equals_the_direct_computation(engine, city):  # noqa: F81
 
 
 def _more_history(engine, world, seed: int, n: int = 40) -> None:
-    """New incidents and actions on old ones, through data/incidents/core.py (the change feed)."""
+    """New incidents and actions on old ones, through data/incidents/intake.py and transitions.py (the change feed)."""
     rng = random.Random(seed)
     cats = list(world.categories.values())
     with engine.begin() as conn:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from data import schema, store
 from data.demo.city import build_demo
 from data.demo.inject import inject_warnings, score_alerts
-from data.incidents.core import apply_action, report_incidents
+from data.incidents.intake import report_incidents
+from data.incidents.transitions import apply_action
 from data.warnings import alerts as warnings
 from data.warnings.detect import ALL_KINDS, run_detection
 from data.warnings.worker import start_warning_worker

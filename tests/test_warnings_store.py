@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from data import schema
 from data.errors import InvalidTransition, NotFound, ValidationError
-from data.incidents.core import get_incident
+from data.incidents.feed import get_incident
 from data.warnings import alerts as warnings
 from tests.factories import T0, make_world
 

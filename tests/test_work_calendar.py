@@ -14,7 +14,8 @@ from data.errors import ValidationError
 from data.incidents import calendar as work_calendar
 from data.incidents import clock, lifecycle
 from data.incidents.calendar import WorkCalendar
-from data.incidents.core import apply_action, get_incident
+from data.incidents.feed import get_incident
+from data.incidents.transitions import apply_action
 from tests.factories import T0, drive_to, make_incident, make_world, set_limits
 
 SH = ZoneInfo("Asia/Shanghai")

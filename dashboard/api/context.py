@@ -13,7 +13,7 @@ from dashboard.api.intake import GroupWriter, LocatorCache
 from dashboard.api.keys import CONTEXT_EXTENSION, KeyCache
 from dashboard.settings import Settings
 from data.incidents.api_store import categories
-from data.incidents.core import IntakeResult, report_incidents
+from data.incidents.intake import IntakeResult, report_incidents
 
 EXTENSION = CONTEXT_EXTENSION
 CATEGORY_SECONDS = 5.0  # how long intake trusts its copy of the category codes
@@ -49,7 +49,7 @@ class ApiContext:
         return ids
 
     def report(self, conn: Connection, rows: list[dict], actor: str) -> list[IntakeResult]:
-        """Store reported rows in the caller's transaction, with the shared locator (data.incidents.report_incidents)."""
+        """Store reported rows in the caller's transaction, with the shared locator (data.incidents.intake.report_incidents)."""
         return report_incidents(conn, rows, actor=actor, locator=self.locators.get(conn))
 
     def submit(self, rows: list[dict], actor: str) -> list[IntakeResult]:

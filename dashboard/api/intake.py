@@ -1,4 +1,4 @@
-"""Intake shared by both APIs: the process's grid locator, and turning API input into rows for data.incidents.report_incidents."""
+"""Intake shared by both APIs: the process's grid locator, and turning API input into rows for data.incidents.intake.report_incidents."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from data.errors import CityBrainError, ValidationError
 from data.geo.crs import gcj02_to_wgs84
 from data.geo.locate import GridLocator
 from data.incidents.api_store import grid_fingerprint, parse_datetime
-from data.incidents.core import IntakeResult, report_incidents
+from data.incidents.intake import IntakeResult, report_incidents
 
 # Fields a native API incident may carry (source comes from the key, never the body).
 INPUT_FIELDS = (
@@ -188,7 +188,7 @@ class _Pending:
 class GroupWriter:
     """Writes the reports of concurrent requests in one transaction (group commit), each still all or nothing.
 
-    Every intake transaction serialises on the change feed's lock (data.incidents.lock_change_feed)
+    Every intake transaction serialises on the change feed's lock (data.incidents.feed.lock_change_feed)
     until its commit, so one transaction per request caps throughput at one commit flush at a
     time. Here the first request to arrive writes at once; requests arriving meanwhile queue,
     and whichever finds the writer idle next takes the whole queue into one transaction. A

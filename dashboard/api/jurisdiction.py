@@ -22,7 +22,7 @@ from data.accounts.apikeys import ApiKey
 from data.geo.locate import GridLocator
 from data.incidents import notify
 from data.incidents.api_store import IncidentFilter
-from data.incidents.core import FEED_INCIDENT_COLUMNS, events_after
+from data.incidents.feed import FEED_INCIDENT_COLUMNS, events_after
 from data.times import from_db
 from layers.scope import INCIDENT_COLUMN
 

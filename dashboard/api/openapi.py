@@ -10,7 +10,7 @@ from dashboard.api import intake, v1
 from data import schema
 from data.accounts.apikeys import SCOPES
 from data.incidents import lifecycle, notify
-from data.incidents.core import FEED_INCIDENT_COLUMNS
+from data.incidents.feed import FEED_INCIDENT_COLUMNS
 from data.metrics.kpis import KPI_NAMES
 
 OPENAPI_VERSION = "3.0.3"

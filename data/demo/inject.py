@@ -1,7 +1,7 @@
 """Known early-warning cases put into a store (surges, new hotspots, chronic places), with their ground truth and scoring.
 
 Tests, the benchmark and `python app.py inject-warnings` use it: each case is written as ordinary
-reports through data.incidents.report_incidents (chronic ones also walked to closed through
+reports through data.incidents.intake.report_incidents (chronic ones also walked to closed through
 apply_action, since a chronic place is one that keeps coming back however often it is closed), and
 returned as an InjectedCase so the alerts a detection pass raises can be scored (recall, precision).
 """
@@ -19,7 +19,8 @@ from sqlalchemy import Engine, select
 from data import schema
 from data.errors import ValidationError
 from data.geo.locate import GridLocator
-from data.incidents.core import apply_action, report_incidents
+from data.incidents.intake import report_incidents
+from data.incidents.transitions import apply_action
 from data.times import to_utc, utc_now
 from data.warnings.detect import load_grids
 

@@ -1,4 +1,4 @@
-"""The live simulator: keeps the demo city alive while serving, through data/incidents/core.py so every change is audited.
+"""The live simulator: keeps the demo city alive while serving, through data/incidents/ (intake, transitions) so every change is audited.
 
 Each tick brings new reports (a few a minute, more by day, with the odd burst: a storm's
 standing water, an outage) and moves open incidents along the closed loop. Each open incident
@@ -41,7 +41,8 @@ from data.demo.history import (
 from data.errors import CityBrainError
 from data.geo.locate import GridLocator
 from data.incidents import lifecycle
-from data.incidents.core import apply_action, report_incidents
+from data.incidents.intake import report_incidents
+from data.incidents.transitions import apply_action
 from data.times import from_db, to_utc, utc_now
 
 log = logging.getLogger(__name__)

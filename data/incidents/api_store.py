@@ -1,4 +1,4 @@
-"""What the intake API reads and writes beyond data/incidents/core.py: filtered incident lists, service attributes, idempotency records.
+"""What the intake API reads and writes beyond data/incidents/intake.py: filtered incident lists, service attributes, idempotency records.
 
 Reads take any connection; the few writes (an Idempotency-Key's answer, a resolution photo on
 its audit event) run inside the caller's transaction with the incident writes they belong to,

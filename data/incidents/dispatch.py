@@ -26,7 +26,8 @@ from data.incidents.clock import (
     near_due_expression,
     overdue_expression,
 )
-from data.incidents.core import apply_action, get_incident, lock_change_feed
+from data.incidents.feed import get_incident, lock_change_feed
+from data.incidents.transitions import apply_action
 from data.times import epoch_seconds, from_db, to_utc, utc_now
 
 INC, EV = schema.incidents, schema.incident_events
@@ -633,7 +634,7 @@ def _grid_geometry(conn: Connection, grid_id: int | None) -> dict | None:
 
 def panel_facts(conn: Connection, incident_id: int) -> dict[str, Any]:
     """Everything the incident panel shows in one read: the row, names, audit history, suggestion, duplicates, deliveries."""
-    from data.incidents.core import history
+    from data.incidents.feed import history
 
     incident = get_incident(conn, incident_id)
     c, d, u, w = schema.categories, schema.departments, schema.units, schema.workers

@@ -5,7 +5,7 @@ from dispatch, then the handling limit from acknowledgement (moved by an extensi
 incident is escalated when its running clock is overdue and no escalation (automatic or by a
 person) has been recorded since that clock's due time within the same period; so running the
 sweep again, or from two processes at once, escalates nothing twice. Each escalation is an
-ordinary 'escalate' action (data.incidents.apply_action) by AUTO_ACTOR with a note saying which
+ordinary 'escalate' action (data.incidents.transitions.apply_action) by AUTO_ACTOR with a note saying which
 limit passed; apply_action tells the assignee's inbox.
 """
 
@@ -23,7 +23,8 @@ from data import schema
 from data.errors import CityBrainError
 from data.incidents import lifecycle
 from data.incidents.clock import active_due_expression, overdue_expression
-from data.incidents.core import apply_action, lock_change_feed
+from data.incidents.feed import lock_change_feed
+from data.incidents.transitions import apply_action
 from data.times import from_db, to_utc, utc_now
 
 log = logging.getLogger(__name__)

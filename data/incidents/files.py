@@ -32,7 +32,7 @@ from data import schema
 from data.errors import ValidationError
 from data.geo import crs as crs_mod
 from data.geo.locate import GridLocator
-from data.incidents.core import FUTURE_SKEW, IntakeResult, known_external_ids, locate_reports, report_checked_incidents
+from data.incidents.intake import FUTURE_SKEW, IntakeResult, known_external_ids, locate_reports, report_checked_incidents
 from data.times import to_utc, utc_now
 
 __all__ = ["ColumnMapping", "IncidentImportReport", "import_incident_file", "read_category_map"]

@@ -1,12 +1,14 @@
-"""The closed loop of an incident as pure rules: states, actions and which action leads where.
+"""The closed loop of an incident as pure rules: states, actions, which action leads where, and the actor each write names.
 
-Kept free of the database so the store (data/incidents/core.py), the demo history builder and
-property-based tests all use the very same table.
+Kept free of the database so the store (data/incidents/intake.py and transitions.py), the demo
+history builder and property-based tests all use the very same table.
 """
 
 from __future__ import annotations
 
-from data.errors import InvalidTransition
+from typing import Any
+
+from data.errors import InvalidTransition, ValidationError
 
 REPORTED = "reported"  # 上报
 REGISTERED = "registered"  # 立案
@@ -86,3 +88,12 @@ def replay(actions: list[str]) -> str:
         state = next_state(state, action)
     assert state is not None
     return state
+
+
+def require_actor(actor: Any) -> str:
+    """The name of whoever acts, stripped (every write records it: 留痕); ValidationError when blank or too long."""
+    if not isinstance(actor, str) or not actor.strip():
+        raise ValidationError("actor is required: who is doing this (留痕)")
+    if len(actor.strip()) > 128:
+        raise ValidationError("actor is longer than 128 characters")
+    return actor.strip()

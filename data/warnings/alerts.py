@@ -242,7 +242,7 @@ def _case_category(conn: Connection, alert: dict) -> int:
 
 
 def _file_case(conn: Connection, alert: dict, category_id: int, actor: str, now: datetime) -> int:
-    from data.incidents.core import report_incidents
+    from data.incidents.intake import report_incidents
 
     row = {
         "source": CASE_SOURCE,

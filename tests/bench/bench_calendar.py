@@ -28,7 +28,7 @@ from data import store, times
 from data.incidents import calendar as work_calendar
 from data.incidents import clock, lifecycle
 from data.incidents.calendar import WorkCalendar
-from data.incidents.core import apply_action
+from data.incidents.transitions import apply_action
 from tests.factories import drive_to, make_incident, make_world
 
 START = datetime(2026, 9, 30, 9, 20, tzinfo=UTC)  # a Wednesday afternoon in Shanghai, before National Day

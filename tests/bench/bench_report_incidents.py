@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from data import store
-from data.incidents.core import report_incidents
+from data.incidents.intake import report_incidents
 from tests.factories import T0, make_grids, make_world
 
 PG_URL = os.environ.get("CITYBRAIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

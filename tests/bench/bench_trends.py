@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard.pages import trends as page
 from data import schema, store
-from data.incidents.core import apply_action
+from data.incidents.transitions import apply_action
 from data.metrics import rollups, trends
 from tests.bench._util import (
     bulk_load,
@@ -109,7 +109,7 @@ def scope_level(scope) -> int:
 
 
 def incremental(engine, now, count: int = 300) -> dict:
-    """Acknowledge `count` dispatched incidents through data/incidents/core.py, then time the refresh that applies them."""
+    """Acknowledge `count` dispatched incidents through data/incidents/transitions.py, then time the refresh that applies them."""
     inc = schema.incidents
     with engine.begin() as conn:
         ids = [r[0] for r in conn.execute(select(inc.c.id).where(inc.c.state == "dispatched").limit(count))]

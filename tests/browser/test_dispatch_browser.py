@@ -11,7 +11,8 @@ from selenium.webdriver.common.keys import Keys
 from sqlalchemy import select
 
 from data import schema, store
-from data.incidents.core import apply_action, get_incident, history
+from data.incidents.feed import get_incident, history
+from data.incidents.transitions import apply_action
 from tests.browser.chrome import click, wait_for
 
 pytestmark = pytest.mark.browser
