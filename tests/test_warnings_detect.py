@@ -15,6 +15,7 @@ from data.demo.inject import inject_warnings, score_alerts
 from data.incidents.intake import report_incidents
 from data.incidents.transitions import apply_action
 from data.warnings import alerts as warnings
+from data.warnings import sensitivity
 from data.warnings.detect import ALL_KINDS, run_detection
 from data.warnings.worker import start_warning_worker
 from tests.factories import make_world
@@ -118,13 +119,13 @@ def test_a_disabled_category_raises_nothing_and_sensitivity_scales_thresholds(de
     if len({dull, off, normal}) < 3:
         pytest.skip("the seed picked one category twice")
     with demo.begin() as conn:
-        warnings.set_sensitivity(conn, dull, 0.25, True, "chief")  # a quarter as sensitive: 8 reports are not enough
-        warnings.set_sensitivity(conn, off, 1.0, False, "chief")
+        sensitivity.set_sensitivity(conn, dull, 0.25, True, "chief")  # a quarter as sensitive: 8 reports are not enough
+        sensitivity.set_sensitivity(conn, off, 1.0, False, "chief")
     run_detection(demo, NOW, kinds=("surge",))
     found = {a["category_id"] for a in _alerts(demo, kinds=("surge",))}
     assert normal in found and dull not in found and off not in found
     with demo.begin() as conn:
-        warnings.set_sensitivity(conn, dull, 1.0, True, "chief")
+        sensitivity.set_sensitivity(conn, dull, 1.0, True, "chief")
     run_detection(demo, NOW + timedelta(minutes=1), kinds=("surge",))
     assert dull in {a["category_id"] for a in _alerts(demo, kinds=("surge",))}
 

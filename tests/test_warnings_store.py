@@ -12,6 +12,7 @@ from data import schema
 from data.errors import InvalidTransition, NotFound, ValidationError
 from data.incidents.feed import get_incident
 from data.warnings import alerts as warnings
+from data.warnings import sensitivity
 from tests.factories import T0, make_world
 
 
@@ -212,20 +213,20 @@ def test_lists_are_ranked_and_limited_to_the_scope(engine, world):
 def test_sensitivity_is_validated_and_audited(engine, world):
     garbage = world.categories["garbage"]
     with engine.begin() as conn:
-        before = {s["code"]: s for s in warnings.get_settings(conn)}
+        before = {s["code"]: s for s in sensitivity.get_settings(conn)}
         assert before["garbage"]["sensitivity"] == 1.0 and before["garbage"]["enabled"] is True
         head = warnings.alerts_head(conn)
-        saved = warnings.set_sensitivity(conn, garbage, 2.5, False, "chief")
+        saved = sensitivity.set_sensitivity(conn, garbage, 2.5, False, "chief")
         assert (saved["sensitivity"], saved["enabled"], saved["updated_by"]) == (2.5, False, "chief")
         assert warnings.alerts_head(conn) > head
-        warnings.set_sensitivity(conn, garbage, 0.5, True, "chief")
+        sensitivity.set_sensitivity(conn, garbage, 0.5, True, "chief")
     for bad in (0.0, 10, float("nan"), "high", True):
         with pytest.raises(ValidationError), engine.begin() as conn:
-            warnings.set_sensitivity(conn, garbage, bad, True, "chief")
+            sensitivity.set_sensitivity(conn, garbage, bad, True, "chief")
     with pytest.raises(NotFound), engine.begin() as conn:
-        warnings.set_sensitivity(conn, 99999, 1.0, True, "chief")
+        sensitivity.set_sensitivity(conn, 99999, 1.0, True, "chief")
     with engine.connect() as conn:
-        after = {s["code"]: s for s in warnings.get_settings(conn)}
+        after = {s["code"]: s for s in sensitivity.get_settings(conn)}
         notes = (
             conn.execute(
                 select(schema.alert_events.c.note)

@@ -22,7 +22,7 @@ from data.geo.locate import GridLocator
 from data.incidents.intake import report_incidents
 from data.incidents.transitions import apply_action
 from data.times import to_utc, utc_now
-from data.warnings.detect import load_grids
+from data.warnings.context import load_grids
 
 U, C = schema.units, schema.categories
 ACTOR = "demo:inject"

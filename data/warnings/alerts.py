@@ -1,8 +1,9 @@
-"""Early warning (预测预警) store: alerts, their audit log, operators' actions and sensitivity settings.
+"""Early warning (预测预警) store: alerts, their audit log, operators' actions, and what a detection pass writes.
 
 The detection pass itself (surges, hotspots, chronic places, deadlines about to be missed) lives in
-data/warnings/detect.py and writes its findings through ``record_findings`` here; ``run_detection``
-is the one entry point the background thread and ``python app.py detect-warnings`` call.
+data/warnings/detect.py and writes its findings through ``record_findings`` here; its
+``run_detection`` is the one entry point the background thread and ``python app.py detect-warnings``
+call. Sensitivity per category is in data/warnings/sensitivity.py.
 
 An alert's life: the pass raises it 'open'; an operator acknowledges it, dismisses it (with a
 reason) or turns it into a case (an incident to dispatch); the pass marks an open or acknowledged
@@ -18,30 +19,26 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, true
+from sqlalchemy import and_, bindparam, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from data import schema
 from data.errors import InvalidTransition, NotFound, ValidationError
-from data.metrics.kpis import Scope, normalise_scope
+from data.metrics.scope import Scope, normalise_scope
 from data.times import from_db, to_utc, utc_now
 
 __all__ = [
     "ACTIONS",
     "KINDS",
-    "MAX_SENSITIVITY",
-    "MIN_SENSITIVITY",
     "STATUSES",
     "act_on_alert",
     "alerts_head",
     "get_alert",
-    "get_settings",
     "list_alerts",
-    "run_detection",
-    "set_sensitivity",
+    "record_findings",
 ]
 
-AL, AE, WS = schema.alerts, schema.alert_events, schema.warning_settings
+AL, AE = schema.alerts, schema.alert_events
 U, C = schema.units, schema.categories
 
 KINDS = schema.ALERT_KINDS
@@ -57,8 +54,6 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "case": ((OPEN, ACKNOWLEDGED), CASED),
 }
 
-MIN_SENSITIVITY, MAX_SENSITIVITY = 0.25, 4.0
-DEFAULT_SENSITIVITY = 1.0
 # The meta key naming (by code) the category a case is filed under when its alert has none.
 CASE_CATEGORY_META = "warnings.case_category"
 CASE_SOURCE = "warning"
@@ -93,7 +88,8 @@ def _alert_select():
     return select(*_alert_columns()).select_from(AL.outerjoin(U, U.c.id == AL.c.unit_id).outerjoin(C, C.c.id == AL.c.category_id))
 
 
-def _as_dict(row) -> dict:
+def as_dict(row) -> dict:
+    """A row as a dict, its times as aware UTC datetimes."""
     return {key: from_db(value) for key, value in row._mapping.items()}
 
 
@@ -139,7 +135,7 @@ def list_alerts(
     if kinds is not None:
         stmt = stmt.where(AL.c.kind.in_(kinds))
     rows = conn.execute(stmt.order_by(AL.c.score.desc(), AL.c.id.desc()).limit(limit))
-    return [_as_dict(r) for r in rows]
+    return [as_dict(r) for r in rows]
 
 
 def get_alert(conn: Connection, alert_id: int) -> dict:
@@ -147,13 +143,13 @@ def get_alert(conn: Connection, alert_id: int) -> dict:
     row = conn.execute(_alert_select().where(AL.c.id == alert_id)).first()
     if row is None:
         raise NotFound(f"alert {alert_id} does not exist")
-    return _as_dict(row)
+    return as_dict(row)
 
 
 def alert_history(conn: Connection, alert_id: int) -> list[dict]:
     """The alert's audit events in the order they happened."""
     get_alert(conn, alert_id)
-    return [_as_dict(r) for r in conn.execute(select(AE).where(AE.c.alert_id == alert_id).order_by(AE.c.id))]
+    return [as_dict(r) for r in conn.execute(select(AE).where(AE.c.alert_id == alert_id).order_by(AE.c.id))]
 
 
 def alerts_head(conn: Connection) -> int:
@@ -164,7 +160,8 @@ def alerts_head(conn: Connection) -> int:
 # --- operators' actions -------------------------------------------------------------------------
 
 
-def _require_actor(actor: Any) -> str:
+def require_actor(actor: Any) -> str:
+    """Who makes a change, stripped; ValidationError when missing or too long (an unnamed change cannot be audited)."""
     if not isinstance(actor, str) or not actor.strip():
         raise ValidationError("actor is required: who is doing this (留痕)")
     if len(actor.strip()) > 128:
@@ -183,7 +180,8 @@ def _clean_note(note: Any) -> str | None:
     return note or None
 
 
-def _event(conn: Connection, alert_id: int | None, at: datetime, actor: str, action: str, note: str | None = None) -> None:
+def write_event(conn: Connection, alert_id: int | None, at: datetime, actor: str, action: str, note: str | None = None) -> None:
+    """One alert_events row (alert_id None for a settings change): the audit log, and the head screens poll."""
     conn.execute(AE.insert().values(alert_id=alert_id, at=at, actor=actor, action=action, note=note))
 
 
@@ -199,7 +197,7 @@ def act_on_alert(
     """
     if action not in ACTIONS:
         raise ValidationError(f"unknown action {action!r}; use {', '.join(ACTIONS)}")
-    actor = _require_actor(actor)
+    actor = require_actor(actor)
     note = _clean_note(note)
     now = to_utc(now, "now") if now is not None else utc_now()
     if action == "dismiss" and not note:
@@ -222,7 +220,7 @@ def act_on_alert(
         incident_id = _file_case(conn, alert, case_category, actor, now)
         conn.execute(AL.update().where(AL.c.id == alert_id).values(case_incident_id=incident_id))
         note = f"incident {incident_id}" + (f": {note}" if note else "")
-    _event(conn, alert_id, now, actor, action, note)
+    write_event(conn, alert_id, now, actor, action, note)
     return get_alert(conn, alert_id)
 
 
@@ -257,69 +255,6 @@ def _file_case(conn: Connection, alert: dict, category_id: int, actor: str, now:
     }
     (result,) = report_incidents(conn, [row], actor=actor, now=now)
     return result.incident_id
-
-
-# --- sensitivity per category -------------------------------------------------------------------
-
-
-def get_settings(conn: Connection) -> list[dict]:
-    """Every active category with its sensitivity (1.0 = default) and whether warnings are on for it."""
-    rows = conn.execute(
-        select(
-            C.c.id.label("category_id"),
-            C.c.code,
-            C.c.name_en,
-            C.c.name_zh,
-            C.c.sector,
-            WS.c.sensitivity,
-            WS.c.enabled,
-            WS.c.updated_at,
-            WS.c.updated_by,
-        )
-        .select_from(C.outerjoin(WS, WS.c.category_id == C.c.id))
-        .where(C.c.active.is_(True))
-        .order_by(C.c.sector, C.c.code)
-    )
-    out = []
-    for r in rows:
-        d = _as_dict(r)
-        d["sensitivity"] = DEFAULT_SENSITIVITY if d["sensitivity"] is None else float(d["sensitivity"])
-        d["enabled"] = True if d["enabled"] is None else bool(d["enabled"])
-        out.append(d)
-    return out
-
-
-def sensitivity_map(conn: Connection) -> dict[int, tuple[float, bool]]:
-    """{category id: (sensitivity, enabled)} for the categories that have a setting row."""
-    return {r.category_id: (float(r.sensitivity), bool(r.enabled)) for r in conn.execute(select(WS))}
-
-
-def set_sensitivity(
-    conn: Connection, category_id: int, sensitivity: float, enabled: bool, actor: str, now: datetime | None = None
-) -> dict:
-    """Set a category's sensitivity (MIN_SENSITIVITY..MAX_SENSITIVITY; higher = lower thresholds) and switch; audited."""
-    actor = _require_actor(actor)
-    now = to_utc(now, "now") if now is not None else utc_now()
-    if isinstance(sensitivity, bool) or not isinstance(sensitivity, int | float) or not math.isfinite(sensitivity):
-        raise ValidationError("sensitivity must be a number")
-    if not MIN_SENSITIVITY <= sensitivity <= MAX_SENSITIVITY:
-        raise ValidationError(f"sensitivity must be between {MIN_SENSITIVITY} and {MAX_SENSITIVITY}; got {sensitivity}")
-    if not isinstance(enabled, bool):
-        raise ValidationError("enabled must be true or false")
-    code = conn.execute(select(C.c.code).where(C.c.id == category_id)).scalar() if isinstance(category_id, int) else None
-    if code is None:
-        raise NotFound(f"category {category_id!r} does not exist")
-    old = conn.execute(select(WS.c.sensitivity, WS.c.enabled).where(WS.c.category_id == category_id)).first()
-    values = {"sensitivity": float(sensitivity), "enabled": enabled, "updated_at": now, "updated_by": actor}
-    if old is None:
-        conn.execute(WS.insert().values(category_id=category_id, **values))
-        before = f"{DEFAULT_SENSITIVITY:g}, on"
-    else:
-        conn.execute(WS.update().where(WS.c.category_id == category_id).values(**values))
-        before = f"{old.sensitivity:g}, {'on' if old.enabled else 'off'}"
-    after = f"{float(sensitivity):g}, {'on' if enabled else 'off'}"
-    _event(conn, None, now, actor, "settings", f"category {code}: sensitivity {before} -> {after}")
-    return next(s for s in get_settings(conn) if s["category_id"] == category_id)
 
 
 # --- what the detection pass writes ----------------------------------------------------------
@@ -459,10 +394,3 @@ def _float_or_none(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def run_detection(engine: Engine, now: datetime | None = None, kinds: Iterable[str] | None = None) -> dict:
-    """One early-warning pass over the store: detect, then record; returns counts per kind and timings."""
-    from data.warnings.detect import run_detection as _run
-
-    return _run(engine, now=now, kinds=kinds)

@@ -12,6 +12,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from data.warnings import alerts as warnings
+from data.warnings import sensitivity
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import click, wait_for
 from tests.browser.map_labels import LABELS_ON_RINGS, SHOWN_LABELS
@@ -258,7 +259,7 @@ def test_an_administrator_switches_a_category_off_on_the_warnings_page(browser, 
     browser.find_element(By.CSS_SELECTOR, checkbox).click()
     wait_for(browser, "document.querySelector('#warnings-message').textContent.includes('off')", timeout=10)
     with city.engine.connect() as conn:
-        setting = next(s for s in warnings.get_settings(conn) if s["category_id"] == city.category_id)
+        setting = next(s for s in sensitivity.get_settings(conn) if s["category_id"] == city.category_id)
     assert (setting["enabled"], setting["updated_by"]) == (False, "alert-admin")
     wait_for(browser, f"document.querySelector({checkbox!r}).checked === false")
 
