@@ -1,4 +1,4 @@
-"""Callbacks of the administration page (/admin): a form's button runs one data/accounts/admin.py change as the signed-in admin.
+"""Callbacks of the administration page (/admin): a form's button runs one data/accounts/admin/ change as the signed-in admin.
 
 `perform` is the plain function behind every button (tests call it without Dash): it checks the
 caller is an administrator, runs the change in one transaction and answers with the message to
@@ -17,7 +17,13 @@ from dashboard import access
 from dashboard.i18n import t
 from dashboard.pages import admin as page
 from data import schema, store
-from data.accounts import admin
+from data.accounts.admin.categories import create_category, list_categories, set_category_limits, update_category
+from data.accounts.admin.checks import CITY_WIDE, PRIORITIES
+from data.accounts.admin.departments import create_department, set_department_webhook, update_department
+from data.accounts.admin.duties import set_worker_duties
+from data.accounts.admin.keys import create_api_key, revoke_api_key
+from data.accounts.admin.responsibility import set_responsibility
+from data.accounts.admin.users import create_user, reset_password, update_user
 from data.errors import CityBrainError, PermissionDenied, ValidationError
 
 
@@ -112,7 +118,7 @@ def _unit_inside_mine(conn, code: str | None) -> str | None:
     mine = jurisdiction.unit()
     if mine is None:
         return code
-    if _blank(code) or code == admin.CITY_WIDE:
+    if _blank(code) or code == CITY_WIDE:
         return conn.execute(select(schema.units.c.code).where(schema.units.c.id == mine)).scalar()
     wanted = apikeys.key_unit(conn, code)
     if wanted is None or not jurisdiction.unit_within(conn, wanted, mine):
@@ -125,7 +131,7 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
     if tab == "users":
         user = f["username"]
         if action == "create":
-            admin.create_user(
+            create_user(
                 conn,
                 actor,
                 user,
@@ -148,15 +154,15 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 changes["department_code"] = f["department"]
             if not _blank(f.get("display_name")):
                 changes["display_name"] = f["display_name"]
-            admin.update_user(conn, actor, user, **changes)
+            update_user(conn, actor, user, **changes)
         elif action == "reset_password":
-            admin.reset_password(conn, actor, user, f["password"])
+            reset_password(conn, actor, user, f["password"])
         else:
-            admin.update_user(conn, actor, user, active=action == "activate")
+            update_user(conn, actor, user, active=action == "activate")
         return user, None
     if tab == "keys":
         if action == "create":
-            new = admin.create_api_key(
+            new = create_api_key(
                 conn,
                 actor,
                 f["name"],
@@ -167,33 +173,33 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 unit_code=_unit_inside_mine(conn, f.get("unit")),
             )
             return new.key.name, new.secret
-        return admin.revoke_api_key(conn, actor, f["name"]).name, None
+        return revoke_api_key(conn, actor, f["name"]).name, None
     if tab == "departments":
         code = f["code"]
         if action == "create":
-            admin.create_department(conn, actor, code, f["name_en"], f["name_zh"], f.get("kind") or "department")
+            create_department(conn, actor, code, f["name_en"], f["name_zh"], f.get("kind") or "department")
         elif action == "save":
-            admin.update_department(
+            update_department(
                 conn, actor, code, name_en=f.get("name_en") or None, name_zh=f.get("name_zh") or None, kind=f.get("kind") or None
             )
         elif action == "webhook":
-            return code, admin.set_department_webhook(conn, actor, code, f["webhook"])
+            return code, set_department_webhook(conn, actor, code, f["webhook"])
         elif action == "webhook_off":
-            admin.set_department_webhook(conn, actor, code, None)
+            set_department_webhook(conn, actor, code, None)
         else:
-            admin.update_department(conn, actor, code, active=action == "activate")
+            update_department(conn, actor, code, active=action == "activate")
         return code, None
     if tab == "categories":
         if action == "limits":
-            admin.set_category_limits(conn, actor, f["code"], f["priority"], f["ack"], f["handle"])
+            set_category_limits(conn, actor, f["code"], f["priority"], f["ack"], f["handle"])
             return f"{f['code']} P{f['priority']}", None
         grid_ok = "yes" in (f.get("grid_worker_ok") or [])
         if action == "create":
-            admin.create_category(
+            create_category(
                 conn, actor, f["new_code"], f["name_en"], f["name_zh"], f["sector"], f["department"], grid_worker_ok=grid_ok
             )
             return f["new_code"], None
-        admin.update_category(
+        update_category(
             conn,
             actor,
             f["code"],
@@ -203,15 +209,15 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
             grid_worker_ok=grid_ok,
         )
         if not _blank(f.get("department")):
-            admin.set_responsibility(conn, actor, f["code"], None, f["department"])
+            set_responsibility(conn, actor, f["code"], None, f["department"])
         return f["code"], None
     if tab == "responsibility":
         district = f.get("district")
-        district = None if _blank(district) or district == admin.CITY_WIDE else district
-        admin.set_responsibility(conn, actor, f["category"], district, f.get("department") or None)
-        return f"{f['category']} @ {district or admin.CITY_WIDE}", None
+        district = None if _blank(district) or district == CITY_WIDE else district
+        set_responsibility(conn, actor, f["category"], district, f.get("department") or None)
+        return f"{f['category']} @ {district or CITY_WIDE}", None
     if tab == "duties":
-        admin.set_worker_duties(conn, actor, f["worker"], f.get("categories") or [])
+        set_worker_duties(conn, actor, f["worker"], f.get("categories") or [])
         return f["worker"], None
     raise ValueError(f"no admin action {tab}:{action}")
 
@@ -252,10 +258,10 @@ def category_form(engine, code: str | None, priority) -> dict:
     if not code:
         return {}
     with store.reading(engine) as conn:
-        found = next((c for c in admin.list_categories(conn) if c["code"] == code), None)
+        found = next((c for c in list_categories(conn) if c["code"] == code), None)
     if found is None:
         return {}
-    p = priority if priority in admin.PRIORITIES else 1
+    p = priority if priority in PRIORITIES else 1
     return {
         "ack": found[f"ack_{p}"],
         "handle": found[f"handle_{p}"],
@@ -284,9 +290,9 @@ def row_to_form(tab: str, row: dict) -> list:
     for field, column in ROW_TO_FORM[tab].items():
         value = row.get(column)
         if tab == "users" and field == "unit":
-            value = value or admin.CITY_WIDE
+            value = value or CITY_WIDE
         if tab == "responsibility" and field == "district":
-            value = value or admin.CITY_WIDE
+            value = value or CITY_WIDE
         if tab == "duties" and field == "categories":
             value = (value or "").split()
         values.append(value)

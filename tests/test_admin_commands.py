@@ -1,4 +1,4 @@
-"""The admin commands (`python app.py admin ...`, and the older webhook/responsibility/api-key ones) change the store through data/accounts/admin.py, audited."""
+"""The admin commands (`python app.py admin ...`, and the older webhook/responsibility/api-key ones) change the store through data/accounts/admin/, audited."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from data import schema, store
-from data.accounts import admin
+from data.accounts.admin import audit
 from tests.factories import make_world
 
 
@@ -37,7 +37,7 @@ def run(*args: str):
 
 def log(engine) -> list[dict]:
     with engine.connect() as conn:
-        return list(reversed(admin.events(conn)))
+        return list(reversed(audit.events(conn)))
 
 
 def test_admin_commands_change_the_store_and_the_audit_log_names_the_cli_actor(cli_store):

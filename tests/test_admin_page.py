@@ -1,4 +1,4 @@
-"""The administration page (/admin): its buttons change the store through data/accounts/admin.py as the signed-in admin; others are refused."""
+"""The administration page (/admin): its buttons change the store through data/accounts/admin/ as the signed-in admin; others are refused."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from callbacks import admin as callbacks
 from dashboard.pages import admin as page
 from dashboard.settings import Settings
 from data import schema
-from data.accounts import admin
+from data.accounts.admin.audit import events
+from data.accounts.admin.users import list_users
 from data.incidents.clock import limits_for
 from tests.auth_helpers import signed_in_client
 from tests.factories import make_world
@@ -33,7 +34,7 @@ def app(deps):
 
 def audit(engine) -> list[dict]:
     with engine.connect() as conn:
-        return admin.events(conn)
+        return events(conn)
 
 
 def _walk(node):
@@ -144,11 +145,11 @@ def test_saving_a_user_with_blank_fields_keeps_their_jurisdiction_and_department
     ).ok
     assert do(deps, "users", "save", username="zhou", role="department", display_name="Zhou Min").ok
     with deps.engine.connect() as conn:
-        user = {u["username"]: u for u in admin.list_users(conn)}["zhou"]
+        user = {u["username"]: u for u in list_users(conn)}["zhou"]
     assert (user["unit_code"], user["department_code"], user["display_name"]) == (district, "zj", "Zhou Min")
     assert do(deps, "users", "save", username="zhou", role="viewer").ok  # leaving the department role drops the department
     with deps.engine.connect() as conn:
-        user = {u["username"]: u for u in admin.list_users(conn)}["zhou"]
+        user = {u["username"]: u for u in list_users(conn)}["zhou"]
     assert (user["role"], user["unit_code"], user["department_code"]) == ("viewer", district, None)
 
 
@@ -316,7 +317,7 @@ def test_a_district_administrator_cannot_reach_beyond_their_district(deps, app):
         answer = press(client, app, "users", action, {"username": "boss", **form})
         assert "outside your jurisdiction" in answer.get_data(as_text=True), action
     with deps.engine.connect() as conn:
-        users = {u["username"]: u for u in admin.list_users(conn)}
+        users = {u["username"]: u for u in list_users(conn)}
     assert users["mine"]["unit_code"] == d0 and "theirs" not in users
     assert users["boss"]["role"] == "admin" and users["boss"]["active"] and users["boss"]["unit_code"] is None
     # Inside the district it works as before.

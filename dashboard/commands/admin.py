@@ -1,6 +1,6 @@
 """Administration commands: `python app.py admin user|department|category|responsibility|duty|log ...`, every change audited.
 
-Each command writes through data/accounts/admin.py, so the admin audit log (`admin log`) records it with
+Each command writes through data/accounts/admin/, so the admin audit log (`admin log`) records it with
 the actor `cli:<name>` (`--actor`, default: the operating-system user running the command).
 """
 
@@ -67,9 +67,9 @@ def user() -> None:
 @user.command("list")
 def user_list() -> None:
     """Every user: name, role, jurisdiction, department, active."""
-    from data.accounts import admin
+    from data.accounts.admin.users import list_users
 
-    users = _read(admin.list_users)
+    users = _read(list_users)
     table(
         ("user", "name", "role", "jurisdiction", "department", "active"),
         [
@@ -96,10 +96,10 @@ def user_list() -> None:
 @actor_option
 def user_create(username, role, unit_code, department_code, display_name, password, actor) -> None:
     """Create USERNAME with a role, a jurisdiction and (for department users) a department."""
-    from data.accounts import admin
+    from data.accounts.admin.users import create_user
 
     created = _write(
-        lambda conn: admin.create_user(
+        lambda conn: create_user(
             conn,
             cli_actor(actor),
             username,
@@ -122,7 +122,7 @@ def user_create(username, role, unit_code, department_code, display_name, passwo
 @actor_option
 def user_set(username, role, unit_code, department_code, display_name, actor) -> None:
     """Change USERNAME's role, jurisdiction, department or display name."""
-    from data.accounts import admin
+    from data.accounts.admin.users import update_user
 
     changes = {
         k: v
@@ -136,7 +136,7 @@ def user_set(username, role, unit_code, department_code, display_name, actor) ->
     }
     if not changes:
         raise click.UsageError("say what to change: --role, --unit, --department or --name")
-    updated = _write(lambda conn: admin.update_user(conn, cli_actor(actor), username, **changes))
+    updated = _write(lambda conn: update_user(conn, cli_actor(actor), username, **changes))
     click.echo(
         f"{updated['username']}: {updated['role']}, {updated['unit_code'] or 'city'}, department {updated['department_code'] or '-'}"
     )
@@ -147,9 +147,9 @@ def user_set(username, role, unit_code, department_code, display_name, actor) ->
 @actor_option
 def user_deactivate(username, actor) -> None:
     """Switch USERNAME off: they cannot sign in, and their open sessions end."""
-    from data.accounts import admin
+    from data.accounts.admin.users import update_user
 
-    _write(lambda conn: admin.update_user(conn, cli_actor(actor), username, active=False))
+    _write(lambda conn: update_user(conn, cli_actor(actor), username, active=False))
     click.echo(f"{username}: deactivated")
 
 
@@ -158,9 +158,9 @@ def user_deactivate(username, actor) -> None:
 @actor_option
 def user_activate(username, actor) -> None:
     """Switch USERNAME back on."""
-    from data.accounts import admin
+    from data.accounts.admin.users import update_user
 
-    _write(lambda conn: admin.update_user(conn, cli_actor(actor), username, active=True))
+    _write(lambda conn: update_user(conn, cli_actor(actor), username, active=True))
     click.echo(f"{username}: active")
 
 
@@ -170,9 +170,9 @@ def user_activate(username, actor) -> None:
 @actor_option
 def user_reset_password(username, password, actor) -> None:
     """Give USERNAME a new password (clears a lockout, ends their sessions)."""
-    from data.accounts import admin
+    from data.accounts.admin.users import reset_password
 
-    _write(lambda conn: admin.reset_password(conn, cli_actor(actor), username, password))
+    _write(lambda conn: reset_password(conn, cli_actor(actor), username, password))
     click.echo(f"{username}: new password set")
 
 
@@ -187,9 +187,9 @@ def department() -> None:
 @department.command("list")
 def department_list() -> None:
     """Every department: code, names, kind, active, webhook URL."""
-    from data.accounts import admin
+    from data.accounts.admin.departments import list_departments
 
-    rows = _read(admin.list_departments)
+    rows = _read(list_departments)
     table(
         ("code", "name", "名称", "kind", "active", "webhook"),
         [(d["code"], d["name_en"], d["name_zh"], d["kind"], "yes" if d["active"] else "no", d["webhook_url"]) for d in rows],
@@ -204,9 +204,9 @@ def department_list() -> None:
 @actor_option
 def department_create(code, name_en, name_zh, kind, actor) -> None:
     """Create the department CODE."""
-    from data.accounts import admin
+    from data.accounts.admin.departments import create_department
 
-    _write(lambda conn: admin.create_department(conn, cli_actor(actor), code, name_en, name_zh, kind))
+    _write(lambda conn: create_department(conn, cli_actor(actor), code, name_en, name_zh, kind))
     click.echo(f"created department {code}")
 
 
@@ -217,11 +217,11 @@ def department_create(code, name_en, name_zh, kind, actor) -> None:
 @actor_option
 def department_rename(code, name_en, name_zh, actor) -> None:
     """Rename the department CODE."""
-    from data.accounts import admin
+    from data.accounts.admin.departments import update_department
 
     if name_en is None and name_zh is None:
         raise click.UsageError("give --name and/or --name-zh")
-    done = _write(lambda conn: admin.update_department(conn, cli_actor(actor), code, name_en=name_en, name_zh=name_zh))
+    done = _write(lambda conn: update_department(conn, cli_actor(actor), code, name_en=name_en, name_zh=name_zh))
     click.echo(f"{code}: {done['name_en']} / {done['name_zh']}")
 
 
@@ -230,9 +230,9 @@ def department_rename(code, name_en, name_zh, actor) -> None:
 @actor_option
 def department_deactivate(code, actor) -> None:
     """Switch CODE off (refused while the responsibility list still names it)."""
-    from data.accounts import admin
+    from data.accounts.admin.departments import update_department
 
-    _write(lambda conn: admin.update_department(conn, cli_actor(actor), code, active=False))
+    _write(lambda conn: update_department(conn, cli_actor(actor), code, active=False))
     click.echo(f"{code}: deactivated")
 
 
@@ -241,9 +241,9 @@ def department_deactivate(code, actor) -> None:
 @actor_option
 def department_activate(code, actor) -> None:
     """Switch CODE back on."""
-    from data.accounts import admin
+    from data.accounts.admin.departments import update_department
 
-    _write(lambda conn: admin.update_department(conn, cli_actor(actor), code, active=True))
+    _write(lambda conn: update_department(conn, cli_actor(actor), code, active=True))
     click.echo(f"{code}: active")
 
 
@@ -258,9 +258,9 @@ def category() -> None:
 @category.command("list")
 def category_list() -> None:
     """Every category: code, sector, department, grid workers allowed, limits (ack/handle minutes) per priority."""
-    from data.accounts import admin
+    from data.accounts.admin.categories import list_categories
 
-    rows = _read(admin.list_categories)
+    rows = _read(list_categories)
     table(
         ("code", "name", "sector", "department", "grid", "active", "P1", "P2", "P3"),
         [
@@ -288,10 +288,10 @@ def category_list() -> None:
 @actor_option
 def category_create(code, name_en, name_zh, sector, department_code, grid_workers, actor) -> None:
     """Create the category CODE (limits default until set with `admin category limits`)."""
-    from data.accounts import admin
+    from data.accounts.admin.categories import create_category
 
     _write(
-        lambda conn: admin.create_category(
+        lambda conn: create_category(
             conn, cli_actor(actor), code, name_en, name_zh, sector, department_code, grid_worker_ok=grid_workers
         )
     )
@@ -308,10 +308,10 @@ def category_create(code, name_en, name_zh, sector, department_code, grid_worker
 @actor_option
 def category_set(code, name_en, name_zh, sector, grid_workers, active, actor) -> None:
     """Change the category CODE (its department: `admin responsibility`)."""
-    from data.accounts import admin
+    from data.accounts.admin.categories import update_category
 
     done = _write(
-        lambda conn: admin.update_category(
+        lambda conn: update_category(
             conn,
             cli_actor(actor),
             code,
@@ -333,9 +333,9 @@ def category_set(code, name_en, name_zh, sector, grid_workers, active, actor) ->
 @actor_option
 def category_limits(code, priority, ack_minutes, handle_minutes, actor) -> None:
     """Set CODE's time limits at one priority (incidents dispatched from now on)."""
-    from data.accounts import admin
+    from data.accounts.admin.categories import set_category_limits
 
-    _write(lambda conn: admin.set_category_limits(conn, cli_actor(actor), code, priority, ack_minutes, handle_minutes))
+    _write(lambda conn: set_category_limits(conn, cli_actor(actor), code, priority, ack_minutes, handle_minutes))
     click.echo(f"{code} priority {priority}: acknowledge within {ack_minutes} min, handle within {handle_minutes} min")
 
 
@@ -349,9 +349,9 @@ def category_limits(code, priority, ack_minutes, handle_minutes, actor) -> None:
 @actor_option
 def responsibility(category_code, department_code, district_code, actor) -> None:
     """Name the DEPARTMENT that handles CATEGORY (city-wide, or --district); no DEPARTMENT clears a district entry."""
-    from data.accounts import admin
+    from data.accounts.admin.responsibility import set_responsibility
 
-    _write(lambda conn: admin.set_responsibility(conn, cli_actor(actor), category_code, district_code, department_code))
+    _write(lambda conn: set_responsibility(conn, cli_actor(actor), category_code, district_code, department_code))
     where = f"in {district_code}" if district_code else "city-wide"
     click.echo(f"{category_code} {where}: {department_code or 'the city-wide department'}")
 
@@ -359,9 +359,9 @@ def responsibility(category_code, department_code, district_code, actor) -> None
 @admin_group.command("responsibility-list")
 def responsibility_list() -> None:
     """The responsibility list (职责清单): each category's department, city-wide and per district."""
-    from data.accounts import admin
+    from data.accounts.admin import responsibility as admin_responsibility
 
-    rows = _read(admin.responsibility_list)
+    rows = _read(admin_responsibility.responsibility_list)
     table(("category", "district", "department"), [(r["category"], r["district"] or "city", r["department"]) for r in rows])
 
 
@@ -375,9 +375,9 @@ def duty() -> None:
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 5000))
 def duty_list(search, limit) -> None:
     """Grid workers with their grid and duty list."""
-    from data.accounts import admin
+    from data.accounts.admin.duties import list_workers
 
-    rows = _read(lambda conn: admin.list_workers(conn, search=search, limit=limit))
+    rows = _read(lambda conn: list_workers(conn, search=search, limit=limit))
     table(
         ("worker", "name", "grid", "duties"), [(w["code"], w["name_en"], w["grid"], " ".join(w["duties"]) or "-") for w in rows]
     )
@@ -389,9 +389,9 @@ def duty_list(search, limit) -> None:
 @actor_option
 def duty_set(worker_code, category_codes, actor) -> None:
     """Replace WORKER's duty list with CATEGORY codes (none: an empty list)."""
-    from data.accounts import admin
+    from data.accounts.admin.duties import set_worker_duties
 
-    done = _write(lambda conn: admin.set_worker_duties(conn, cli_actor(actor), worker_code, list(category_codes)))
+    done = _write(lambda conn: set_worker_duties(conn, cli_actor(actor), worker_code, list(category_codes)))
     click.echo(f"{worker_code}: {' '.join(done) or 'no duties'}")
 
 
@@ -408,9 +408,9 @@ def duty_set(worker_code, category_codes, actor) -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 5000))
 def log(entity, entity_key, limit) -> None:
     """The admin audit log, newest first: when, who, what, before -> after."""
-    from data.accounts import admin
+    from data.accounts.admin.audit import events
 
-    rows = _read(lambda conn: admin.events(conn, entity=entity, entity_key=entity_key, limit=limit))
+    rows = _read(lambda conn: events(conn, entity=entity, entity_key=entity_key, limit=limit))
     for e in rows:
         before, after = (json.dumps(v, ensure_ascii=False, sort_keys=True) for v in (e["before"], e["after"]))
         note = f" ({e['note']})" if e["note"] else ""

@@ -43,7 +43,7 @@ def create(
     actor: str | None,
 ) -> None:
     """Create a key and print it once: it cannot be shown again (the creation is audited, never the key)."""
-    from data.accounts.admin import create_api_key
+    from data.accounts.admin.keys import create_api_key
 
     with command_store() as engine, engine.begin() as conn:
         new = create_api_key(
@@ -103,7 +103,7 @@ def list_command(show_all: bool) -> None:
 @actor_option
 def revoke(key: str, actor: str | None) -> None:
     """Revoke KEY (its id, name or shown prefix): it stops working at once (audited)."""
-    from data.accounts.admin import revoke_api_key
+    from data.accounts.admin.keys import revoke_api_key
 
     with command_store() as engine, engine.begin() as conn:
         revoked = revoke_api_key(conn, cli_actor(actor), key)

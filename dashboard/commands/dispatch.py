@@ -31,13 +31,13 @@ def webhook() -> None:
 @actor_option
 def webhook_set(department: str, url: str, secret: str | None, actor: str | None) -> None:
     """Post DEPARTMENT's dispatches to URL; prints the secret its receiver checks signatures with (audited, not the secret)."""
-    from data.accounts import admin
-    from data.incidents import notify
+    from data.accounts.admin.departments import set_department_webhook
+    from data.incidents import webhooks
 
     with command_store() as engine, engine.begin() as conn:
-        used = admin.set_department_webhook(conn, cli_actor(actor), department, url, secret)
+        used = set_department_webhook(conn, cli_actor(actor), department, url, secret)
     click.echo(f"{department}: webhooks go to {url}")
-    click.echo(f"signing secret (header {notify.SIGNATURE_HEADER}: sha256=HMAC of the body): {used}")
+    click.echo(f"signing secret (header {webhooks.SIGNATURE_HEADER}: sha256=HMAC of the body): {used}")
 
 
 @webhook.command("off")
@@ -45,10 +45,10 @@ def webhook_set(department: str, url: str, secret: str | None, actor: str | None
 @actor_option
 def webhook_off(department: str, actor: str | None) -> None:
     """Stop posting DEPARTMENT's dispatches (its inbox still gets them)."""
-    from data.accounts import admin
+    from data.accounts.admin.departments import set_department_webhook
 
     with command_store() as engine, engine.begin() as conn:
-        admin.set_department_webhook(conn, cli_actor(actor), department, None)
+        set_department_webhook(conn, cli_actor(actor), department, None)
     click.echo(f"{department}: webhook off")
 
 
@@ -58,11 +58,11 @@ def webhook_off(department: str, actor: str | None) -> None:
 def webhook_log(department: str | None, limit: int) -> None:
     """The delivery log: each webhook, its status and every attempt."""
     from data import store
-    from data.incidents import notify
+    from data.incidents import webhooks
 
     with command_store() as engine, store.reading(engine) as conn:
         department_id = _department_id(conn, department) if department else None
-        rows = notify.deliveries(conn, department_id=department_id, limit=limit)
+        rows = webhooks.deliveries(conn, department_id=department_id, limit=limit)
     for r in rows:
         click.echo(
             f"#{r['id']} {r['kind']} incident {r['incident_id']} -> {r['url']}: {r['status']} after {r['attempts']} attempt(s)"
@@ -79,10 +79,10 @@ def webhook_log(department: str | None, limit: int) -> None:
 @actor_option
 def responsibility(category: str, district: str, department: str | None, actor: str | None) -> None:
     """Name the DEPARTMENT that handles CATEGORY in DISTRICT (codes); without DEPARTMENT, back to the category's own (audited)."""
-    from data.accounts import admin
+    from data.accounts.admin.responsibility import set_responsibility
 
     with command_store() as engine, engine.begin() as conn:
-        admin.set_responsibility(conn, cli_actor(actor), category, district, department)
+        set_responsibility(conn, cli_actor(actor), category, district, department)
     click.echo(f"{category} in {district}: {department or 'the category department'}")
 
 

@@ -1,8 +1,8 @@
-"""The administration page (`/admin`, 系统管理): tabs of tables and small forms over data/accounts/admin.py, for administrators only.
+"""The administration page (`/admin`, 系统管理): tabs of tables and small forms over data/accounts/admin/, for administrators only.
 
 Tabs: users, API keys, departments, categories and their time limits, the responsibility list,
 grid workers' duty lists, and the admin audit log. Every change goes through callbacks/admin.py
-to data/accounts/admin.py, which audits it. Component ids are `admin-<thing>`, the area sign-in guards.
+to data/accounts/admin/, which audits it. Component ids are `admin-<thing>`, the area sign-in guards.
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from dashboard import admin_text  # noqa: F401  (registers the page's strings wi
 from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
 from data import schema, store
-from data.accounts import admin, apikeys
+from data.accounts import apikeys
+from data.accounts.admin.audit import ENTITIES, events
+from data.accounts.admin.categories import SECTORS, list_categories
+from data.accounts.admin.checks import CITY_WIDE, PRIORITIES
+from data.accounts.admin.departments import DEPARTMENT_KINDS, list_departments
+from data.accounts.admin.duties import list_workers
+from data.accounts.admin.responsibility import responsibility_list
+from data.accounts.admin.users import list_users, unit_choices
 
 ROOT = "admin-root"
 TABS = "admin-tabs"
@@ -114,7 +121,7 @@ def rows(engine, tab: str, lang: str, tz: str, *, entity: str | None = None, sea
                     "active": u["active"],
                     "last_login": when(u["last_login_at"]),
                 }
-                for u in admin.list_users(conn)
+                for u in list_users(conn)
             ]
         if tab == "keys":
             return [
@@ -133,9 +140,9 @@ def rows(engine, tab: str, lang: str, tz: str, *, entity: str | None = None, sea
                 for k in apikeys.list_keys(conn)
             ]
         if tab == "departments":
-            return [{k: v for k, v in d.items() if k != "id"} for d in admin.list_departments(conn)]
+            return [{k: v for k, v in d.items() if k != "id"} for d in list_departments(conn)]
         if tab == "categories":
-            return [{k: v for k, v in c.items() if k != "id"} for c in admin.list_categories(conn)]
+            return [{k: v for k, v in c.items() if k != "id"} for c in list_categories(conn)]
         if tab == "responsibility":
             return [
                 {
@@ -147,7 +154,7 @@ def rows(engine, tab: str, lang: str, tz: str, *, entity: str | None = None, sea
                     else t("admin.f.city_wide", lang),
                     "department": r["department"],
                 }
-                for r in admin.responsibility_list(conn)
+                for r in responsibility_list(conn)
             ]
         if tab == "duties":
             return [
@@ -158,7 +165,7 @@ def rows(engine, tab: str, lang: str, tz: str, *, entity: str | None = None, sea
                     "duties": " ".join(w["duties"]),
                     "active": bool(w["active"]),
                 }
-                for w in admin.list_workers(conn, scope=scope, search=search, limit=500)
+                for w in list_workers(conn, scope=scope, search=search, limit=500)
             ]
         if tab == "audit":
             return [
@@ -173,7 +180,7 @@ def rows(engine, tab: str, lang: str, tz: str, *, entity: str | None = None, sea
                     "after": _json(e["after"]),
                     "note": e["note"] or "",
                 }
-                for e in admin.events(conn, entity=entity or None, limit=500)
+                for e in events(conn, entity=entity or None, limit=500)
             ]
     raise ValueError(f"no admin tab {tab!r}")
 
@@ -219,7 +226,7 @@ def _columns(tab: str, lang: str) -> list[dict]:
         ]
     if tab == "categories":
         limits = []
-        for p in admin.PRIORITIES:
+        for p in PRIORITIES:
             limits += [
                 col(f"ack_{p}", "admin.f.ack", headerName=t("admin.f.ack_p", lang).format(p=p), width=100),
                 col(f"handle_{p}", "admin.f.handle", headerName=t("admin.f.handle_p", lang).format(p=p), width=110),
@@ -323,9 +330,9 @@ def _message(tab: str) -> html.Div:
 def choices(engine, lang: str) -> dict[str, list[dict]]:
     """Dropdown options: departments, categories, districts and streets (by code, shown by name)."""
     with store.reading(engine) as conn:
-        departments = [d for d in admin.list_departments(conn) if d["active"]]
-        categories = admin.list_categories(conn)
-        units = admin.unit_choices(conn)
+        departments = [d for d in list_departments(conn) if d["active"]]
+        categories = list_categories(conn)
+        units = unit_choices(conn)
     indent = {schema.DISTRICT: "", schema.STREET: "　"}
     return {
         "departments": [{"label": f"{name(d, lang)} ({d['code']})", "value": d["code"]} for d in departments],
@@ -335,9 +342,9 @@ def choices(engine, lang: str) -> dict[str, list[dict]]:
             for c in categories
             if c["grid_worker_ok"] and c["active"]
         ],
-        "units": [{"label": t("admin.f.city_wide", lang), "value": admin.CITY_WIDE}]
+        "units": [{"label": t("admin.f.city_wide", lang), "value": CITY_WIDE}]
         + [{"label": f"{indent[u['level']]}{name(u, lang)} ({u['code']})", "value": u["code"]} for u in units],
-        "districts": [{"label": t("admin.f.city_wide", lang), "value": admin.CITY_WIDE}]
+        "districts": [{"label": t("admin.f.city_wide", lang), "value": CITY_WIDE}]
         + [{"label": f"{name(u, lang)} ({u['code']})", "value": u["code"]} for u in units if u["level"] == schema.DISTRICT],
     }
 
@@ -366,19 +373,19 @@ def _form(tab: str, lang: str, options: dict) -> html.Div:
             _text(tab, "source", lang, "admin.f.source"),
             _select(tab, "department", lang, "admin.f.department", options["departments"]),
             _text(tab, "rate_limit", lang, "admin.f.rate_limit"),
-            _select(tab, "unit", lang, "admin.f.unit", options["units"], value=admin.CITY_WIDE),
+            _select(tab, "unit", lang, "admin.f.unit", options["units"], value=CITY_WIDE),
         ]
     elif tab == "departments":
         f = [
             _text(tab, "code", lang, "admin.f.code"),
             _text(tab, "name_en", lang, "admin.f.name_en"),
             _text(tab, "name_zh", lang, "admin.f.name_zh"),
-            _select(tab, "kind", lang, "admin.f.kind", list(admin.DEPARTMENT_KINDS)),
+            _select(tab, "kind", lang, "admin.f.kind", list(DEPARTMENT_KINDS)),
             _text(tab, "webhook", lang, "admin.f.webhook", kind="url"),
         ]
     elif tab == "categories":
-        sectors = [{"label": t(f"sector.{s}", lang), "value": s} for s in admin.SECTORS]
-        priorities = [{"label": f"{p} · {t(f'priority.{p}', lang)}", "value": p} for p in admin.PRIORITIES]
+        sectors = [{"label": t(f"sector.{s}", lang), "value": s} for s in SECTORS]
+        priorities = [{"label": f"{p} · {t(f'priority.{p}', lang)}", "value": p} for p in PRIORITIES]
         f = [
             _select(tab, "code", lang, "admin.f.category", options["categories"]),
             _select(tab, "priority", lang, "admin.f.priority", priorities, value=1),
@@ -400,7 +407,7 @@ def _form(tab: str, lang: str, options: dict) -> html.Div:
     elif tab == "responsibility":
         f = [
             _select(tab, "category", lang, "admin.f.category", options["categories"]),
-            _select(tab, "district", lang, "admin.f.district", options["districts"], value=admin.CITY_WIDE),
+            _select(tab, "district", lang, "admin.f.district", options["districts"], value=CITY_WIDE),
             _select(tab, "department", lang, "admin.f.department", options["departments"]),
             html.P(t("admin.f.clear", lang), className="cb-admin-help"),
         ]
@@ -415,7 +422,7 @@ def _form(tab: str, lang: str, options: dict) -> html.Div:
 def _tab_body(engine, tab: str, lang: str, tz: str, options: dict, scope) -> html.Div:
     if tab == "audit":
         entities = [{"label": t("admin.f.all", lang), "value": ""}] + [
-            {"label": t(f"admin.entity.{e}", lang), "value": e} for e in admin.ENTITIES
+            {"label": t(f"admin.entity.{e}", lang), "value": e} for e in ENTITIES
         ]
         return html.Div(
             [

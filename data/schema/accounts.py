@@ -99,7 +99,7 @@ api_idempotency = Table(
 # --- administration (migration 0009) ------------------------------------------------------------
 
 # The admin audit log: every change an administrator makes (users, keys, departments, categories,
-# limits, responsibility and duty lists), with the record before and after it. See data/accounts/admin.py.
+# limits, responsibility and duty lists), with the record before and after it. See data/accounts/admin/.
 admin_events = Table(
     "admin_events",
     metadata,

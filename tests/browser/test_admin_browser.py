@@ -6,7 +6,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from data.accounts import admin
+from data.accounts.admin.categories import list_categories
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import wait_for
 
@@ -29,7 +29,7 @@ def test_an_admin_changes_a_time_limit_and_sees_it_in_the_audit_log(browser, ser
     code = cell.text.strip()
     cell.click()
     with city.engine.connect() as conn:
-        current = {c["code"]: c for c in admin.list_categories(conn)}[code]
+        current = {c["code"]: c for c in list_categories(conn)}[code]
     wait_for(browser, f"document.getElementById('admin-categories-ack').value === '{current['ack_1']}'")
     wanted = current["ack_1"] + 7 if current["ack_1"] + 7 <= current["handle_1"] else current["ack_1"] - 1
 
@@ -39,7 +39,7 @@ def test_an_admin_changes_a_time_limit_and_sees_it_in_the_audit_log(browser, ser
     browser.find_element(By.CSS_SELECTOR, '[id*="admin-categories-act"][id*="limits"]').click()
     wait_for(browser, f"document.getElementById('admin-categories-message').innerText.includes('Saved: {code} P1.')")
     with city.engine.connect() as conn:
-        assert {c["code"]: c for c in admin.list_categories(conn)}[code]["ack_1"] == wanted
+        assert {c["code"]: c for c in list_categories(conn)}[code]["ack_1"] == wanted
 
     # A refused value says why and changes nothing.
     ack.send_keys(Keys.CONTROL, "a")
