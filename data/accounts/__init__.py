@@ -1,1 +1,1 @@
-"""Accounts: users and kiosks, API keys, and the audited administration of the catalogue (departments, categories, lists)."""
+"""Accounts: users and kiosks (users.py), API keys (apikeys.py), and the audited administration of the catalogue, keys and users (admin/)."""

@@ -1,19 +1,18 @@
-"""The demo's incident history: 90 days of reports with daily and weekly rhythm, hotspots and departments of
-differing speed, each incident walked through the closed loop (data/incidents/lifecycle.py) and bulk-loaded with its audit log.
+"""The demo's incident history: 90 days of reports, each incident walked through the closed loop, as columns to load.
 
+Reports come with daily and weekly rhythm, hotspots and departments of differing speed; each
+incident is walked through the closed loop (data/incidents/lifecycle.py) and bulk-loaded with its audit log.
 Arrivals, places, categories, priorities and sources are drawn with numpy in one go. Each
-incident's life is then played out in Python by the same rules apply_action enforces
+incident's life is then played out in Python (data/demo/lifecycles.py) by the same rules apply_action enforces
 (lifecycle.next_state for every step, the same column effects, due times from the category
 limits at dispatch), stopping at `now`: so recent incidents are still open at whatever stage
-they had reached, some overdue and some near due. Rows and events are written with one
+they had reached, some overdue and some near due. Rows and events are written (data/demo/bulk_load.py) with one
 executemany (SQLite) or COPY (PostgreSQL) per table, events in time order so the change feed's
 ids increase with time.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
 from dataclasses import dataclass, field
@@ -22,13 +21,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
 
-from data.demo.catalogue import CATEGORIES, DEPARTMENTS_BY_CODE, GRID_WORKER, SOURCES, CatalogueIds, Department
+from data.demo.catalogue import CATEGORIES, SOURCES, CatalogueIds
+from data.demo.lifecycles import CASE_STATE, Case, LifeContext, live_case
 from data.geo.locate import GridLocator
 from data.incidents import lifecycle
-from data.incidents.clock import due_after_seconds
 
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 HOUR, DAY = 3600, 86400
@@ -43,12 +40,6 @@ WEEKDAY = np.array([1.08, 1.05, 1.04, 1.03, 1.0, 0.82, 0.78])  # Monday first
 RAINY_DAY_SHARE = 0.08
 UNLOCATED_SHARE = 0.03
 DUPLICATE_SHARE = 0.035
-REJECT_SHARE = 0.03
-MISDISPATCH_SHARE = 0.025
-RETURN_SHARE = 0.015
-WORKER_SHARE = 0.55  # of matters on the grid worker duty list, how many the centre pushes down
-RATED_SHARE = 0.75
-MAX_CYCLES = 3
 EMERGING_HOTSPOTS = 5
 EMERGING_DAYS = 10
 
@@ -60,12 +51,6 @@ DESCRIPTION_PREFIX = {
     "iot": "物联网感知告警",
     "video": "视频AI识别",
 }
-NOTE_REJECT = ("不属于受理范围 (outside the scope of the service)", "信息不全，无法核实 (too little information to verify)")
-NOTE_RETURN = "不属于本单位职责，申请退回 (not this unit's remit: returned)"
-NOTE_ESCALATE_ACK = "超期未签收，升级督办 (not acknowledged in time: escalated)"
-NOTE_ESCALATE_HANDLE = "超期未办结，挂牌督办 (not handled in time: escalated)"
-NOTE_EXTEND = "情况复杂，申请延期 (complex case: extension granted)"
-NOTE_VERIFY_FAIL = "现场核查未通过，问题依旧 (checked on site: not fixed)"
 
 
 @dataclass
@@ -105,111 +90,7 @@ INCIDENT_COLUMNS = (
     "returned_at", "resolved_at", "closed_at", "rejected_at", "ack_due_at", "handle_due_at", "ack_late", "resolved_late",
     "satisfaction", "reopen_count", "escalation_level", "extension_minutes", "merged_into_id", "version", "updated_at",
 )  # fmt: skip
-TIME_COLUMNS = frozenset(
-    {"reported_at", "registered_at", "dispatched_at", "first_dispatched_at", "acknowledged_at", "returned_at",
-     "resolved_at", "closed_at", "rejected_at", "ack_due_at", "handle_due_at", "updated_at", "at"}
-)  # fmt: skip
 EVENT_COLUMNS = ("id", "incident_id", "at", "actor", "action", "from_state", "to_state", "note", "data")
-# The columns a Case carries from report to its last event (times as whole epoch seconds).
-_CASE_STATE = (
-    "state", "assignee_department_id", "assignee_worker_id", "registered_at", "dispatched_at", "first_dispatched_at",
-    "acknowledged_at", "returned_at", "resolved_at", "closed_at", "rejected_at", "ack_due_at", "handle_due_at",
-    "ack_late", "resolved_late", "satisfaction", "reopen_count", "escalation_level", "extension_minutes",
-    "merged_into_id", "version", "updated_at",
-)  # fmt: skip
-
-
-def _assignee_json(department_id, worker_id) -> str:
-    # The same document apply_action writes for dispatch, return and verify_fail.
-    d = "null" if department_id is None else department_id
-    w = "null" if worker_id is None else worker_id
-    return f'{{"department_id": {d}, "worker_id": {w}}}'
-
-
-class Case:
-    """One incident played through the closed loop: the same transitions and column effects as apply_action.
-
-    Every action is checked with lifecycle.next_state. An action timed after `now` is not taken
-    and stops the case there, so the row ends in the state it had reached by `now`.
-    """
-
-    __slots__ = (*_CASE_STATE, "incident_id", "now", "stopped", "last_at", "events", "limits", "calendars", "calendar")
-
-    def __init__(
-        self, incident_id: int, reported_at: int, actor: str, now: int, limits: dict, events: list, calendars: dict | None = None
-    ):
-        self.incident_id, self.now, self.limits, self.events = incident_id, now, limits, events
-        # Per priority, the working calendar its limits count in (clock.limit_calendars; None: wall clock).
-        self.calendars, self.calendar = calendars or {}, None
-        for name in _CASE_STATE:
-            setattr(self, name, None)
-        self.reopen_count = self.escalation_level = self.extension_minutes = self.version = 0
-        self.stopped = False
-        self.state = None
-        self.last_at = reported_at
-        self.act(reported_at, lifecycle.REPORT, actor)
-
-    def act(self, at: int, action: str, actor: str, note: str | None = None, **params) -> bool:
-        """Take `action` at `at` (epoch seconds); False, and the case stops, when `at` is after now."""
-        if self.stopped or at > self.now:
-            self.stopped = True
-            return False
-        at = max(int(at), self.last_at)
-        to_state = lifecycle.next_state(self.state, action)
-        data = None
-        if action == "register":
-            self.registered_at = at
-        elif action == "reject":
-            self.rejected_at = at
-        elif action == "merge":
-            self.merged_into_id = params["merged_into_id"]
-            data = f'{{"merged_into_id": {self.merged_into_id}}}'
-        elif action == "dispatch":
-            dept, worker, priority = params.get("department_id"), params.get("worker_id"), params["priority"]
-            ack_minutes, handle_minutes = self.limits[priority]
-            self.assignee_department_id, self.assignee_worker_id = dept, worker
-            self.dispatched_at = at
-            self.first_dispatched_at = self.first_dispatched_at or at
-            # The store's own due-time arithmetic (data.clock), so a demo built with the calendar on counts working hours.
-            self.calendar = self.calendars.get(priority)
-            self.ack_due_at = due_after_seconds(at, ack_minutes, self.calendar)
-            self.handle_due_at = due_after_seconds(at, handle_minutes, self.calendar)
-            self.acknowledged_at = self.ack_late = self.resolved_at = self.resolved_late = None
-            data = _assignee_json(dept, worker)
-        elif action == "acknowledge":
-            self.acknowledged_at, self.ack_late = at, at > self.ack_due_at
-        elif action == "return":
-            data = _assignee_json(self.assignee_department_id, self.assignee_worker_id)
-            self.returned_at, self.assignee_department_id, self.assignee_worker_id = at, None, None
-        elif action == "resolve":
-            self.resolved_at, self.resolved_late = at, at > self.handle_due_at
-        elif action == "verify_pass":
-            self.closed_at = at
-        elif action == "verify_fail":
-            data = _assignee_json(self.assignee_department_id, self.assignee_worker_id)
-            self.reopen_count += 1
-            self.assignee_department_id = self.assignee_worker_id = None
-        elif action == "escalate":
-            self.escalation_level += 1
-            data = f'{{"level": {self.escalation_level}}}'
-        elif action == "extend":
-            minutes = params["extend_minutes"]
-            self.handle_due_at = due_after_seconds(self.handle_due_at, minutes, self.calendar)
-            self.extension_minutes += minutes
-            data = f'{{"minutes": {minutes}}}'
-        elif action == "rate":
-            self.satisfaction = params["satisfaction"]
-            data = f'{{"satisfaction": {self.satisfaction}}}'
-        self.events.append((self.incident_id, at, actor, action, self.state, to_state, note, data))
-        self.state, self.last_at, self.updated_at = to_state, at, at
-        self.version += 1
-        return True
-
-    def terminal_at(self) -> float:
-        """When the case left the open states, or infinity when it is still open at `now`."""
-        if self.state in lifecycle.OPEN_STATES:
-            return math.inf
-        return self.closed_at or self.rejected_at or self.last_at
 
 
 # --- arrivals -------------------------------------------------------------------------------------
@@ -311,121 +192,6 @@ def _points_outside(city_geom, n: int, rng: np.random.Generator) -> tuple[np.nda
     return lon[:n], lat[:n]
 
 
-# --- lifecycles -----------------------------------------------------------------------------------
-
-
-def _lognormal_seconds(rnd: random.Random, median_seconds: float, sigma: float) -> float:
-    return median_seconds * math.exp(sigma * rnd.gauss(0.0, 1.0))
-
-
-def _is_night(at: int, offset: int) -> bool:
-    hour = ((at + offset) // HOUR) % 24
-    return hour >= 22 or hour < 7
-
-
-@dataclass
-class _Context:
-    """Everything the life of one incident may look up."""
-
-    rnd: random.Random
-    now: int
-    offset: int
-    category_ids: list[int]
-    department_ids: dict[str, int]
-    limits: list[dict]
-
-
-def _dispatch_target(ctx: _Context, cat_index: int, worker: tuple[int, str] | None, first: bool) -> tuple:
-    """(department_id, worker_id, profile, actor of the assignee, misdispatched) for a dispatch."""
-    cat = CATEGORIES[cat_index]
-    rnd = ctx.rnd
-    if worker is not None and cat.grid_worker_ok and rnd.random() < WORKER_SHARE:
-        return None, worker[0], GRID_WORKER, f"worker:{worker[1]}", False
-    code = cat.department
-    misdispatched = first and rnd.random() < MISDISPATCH_SHARE
-    if misdispatched:
-        code = rnd.choice([d for d in DEPARTMENTS_BY_CODE if d != cat.department])
-    return ctx.department_ids[code], None, DEPARTMENTS_BY_CODE[code], f"dept:{code}", misdispatched
-
-
-def _satisfaction(rnd: random.Random, profile: Department, case: Case) -> int:
-    mean = 4.55 + profile.satisfaction_bias - 0.6 * bool(case.resolved_late) - 0.3 * bool(case.ack_late)
-    mean -= 0.8 * case.reopen_count
-    return min(5, max(1, round(rnd.gauss(mean, 0.75))))
-
-
-def _live(ctx: _Context, case: Case, cat_index: int, priority: int, centre: str, worker, merge_target) -> None:
-    """Play one incident's life after its report, stopping at now."""
-    rnd, cat = ctx.rnd, CATEGORIES[cat_index]
-    t = case.last_at
-    night = 2.0 if _is_night(t, ctx.offset) else 1.0
-    t += 60 + _lognormal_seconds(rnd, 360 * night, 0.8)
-    if merge_target is not None and merge_target[1] > t:
-        # The matter is already open as another case: merged into it, not dispatched twice.
-        case.act(t, "merge", centre, merged_into_id=merge_target[0])
-        return
-    if rnd.random() < REJECT_SHARE:
-        case.act(t, "reject", centre, rnd.choice(NOTE_REJECT))
-        return
-    if not case.act(t, "register", centre):
-        return
-    first, assignee = True, None
-    for cycle in range(MAX_CYCLES + 2):
-        t = case.last_at + 60 + _lognormal_seconds(rnd, 480 * night, 0.8)
-        if assignee is None or case.state == lifecycle.RETURNED:
-            assignee = _dispatch_target(ctx, cat_index, worker, first)
-        dept_id, worker_id, profile, assignee_actor, misdispatched = assignee
-        first = False
-        if not case.act(t, "dispatch", centre, department_id=dept_id, worker_id=worker_id, priority=priority):
-            return
-        ack_minutes, handle_minutes = ctx.limits[cat_index][priority]
-        slow = 1.6 if priority > 1 and _is_night(t, ctx.offset) else 1.0
-        ack_at = t + 30 + _lognormal_seconds(rnd, profile.ack_share * ack_minutes * 60 * slow, profile.ack_sigma)
-
-        escalate_at = case.ack_due_at + rnd.uniform(300, 3600)
-        if misdispatched or rnd.random() < RETURN_SHARE:
-            if escalate_at < ack_at and rnd.random() < 0.5:
-                case.act(escalate_at, "escalate", centre, NOTE_ESCALATE_ACK)
-            if not case.act(ack_at, "return", assignee_actor, NOTE_RETURN):
-                return
-            # The centre sends it to the department the responsibility list names.
-            code = cat.department
-            assignee = (ctx.department_ids[code], None, DEPARTMENTS_BY_CODE[code], f"dept:{code}", False)
-            continue
-
-        if escalate_at < ack_at and rnd.random() < 0.6:
-            case.act(escalate_at, "escalate", centre, NOTE_ESCALATE_ACK)
-        if not case.act(ack_at, "acknowledge", assignee_actor):
-            return
-        resolve_at = max(ack_at + 300, t + _lognormal_seconds(rnd, profile.handle_share * handle_minutes * 60, 0.6))
-        if resolve_at > case.handle_due_at:
-            if rnd.random() < 0.3:
-                until = min(case.handle_due_at, resolve_at)
-                extend_at = ack_at + (until - ack_at) * rnd.uniform(0.3, 0.9)
-                minutes = 60 * math.ceil((resolve_at - case.handle_due_at) / 3600 + rnd.uniform(0.5, 12))
-                case.act(extend_at, "extend", centre, NOTE_EXTEND, extend_minutes=minutes)
-            elif rnd.random() < 0.5:
-                escalate_at = case.handle_due_at + rnd.uniform(600, 7200)
-                if escalate_at < resolve_at:
-                    case.act(escalate_at, "escalate", centre, NOTE_ESCALATE_HANDLE)
-        if not case.act(resolve_at, "resolve", assignee_actor):
-            return
-        verify_at = resolve_at + 120 + _lognormal_seconds(rnd, 5400, 0.9)
-        if cycle < MAX_CYCLES - 1 and rnd.random() < profile.verify_fail:
-            # 人到无效: came, but no effect. Sent back to the same assignee.
-            if not case.act(verify_at, "verify_fail", centre, NOTE_VERIFY_FAIL):
-                return
-            continue
-        if not case.act(verify_at, "verify_pass", centre):
-            return
-        if rnd.random() < RATED_SHARE:
-            case.act(
-                verify_at + rnd.uniform(1800, 2 * DAY), "rate", "12345 callback", satisfaction=_satisfaction(rnd, profile, case)
-            )
-        return
-    # Returned or reopened too often: it stays with the centre, an open backlog item (挂账).
-
-
 # --- the whole history ------------------------------------------------------------------------------
 
 
@@ -475,7 +241,7 @@ def generate_history(
     source[(located < 0) & (source == SOURCES.index("patrol"))] = SOURCES.index("12345")
 
     offset = int(now.astimezone(CITY_TZ).utcoffset().total_seconds())
-    ctx = _Context(
+    ctx = LifeContext(
         rnd=random.Random(seed),
         now=now_s,
         offset=offset,
@@ -498,7 +264,7 @@ def generate_history(
         case = Case(incident_id, int(times[i]), reporter, now_s, cat.limits, events, calendars)
         target = int(duplicate_of[i])
         merge_into = (target + 1, terminal[target]) if target >= 0 and located[target] >= 0 else None
-        _live(ctx, case, int(category[i]), int(priority[i]), centre, worker, merge_into)
+        live_case(ctx, case, int(category[i]), int(priority[i]), centre, worker, merge_into)
         terminal[i] = case.terminal_at()
 
         has_pin = not math.isnan(lon[i])
@@ -521,7 +287,7 @@ def generate_history(
             "is_open": case.state in lifecycle.OPEN_STATES,
             "reported_at": int(times[i]),
         }
-        for name in _CASE_STATE:
+        for name in CASE_STATE:
             values.setdefault(name, getattr(case, name))
         for name in INCIDENT_COLUMNS:
             cols[name].append(values[name])
@@ -543,90 +309,3 @@ def _order_events(events: list[tuple]) -> dict[str, list]:
         column[:] = columns[k]
         out[name] = column[order].tolist()
     return out
-
-
-# --- bulk load --------------------------------------------------------------------------------------
-
-
-def _stamps(values: list, sqlite: bool) -> list:
-    """Epoch seconds as the text each database reads as a UTC timestamp; None stays None."""
-    arr = np.array([-1 if v is None else v for v in values], dtype=np.int64)
-    text_ = np.datetime_as_string(arr.astype("datetime64[s]").astype("datetime64[us]"), unit="us")
-    text_ = np.char.replace(text_, "T", " ") if sqlite else np.char.add(text_, "+00")
-    out = text_.astype(object)
-    out[arr == -1] = None
-    return out.tolist()
-
-
-def _prepared(columns: dict[str, list], sqlite: bool) -> list[list]:
-    return [_stamps(values, sqlite) if name in TIME_COLUMNS else values for name, values in columns.items()]
-
-
-def _secondary_indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
-    """(name, exact CREATE statement) of a table's indexes, leaving out those behind primary keys and unique constraints."""
-    if conn.dialect.name == "sqlite":
-        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"
-    else:
-        query = (
-            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-            "JOIN pg_class t ON t.oid = x.indrelid WHERE t.relname = :t AND pg_table_is_visible(t.oid) "
-            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
-        )
-    return [(name, sql) for name, sql in conn.execute(text(query), {"t": table})]
-
-
-def _foreign_keys(conn: Connection, tables: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    """(table, name, definition) of the PostgreSQL foreign keys of `tables`."""
-    query = "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = 'f'"
-    return [(table, name, definition) for table in tables for name, definition in conn.execute(text(query), {"t": table})]
-
-
-def load_history(conn: Connection, history: History, chunk: int = 200_000) -> None:
-    """Append the history to the store inside the caller's transaction (ids as generated; tables must be empty).
-
-    The tables' secondary indexes (and on PostgreSQL their foreign keys) are dropped for the load
-    and rebuilt from their own stored definitions afterwards, all in the same transaction:
-    building an index once is several times faster than updating a dozen of them row by row.
-    """
-    sqlite = conn.dialect.name == "sqlite"
-    raw = conn.connection.driver_connection
-    foreign_keys = [] if sqlite else _foreign_keys(conn, ("incidents", "incident_events"))
-    for table, name, _ in foreign_keys:
-        conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
-    for table, columns in (("incidents", history.incidents), ("incident_events", history.events)):
-        indexes = _secondary_indexes(conn, table)
-        for name, _ in indexes:
-            conn.execute(text(f'DROP INDEX "{name}"'))
-        names = list(columns)
-        total = len(columns[names[0]])
-        for begin in range(0, total, chunk):
-            part = {name: values[begin : begin + chunk] for name, values in columns.items()}
-            values = _prepared(part, sqlite)
-            if sqlite:
-                sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-                cursor = raw.cursor()
-                cursor.executemany(sql, zip(*values, strict=True))
-                cursor.close()
-            else:
-                buffer = io.StringIO()
-                csv.writer(buffer).writerows(zip(*values, strict=True))
-                copy_sql = f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)"
-                with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                    copy.write(buffer.getvalue())
-        for _, create in indexes:
-            conn.execute(text(create))
-    # Re-adding a foreign key checks every row in one join, where COPY would check them one by one.
-    for table, name, definition in foreign_keys:
-        conn.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
-    if sqlite:
-        conn.execute(text("ANALYZE incidents"))
-        conn.execute(text("ANALYZE incident_events"))
-    else:
-        for table in ("incidents", "incident_events"):
-            conn.execute(
-                text(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT COALESCE(max(id), 0) + 1 FROM {table}), false)"
-                )
-            )
-        conn.execute(text("ANALYZE incidents, incident_events"))

@@ -28,16 +28,8 @@ from sqlalchemy.engine import Connection
 
 from data import schema, store
 from data.demo.catalogue import CATEGORIES_BY_CODE, DEPARTMENTS_BY_CODE, GRID_WORKER, SOURCES, Department
-from data.demo.history import (
-    DESCRIPTION_PREFIX,
-    HOURLY,
-    NOTE_ESCALATE_ACK,
-    NOTE_ESCALATE_HANDLE,
-    NOTE_REJECT,
-    NOTE_RETURN,
-    NOTE_VERIFY_FAIL,
-    REPORT_ACTORS,
-)
+from data.demo.history import DESCRIPTION_PREFIX, HOURLY, REPORT_ACTORS
+from data.demo.lifecycles import NOTE_ESCALATE_ACK, NOTE_ESCALATE_HANDLE, NOTE_REJECT, NOTE_RETURN, NOTE_VERIFY_FAIL
 from data.errors import CityBrainError
 from data.geo.locate import GridLocator
 from data.incidents import lifecycle
