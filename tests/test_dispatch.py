@@ -13,7 +13,7 @@ from data.errors import Conflict, InvalidTransition, ValidationError
 from data.incidents import dispatch, lifecycle, notify
 from data.incidents.feed import get_incident, history
 from data.incidents.transitions import apply_action
-from data.metrics import kpis as metrics
+from data.metrics.board import department_board
 from tests.factories import T0, drive, drive_to, make_incident, make_world
 
 H = timedelta(hours=1)
@@ -392,7 +392,7 @@ def test_verification_failure_reopens_and_counts_as_came_no_effect(engine, world
 
     def no_effect():
         with engine.connect() as conn:
-            board = metrics.department_board(conn, None, now, "Asia/Shanghai")
+            board = department_board(conn, None, now, "Asia/Shanghai")
         return next(r["no_effect"] for r in board if r["department_id"] == world.departments["zj"])
 
     before = no_effect()

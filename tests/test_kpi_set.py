@@ -10,8 +10,10 @@ from data import schema
 from data.demo.city import clear_store
 from data.incidents import lifecycle
 from data.incidents.transitions import apply_action
-from data.metrics import kpis as metrics
 from data.metrics import working_set as kpi_set
+from data.metrics.board import department_board
+from data.metrics.kpis import overview_kpis
+from data.metrics.scope import SCOPE_COLUMNS
 from tests.factories import make_incident
 from tests.test_metrics import NOW, TZ, _assert_kpis_match, _rows, reference_kpis, seed_history
 
@@ -26,10 +28,10 @@ def _check(engine, working: kpi_set.WorkingSet, scope, now) -> dict:
     """The working set's KPIs at `now`, checked against the plain-Python reference and the SQL reading."""
     rows, _ = _rows(engine)
     if scope is not None:
-        rows = [r for r in rows if r[metrics.SCOPE_COLUMNS[schema.DISTRICT]] == scope[1]]
+        rows = [r for r in rows if r[SCOPE_COLUMNS[schema.DISTRICT]] == scope[1]]
     with engine.connect() as conn:
         got = working.kpis(conn, scope, now, TZ)
-        sql = metrics.overview_kpis(conn, scope, now, TZ)
+        sql = overview_kpis(conn, scope, now, TZ)
     _assert_kpis_match(got, reference_kpis(rows, now, TZ))
     _assert_kpis_match(got, sql)
     return got
@@ -96,7 +98,7 @@ def test_the_department_board_from_the_working_set_equals_the_sql_board(engine, 
     for now in (NOW, NOW + timedelta(hours=5), NOW + timedelta(days=2)):
         for scope in scopes:
             with engine.connect() as conn:
-                got, want = working.board(conn, scope, now, TZ), metrics.department_board(conn, scope, now, TZ)
+                got, want = working.board(conn, scope, now, TZ), department_board(conn, scope, now, TZ)
             _same_board(got, want)
             assert any(r["acknowledged"] for r in want) or now > NOW + timedelta(days=1)
     # After changes (an acknowledgement, a failed verification) the board follows, as the SQL one does.
@@ -111,4 +113,4 @@ def test_the_department_board_from_the_working_set_equals_the_sql_board(engine, 
             apply_action(conn, resolved.id, "verify_fail", actor="t", at=later - timedelta(minutes=1), note="still broken")
     for scope in scopes:
         with engine.connect() as conn:
-            _same_board(working.board(conn, scope, later, TZ), metrics.department_board(conn, scope, later, TZ))
+            _same_board(working.board(conn, scope, later, TZ), department_board(conn, scope, later, TZ))

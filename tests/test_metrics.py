@@ -14,7 +14,10 @@ from data import schema, times
 from data.errors import ValidationError
 from data.incidents import clock, lifecycle
 from data.incidents.transitions import apply_action
-from data.metrics import kpis as metrics
+from data.metrics.board import FLAG_RANK, BoardThresholds, department_board
+from data.metrics.kpis import KPI_NAMES, overview_kpis
+from data.metrics.overview_charts import breakdown, trend_24h
+from data.metrics.scope import day_window, normalise_args, normalise_scope
 from tests.factories import make_incident, make_world
 
 TZ = "Asia/Shanghai"
@@ -174,7 +177,7 @@ def reference_kpis(rows, now, tz):
     ts = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
     ys, yn = ts - timedelta(days=1), now - timedelta(days=1)  # Shanghai has no DST
     spans = {"value": (ts, now), "yesterday": (ys, yn)}
-    out = {name: {} for name in metrics.KPI_NAMES}
+    out = {name: {} for name in KPI_NAMES}
     for key, (a, b) in spans.items():
         t = b
         is_open = (lambda r: r["is_open"]) if key == "value" else (lambda r, t=t: _open_at(r, t))
@@ -202,8 +205,8 @@ def reference_kpis(rows, now, tz):
 
 
 def _assert_kpis_match(got, expected):
-    assert set(got) == set(metrics.KPI_NAMES)
-    for name in metrics.KPI_NAMES:
+    assert set(got) == set(KPI_NAMES)
+    for name in KPI_NAMES:
         for key in ("value", "yesterday"):
             want, have = expected[name][key], got[name][key]
             if want is None:
@@ -221,10 +224,10 @@ def _assert_kpis_match(got, expected):
 def test_kpis_match_python_reference_for_city_and_district(engine, city):
     rows, _ = _rows(engine)
     with engine.connect() as conn:
-        got = metrics.overview_kpis(conn, None, NOW, TZ)
+        got = overview_kpis(conn, None, NOW, TZ)
         _assert_kpis_match(got, reference_kpis(rows, NOW, TZ))
         district = city.lattice.district_ids[1]
-        got_d = metrics.overview_kpis(conn, ("district", district), NOW, TZ)
+        got_d = overview_kpis(conn, ("district", district), NOW, TZ)
         _assert_kpis_match(got_d, reference_kpis([r for r in rows if r["district_id"] == district], NOW, TZ))
     # The seeded history is rich enough that every figure is exercised (no vacuous comparison).
     for name in ("open_backlog", "new_today", "closed_today", "overdue", "near_due", "unlocated_open", "unlocated_today"):
@@ -236,18 +239,18 @@ def test_kpis_match_python_reference_for_city_and_district(engine, city):
 def test_today_starts_at_local_midnight(engine, city):
     rows, _ = _rows(engine)
     with engine.connect() as conn:
-        got = metrics.overview_kpis(conn, None, NOW, TZ)
+        got = overview_kpis(conn, None, NOW, TZ)
     expected = sum(1 for r in rows if TODAY_START <= r["reported_at"] <= NOW)
     assert got["new_today"]["value"] == expected
     # A UTC day would have started 8 hours later and counted fewer.
     assert expected > sum(1 for r in rows if datetime(2025, 3, 5, tzinfo=UTC) <= r["reported_at"] <= NOW)
-    assert metrics.day_window(NOW, TZ).today_start == TODAY_START
+    assert day_window(NOW, TZ).today_start == TODAY_START
 
 
 def test_overdue_and_near_due_follow_the_clock(engine, city):
     rows, _ = _rows(engine)
     with engine.connect() as conn:
-        got = metrics.overview_kpis(conn, None, NOW, TZ)
+        got = overview_kpis(conn, None, NOW, TZ)
     assert got["overdue"]["value"] == sum(clock.is_overdue(r, NOW) for r in rows)
     assert got["near_due"]["value"] == sum(clock.is_near_due(r, NOW) for r in rows)
     # The hand-placed cases: one minute left of 15 is near due; exactly two hours left of 24 is too.
@@ -258,8 +261,8 @@ def test_overdue_and_near_due_follow_the_clock(engine, city):
 
 def test_later_now_changes_only_what_it_should(engine, city):
     with engine.connect() as conn:
-        before = metrics.overview_kpis(conn, None, NOW, TZ)
-        later = metrics.overview_kpis(conn, None, NOW + timedelta(hours=3), TZ)
+        before = overview_kpis(conn, None, NOW, TZ)
+        later = overview_kpis(conn, None, NOW + timedelta(hours=3), TZ)
     # Nothing new happened, but clocks ran on: more is overdue, backlog is unchanged.
     assert later["open_backlog"]["value"] == before["open_backlog"]["value"]
     assert later["overdue"]["value"] > before["overdue"]["value"]
@@ -295,7 +298,7 @@ def test_department_board_matches_python_reference(engine, city):
     rows, events = _rows(engine)
     board, no_effect = reference_board(rows, events, NOW)
     with engine.connect() as conn:
-        got = metrics.department_board(conn, None, NOW, TZ)
+        got = department_board(conn, None, NOW, TZ)
     assert {r["department_id"] for r in got} == set(city.departments.values())
     assert sum(no_effect.values()) > 0 and any(b["late"] for b in board.values())
     for row in got:
@@ -319,15 +322,15 @@ def test_department_board_matches_python_reference(engine, city):
 
 def test_department_board_flags_and_orders_worst_first(engine, city):
     with engine.connect() as conn:
-        strict = metrics.department_board(
-            conn, None, NOW, TZ, metrics.BoardThresholds(red_no_show_share=0.01, yellow_no_show_share=0.01, min_volume=1)
+        strict = department_board(
+            conn, None, NOW, TZ, BoardThresholds(red_no_show_share=0.01, yellow_no_show_share=0.01, min_volume=1)
         )
-        lenient = metrics.department_board(
+        lenient = department_board(
             conn,
             None,
             NOW,
             TZ,
-            metrics.BoardThresholds(
+            BoardThresholds(
                 red_on_time=0,
                 yellow_on_time=0,
                 red_overdue_share=2,
@@ -341,7 +344,7 @@ def test_department_board_flags_and_orders_worst_first(engine, city):
     assert [r["flag"] for r in lenient] == ["none"] * len(lenient)
     flags = [r["flag"] for r in strict]
     assert "red" in flags
-    ranks = [metrics.FLAG_RANK[f] for f in flags]
+    ranks = [FLAG_RANK[f] for f in flags]
     assert ranks == sorted(ranks)
     for row in strict:
         assert (row["flag"] == "red") == (
@@ -355,8 +358,8 @@ def test_department_board_flags_and_orders_worst_first(engine, city):
 def test_trend_and_breakdown_match_python_reference(engine, city):
     rows, _ = _rows(engine)
     with engine.connect() as conn:
-        trend = metrics.trend_24h(conn, None, NOW, TZ)
-        parts = metrics.breakdown(conn, None, NOW, TZ)
+        trend = trend_24h(conn, None, NOW, TZ)
+        parts = breakdown(conn, None, NOW, TZ)
         categories = {r.id: r for r in conn.execute(select(schema.categories))}
     assert len(trend) == 24
     assert trend[-1]["start"] == datetime(2025, 3, 5, 14, 0, tzinfo=ZoneInfo(TZ))
@@ -383,25 +386,25 @@ def test_trend_and_breakdown_match_python_reference(engine, city):
 
 def test_arguments_are_normalised_for_memoising():
     shanghai = datetime(2025, 3, 5, 14, 30, tzinfo=ZoneInfo(TZ))
-    assert metrics.normalise_args(("district", 7), shanghai, "Asia/Shanghai") == metrics.normalise_args(
+    assert normalise_args(("district", 7), shanghai, "Asia/Shanghai") == normalise_args(
         (schema.DISTRICT, 7), NOW, ZoneInfo("Asia/Shanghai")
     )
-    assert metrics.normalise_args(("city", 0), NOW, TZ)[0] is None
-    hash(metrics.normalise_args(("grid", 3), NOW, TZ))
-    hash(metrics.BoardThresholds())
+    assert normalise_args(("city", 0), NOW, TZ)[0] is None
+    hash(normalise_args(("grid", 3), NOW, TZ))
+    hash(BoardThresholds())
     for bad_scope in (("planet", 1), ("district", "x"), 5, (schema.MICRO, 1)):
         with pytest.raises(ValidationError):
-            metrics.normalise_scope(bad_scope)
+            normalise_scope(bad_scope)
     with pytest.raises(ValidationError):
-        metrics.normalise_args(None, datetime(2025, 3, 5), TZ)
+        normalise_args(None, datetime(2025, 3, 5), TZ)
     with pytest.raises(ValidationError):
-        metrics.normalise_args(None, NOW, "Mars/Olympus")
+        normalise_args(None, NOW, "Mars/Olympus")
 
 
 def test_empty_store_gives_zeros_and_nones(engine):
     with engine.connect() as conn:
-        kpis = metrics.overview_kpis(conn, None, NOW, TZ)
-        assert metrics.department_board(conn, None, NOW, TZ) == []
-        assert sum(b["received"] for b in metrics.trend_24h(conn, None, NOW, TZ)) == 0
+        kpis = overview_kpis(conn, None, NOW, TZ)
+        assert department_board(conn, None, NOW, TZ) == []
+        assert sum(b["received"] for b in trend_24h(conn, None, NOW, TZ)) == 0
     assert kpis["open_backlog"] == {"value": 0, "yesterday": 0, "delta": 0}
     assert kpis["on_time_rate"] == {"value": None, "yesterday": None, "delta": None}

@@ -15,6 +15,7 @@ from data.errors import ValidationError
 from data.incidents import lifecycle
 from data.incidents.transitions import apply_action
 from data.metrics import trends
+from data.metrics.review_rules import LeagueThresholds
 from tests.factories import make_incident, make_world
 
 TZ = "Asia/Shanghai"
@@ -230,7 +231,7 @@ def test_heat_calendar_counts_local_weekday_and_hour(engine, city):
 
 def test_league_cards_follow_shares_not_counts(engine, city):
     rows = _raw(engine)
-    strict = trends.LeagueThresholds(min_volume=1, yellow_below_on_time=1.0, yellow_nobody_came=1.0, yellow_no_effect=1.0)
+    strict = LeagueThresholds(min_volume=1, yellow_below_on_time=1.0, yellow_nobody_came=1.0, yellow_no_effect=1.0)
     league = _review(engine, days=30, thresholds=strict)["league"]
     assert league and [d["rank"] for d in league] == list(range(1, len(league) + 1))
     for dep in league:
@@ -240,7 +241,7 @@ def test_league_cards_follow_shares_not_counts(engine, city):
         assert dep["on_time_rate"] == pytest.approx(want["on_time_rate"])
         # Under a bar of 100% on time, any department below it is carded; one at 100% is not.
         assert (dep["card"] == "yellow") == (dep["on_time_rate"] is not None and dep["on_time_rate"] < 1.0)
-    lenient = trends.LeagueThresholds(min_volume=10**6)
+    lenient = LeagueThresholds(min_volume=10**6)
     assert all(d["card"] is None for d in _review(engine, days=30, thresholds=lenient)["league"])
 
 
@@ -264,4 +265,4 @@ def test_bad_arguments_are_refused(sqlite_engine, kwargs):
 
 def test_thresholds_are_shares():
     with pytest.raises(ValidationError):
-        trends.LeagueThresholds(yellow_nobody_came=5)
+        LeagueThresholds(yellow_nobody_came=5)

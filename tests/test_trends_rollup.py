@@ -13,8 +13,10 @@ from sqlalchemy import select
 from data import schema, store
 from data.incidents import lifecycle
 from data.incidents.transitions import apply_action
-from data.metrics import rollups, trends, trends_rollup
-from data.metrics.trends import bucket_starts, period_window
+from data.metrics import rollup_cells, rollups, trends, trends_rollup
+from data.metrics.review_periods import bucket_starts, period_window
+from data.metrics.review_rules import LeagueThresholds
+from data.metrics.scope import normalise_scope
 from tests.factories import make_incident
 from tests.test_trends import NOW, ROADS, STEPS_MIN, TZ, city  # noqa: F401  (city is a fixture)
 
@@ -54,10 +56,10 @@ def _check_all(engine, world, now=NOW):
             with store.reading(engine) as conn:
                 direct = trends.review(conn, scope, now, TZ, use_rollups=False, **choice)
                 # The roll-up path is really taken (it answers None when it cannot).
-                normal = trends.normalise_scope(scope)
+                normal = normalise_scope(scope)
                 period = period_window(now, TZ, choice["days"], choice.get("first"), choice.get("last"))
                 starts = bucket_starts(period, choice["granularity"])
-                rolled = trends_rollup.review(conn, normal, now, period, starts, choice["granularity"], trends.LeagueThresholds())
+                rolled = trends_rollup.review(conn, normal, now, period, starts, choice["granularity"], LeagueThresholds())
                 via_default = trends.review(conn, scope, now, TZ, **choice)
             assert rolled is not None
             _same(rolled, direct, f"review[{scope}, {choice}]")
@@ -67,7 +69,7 @@ def _check_all(engine, world, now=NOW):
 
 def _cube(engine) -> dict:
     with store.reading(engine) as conn:
-        return {k: rollups.cube_row(k, c) for k, c in rollups.read_cells(conn, []).items()}
+        return {k: rollup_cells.cube_row(k, c) for k, c in rollup_cells.read_cells(conn, []).items()}
 
 
 def test_rollup_review_equals_the_direct_computation(engine, city):  # noqa: F811
@@ -143,19 +145,16 @@ def test_rollup_is_not_used_where_it_cannot_answer(engine, city):  # noqa: F811
     with store.reading(engine) as conn:
         period = period_window(NOW, TZ, 30)
         starts = bucket_starts(period, "day")
-        args = (period, starts, "day", trends.LeagueThresholds())
+        args = (period, starts, "day", LeagueThresholds())
         assert trends_rollup.review(conn, None, NOW, *args) is None, "never built"
     with engine.begin() as conn:
         rollups.refresh(conn, TZ)
     with store.reading(engine) as conn:
-        community = trends.normalise_scope(("community", city.lattice.community_ids[0]))
+        community = normalise_scope(("community", city.lattice.community_ids[0]))
         assert trends_rollup.review(conn, community, NOW, *args) is None, "communities and grids read the raw rows"
         earlier = NOW - timedelta(days=3)
         early = period_window(earlier, TZ, 30)
-        assert (
-            trends_rollup.review(conn, None, earlier, early, bucket_starts(early, "day"), "day", trends.LeagueThresholds())
-            is None
-        )
+        assert trends_rollup.review(conn, None, earlier, early, bucket_starts(early, "day"), "day", LeagueThresholds()) is None
         assert trends_rollup.review(conn, None, NOW, *args) is not None
 
 
@@ -175,21 +174,21 @@ def test_a_rebuilt_store_rebuilds_the_rollup(engine, city):  # noqa: F811
         assert conn.execute(select(schema.trend_rollup_seen.c.incident_id).limit(1)).first() is None
         done = rollups.refresh(conn, TZ)
         assert done == {"rebuilt": True, "incidents": 0}
-        assert rollups.read_cells(conn, []) == {}
+        assert rollup_cells.read_cells(conn, []) == {}
 
 
 def test_quantile_estimate_is_within_a_bin():
     rng = random.Random(3)
     values = [rng.lognormvariate(7, 1.3) for _ in range(999)] + [0.2, 5.0]
     hist: dict[int, int] = {}
-    for b in rollups.duration_bin(__import__("numpy").array(values)):
+    for b in rollup_cells.duration_bin(__import__("numpy").array(values)):
         hist[int(b)] = hist.get(int(b), 0) + 1
     ordered = sorted(values)
     for q in (0.5, 0.9):
         k = (len(ordered) - 1) * q
         exact = ordered[int(k)] + (ordered[int(k) + 1] - ordered[int(k)]) * (k - int(k))
-        assert rollups.quantile(hist, q) == pytest.approx(exact, rel=0.045)
-    assert rollups.quantile({}, 0.5) is None
+        assert rollup_cells.quantile(hist, q) == pytest.approx(exact, rel=0.045)
+    assert rollup_cells.quantile({}, 0.5) is None
 
 
 def test_few_and_many_rows_are_summed_alike(engine, city, monkeypatch):  # noqa: F811
@@ -199,7 +198,7 @@ def test_few_and_many_rows_are_summed_alike(engine, city, monkeypatch):  # noqa:
     few = rollups.contributions(rows, TZ)
     monkeypatch.setattr(rollups, "SMALL", 0)
     many = rollups.contributions(rows, TZ)
-    assert {k: rollups.cube_row(k, c) for k, c in few.items()} == {k: rollups.cube_row(k, c) for k, c in many.items()}
+    assert {k: rollup_cells.cube_row(k, c) for k, c in few.items()} == {k: rollup_cells.cube_row(k, c) for k, c in many.items()}
     unmerged = int((rows["state"] != lifecycle.MERGED).sum())
     assert 0 < unmerged < 101
     assert sum(c.counts[0] for k, c in few.items() if k[1:] == (0, 0)) == unmerged  # received

@@ -40,7 +40,7 @@ from data.incidents.api_store import (
 )
 from data.incidents.feed import FEED_INCIDENT_COLUMNS, get_incident, history, lock_change_feed
 from data.incidents.transitions import apply_action
-from data.metrics.kpis import SCOPE_COLUMNS
+from data.metrics.scope import SCOPE_COLUMNS
 from data.metrics.working_set import overview_kpis
 from data.times import utc_now
 

@@ -1,4 +1,4 @@
-"""The overview's side panel: KPI cards, department board, 24-hour trend and breakdown, read from data/metrics/kpis.py.
+"""The overview's side panel: KPI cards, department board, 24-hour trend and breakdown, read from data/metrics/.
 
 Each of the four reads is cached on its own per (store, feed head, minute, scope), shared by
 every screen, and the four run side by side on their own connections, so a refresh costs the
@@ -20,19 +20,19 @@ from dashboard.components import board, charts, kpis
 from dashboard.i18n import name, t
 from dashboard.pages.overview_model import single_flight
 from data import store
-from data.metrics import kpis as metrics
 from data.metrics import working_set as kpi_set
+from data.metrics.overview_charts import breakdown, trend_24h
 from layers.scope import Scope
 
 WALL_BOARD_ROWS = 10  # the wall shows the worst ten; the desk scrolls through every department
 LEVEL_KEYS = {1: "level.district", 2: "level.street", 3: "level.community", 4: "level.grid"}
 READS = {
     # The KPIs and the board from the in-memory working set (data/metrics/working_set.py): the same figures as
-    # data/metrics/kpis.py's statements, a few ms instead of a scan per change at a million incidents.
+    # data/metrics/kpis.py's and board.py's statements, a few ms instead of a scan per change at a million incidents.
     "kpis": kpi_set.overview_kpis,
     "board": kpi_set.department_board,
-    "trend": metrics.trend_24h,
-    "breakdown": metrics.breakdown,
+    "trend": trend_24h,
+    "breakdown": breakdown,
 }
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="citybrain-metrics")
 

@@ -23,6 +23,8 @@ from dashboard.i18n import name, t
 from data import schema, store
 from data.errors import ValidationError
 from data.metrics import trends
+from data.metrics.review_periods import GRANULARITIES, PERIOD_DAYS
+from data.metrics.review_rules import CHILD_LEVEL
 from data.times import utc_now
 from layers import boundaries, rate_choropleth
 
@@ -88,16 +90,16 @@ def parse_choice(query: dict) -> Choice:
     """The Choice a query string (or the controls) asks for; ValidationError for nonsense."""
     period = str(query.get("period") or "30")
     gran = str(query.get("gran") or "day")
-    if gran not in trends.GRANULARITIES:
-        raise ValidationError(f"granularity must be one of {', '.join(trends.GRANULARITIES)}")
+    if gran not in GRANULARITIES:
+        raise ValidationError(f"granularity must be one of {', '.join(GRANULARITIES)}")
     scope = parse_scope(query.get("scope"))
     if period == "custom":
         first, last = _date(query.get("from")), _date(query.get("to"))
         if first is None or last is None or first > last:
             raise ValidationError("a custom period needs from and to dates, from not after to")
         return Choice(None, first, last, scope, gran)
-    if not period.isdigit() or int(period) not in trends.PERIOD_DAYS:
-        raise ValidationError(f"period must be one of {', '.join(map(str, trends.PERIOD_DAYS))} or custom")
+    if not period.isdigit() or int(period) not in PERIOD_DAYS:
+        raise ValidationError(f"period must be one of {', '.join(map(str, PERIOD_DAYS))} or custom")
     return Choice(int(period), None, None, scope, gran)
 
 
@@ -165,7 +167,7 @@ def controls(engine, choice: Choice, lang: str, today: date) -> html.Div:
             html.Label(t("trends.period", lang), htmlFor=PERIOD),
             dcc.RadioItems(
                 id=PERIOD,
-                options=[{"label": t(f"trends.period.{p}", lang), "value": str(p)} for p in (*trends.PERIOD_DAYS, "custom")],
+                options=[{"label": t(f"trends.period.{p}", lang), "value": str(p)} for p in (*PERIOD_DAYS, "custom")],
                 value=period,
                 inline=True,
                 className="cb-radio",
@@ -182,7 +184,7 @@ def controls(engine, choice: Choice, lang: str, today: date) -> html.Div:
             html.Label(t("trends.granularity", lang), htmlFor=GRAN),
             dcc.RadioItems(
                 id=GRAN,
-                options=[{"label": t(f"trends.gran.{g}", lang), "value": g} for g in trends.GRANULARITIES],
+                options=[{"label": t(f"trends.gran.{g}", lang), "value": g} for g in GRANULARITIES],
                 value=choice.granularity,
                 inline=True,
                 className="cb-radio",
@@ -261,7 +263,7 @@ def _unit_links(review: dict, choice: Choice, lang: str) -> list[str]:
 
 def _rate_map(engine, review: dict, choice: Choice, lang: str, rate: str) -> html.Section:
     """The choropleth of the chosen rate over the units one level below the scope (geometry by cached URL)."""
-    level = trends.CHILD_LEVEL[choice.scope[0] if choice.scope else schema.CITY]
+    level = CHILD_LEVEL[choice.scope[0] if choice.scope else schema.CITY]
     u = schema.units
     with store.reading(engine) as conn:
         version = boundaries.units_version(conn)

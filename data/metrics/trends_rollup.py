@@ -1,4 +1,4 @@
-"""The leaders' review answered from the roll-up (data/metrics/rollups.py): the figures of data/trends.review in milliseconds.
+"""The leaders' review answered from the roll-up (data/metrics/rollups.py): the figures of data/metrics/trends.py's review in milliseconds.
 
 Counts, rates, backlog, rankings and the heat calendar equal the direct computation from raw incidents;
 medians and p90s come from histograms, within 4.5%. Two things depend on `now` rather than on the
@@ -22,23 +22,19 @@ from sqlalchemy.engine import Connection
 from data import schema
 from data.incidents.lifecycle import DISPATCHED, MERGED, SECTORS
 from data.metrics import rollups
-from data.metrics.kpis import SCOPE_COLUMNS, Scope
-from data.metrics.rollups import COUNTS, Cell, Key
-from data.metrics.trends import (
+from data.metrics.review_periods import Period
+from data.metrics.review_rows import HARD_CASES, columns_from_rows, hard_case, read_names, select_columns
+from data.metrics.review_rules import (
     CHILD_LEVEL,
-    HARD_CASES,
     LeagueThresholds,
-    Period,
-    _card,
-    _case,
-    _category_table,
-    _columns,
-    _names,
-    _rank_key,
-    _ratio,
-    _rising,
-    _select_columns,
+    category_table,
+    league_card,
+    league_rank_key,
+    ratio,
+    rising_categories,
 )
+from data.metrics.rollup_cells import COUNTS, Cell, Key, day_number, merge, quantile, read_cells
+from data.metrics.scope import SCOPE_COLUMNS, Scope
 from data.times import from_db
 
 INC = schema.incidents
@@ -56,7 +52,7 @@ def review(
     granularity: str,
     thresholds: LeagueThresholds,
 ) -> dict | None:
-    """data/trends.review's answer from the roll-up, or None when the roll-up cannot give it."""
+    """trends.review's answer from the roll-up, or None when the roll-up cannot give it."""
     if scope is not None and scope.level not in ROLLED_LEVELS:
         return None
     for _ in range(3):
@@ -84,7 +80,7 @@ def _answer(
     zone = ZoneInfo(period.tz)
 
     def day(instant: datetime) -> int:
-        return rollups.day_number(instant.astimezone(zone).date())
+        return day_number(instant.astimezone(zone).date())
 
     today = day(now)
     # Every boundary is a local midnight, or now; with nothing recorded after now, "before now" is "up to today".
@@ -118,10 +114,10 @@ def _answer(
         {"start": s, **_figures(span(bucket_days[i], bucket_days[i + 1]), backlog_before(bucket_days[i + 1]))}
         for i, s in enumerate(starts)
     ]
-    names = _names(conn)
+    names = read_names(conn)
     cats = names["categories"]
     now_c = _sum_categories(span(d_start, end_day))
-    categories = _category_table(now_c, _sum_categories(span(d_prev, d_start)), cats)
+    categories = category_table(now_c, _sum_categories(span(d_prev, d_start)), cats)
     return {
         "period": {
             "start": period.start,
@@ -135,7 +131,7 @@ def _answer(
         "series": series,
         "sectors": _sectors(starts, bucket_days, by_day, cats),
         "categories": categories,
-        "rising": _rising(categories),
+        "rising": rising_categories(categories),
         "units": _units(children, child_cells, child_base),
         "league": _league(dept_cells, dept_base, names["departments"], thresholds),
         "heat": _heat(range(d_start, end_day), by_day),
@@ -172,9 +168,7 @@ class CellSet:
 
 def _cells(conn: Connection, pend: dict[Key, Cell], which: CellSet, first: int, end: int) -> dict[Key, list[Cell]]:
     """The stored cells (read raw) and the pending changes for the same keys, side by side."""
-    cells = {
-        k: [c] for k, c in rollups.read_cells(conn, [*which.where(), CUBE.c.day >= first, CUBE.c.day < end], raw=True).items()
-    }
+    cells = {k: [c] for k, c in read_cells(conn, [*which.where(), CUBE.c.day >= first, CUBE.c.day < end], raw=True).items()}
     for key, change in pend.items():
         if first <= key[0] < end and which.holds(key):
             cells.setdefault(key, []).append(change)
@@ -233,24 +227,24 @@ def _child_units(conn: Connection, scope: Scope | None) -> dict[int, dict]:
 
 
 def _figures(cells: list[Cell], backlog: int) -> dict:
-    """data/trends._figures for the sum of `cells`, the backlog given."""
+    """trends._figures (data/metrics/trends.py) for the sum of `cells`, the backlog given."""
     total = np.sum([cell.counts for cell in cells], axis=0) if cells else np.zeros(len(COUNTS), dtype=np.int64)
-    ack = rollups.merge([cell.ack for cell in cells])
-    handle = rollups.merge([cell.handle for cell in cells])
+    ack = merge([cell.ack for cell in cells])
+    handle = merge([cell.handle for cell in cells])
     c = {name: int(total[i]) for i, name in enumerate(COUNTS)}
     due = c["acknowledged"] + c["waiting"]
     return {
         "received": c["received"],
         "closed": c["closed"],
         "backlog": int(backlog),
-        "response_rate": _ratio(c["ack_on_time"], due),
-        "resolution_rate": _ratio(c["first_time"], c["closed"]),
-        "satisfaction_rate": _ratio(c["satisfied"], c["rated"]),
-        "on_time_rate": _ratio(c["on_time"], c["resolved_timed"]),
-        "median_ack_s": rollups.quantile(ack, 0.5),
-        "p90_ack_s": rollups.quantile(ack, 0.9),
-        "median_handle_s": rollups.quantile(handle, 0.5),
-        "p90_handle_s": rollups.quantile(handle, 0.9),
+        "response_rate": ratio(c["ack_on_time"], due),
+        "resolution_rate": ratio(c["first_time"], c["closed"]),
+        "satisfaction_rate": ratio(c["satisfied"], c["rated"]),
+        "on_time_rate": ratio(c["on_time"], c["resolved_timed"]),
+        "median_ack_s": quantile(ack, 0.5),
+        "p90_ack_s": quantile(ack, 0.9),
+        "median_handle_s": quantile(handle, 0.5),
+        "p90_handle_s": quantile(handle, 0.9),
         "due_for_ack": due,
         "ack_on_time": c["ack_on_time"],
         "nobody_came": c["ack_late"] + c["waiting"],
@@ -297,19 +291,19 @@ def _league(cells: dict[Key, Cell], base: dict, deps: dict, t: LeagueThresholds)
             **{k: deps[dep_id][k] for k in ("code", "name_en", "name_zh")},
             **f,
             "volume": volume,
-            "nobody_came_share": _ratio(f["nobody_came"], f["due_for_ack"]),
-            "no_effect_share": _ratio(f["no_effect"], f["resolved"]),
+            "nobody_came_share": ratio(f["nobody_came"], f["due_for_ack"]),
+            "no_effect_share": ratio(f["no_effect"], f["resolved"]),
         }
-        row["card"] = _card(row, t)
+        row["card"] = league_card(row, t)
         out.append(row)
-    out.sort(key=_rank_key)
+    out.sort(key=league_rank_key)
     for rank, row in enumerate(out, 1):
         row["rank"] = rank
     return out
 
 
 def _sum_categories(cells: list[Cell]) -> dict[int, int]:
-    keys, counts = rollups.merge([cell.categories for cell in cells])
+    keys, counts = merge([cell.categories for cell in cells])
     return dict(zip(keys.tolist(), counts.tolist(), strict=True))
 
 
@@ -336,7 +330,7 @@ def _heat(days: range, by_day: dict[int, list[Cell]]) -> list[list[int]]:
 
 
 def _hard_cases(conn: Connection, scope: Scope | None, period: Period, now: float, cats: dict) -> dict[str, list[dict]]:
-    """data/trends._hard_cases: the top rows picked by the database, then ordered by the same keys."""
+    """trends._hard_cases (data/metrics/trends.py): the top rows picked by the database, then ordered by the same keys."""
     base = [INC.c.state != MERGED, INC.c.reported_at < period.end]
     if scope is not None:
         base.append(INC.c[SCOPE_COLUMNS[scope.level]] == scope.unit_id)
@@ -363,7 +357,7 @@ def _hard_cases(conn: Connection, scope: Scope | None, period: Period, now: floa
     for name, (cond, order) in picks.items():
         stmt = select(INC.c.id).where(*base, cond).order_by(*order).limit(HARD_CASES)
         ids = [r[0] for r in conn.execute(stmt)]
-        cols = _columns(conn.execute(select(*_select_columns()).where(INC.c.id.in_(ids))).all()) if ids else None
+        cols = columns_from_rows(conn.execute(select(*select_columns()).where(INC.c.id.in_(ids))).all()) if ids else None
         if cols is None:
             out[name] = []
             continue
@@ -373,5 +367,5 @@ def _hard_cases(conn: Connection, scope: Scope | None, period: Period, now: floa
             "escalated": (-cols["escalation_level"], cols["reported_at"], cols["id"]),
         }[name]
         order_idx = np.lexsort(tuple(reversed(keys)))
-        out[name] = [_case(cols, int(i), now, cats) for i in order_idx]
+        out[name] = [hard_case(cols, int(i), now, cats) for i in order_idx]
     return out

@@ -6,9 +6,10 @@ touched since yesterday: ~25,000 rows and 60-120 ms at 1,000,000 incidents. The 
 few and change a handful at a time, so each process keeps them as numpy columns, re-reads only the
 incidents the change feed names since it last looked, and counts with array operations (a few ms).
 
-The rules mirror data/metrics/kpis.py's statements, which stay the reference: tests compare the two on
-random histories (tests/test_kpi_set.py). Timestamps are float epoch seconds (NaN for NULL, so a
-comparison with a missing time is false, as in SQL); a float holds a microsecond at today's epoch.
+The rules mirror the statements of data/metrics/kpis.py and data/metrics/board.py, which stay the
+reference: tests compare the two on random histories (tests/test_kpi_set.py). Timestamps are float
+epoch seconds (NaN for NULL, so a comparison with a missing time is false, as in SQL); a float holds
+a microsecond at today's epoch.
 """
 
 from __future__ import annotations
@@ -29,20 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from data import schema, store
 from data.incidents.clock import NEAR_DUE_MAX, NEAR_DUE_SHARE
 from data.incidents.lifecycle import ACKNOWLEDGED, CLOSED, DISPATCHED, MERGED, REJECTED
-from data.metrics.kpis import (
-    _EMPTY_FIGURES,
-    BOARD_DAYS,
-    MEDIAN_SAMPLES,
-    SATISFIED_MIN,
-    SCOPE_COLUMNS,
-    BoardThresholds,
-    DayWindow,
-    board_from_figures,
-    board_no_effect,
-    day_window,
-    kpis_from_figures,
-    normalise_args,
-)
+from data.metrics.board import BOARD_DAYS, EMPTY_FIGURES, BoardThresholds, board_from_figures, board_no_effect
+from data.metrics.kpis import MEDIAN_SAMPLES, kpis_from_figures
+from data.metrics.scope import SATISFIED_MIN, SCOPE_COLUMNS, DayWindow, day_window, normalise_args
 from data.times import utc_now
 
 log = logging.getLogger(__name__)
@@ -118,7 +108,7 @@ class WorkingSet:
         self._floor = np.inf  # rows touched before this (yesterday's midnight at the last prune) may go
 
     def kpis(self, conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str, dict]:
-        """The same dictionary as metrics.overview_kpis(conn, scope, now, tz)."""
+        """The same dictionary as kpis.overview_kpis(conn, scope, now, tz)."""
         scope, now, tz = normalise_args(scope, now, tz)
         w = day_window(now, tz)
         rows, mask = self._scoped(conn, scope, now)
@@ -127,12 +117,12 @@ class WorkingSet:
     def board(
         self, conn: Connection, scope: Any, now: datetime, tz: Any, thresholds: BoardThresholds = DEFAULT_THRESHOLDS
     ) -> list[dict]:
-        """The same rows as metrics.department_board(conn, scope, now, tz, thresholds)."""
+        """The same rows as board.department_board(conn, scope, now, tz, thresholds)."""
         scope, now, tz = normalise_args(scope, now, tz)
         rows, mask = self._scoped(conn, scope, now)
         figures = _board_figures(rows, mask, now.timestamp())
         for department_id, n in board_no_effect(conn, scope, now).items():
-            figures.setdefault(department_id, dict(_EMPTY_FIGURES))["no_effect"] = n
+            figures.setdefault(department_id, dict(EMPTY_FIGURES))["no_effect"] = n
         return board_from_figures(conn, figures, thresholds)
 
     def _scoped(self, conn: Connection, scope, now: datetime) -> tuple[_Rows, np.ndarray]:
@@ -192,7 +182,7 @@ class WorkingSet:
         self._floor = floor
 
 
-# --- the figures, as data/metrics/kpis.py's statements count them ---------------------------------------
+# --- the figures, as the statements of data/metrics/kpis.py and board.py count them ---------------------
 
 
 def _between(values: np.ndarray, start: float, end: float) -> np.ndarray:
@@ -200,7 +190,7 @@ def _between(values: np.ndarray, start: float, end: float) -> np.ndarray:
 
 
 def _clock_state_at(c: dict[str, np.ndarray], t: float) -> np.ndarray:
-    """The state code whose clock ran at instant t (metrics._clock_state_at): 1, 2, or 0 for none."""
+    """The state code whose clock ran at instant t (kpis._clock_state_at): 1, 2, or 0 for none."""
     dispatched, returned = c["dispatched_at"], c["returned_at"]
     running = dispatched <= t  # False for NaN: never dispatched
     running &= ~((returned >= dispatched) & (returned <= t))
@@ -310,7 +300,7 @@ def _figures(rows: _Rows, mask: np.ndarray, w: DayWindow) -> dict[str, dict]:
 
 
 def _board_figures(rows: _Rows, mask: np.ndarray, now: float) -> dict[int, dict]:
-    """Per department, as metrics.department_board's statements count them: open, overdue and waiting
+    """Per department, as board.department_board's statements count them: open, overdue and waiting
     past the acknowledge limit now; acknowledgements and resolutions of the last BOARD_DAYS, late ones,
     on-time ones and the median times (no_effect comes from the events)."""
     since = now - BOARD_DAYS * 86400.0
@@ -331,7 +321,7 @@ def _board_figures(rows: _Rows, mask: np.ndarray, now: float) -> dict[int, dict]
         if not (opened.any() or (mine & (ack_in | res_in)).any()):
             continue
         figures[int(department_id)] = {
-            **_EMPTY_FIGURES,
+            **EMPTY_FIGURES,
             "open": int(opened.sum()),
             "overdue": int((opened & overdue).sum()),
             "waiting_late": int((opened & overdue & (c["state"] == STATES[DISPATCHED])).sum()),
@@ -358,12 +348,12 @@ def _working_set(conn: Connection) -> WorkingSet:
 
 
 def overview_kpis(conn: Connection, scope: Any, now: datetime, tz: Any) -> dict[str, dict]:
-    """metrics.overview_kpis read from this process's working set of conn's store (built on first use)."""
+    """kpis.overview_kpis read from this process's working set of conn's store (built on first use)."""
     return _working_set(conn).kpis(conn, scope, now, tz)
 
 
 def department_board(conn: Connection, scope: Any, now: datetime, tz: Any) -> list[dict]:
-    """metrics.department_board read from this process's working set of conn's store."""
+    """board.department_board read from this process's working set of conn's store."""
     return _working_set(conn).board(conn, scope, now, tz)
 
 

@@ -37,8 +37,9 @@ from data.geo.importer import import_boundaries
 from data.geo.locate import GridLocator
 from data.incidents.files import ColumnMapping, import_incident_file
 from data.incidents.transitions import apply_action
-from data.metrics import kpis as metrics
 from data.metrics import working_set as kpi_set
+from data.metrics.board import department_board
+from data.metrics.kpis import overview_kpis
 from tests.bench._util import (
     bulk_load,
     generate_history,
@@ -265,7 +266,7 @@ def bench_metrics(db: str, tmp: Path, cfg: dict) -> dict:
         del incidents, events
         district = ("district", lattice.district_ids[0])
         out = {"incidents": n, "per_day": per_day, "open": open_now, "generate_and_load_s": load_s}
-        for label, fn in (("overview_kpis", metrics.overview_kpis), ("department_board", metrics.department_board)):
+        for label, fn in (("overview_kpis", overview_kpis), ("department_board", department_board)):
             for scope_label, scope in (("city", None), ("district", district)):
                 engine.dispose()  # cold: a new connection, with an empty SQLite page cache
                 cold_s, _ = median_time(lambda fn=fn, scope=scope: _read(engine, fn, scope, now), 1)

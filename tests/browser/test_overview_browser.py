@@ -12,7 +12,9 @@ from selenium.webdriver.common.by import By
 
 from dashboard.components.kpis import CARDS
 from data import schema, store
-from data.metrics import kpis as metrics
+from data.metrics.board import department_board
+from data.metrics.kpis import overview_kpis
+from data.metrics.overview_charts import trend_24h
 from tests.browser.chrome import click, wait_for
 from tests.browser.map_labels import OVERLAPPING_LABELS, SHOWN_LABELS
 
@@ -48,7 +50,7 @@ def shown_kpis(driver) -> dict:
 def store_kpis(engine, scope=None) -> dict:
     """The same figures computed straight from the store, keyed like the cards."""
     with store.reading(engine) as conn:
-        figures = metrics.overview_kpis(conn, scope, datetime.now(UTC), TZ)
+        figures = overview_kpis(conn, scope, datetime.now(UTC), TZ)
     return {key: figures[source]["value"] for key, source, _kind, _good in CARDS}
 
 
@@ -90,7 +92,7 @@ def test_desk_shows_the_city_map_and_kpis_equal_to_the_store(browser, server, ci
     assert_kpis_match(browser, city.engine)
     board_rows = browser.find_elements(By.CSS_SELECTOR, ".cb-board-row")
     with store.reading(city.engine) as conn:
-        board = metrics.department_board(conn, None, datetime.now(UTC), TZ)
+        board = department_board(conn, None, datetime.now(UTC), TZ)
     # Worst first, as the store ranks them, with the red and yellow rows marked.
     assert [r.get_attribute("data-department") for r in board_rows] == [row["code"] for row in board]
     assert [r.get_attribute("class").split("cb-flag-")[1] for r in board_rows] == [row["flag"] for row in board]
@@ -103,7 +105,7 @@ def test_desk_shows_the_city_map_and_kpis_equal_to_the_store(browser, server, ci
     )
     # The page drew them at some moment since `started`; an hour may have begun since, moving the window.
     with store.reading(city.engine) as conn:
-        expected = [[row["received"] for row in metrics.trend_24h(conn, None, at, TZ)] for at in (started, datetime.now(UTC))]
+        expected = [[row["received"] for row in trend_24h(conn, None, at, TZ)] for at in (started, datetime.now(UTC))]
     assert list(bars) in expected
     wait_for(browser, "document.querySelector('#overview-breakdown .js-plotly-plot, #overview-breakdown.js-plotly-plot')")
     print(f"desk first paint (map drawn, KPIs filled): {seconds:.2f} s")
