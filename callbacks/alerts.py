@@ -1,6 +1,6 @@
 """Alerts panel callbacks (overview and wall): redraw on a change or a new scope, and the operator's three actions.
 
-Thin: the redraw reads data.warnings.list_alerts for the overview's scope; each button is one
+Thin: the redraw reads data.warnings.alerts.list_alerts for the overview's scope; each button is one
 data.warnings.act_on_alert call whose typed error becomes a message. The clientside ones
 (window.citybrain in dashboard/assets/warnings.js) poll /alerts/head and fly the map to an alert.
 """

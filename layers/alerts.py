@@ -21,7 +21,7 @@ def on_map(row: dict) -> bool:
 def alert_features(rows: list[dict]) -> dict:
     """A FeatureCollection of the alerts that have a position, each numbered by its rank in `rows`.
 
-    `rows` come ranked (data.warnings.list_alerts, highest score first): the number on a ring is
+    `rows` come ranked (data.warnings.alerts.list_alerts, highest score first): the number on a ring is
     the number on the list, so a wall reader matches them without hovering.
     """
     features = []

@@ -39,7 +39,7 @@ def tf(key: str, lang: str, **values) -> str:
 
 
 def read_alerts(engine, scope_key=None, statuses=SHOWN_STATUSES, kinds=None, limit: int = READ_LIMIT) -> list[dict]:
-    """Alerts of a scope (None = city, else (level, unit id)), ranked by score (data.warnings.list_alerts)."""
+    """Alerts of a scope (None = city, else (level, unit id)), ranked by score (data.warnings.alerts.list_alerts)."""
     from data.warnings import alerts as warnings
 
     with store.reading(engine) as conn:

@@ -48,7 +48,7 @@ class InjectedCase:
     incident_ids: list[int] = field(default_factory=list)
 
     def matches(self, alert: dict) -> bool:
-        """Whether `alert` (a row of data.warnings.list_alerts) points at this case."""
+        """Whether `alert` (a row of data.warnings.alerts.list_alerts) points at this case."""
         details = alert.get("details") or "{}"
         details = json.loads(details) if isinstance(details, str) else details
         pooled = bool(details.get("all_categories"))

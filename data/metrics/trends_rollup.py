@@ -346,7 +346,7 @@ def _hard_cases(conn: Connection, scope: Scope | None, period: Period, now: floa
         return type_coerce(column, Integer) + 0 if conn.dialect.name == "sqlite" else column
 
     open_now = and_(INC.c.is_open == true(), unindexed(INC.c.closed_at).is_(None), unindexed(INC.c.rejected_at).is_(None))
-    # Each order is that of a small partial index (schema.py: ix_incidents_open_reported, _reopened,
+    # Each order is that of a small partial index (data/schema/casework.py: ix_incidents_open_reported, _reopened,
     # _escalated), so the database stops at the tenth match.
     picks = {
         "longest_open": (open_now, [INC.c.reported_at, INC.c.id]),

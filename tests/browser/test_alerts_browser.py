@@ -38,7 +38,7 @@ def _finding(city, grid: dict, kind: str, observed: float, tag: str) -> dict:
 
 
 def raise_alerts(city, findings: list[dict]) -> list[int]:
-    """Raise alerts the way the detection pass does (data.warnings.record_findings); their ids, in order."""
+    """Raise alerts the way the detection pass does (data.warnings.alerts.record_findings); their ids, in order."""
     with city.engine.begin() as conn:
         warnings.record_findings(conn, findings, (), datetime.now(UTC))  # kinds_run=(): clears nothing
     with city.engine.connect() as conn:
