@@ -1,4 +1,4 @@
-"""Dash callbacks, one module per page, each with register(app, deps)."""
+"""Dash callbacks, one module per page, each with register(app, deps) (dispatch_actions.py runs the desk's buttons)."""
 
 
 def register_all(app, deps) -> None:

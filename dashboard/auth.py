@@ -300,7 +300,7 @@ def _set_csrf_cookie(response):
 
 def init_auth(server: Flask, settings) -> None:
     """Wire sign-in sessions, the gate and CSRF into the Flask server (the sign-in pages' blueprint,
-    dashboard/login_page.py, is registered right after by create_app)."""
+    dashboard/login_page.py, is registered right after by dashboard/server.py's build_app)."""
     server.config.update(
         SESSION_COOKIE_NAME="citybrain_session",
         SESSION_COOKIE_HTTPONLY=True,

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.routing import Rule
 
-from dashboard.api import openapi, v1
+from dashboard.api import openapi, v1_params
 from dashboard.api.context import api_context
 from data import schema
 from data.accounts.apikeys import revoke_key
@@ -82,7 +82,7 @@ def test_a_batch_with_one_bad_incident_stores_nothing(api):
 
 
 def test_a_batch_over_the_limit_is_refused(api):
-    batch = [_incident(api, external_id=f"x{i}") for i in range(v1.MAX_BATCH + 1)]
+    batch = [_incident(api, external_id=f"x{i}") for i in range(v1_params.MAX_BATCH + 1)]
     response = _post(api, {"incidents": batch})
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "batch_too_large"
     assert api.incident_count() == 0
@@ -432,7 +432,7 @@ def test_the_openapi_document_describes_exactly_the_routes_and_parameters(api):
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert documented == _flask_routes(api.server)
     list_params = {p["name"] for p in document["paths"]["/api/v1/incidents"]["get"]["parameters"]}
-    assert list_params == v1.LIST_PARAMS
+    assert list_params == v1_params.LIST_PARAMS
     incident = document["components"]["schemas"]["Incident"]["properties"]
     assert set(incident) == {c.name for c in schema.incidents.c} | {"category_code", "department_code"}
     assert openapi.openapi_document() == document

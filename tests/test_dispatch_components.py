@@ -8,11 +8,11 @@ from datetime import timedelta
 import plotly
 import pytest
 
-from callbacks.dispatch import _Outcome
+from callbacks.dispatch_actions import Outcome
 from dashboard.components import dispatch_panel, dispatch_queue
 from dashboard.pages import dispatch as page
 from dashboard.settings import Settings
-from data.incidents import dispatch, lifecycle
+from data.incidents import dispatch, lifecycle, queue
 from data.incidents.feed import get_incident
 from data.times import utc_now
 from tests.factories import T0, drive_to, make_incident, make_world
@@ -80,7 +80,7 @@ def test_table_rows_speak_the_chosen_language(sqlite_engine, world):
     with sqlite_engine.begin() as conn:
         located = make_incident(conn, world.categories["garbage"], at=world.lattice.center(0), priority=1)
         nowhere = make_incident(conn, world.categories["garbage"], at=None)
-        rows = dispatch.queue(conn, T0 + timedelta(hours=1))
+        rows = queue.queue(conn, T0 + timedelta(hours=1))
     en = {r["id"]: r for r in dispatch_queue.table_rows(rows, "en", "Asia/Shanghai")}
     zh = {r["id"]: r for r in dispatch_queue.table_rows(rows, "zh", "Asia/Shanghai")}
     assert (en[located]["priority_label"], zh[located]["priority_label"]) == ("Urgent", "紧急")
@@ -98,7 +98,7 @@ def test_the_panel_offers_exactly_the_actions_the_state_allows(sqlite_engine, wo
         incident_id = make_incident(conn, world.categories["construction"], at=world.lattice.center(0))
         drive_to(conn, incident_id, state, merged_into_id=target)
         facts = dispatch.panel_facts(conn, incident_id)
-        departments = dispatch.filter_choices(conn)["departments"]
+        departments = queue.filter_choices(conn)["departments"]
     children = dispatch_panel.panel(facts, lang, "Asia/Shanghai", utc_now(), departments)
     json.dumps(children, cls=plotly.utils.PlotlyJSONEncoder)  # the page can send it
     buttons = _ids(children, "dispatch-action")
@@ -167,7 +167,7 @@ def test_outcomes_word_conflicts_with_the_current_state_and_batches_per_row(sqli
     with sqlite_engine.begin() as conn:
         first, second, third = (make_incident(conn, world.categories["construction"], at=world.lattice.center(0)) for _ in "123")
         drive_to(conn, second, lifecycle.REJECTED)
-    out = _Outcome("en")
+    out = Outcome("en")
     message, css, *_ = out.send(sqlite_engine, first, 1, {"department_id": world.departments["zj"]}, "alice")
     assert css.endswith("ok") and message == f"#{first} dispatched to ZJ."
     message, css, *_ = out.send(sqlite_engine, first, 1, {"department_id": world.departments["ga"]}, "bob")
@@ -185,7 +185,7 @@ def test_the_webhook_commands_set_show_and_refuse(tmp_path, monkeypatch):
 
     from app import cli
     from data import store
-    from data.incidents import notify
+    from data.incidents import webhooks
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("CITYBRAIN_DATABASE_URL", url)
@@ -207,5 +207,5 @@ def test_the_webhook_commands_set_show_and_refuse(tmp_path, monkeypatch):
     result = runner.invoke(cli, ["webhook", "set", "zj", "ftp://example.org/hook"])
     assert result.exit_code != 0 and "http" in result.output
     with engine.connect() as conn:
-        assert notify.deliveries(conn)[0]["url"] == "https://example.org/hook"  # the refused change changed nothing
+        assert webhooks.deliveries(conn)[0]["url"] == "https://example.org/hook"  # the refused change changed nothing
     engine.dispose()

@@ -1,6 +1,6 @@
 """The intake API: Open311 GeoReport v2 at /open311/v2 and the native JSON API at /api/v1, with keys, rate limits and errors.
 
-`register_api(server, deps)` is the one call create_app makes; everything else is wired here.
+`register_api(server, deps)` is the one call the app factory (dashboard/server.py build_app) makes; everything else is wired here.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from functools import cache
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer
 
-from dashboard.api import intake, v1
+from dashboard.api import intake, v1_params
 from data import schema
 from data.accounts.apikeys import SCOPES
 from data.incidents import lifecycle, notify
@@ -103,7 +103,7 @@ def _schemas() -> dict:
             required=["category_code"],
         ),
         "IncidentBatch": _object(
-            {"incidents": {"type": "array", "minItems": 1, "maxItems": v1.MAX_BATCH, "items": _ref("IncidentInput")}}
+            {"incidents": {"type": "array", "minItems": 1, "maxItems": v1_params.MAX_BATCH, "items": _ref("IncidentInput")}}
         ),
         "IntakeResponse": _object(
             {
@@ -159,7 +159,9 @@ def _schemas() -> dict:
         "Kpis": _object(
             {
                 "scope": {
-                    **_object({"level": {"type": "string", "enum": list(v1.SCOPE_LEVELS)}, "unit_id": {"type": "integer"}}),
+                    **_object(
+                        {"level": {"type": "string", "enum": list(v1_params.SCOPE_LEVELS)}, "unit_id": {"type": "integer"}}
+                    ),
                     "nullable": True,
                 },
                 "as_of": {"type": "string", "format": "date-time"},
@@ -226,11 +228,15 @@ def _paths() -> dict:
         _query("reported_after", when, "Reported at or after"),
         _query("reported_before", when, "Reported at or before"),
         _query("updated_after", when, "Changed at or after"),
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": v1.MAX_LIST_LIMIT, "default": v1.LIST_LIMIT}, "Page size"),
+        _query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": v1_params.MAX_LIST_LIMIT, "default": v1_params.LIST_LIMIT},
+            "Page size",
+        ),
         _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
     ]
     idempotency = {
-        "name": v1.IDEMPOTENCY_HEADER,
+        "name": v1_params.IDEMPOTENCY_HEADER,
         "in": "header",
         "required": False,
         "schema": {"type": "string", "minLength": 1, "maxLength": 128},
@@ -309,7 +315,7 @@ def _paths() -> dict:
                     _query("unread", {"type": "boolean"}, "Only notifications not yet marked read"),
                     _query(
                         "limit",
-                        {"type": "integer", "minimum": 1, "maximum": v1.MAX_INBOX_LIMIT, "default": v1.INBOX_LIMIT},
+                        {"type": "integer", "minimum": 1, "maximum": v1_params.MAX_INBOX_LIMIT, "default": v1_params.INBOX_LIMIT},
                         "Page size",
                     ),
                     _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
@@ -364,7 +370,7 @@ def _paths() -> dict:
                 "description": "A key bound to a unit gets its unit's figures without parameters, and 404 for a unit outside it.",
                 "security": [{"ApiKey": []}, {"Bearer": []}],
                 "parameters": [
-                    _query("level", {"type": "string", "enum": list(v1.SCOPE_LEVELS)}, "Level of the unit (with unit_id)"),
+                    _query("level", {"type": "string", "enum": list(v1_params.SCOPE_LEVELS)}, "Level of the unit (with unit_id)"),
                     _query("unit_id", unit, "Id of the unit (with level)"),
                 ],
                 "responses": _responses({"200": {"description": "The figures", "content": _json("Kpis")}}, 400, 404),
@@ -381,7 +387,7 @@ def _paths() -> dict:
                     _query("after", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0}, "Last event id seen"),
                     _query(
                         "limit",
-                        {"type": "integer", "minimum": 1, "maximum": v1.MAX_FEED_LIMIT, "default": v1.FEED_LIMIT},
+                        {"type": "integer", "minimum": 1, "maximum": v1_params.MAX_FEED_LIMIT, "default": v1_params.FEED_LIMIT},
                         "Events per page",
                     ),
                 ],

@@ -1,0 +1,184 @@
+"""The dispatch desk's actions: each runs one call into data.incidents.dispatch and words its result for the desk."""
+
+from __future__ import annotations
+
+import time
+
+from dash import no_update
+from sqlalchemy import select
+
+from dashboard.components.dispatch_panel import NEEDS_REASON
+from dashboard.components.dispatch_queue import tf
+from dashboard.i18n import name, t
+from data import schema, store
+from data.errors import CityBrainError, Conflict
+from data.incidents import dispatch, duplicates
+
+
+class Outcome:
+    """Runs one desk action and words its result: (message, class, pending, acted, undo, reason, selected)."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+
+    def _done(self, message: str, ids: list[int], *, undo=no_update, selected=no_update, reason=no_update):
+        # `ids`: the incidents changed, so the queue re-reads only their rows.
+        return message, "cb-message cb-message-ok", None, _acted(ids), undo, reason, selected
+
+    def refused(self, reason: str):
+        return (
+            tf("dispatch.msg.refused", self.lang, reason=reason),
+            "cb-message cb-message-refused",
+            no_update,
+            no_update,
+            no_update,
+            no_update,
+            no_update,
+        )
+
+    def _failed(self, incident_id: int, exc: CityBrainError):
+        if isinstance(exc, Conflict):
+            message = tf(
+                "dispatch.msg.conflict",
+                self.lang,
+                id=incident_id,
+                state=t(f"state.{exc.current_state}", self.lang) if exc.current_state else "—",
+                version=exc.current_version,
+            )
+            # Draw the panel again: the user sees the state that won.
+            return message, "cb-message cb-message-conflict", None, _acted([incident_id]), no_update, no_update, no_update
+        return self.refused(str(exc))
+
+    def send(self, engine, incident_id: int, version: int, target: dict, actor: str):
+        try:
+            with engine.begin() as conn:
+                row = dispatch.dispatch(conn, incident_id, actor=actor, expected_version=version, **target)
+        except CityBrainError as exc:
+            return self._failed(incident_id, exc)
+        message = tf("dispatch.msg.dispatched", self.lang, id=incident_id, name=_assignee_name(engine, row, self.lang))
+        undo = {"incident_id": incident_id, "key": row["event_id"], "seconds": dispatch.UNDO_SECONDS - 0.5}
+        # Only a first dispatch can be undone; a reassignment is changed by another reassignment.
+        return self._done(
+            message, [incident_id], undo=undo if row["state"] == "dispatched" and _was_dispatch(engine, row) else None
+        )
+
+    def run(self, engine, incident_id: int, action: str, actor: str, version: int, **params):
+        try:
+            with engine.begin() as conn:
+                row = dispatch.act(conn, incident_id, action, actor=actor, expected_version=version, **params)
+        except CityBrainError as exc:
+            return self._failed(incident_id, exc)
+        message = tf(
+            "dispatch.msg.done",
+            self.lang,
+            action=t(f"action.{action}", self.lang),
+            id=incident_id,
+            state=t(f"state.{row['state']}", self.lang),
+        )
+        return self._done(message, [incident_id], reason="")
+
+    def confirm(self, engine, pending, current, reason, hours, actor):
+        action = (pending or {}).get("action")
+        if not action or pending.get("id") != current["id"]:
+            return None, "cb-message", None, no_update, no_update, no_update, no_update
+        note = (reason or "").strip()
+        if action in NEEDS_REASON and not note:
+            return (
+                t("dispatch.msg.need_reason", self.lang),
+                "cb-message cb-message-refused",
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+            )
+        params = {"note": note or None}
+        if action == "extend":
+            try:
+                params["extend_minutes"] = int(float(hours)) * 60
+            except (TypeError, ValueError):
+                return self.refused(t("dispatch.prompt.hours", self.lang) + "?")
+        return self.run(engine, current["id"], action, actor, current["version"], **params)
+
+    def rate(self, engine, incident_id: int, score: int, actor: str, version: int):
+        """The citizen's satisfaction (评价) after closing: one audited 'rate' transition."""
+        try:
+            with engine.begin() as conn:
+                dispatch.act(conn, incident_id, "rate", actor=actor, expected_version=version, satisfaction=score)
+        except CityBrainError as exc:
+            return self._failed(incident_id, exc)
+        return self._done(tf("dispatch.msg.rated", self.lang, id=incident_id, score=score), [incident_id])
+
+    def merge(self, engine, incident_id: int, other_id: int, actor: str, version: int):
+        try:
+            with engine.begin() as conn:
+                row = duplicates.merge_duplicates(
+                    conn, incident_id, other_id, actor=actor, expected_versions={incident_id: version}
+                )
+        except CityBrainError as exc:
+            return self._failed(incident_id, exc)
+        kept = row["merged_into_id"]
+        message = tf("dispatch.msg.merged", self.lang, merged=row["id"], kept=kept)
+        return self._done(message, [incident_id, other_id, kept], selected={"id": kept})
+
+    def undo(self, engine, undo_state, actor: str):
+        incident_id = (undo_state or {}).get("incident_id")
+        if not incident_id:
+            return (no_update,) * 7
+        try:
+            with engine.begin() as conn:
+                dispatch.undo_dispatch(conn, incident_id, actor=actor)
+        except CityBrainError as exc:
+            failed = self._failed(incident_id, exc)
+            return (*failed[:4], None, *failed[5:])
+        return self._done(
+            tf("dispatch.msg.undone", self.lang, id=incident_id), [incident_id], undo=None, selected={"id": incident_id}
+        )
+
+    def batch(self, engine, selected_rows, actor: str):
+        items = [(int(r["id"]), int(r["version"])) for r in selected_rows or [] if "id" in r]
+        if not items:
+            return self.refused(t("dispatch.msg.batch_none", self.lang))
+        results = dispatch.dispatch_many(engine, items, actor=actor)
+        failed = [r for r in results if not r.ok]
+        message = tf("dispatch.msg.batch", self.lang, ok=len(results) - len(failed), failed=len(failed))
+        if failed:
+            message += " " + "; ".join(
+                f"#{r.incident_id}: {t(f'state.{r.state}', self.lang) if r.state else ''} {r.error or ''}".strip()
+                for r in failed[:5]
+            )
+        return (
+            message,
+            "cb-message " + ("cb-message-refused" if failed else "cb-message-ok"),
+            None,
+            _acted([incident_id for incident_id, _ in items]),
+            no_update,
+            no_update,
+            no_update,
+        )
+
+
+def _acted(ids: list[int]) -> dict:
+    """DISPATCH_ACTED's value after an action: when, and which incidents it changed."""
+    return {"at": time.time(), "ids": sorted({int(i) for i in ids if i is not None})}
+
+
+def _was_dispatch(engine, row: dict) -> bool:
+    """Whether the incident's latest event is a dispatch (undoable), not a reassignment."""
+    events = schema.incident_events
+    with store.reading(engine) as conn:
+        action = conn.execute(select(events.c.action).where(events.c.id == row["event_id"])).scalar()
+    return action == "dispatch"
+
+
+def _assignee_name(engine, row: dict, lang: str) -> str:
+    table, key = (
+        (schema.workers, row["assignee_worker_id"])
+        if row.get("assignee_worker_id") is not None
+        else (schema.departments, row.get("assignee_department_id"))
+    )
+    if key is None:
+        return "—"
+    with store.reading(engine) as conn:
+        found = conn.execute(select(table.c.name_en, table.c.name_zh).where(table.c.id == key)).first()
+    return name(dict(found._mapping), lang) if found else "—"

@@ -1,0 +1,114 @@
+"""The native API's KPIs (the overview's headline figures) and its change feed (JSON pages or server-sent events)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from flask import Response, current_app, request
+from sqlalchemy.engine import Engine
+
+from dashboard import live
+from dashboard.api import jurisdiction
+from dashboard.api.context import api_context
+from dashboard.api.errors import bad_request, not_found
+from dashboard.api.keys import require
+from dashboard.api.v1_params import FEED_LIMIT, MAX_FEED_LIMIT, MAX_UNIT_ID, SCOPE_LEVELS, check_params, event_json, int_param
+from dashboard.api.wire import json_response
+from data import schema, store
+from data.accounts.apikeys import READ, ApiKey
+from data.incidents.api_store import unit_exists
+from data.metrics.working_set import overview_kpis
+from data.times import utc_now
+
+
+def get_kpis():
+    """The overview's headline figures (value, same time yesterday, change) for the city or one unit."""
+    settings = api_context().settings
+    now = utc_now()
+    with store.reading(api_context().engine) as conn:
+        key = require(conn, READ)
+        check_params(frozenset({"level", "unit_id"}))
+        level_name = request.args.get("level") or None
+        unit_id = int_param("unit_id", low=1, high=MAX_UNIT_ID)
+        if (level_name is None) != (unit_id is None):
+            raise bad_request("give level and unit_id together, or neither for the whole city")
+        if level_name is not None and level_name not in SCOPE_LEVELS:
+            raise bad_request(f"level must be one of {', '.join(SCOPE_LEVELS)}; got {level_name!r}")
+        scope = None
+        if level_name is not None:
+            if not unit_exists(conn, SCOPE_LEVELS[level_name], unit_id):
+                raise not_found(f"there is no {level_name} {unit_id}")
+            scope = (SCOPE_LEVELS[level_name], unit_id)
+        scope = jurisdiction.clamp_scope(conn, key, scope, level_name)
+        figures = overview_kpis(conn, scope, now, settings.timezone)
+    return json_response(
+        {
+            "scope": None if scope is None else {"level": schema.LEVEL_NAMES[scope[0]], "unit_id": scope[1]},
+            "as_of": now,
+            "timezone": settings.timezone,
+            "kpis": figures,
+        }
+    )
+
+
+# --- the change feed ----------------------------------------------------------------------------
+
+
+def _wants_event_stream() -> bool:
+    # Only when asked by name: a client accepting */* gets JSON pages, never an endless stream.
+    accept = request.accept_mimetypes
+    named = {value for value, _quality in accept}
+    return "text/event-stream" in named and accept.best_match(["application/json", "text/event-stream"]) == "text/event-stream"
+
+
+def get_feed():
+    """The change feed after an event id: JSON pages, or server-sent events with Accept: text/event-stream."""
+    engine = api_context().engine
+    with store.reading(engine) as conn:
+        key = require(conn, READ)
+    check_params(frozenset({"after", "limit"}))
+    after = int_param("after", 0)
+    limit = int_param("limit", FEED_LIMIT, 1, MAX_FEED_LIMIT)
+    if _wants_event_stream():
+        last_event = request.headers.get("Last-Event-ID", "").strip()
+        start = int(last_event) if last_event.isdigit() else after
+        seconds = float(current_app.config.get("CITYBRAIN_SSE_STREAM_SECONDS", live.STREAM_SECONDS))
+        response = Response(feed_stream(engine, start, seconds, key), mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+        return response
+    with store.reading(engine) as conn:
+        events, next_after, head = jurisdiction.feed_page(conn, key, after, limit)
+    return json_response({"events": [event_json(e) for e in events], "next_after": next_after, "head": head})
+
+
+def feed_stream(engine: Engine, after: int, stream_seconds: float, key: ApiKey) -> Iterator[bytes]:
+    """Every event after `after` as its own message (id: = event id, so Last-Event-ID resumes), then each new one;
+    only those of the key's unit when it has one."""
+    watcher = live.watcher_for(engine)
+    watcher.subscribe()
+    try:
+        yield live.sse_retry()
+        last, deadline, last_sent = after, time.monotonic() + stream_seconds, time.monotonic()
+        while True:
+            with store.reading(engine) as conn:
+                events, next_after, _head = jurisdiction.feed_page(conn, key, last, MAX_FEED_LIMIT)
+            for event in events:
+                yield live.sse_message(event_json(event), event_id=event["id"])
+            last = next_after
+            if events:
+                last_sent = time.monotonic()
+                if len(events) == MAX_FEED_LIMIT:
+                    continue
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            if now - last_sent >= live.HEARTBEAT_SECONDS:
+                yield live.heartbeat_message(last, watcher.ok)
+                last_sent = now
+            wait = min(live.HEARTBEAT_SECONDS - (now - last_sent), deadline - now)
+            seen = watcher.head if watcher.head is not None else last
+            watcher.wait_for_change(max(seen, last), max(wait, 0.0))
+    finally:
+        watcher.unsubscribe()
