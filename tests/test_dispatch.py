@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from data import schema
 from data.errors import Conflict, InvalidTransition, ValidationError
-from data.incidents import dispatch, lifecycle, notify
+from data.incidents import dispatch, duplicates, lifecycle, notify, queue, suggestions, webhooks
 from data.incidents.feed import get_incident, history
 from data.incidents.transitions import apply_action
 from data.metrics.board import department_board
@@ -67,7 +67,7 @@ def queue_world(engine, world):
 def test_queue_holds_what_needs_a_dispatcher_most_urgent_first(engine, world, queue_world):
     ids, now = queue_world
     with engine.connect() as conn:
-        rows = dispatch.queue(conn, now)
+        rows = queue.queue(conn, now)
     # Priority first; within it, least time left: the urgent registered case's dispatch target
     # (reported T0+30 min, 15 min limit) passed before the acknowledged one's handling due (T0+80 min).
     expected = ["registered_urgent", "acknowledged_overdue", "dispatched_overdue", "reopened", "new", "returned"]
@@ -89,7 +89,7 @@ def test_queue_filters_by_area_category_priority_and_state(engine, world, queue_
     with engine.connect() as conn:
 
         def ids_for(**filters):
-            return {r["id"] for r in dispatch.queue(conn, now, **filters)}
+            return {r["id"] for r in queue.queue(conn, now, **filters)}
 
         assert ids_for(area_id=district_1) == {ids["registered_urgent"], ids["dispatched_overdue"]}
         assert ids_for(area_id=world.lattice.grid_ids[1]) == {ids["reopened"]}
@@ -97,8 +97,8 @@ def test_queue_filters_by_area_category_priority_and_state(engine, world, queue_
         assert ids_for(priority=2) == {ids["dispatched_overdue"], ids["reopened"]}
         assert ids_for(state="overdue") == {ids["dispatched_overdue"], ids["acknowledged_overdue"]}
         assert ids_for(state="returned") == {ids["returned"]}
-        counts = dispatch.queue_counts(conn, now)
-        assert counts["queue"] == len(dispatch.queue(conn, now)) == 6
+        counts = queue.queue_counts(conn, now)
+        assert counts["queue"] == len(queue.queue(conn, now)) == 6
         assert (counts["reported"], counts["registered"], counts["returned"], counts["reopened"], counts["overdue"]) == (
             1,
             1,
@@ -106,17 +106,17 @@ def test_queue_filters_by_area_category_priority_and_state(engine, world, queue_
             1,
             2,
         )
-        assert dispatch.queue_counts(conn, now, area_id=district_1)["queue"] == 2
+        assert queue.queue_counts(conn, now, area_id=district_1)["queue"] == 2
         with pytest.raises(ValidationError, match="state filter"):
-            dispatch.queue(conn, now, state="closed")
+            queue.queue(conn, now, state="closed")
         with pytest.raises(ValidationError, match="does not exist"):
-            dispatch.queue(conn, now, area_id=987654)
+            queue.queue(conn, now, area_id=987654)
 
 
 def test_queue_follows_the_clock_an_on_time_case_joins_when_overdue(engine, world, queue_world):
     ids, now = queue_world
     with engine.connect() as conn:
-        later = {r["id"] for r in dispatch.queue(conn, now + 3 * H)}
+        later = {r["id"] for r in queue.queue(conn, now + 3 * H)}
     assert ids["dispatched_on_time"] in later  # its 240 min acknowledge limit from T0+20 min has passed
     assert ids["closed"] not in later
 
@@ -132,39 +132,39 @@ def test_suggestion_names_the_grid_worker_only_for_matters_on_their_duty_list(en
         construction_here = _report(conn, world, "construction", grid=0)
         nowhere = make_incident(conn, world.categories["garbage"], at=None)
 
-        s = dispatch.suggest(conn, garbage_here)
-        assert (s.primary, s.worker["id"], s.worker_reason) == ("worker", world.worker_id, dispatch.WORKER_ON_LIST)
-        assert s.department["id"] == world.departments["cg"] and s.department_reason == dispatch.FROM_CATEGORY
+        s = suggestions.suggest(conn, garbage_here)
+        assert (s.primary, s.worker["id"], s.worker_reason) == ("worker", world.worker_id, suggestions.WORKER_ON_LIST)
+        assert s.department["id"] == world.departments["cg"] and s.department_reason == suggestions.FROM_CATEGORY
         assert s.target() == {"worker_id": world.worker_id}
 
         for incident_id, reason in (
-            (garbage_elsewhere, dispatch.WORKER_NONE),
-            (water_here, dispatch.WORKER_NOT_ON_LIST),  # grid workers may take water, but it is not on this one's list
-            (construction_here, dispatch.WORKER_CATEGORY_EXCLUDED),  # 清单外事项下派过滤
-            (nowhere, dispatch.WORKER_NO_GRID),
+            (garbage_elsewhere, suggestions.WORKER_NONE),
+            (water_here, suggestions.WORKER_NOT_ON_LIST),  # grid workers may take water, but it is not on this one's list
+            (construction_here, suggestions.WORKER_CATEGORY_EXCLUDED),  # 清单外事项下派过滤
+            (nowhere, suggestions.WORKER_NO_GRID),
         ):
-            s = dispatch.suggest(conn, incident_id)
+            s = suggestions.suggest(conn, incident_id)
             assert (s.worker, s.worker_reason, s.primary) == (None, reason, "department")
-        assert dispatch.suggest(conn, construction_here).target() == {"department_id": world.departments["zj"]}
+        assert suggestions.suggest(conn, construction_here).target() == {"department_id": world.departments["zj"]}
 
 
 def test_a_district_responsibility_list_overrides_the_category_department(engine, world):
     d0, d1 = world.lattice.district_ids
     with engine.begin() as conn:
-        dispatch.set_responsibility(conn, world.categories["construction"], d0, world.departments["ga"])
+        suggestions.set_responsibility(conn, world.categories["construction"], d0, world.departments["ga"])
         in_d0 = _report(conn, world, "construction", grid=0)
         in_d1 = _report(conn, world, "construction", grid=2)
-        s0, s1 = dispatch.suggest(conn, in_d0), dispatch.suggest(conn, in_d1)
-        assert (s0.department["id"], s0.department_reason) == (world.departments["ga"], dispatch.FROM_DISTRICT_LIST)
+        s0, s1 = suggestions.suggest(conn, in_d0), suggestions.suggest(conn, in_d1)
+        assert (s0.department["id"], s0.department_reason) == (world.departments["ga"], suggestions.FROM_DISTRICT_LIST)
         assert s0.district["id"] == d0
-        assert (s1.department["id"], s1.department_reason) == (world.departments["zj"], dispatch.FROM_CATEGORY)
+        assert (s1.department["id"], s1.department_reason) == (world.departments["zj"], suggestions.FROM_CATEGORY)
         # One click follows the district's list.
         row = dispatch.dispatch(conn, in_d0, actor="dispatcher")
         assert row["assignee_department_id"] == world.departments["ga"]
-        dispatch.set_responsibility(conn, world.categories["construction"], d0, None)
-        assert dispatch.suggest(conn, _report(conn, world, "construction", grid=0)).department["id"] == world.departments["zj"]
+        suggestions.set_responsibility(conn, world.categories["construction"], d0, None)
+        assert suggestions.suggest(conn, _report(conn, world, "construction", grid=0)).department["id"] == world.departments["zj"]
         with pytest.raises(ValidationError, match="not a district"):
-            dispatch.set_responsibility(
+            suggestions.set_responsibility(
                 conn, world.categories["construction"], world.lattice.grid_ids[0], world.departments["ga"]
             )
 
@@ -173,7 +173,7 @@ def test_suggestion_warns_when_the_department_already_returned_the_case(engine, 
     with engine.begin() as conn:
         incident_id = _report(conn, world, "construction")
         drive_to(conn, incident_id, lifecycle.RETURNED)
-        s = dispatch.suggest(conn, incident_id)
+        s = suggestions.suggest(conn, incident_id)
     assert s.department["id"] == world.departments["zj"]
     assert s.returned_by["department_id"] == world.departments["zj"]
 
@@ -185,7 +185,7 @@ def test_one_click_registers_dispatches_to_the_suggestion_and_notifies(engine, w
     with engine.begin() as conn:
         to_worker = _report(conn, world, "garbage", grid=0)
         to_department = _report(conn, world, "construction", grid=0)
-        notify.set_webhook(conn, world.departments["zj"], "http://127.0.0.1:9/hook")
+        webhooks.set_webhook(conn, world.departments["zj"], "http://127.0.0.1:9/hook")
     with engine.begin() as conn:
         row = dispatch.dispatch(conn, to_worker, actor="dispatcher", expected_version=1)
         assert (row["state"], row["assignee_worker_id"], row["assignee_department_id"]) == ("dispatched", world.worker_id, None)
@@ -199,7 +199,7 @@ def test_one_click_registers_dispatches_to_the_suggestion_and_notifies(engine, w
         assert (worker_note["incident_id"], worker_note["kind"]) == (to_worker, "dispatch")
         assert (dept_note["incident_id"], dept_note["kind"]) == (to_department, "dispatch")
         # Only the department with a webhook URL gets a webhook queued.
-        (queued,) = notify.deliveries(conn)
+        (queued,) = webhooks.deliveries(conn)
         assert (queued["incident_id"], queued["status"], queued["kind"]) == (to_department, "pending", "dispatch")
 
 
@@ -300,7 +300,7 @@ def test_undo_within_ten_seconds_puts_the_case_back_in_the_queue(engine, world):
             "registered",
         )
         assert [n["kind"] for n in notify.inbox(conn, department_id=world.departments["zj"])] == ["recall", "dispatch"]
-        assert incident_id in {r["id"] for r in dispatch.queue(conn)}
+        assert incident_id in {r["id"] for r in queue.queue(conn)}
         # Undone once; the recall is not a dispatch that could be undone again.
         with pytest.raises(InvalidTransition):
             dispatch.undo_dispatch(conn, incident_id, actor="alice")
@@ -354,7 +354,7 @@ def test_likely_duplicates_are_the_same_category_nearby_recent_and_open(engine, 
         old = report(hours=-30)
         closed = report(dlon=0.0002)
         drive_to(conn, closed, lifecycle.CLOSED)
-        found = dispatch.likely_duplicates(conn, original)
+        found = duplicates.likely_duplicates(conn, original)
     assert [d["id"] for d in found] == [nearby]
     (dup,) = found
     assert 90 < dup["distance_m"] < 105 and dup["hours_apart"] == 2
@@ -367,15 +367,15 @@ def test_one_click_merge_joins_the_later_report_to_the_case_under_way(engine, wo
         first = _report(conn, world, "garbage")
         second = _report(conn, world, "garbage", reported_at=T0 + H)
         drive(conn, first, ["register", "dispatch"])  # the first is under way: it cannot be merged
-        merged = dispatch.merge_duplicates(conn, first, second, actor="dispatcher")
+        merged = duplicates.merge_duplicates(conn, first, second, actor="dispatcher")
         assert (merged["id"], merged["state"], merged["merged_into_id"]) == (second, "merged", first)
-        assert dispatch.likely_duplicates(conn, first) == []
+        assert duplicates.likely_duplicates(conn, first) == []
         both_busy = [_report(conn, world, "garbage", reported_at=T0 + k * H) for k in (2, 3)]
         for incident_id in both_busy:
             drive_to(conn, incident_id, lifecycle.DISPATCHED)
-        assert dispatch.merge_direction(get_incident(conn, both_busy[0]), get_incident(conn, both_busy[1])) is None
+        assert duplicates.merge_direction(get_incident(conn, both_busy[0]), get_incident(conn, both_busy[1])) is None
         with pytest.raises(InvalidTransition):
-            dispatch.merge_duplicates(conn, *both_busy, actor="dispatcher")
+            duplicates.merge_duplicates(conn, *both_busy, actor="dispatcher")
 
 
 # --- the rest of the loop from the dispatcher's screen ----------------------------------------------
@@ -402,7 +402,7 @@ def test_verification_failure_reopens_and_counts_as_came_no_effect(engine, world
     assert row["state"] == lifecycle.REOPENED and row["reopen_count"] == 1
     assert no_effect() == before + 1
     with engine.connect() as conn:
-        assert incident_id in {r["id"] for r in dispatch.queue(conn, now)}
+        assert incident_id in {r["id"] for r in queue.queue(conn, now)}
 
 
 def test_manual_escalation_from_the_desk_tells_the_assignee(engine, world):
@@ -417,11 +417,11 @@ def test_manual_escalation_from_the_desk_tells_the_assignee(engine, world):
 def test_the_panel_dispatch_target_is_the_queue_deadline(engine, world, queue_world):
     ids, now = queue_world
     with engine.connect() as conn:
-        rows = {r["id"]: r for r in dispatch.queue(conn, now)}
+        rows = {r["id"]: r for r in queue.queue(conn, now)}
         for key in ("new", "registered_urgent", "returned", "reopened"):
-            target = dispatch.dispatch_target(conn, get_incident(conn, ids[key]))
+            target = queue.dispatch_target(conn, get_incident(conn, ids[key]))
             assert int(target.timestamp() * 1000) == rows[ids[key]]["deadline_ms"], key
-        assert dispatch.dispatch_target(conn, get_incident(conn, ids["dispatched_overdue"])) is None
+        assert queue.dispatch_target(conn, get_incident(conn, ids["dispatched_overdue"])) is None
 
 
 def test_panel_facts_gather_everything_the_panel_shows(engine, world):

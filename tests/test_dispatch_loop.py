@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from data import schema
 from data.errors import InvalidTransition, ValidationError
-from data.incidents import dispatch, lifecycle, notify
+from data.incidents import dispatch, lifecycle, notify, queue, webhooks
 from data.incidents.escalation import escalate_overdue
 from data.incidents.feed import get_incident, history
 from data.incidents.transitions import apply_action
@@ -23,8 +23,8 @@ SECRET = "s" * 32
 def world(engine):
     with engine.begin() as conn:
         world = make_world(conn)
-        notify.set_webhook(conn, world.departments["zj"], "http://127.0.0.1:9/hook", secret=SECRET)
-        notify.set_webhook(conn, world.departments["cg"], "http://127.0.0.1:9/hook", secret=SECRET)
+        webhooks.set_webhook(conn, world.departments["zj"], "http://127.0.0.1:9/hook", secret=SECRET)
+        webhooks.set_webhook(conn, world.departments["cg"], "http://127.0.0.1:9/hook", secret=SECRET)
     return world
 
 
@@ -155,7 +155,7 @@ def test_acknowledge_return_and_resolve_reach_the_centre_with_the_reason(engine,
     assert counts == {"acknowledge": 1, "return": 1, "resolve": 1, "total": 3}
     # Returned incidents wait in the dispatcher's queue again.
     with engine.connect() as conn:
-        assert returned in {r["id"] for r in dispatch.queue(conn, T0 + timedelta(hours=2))}
+        assert returned in {r["id"] for r in queue.queue(conn, T0 + timedelta(hours=2))}
 
 
 def test_the_centre_marks_answers_read_and_sees_only_its_jurisdiction(engine, world):

@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from data import schema
 from data.errors import ValidationError
 from data.geo import crs
-from data.incidents import files as intake_files
-from data.incidents.files import ColumnMapping, import_incident_file, read_category_map
+from data.incidents import file_import as intake_files
+from data.incidents.file_import import import_incident_file
+from data.incidents.file_reading import ColumnMapping, read_category_map
 from data.times import from_db
 from tests.factories import make_world
 

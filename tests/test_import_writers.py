@@ -12,7 +12,8 @@ from sqlalchemy import func, select, text
 
 from data import schema
 from data.incidents.feed import lock_change_feed
-from data.incidents.files import ColumnMapping, import_incident_file
+from data.incidents.file_import import import_incident_file
+from data.incidents.file_reading import ColumnMapping
 from data.incidents.intake import locate_reports, report_checked_incidents, report_incidents
 from tests.factories import make_world
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from data.errors import NotFound, ValidationError
-from data.incidents import dispatch, lifecycle, notify
+from data.incidents import dispatch, lifecycle, notify, webhooks
 from data.times import utc_now
 from tests.factories import drive_to, make_incident, make_world
 
@@ -64,7 +64,7 @@ def world(engine):
 def _dispatched(engine, world, receiver_url, *, actor="dispatcher"):
     """A construction case (城管 → 住建) dispatched to 住建, whose webhook points at the receiver."""
     with engine.begin() as conn:
-        notify.set_webhook(conn, world.departments["zj"], receiver_url, secret=SECRET)
+        webhooks.set_webhook(conn, world.departments["zj"], receiver_url, secret=SECRET)
         incident_id = make_incident(conn, world.categories["construction"], at=world.lattice.center(0), locator=world.locator)
         drive_to(conn, incident_id, lifecycle.REGISTERED)
     with engine.begin() as conn:
@@ -74,24 +74,24 @@ def _dispatched(engine, world, receiver_url, *, actor="dispatcher"):
 
 def _log(engine, incident_id):
     with engine.connect() as conn:
-        return notify.deliveries(conn, incident_id=incident_id)
+        return webhooks.deliveries(conn, incident_id=incident_id)
 
 
 def test_a_dispatch_is_posted_once_signed_and_logged(engine, world, receiver):
     incident_id, row = _dispatched(engine, world, receiver.url)
-    assert notify.deliver_due(engine) == 1
-    assert notify.deliver_due(engine) == 0  # delivered: never posted again
+    assert webhooks.deliver_due(engine) == 1
+    assert webhooks.deliver_due(engine) == 0  # delivered: never posted again
     (request,) = receiver.requests
     body, headers = request["body"], request["headers"]
-    assert notify.verify_signature(SECRET, body, headers[notify.SIGNATURE_HEADER])
-    assert not notify.verify_signature("another-secret-entirely", body, headers[notify.SIGNATURE_HEADER])
+    assert webhooks.verify_signature(SECRET, body, headers[webhooks.SIGNATURE_HEADER])
+    assert not webhooks.verify_signature("another-secret-entirely", body, headers[webhooks.SIGNATURE_HEADER])
     payload = json.loads(body)
     assert (payload["event"], payload["event_id"], payload["department"]) == ("dispatch", row["event_id"], "zj")
     assert payload["incident"]["id"] == incident_id and payload["incident"]["state"] == "dispatched"
-    assert headers[notify.EVENT_HEADER] == "dispatch"
+    assert headers[webhooks.EVENT_HEADER] == "dispatch"
     (delivery,) = _log(engine, incident_id)
     assert (delivery["status"], delivery["attempts"], delivery["delivered_at"] is not None) == ("delivered", 1, True)
-    assert headers[notify.DELIVERY_HEADER] == str(delivery["id"])
+    assert headers[webhooks.DELIVERY_HEADER] == str(delivery["id"])
     assert [(a["attempt"], a["status_code"], a["error"]) for a in delivery["attempts_log"]] == [(1, 200, None)]
 
 
@@ -100,20 +100,20 @@ def test_a_failing_receiver_is_retried_with_back_off_and_every_attempt_is_logged
     try:
         incident_id, _ = _dispatched(engine, world, receiver.url)
         now = utc_now()
-        assert notify.deliver_due(engine, now=now) == 1
+        assert webhooks.deliver_due(engine, now=now) == 1
         (delivery,) = _log(engine, incident_id)
         assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == ("pending", 1, "HTTP 500")
-        assert delivery["next_attempt_at"] == now + notify.backoff(1) == now + timedelta(seconds=2)
-        assert notify.deliver_due(engine, now=now + timedelta(seconds=1)) == 0  # not due yet
-        assert notify.deliver_due(engine, now=now + timedelta(seconds=2)) == 1  # 503
-        assert notify.deliver_due(engine, now=now + timedelta(seconds=5)) == 0  # the next wait is 4 s
-        assert notify.deliver_due(engine, now=now + timedelta(seconds=6)) == 1  # 200
+        assert delivery["next_attempt_at"] == now + webhooks.backoff(1) == now + timedelta(seconds=2)
+        assert webhooks.deliver_due(engine, now=now + timedelta(seconds=1)) == 0  # not due yet
+        assert webhooks.deliver_due(engine, now=now + timedelta(seconds=2)) == 1  # 503
+        assert webhooks.deliver_due(engine, now=now + timedelta(seconds=5)) == 0  # the next wait is 4 s
+        assert webhooks.deliver_due(engine, now=now + timedelta(seconds=6)) == 1  # 200
         (delivery,) = _log(engine, incident_id)
         assert (delivery["status"], delivery["attempts"]) == ("delivered", 3)
         assert [a["status_code"] for a in delivery["attempts_log"]] == [500, 503, 200]
         # The same signed body each time, so the receiver can check and de-duplicate every retry.
         assert len({r["body"] for r in receiver.requests}) == 1 and len(receiver.requests) == 3
-        assert len({r["headers"][notify.SIGNATURE_HEADER] for r in receiver.requests}) == 1
+        assert len({r["headers"][webhooks.SIGNATURE_HEADER] for r in receiver.requests}) == 1
     finally:
         receiver.close()
 
@@ -124,35 +124,35 @@ def test_an_unreachable_receiver_is_given_up_after_max_attempts(engine, world):
     dead.close()  # nothing listens on that port any more
     incident_id, _ = _dispatched(engine, world, url)
     now = utc_now()
-    for attempt in range(1, notify.MAX_ATTEMPTS + 1):
-        assert notify.deliver_due(engine, now=now, timeout=2) == 1
-        now += notify.backoff(attempt)
-    assert notify.deliver_due(engine, now=now + timedelta(days=1)) == 0
+    for attempt in range(1, webhooks.MAX_ATTEMPTS + 1):
+        assert webhooks.deliver_due(engine, now=now, timeout=2) == 1
+        now += webhooks.backoff(attempt)
+    assert webhooks.deliver_due(engine, now=now + timedelta(days=1)) == 0
     (delivery,) = _log(engine, incident_id)
-    assert (delivery["status"], delivery["attempts"]) == ("failed", notify.MAX_ATTEMPTS)
+    assert (delivery["status"], delivery["attempts"]) == ("failed", webhooks.MAX_ATTEMPTS)
     assert all(a["status_code"] is None and a["error"] for a in delivery["attempts_log"])
-    assert [a["attempt"] for a in delivery["attempts_log"]] == list(range(1, notify.MAX_ATTEMPTS + 1))
+    assert [a["attempt"] for a in delivery["attempts_log"]] == list(range(1, webhooks.MAX_ATTEMPTS + 1))
 
 
 def test_undo_before_sending_cancels_the_webhook_after_sending_follows_it_with_a_recall(engine, world, receiver):
     early, _ = _dispatched(engine, world, receiver.url, actor="alice")
     with engine.begin() as conn:
         dispatch.undo_dispatch(conn, early, actor="alice")
-    assert notify.deliver_due(engine) == 0
+    assert webhooks.deliver_due(engine) == 0
     assert receiver.requests == []
     assert [d["status"] for d in _log(engine, early)] == ["cancelled"]
 
     sent, _ = _dispatched(engine, world, receiver.url, actor="alice")
-    assert notify.deliver_due(engine) == 1
+    assert webhooks.deliver_due(engine) == 1
     with engine.begin() as conn:
         dispatch.undo_dispatch(conn, sent, actor="alice")
-    assert notify.deliver_due(engine) == 1
+    assert webhooks.deliver_due(engine) == 1
     assert [json.loads(r["body"])["event"] for r in receiver.requests] == ["dispatch", "recall"]
     assert [d["kind"] for d in _log(engine, sent)] == ["recall", "dispatch"]
 
 
 def test_the_delivery_worker_thread_posts_by_itself(engine, world, receiver):
-    worker = notify.DeliveryWorker(engine, interval=0.05)
+    worker = webhooks.DeliveryWorker(engine, interval=0.05)
     worker.start()
     try:
         _dispatched(engine, world, receiver.url)
@@ -171,7 +171,7 @@ def test_a_department_without_a_secret_is_logged_not_posted(engine, world, recei
 
     with engine.begin() as conn:
         conn.execute(schema.departments.update().values(webhook_secret=None))
-    notify.deliver_due(engine)
+    webhooks.deliver_due(engine)
     assert receiver.requests == []
     (delivery,) = _log(engine, incident_id)
     assert "no webhook secret" in delivery["attempts_log"][0]["error"]
@@ -197,14 +197,14 @@ def test_webhook_configuration_is_checked(engine, world):
     with engine.begin() as conn:
         zj = world.departments["zj"]
         with pytest.raises(ValidationError, match="http"):
-            notify.set_webhook(conn, zj, "ftp://example.org/hook")
+            webhooks.set_webhook(conn, zj, "ftp://example.org/hook")
         with pytest.raises(ValidationError, match="16 characters"):
-            notify.set_webhook(conn, zj, "https://example.org/hook", secret="short")
+            webhooks.set_webhook(conn, zj, "https://example.org/hook", secret="short")
         with pytest.raises(NotFound):
-            notify.set_webhook(conn, 999_999, "https://example.org/hook")
-        made_up = notify.set_webhook(conn, zj, "https://example.org/hook")
+            webhooks.set_webhook(conn, 999_999, "https://example.org/hook")
+        made_up = webhooks.set_webhook(conn, zj, "https://example.org/hook")
         assert len(made_up) == 64
-        assert notify.set_webhook(conn, zj, None) is None
+        assert webhooks.set_webhook(conn, zj, None) is None
 
 
 def test_signature_is_hmac_sha256_of_the_body():
@@ -212,7 +212,7 @@ def test_signature_is_hmac_sha256_of_the_body():
     import hmac
 
     body = b'{"event":"dispatch"}'
-    assert notify.sign("k" * 20, body) == "sha256=" + hmac.new(b"k" * 20, body, hashlib.sha256).hexdigest()
-    assert not notify.verify_signature("k" * 20, body + b" ", notify.sign("k" * 20, body))
-    assert not notify.verify_signature("k" * 20, body, None)
-    assert [notify.backoff(n).total_seconds() for n in (1, 2, 3, 20)] == [2, 4, 8, 600]
+    assert webhooks.sign("k" * 20, body) == "sha256=" + hmac.new(b"k" * 20, body, hashlib.sha256).hexdigest()
+    assert not webhooks.verify_signature("k" * 20, body + b" ", webhooks.sign("k" * 20, body))
+    assert not webhooks.verify_signature("k" * 20, body, None)
+    assert [webhooks.backoff(n).total_seconds() for n in (1, 2, 3, 20)] == [2, 4, 8, 600]

@@ -129,7 +129,7 @@ def feed_page(conn: Connection, key: ApiKey, after: int, limit: int) -> tuple[li
 
 
 def inbox(conn: Connection, key: ApiKey, *, unread_only: bool, limit: int, before_id: int | None) -> list[dict]:
-    """The key's department's inbox (data.notify.inbox), only about incidents in the key's unit when it has one."""
+    """The key's department's inbox (data.incidents.notify.inbox), only about incidents in the key's unit when it has one."""
     if not bound(key):
         return notify.inbox(conn, department_id=key.department_id, unread_only=unread_only, limit=limit, before_id=before_id)
     clauses = [N.c.department_id == key.department_id, _inside(key, N.c.incident_id)]

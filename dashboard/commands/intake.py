@@ -51,7 +51,8 @@ def import_incidents(
 ) -> None:
     """Import incidents from a CSV or GeoJSON points FILE (re-importing the same file adds nothing)."""
     from data.errors import CityBrainError
-    from data.incidents.files import ColumnMapping, import_incident_file, read_category_map
+    from data.incidents.file_import import import_incident_file
+    from data.incidents.file_reading import ColumnMapping, read_category_map
 
     settings = Settings.from_env()
     mapping = ColumnMapping(

@@ -50,7 +50,7 @@ def _warn_without_users(engine) -> None:
 def start_dispatch_workers(engine, settings: Settings) -> None:
     """Webhook delivery always; automatic escalation of overdue incidents when configured."""
     from data.incidents.escalation import start_escalation_worker
-    from data.incidents.notify import start_delivery_worker
+    from data.incidents.webhooks import start_delivery_worker
 
     start_delivery_worker(engine)
     if start_escalation_worker(engine, settings.auto_escalate_seconds):

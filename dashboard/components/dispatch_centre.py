@@ -1,6 +1,6 @@
 """The dispatch desk's inbox of departments' answers (网格吹哨、部门报到): a header badge and the list it opens.
 
-Built from data.notify.centre_inbox / centre_unread: "City management returned #123 Exposed
+Built from data.incidents.notify.centre_inbox / centre_unread: "City management returned #123 Exposed
 garbage: not ours", newest first, unread ones marked; a click opens the incident in the panel.
 """
 

@@ -1,6 +1,6 @@
 """The incident panel of the dispatch desk: details, clocks in colour, suggestion with its reason, duplicates, actions, map, audit trail.
 
-Built from data.dispatch.panel_facts; every button carries what it does in its pattern id
+Built from data.incidents.dispatch.panel_facts; every button carries what it does in its pattern id
 (`{"type": "dispatch-to", "index": "department:3"}`), so a click acts on what the user saw.
 """
 

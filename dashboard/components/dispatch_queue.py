@@ -15,7 +15,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.i18n import t
-from data.incidents.dispatch import QUEUE_LIMIT, QUEUE_STATES
+from data.incidents.queue import QUEUE_LIMIT, QUEUE_STATES
 
 KPI_KEYS = ("waiting", "reported", "returned", "reopened", "overdue", "near_due")
 
@@ -31,7 +31,7 @@ def _name(row: dict, prefix: str, lang: str) -> str:
 
 
 def table_rows(rows: list[dict], lang: str, tz: str) -> list[dict]:
-    """data.dispatch.queue rows as the table shows them (names and labels in `lang`, times in the city's zone)."""
+    """data.incidents.queue.queue rows as the table shows them (names and labels in `lang`, times in the city's zone)."""
     zone = ZoneInfo(tz)
     out = []
     for r in rows:

@@ -19,7 +19,7 @@ from dashboard.i18n import t
 from dashboard.pages.overview_model import db_key, single_flight
 from data import store
 from data.errors import NotFound, ValidationError
-from data.incidents import dispatch, notify
+from data.incidents import dispatch, notify, queue
 from data.times import utc_now
 
 UNDO_TICK_MS = 500
@@ -37,7 +37,7 @@ def chosen_filters(query: dict) -> dict:
         "area": _int(query.get("area")),
         "category": _int(query.get("category")),
         "priority": priority if priority in (1, 2, 3) else None,
-        "state": state if state in dispatch.QUEUE_STATES else None,
+        "state": state if state in queue.QUEUE_STATES else None,
     }
 
 
@@ -52,8 +52,8 @@ def read_queue(
     """
 
     def read(conn, area, **filters):
-        rows = dispatch.queue(conn, now, area_id=area, incident_ids=incident_ids, **filters)
-        return rows, dispatch.queue_counts(conn, now, area_id=area) if with_counts else None
+        rows = queue.queue(conn, now, area_id=area, incident_ids=incident_ids, **filters)
+        return rows, queue.queue_counts(conn, now, area_id=area) if with_counts else None
 
     with store.reading(engine) as conn:
         chosen = {**chosen, "area": jurisdiction.clamp_unit(conn, chosen.get("area"))}
@@ -78,7 +78,7 @@ def _cached_counts(key: str, head: int, minute: datetime, area: int | None) -> d
     # The minute is only part of the key (overdue and near due move with the clock); counted as of now.
     engine = current_app.extensions["citybrain"].engine
     with store.reading(engine) as conn:
-        return dispatch.queue_counts(conn, utc_now(), area_id=area)
+        return queue.queue_counts(conn, utc_now(), area_id=area)
 
 
 def read_counts(engine, chosen: dict, now: datetime) -> dict:
@@ -90,13 +90,13 @@ def read_counts(engine, chosen: dict, now: datetime) -> dict:
     with store.reading(engine) as conn:
         area = jurisdiction.clamp_unit(conn, chosen.get("area"))
         try:
-            dispatch.check_area(conn, area)
+            queue.check_area(conn, area)
         except ValidationError:
             area = jurisdiction.clamp_unit(conn, None)
         head = store.feed_head(conn)
     if not has_app_context():
         with store.reading(engine) as conn:
-            return dispatch.queue_counts(conn, now, area_id=area)
+            return queue.queue_counts(conn, now, area_id=area)
     key = (db_key(engine), head, now.replace(second=0, microsecond=0), area)
     return single_flight(("dispatch-counts", *key), lambda: _cached_counts(*key))
 
@@ -190,7 +190,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
     now = utc_now()
     chosen = chosen_filters(query)
     with store.reading(engine) as conn:
-        choices = dispatch.filter_choices(conn)
+        choices = queue.filter_choices(conn)
         choices["areas"] = jurisdiction.visible_areas(conn, choices["areas"])
         head = store.feed_head(conn)
     rows, counts = read_queue(engine, chosen, now)
@@ -208,7 +208,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
             "count": t("dispatch.count", lang),
             "count_capped": t("dispatch.count_capped", lang),
         },
-        "queue_limit": dispatch.QUEUE_LIMIT,
+        "queue_limit": queue.QUEUE_LIMIT,
     }
     return html.Div(
         id=ids.DISPATCH_ROOT,

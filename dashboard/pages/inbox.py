@@ -13,7 +13,7 @@ from dashboard import jurisdiction
 from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
 from data import store
-from data.incidents import dispatch, notify
+from data.incidents import notify, queue
 from data.incidents.api_store import department_ids
 
 ROOT = "inbox-root"
@@ -30,7 +30,7 @@ SHOWN = 100
 def departments(engine) -> list[dict]:
     """The active departments a reader may pick (the desk's own list): id, code and names."""
     with store.reading(engine) as conn:
-        choices = dispatch.filter_choices(conn)["departments"]
+        choices = queue.filter_choices(conn)["departments"]
     own = jurisdiction.department()  # a department user reads its own inbox only
     return choices if own is None else [d for d in choices if d["id"] == own]
 

@@ -1,4 +1,4 @@
-"""How new incidents and their 'report' events are inserted: SQLite executemany, one PostgreSQL statement per chunk, COPY for file imports.
+"""How new incidents and their 'report' events are inserted: SQLite executemany, one PostgreSQL statement, COPY.
 
 insert_new_reports is intake's one entry (data/incidents/intake.py); rows it is given are already
 checked and located, and a (source, external_id) already stored is left to the unique constraint.

@@ -8,7 +8,7 @@ wall-clock minutes, as before.
 
 The calendar lives in the store (tables work_calendar and work_calendar_days), so the desk, the
 API, the simulator and the command line all count with the same one; `python app.py
-work-calendar` sets it. data.clock.compute_due_times is where it is applied.
+work-calendar` sets it. data.incidents.clock.compute_due_times is where it is applied.
 """
 
 from __future__ import annotations

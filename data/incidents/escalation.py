@@ -5,8 +5,8 @@ from dispatch, then the handling limit from acknowledgement (moved by an extensi
 incident is escalated when its running clock is overdue and no escalation (automatic or by a
 person) has been recorded since that clock's due time within the same period; so running the
 sweep again, or from two processes at once, escalates nothing twice. Each escalation is an
-ordinary 'escalate' action (data.incidents.transitions.apply_action) by AUTO_ACTOR with a note saying which
-limit passed; apply_action tells the assignee's inbox.
+ordinary 'escalate' action (data.incidents.transitions.apply_action) by AUTO_ACTOR with a note
+saying which limit passed; apply_action tells the assignee's inbox.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def report_incidents(
 
 def report_checked_incidents(conn: Connection, records: list[dict], *, actor: str, copy: bool = False) -> list[IntakeResult]:
     """report_incidents for rows a bulk reader has already checked, typed and located (locate_reports)
-    as report_incidents would (data/incidents/files.py checks whole columns at once, ahead of the writer):
+    as report_incidents would (data/incidents/file_rows.py checks whole columns at once, ahead of the writer):
     checking them again row by row cost a quarter of a file import's time. Fields a record leaves out
     (media_url, attributes) are stored empty.
 

@@ -30,7 +30,7 @@ departments = Table(
     Column("kind", String(32), nullable=False, server_default="department"),
     Column("webhook_url", Text, nullable=True),
     Column("active", Boolean, nullable=False, server_default=true()),
-    # The key its webhooks are signed with (HMAC-SHA256; migration 0004, see data/incidents/notify.py).
+    # The key its webhooks are signed with (HMAC-SHA256; migration 0004, see data/incidents/webhooks.py).
     Column("webhook_secret", Text, nullable=True),
 )
 

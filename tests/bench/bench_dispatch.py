@@ -40,7 +40,7 @@ from app import create_app
 from dashboard.settings import Settings
 from data import schema, store
 from data.demo.city import build_demo
-from data.incidents import dispatch
+from data.incidents import dispatch, queue
 from data.incidents.clock import DEFAULT_LIMITS
 from data.times import from_db, utc_now
 from tests.auth_helpers import TEST_PASSWORD, sign_in_browser
@@ -253,8 +253,8 @@ def data_timings(engine, runs: int) -> dict:
         return median(values), result
 
     with store.reading(engine) as conn:
-        queue_ms, rows = timed(lambda: dispatch.queue(conn, now))
-        counts_ms, counts = timed(lambda: dispatch.queue_counts(conn, now))
+        queue_ms, rows = timed(lambda: queue.queue(conn, now))
+        counts_ms, counts = timed(lambda: queue.queue_counts(conn, now))
         panel_ms, _ = timed(lambda: dispatch.panel_facts(conn, rows[0]["id"])) if rows else (None, None)
     return {
         "queue_ms": queue_ms,

@@ -35,7 +35,8 @@ from data import schema, store
 from data.geo import crs
 from data.geo.importer import import_boundaries
 from data.geo.locate import GridLocator
-from data.incidents.files import ColumnMapping, import_incident_file
+from data.incidents.file_import import import_incident_file
+from data.incidents.file_reading import ColumnMapping
 from data.incidents.transitions import apply_action
 from data.metrics import working_set as kpi_set
 from data.metrics.board import department_board

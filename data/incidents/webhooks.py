@@ -1,0 +1,406 @@
+"""Signed webhooks to departments' systems: the outbox, signing, delivery with retries and back-off, the delivery log.
+
+When a department has a webhook URL, a transition that concerns it queues a row in the webhook
+outbox in the transition's own transaction (data/incidents/notify.py). A delivery worker (one
+background thread per serving process, started by `app.py serve`) posts due outbox rows:
+
+- the body is the JSON stored in the row, byte for byte, so every retry carries the same signature;
+- ``X-CityBrain-Signature: sha256=<hex>`` is HMAC-SHA256 of that body with the department's
+  webhook secret; ``X-CityBrain-Delivery`` (the outbox id) lets a receiver ignore a repeat;
+- a 2xx answer delivers it; anything else (or no answer) is retried with exponential back-off
+  (BACKOFF_BASE, doubling, at most BACKOFF_MAX) until MAX_ATTEMPTS, then it is marked failed;
+- every attempt is logged (webhook_attempts) with its status code or error and how long it took.
+
+Several serving processes may run the worker: a row is claimed by moving its next_attempt_at
+forward in a conditional UPDATE, so exactly one process posts it each time it falls due.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from data import schema
+from data.errors import NotFound, ValidationError
+from data.times import from_db, to_utc, utc_now
+
+log = logging.getLogger(__name__)
+
+D, A = schema.webhook_deliveries, schema.webhook_attempts
+
+SIGNATURE_HEADER = "X-CityBrain-Signature"
+DELIVERY_HEADER = "X-CityBrain-Delivery"
+EVENT_HEADER = "X-CityBrain-Event"
+USER_AGENT = "CityBrain-Webhook/1"
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=2)
+BACKOFF_MAX = timedelta(minutes=10)
+POST_TIMEOUT_SECONDS = 5.0
+# How long a claimed row is left alone by other workers while one posts it.
+CLAIM_LEASE = timedelta(seconds=60)
+MAX_ERROR_CHARS = 500
+
+PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
+
+
+# --- signatures ------------------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value for `body`: 'sha256=' and the hex HMAC-SHA256 with `secret`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether `header` is the right signature of `body` (what a receiver checks), in constant time."""
+    return bool(header) and hmac.compare_digest(sign(secret, body), header)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed attempt: 2 s, 4 s, 8 s ... at most 10 minutes."""
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+
+def set_webhook(conn: Connection, department_id: int, url: str | None, secret: str | None = None) -> str | None:
+    """Point a department's webhook at `url` (None turns it off); the signing secret, made up when not given."""
+    d = schema.departments
+    if conn.execute(select(d.c.id).where(d.c.id == department_id)).first() is None:
+        raise NotFound(f"department {department_id} does not exist")
+    if url is None:
+        conn.execute(update(d).where(d.c.id == department_id).values(webhook_url=None))
+        return None
+    parsed = urlparse(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValidationError(f"webhook URL must be http:// or https:// with a host; got {url!r}")
+    if secret is not None and len(secret) < 16:
+        raise ValidationError("webhook secret must be at least 16 characters")
+    secret = secret or secrets.token_hex(32)
+    conn.execute(update(d).where(d.c.id == department_id).values(webhook_url=url.strip(), webhook_secret=secret))
+    return secret
+
+
+# --- the outbox ----------------------------------------------------------------------------------
+
+
+def webhook_body(incident: dict, event_id: int, kind: str, department_code: str) -> bytes:
+    """The JSON posted for an event: what a department's system needs to act, nothing personal."""
+
+    def iso(value):
+        value = from_db(value)
+        return value.isoformat() if isinstance(value, datetime) else None
+
+    payload = {
+        "event": kind,
+        "event_id": event_id,
+        "department": department_code,
+        "incident": {
+            "id": incident["id"],
+            "version": incident["version"],
+            "state": incident["state"],
+            "category_id": incident["category_id"],
+            "priority": incident["priority"],
+            "description": incident.get("description") or "",
+            "address": incident.get("address"),
+            "lon": incident.get("lon"),
+            "lat": incident.get("lat"),
+            "grid_id": incident.get("grid_id"),
+            "reported_at": iso(incident.get("reported_at")),
+            "dispatched_at": iso(incident.get("dispatched_at")),
+            "ack_due_at": iso(incident.get("ack_due_at")),
+            "handle_due_at": iso(incident.get("handle_due_at")),
+            "media_url": incident.get("media_url"),
+        },
+    }
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def enqueue_webhook(conn: Connection, department_id: int, incident: dict, event_id: int, kind: str) -> int | None:
+    """Queue a webhook of `event_id` for a department with a URL; its outbox id (None: no URL, or already queued)."""
+    d = schema.departments
+    dept = conn.execute(select(d.c.code, d.c.webhook_url).where(d.c.id == department_id)).first()
+    if dept is None or not dept.webhook_url:
+        return None
+    exists = conn.execute(select(D.c.id).where(D.c.event_id == event_id, D.c.department_id == department_id)).first()
+    if exists is not None:
+        return None
+    now = utc_now()
+    return conn.execute(
+        D.insert()
+        .values(
+            department_id=department_id,
+            incident_id=incident["id"],
+            event_id=event_id,
+            kind=kind,
+            url=dept.webhook_url,
+            body=webhook_body(incident, event_id, kind, dept.code).decode(),
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .returning(D.c.id)
+    ).scalar_one()
+
+
+def withdraw_webhook(
+    conn: Connection, department_id: int, incident: dict, event_id: int, kind: str, withdrawn_event_id: int | None = None
+) -> None:
+    """Tell a department's system a case is no longer its own (notify_withdrawal's webhook part).
+
+    A webhook for the withdrawn dispatch that was never tried is simply cancelled; one already
+    posted (or being posted) is followed by a webhook of `kind` saying the case was withdrawn.
+    """
+    if withdrawn_event_id is not None:
+        cancelled = conn.execute(
+            update(D)
+            .where(
+                D.c.event_id == withdrawn_event_id,
+                D.c.department_id == department_id,
+                D.c.status == PENDING,
+                D.c.attempts == 0,
+                # Unclaimed: a worker claiming the row moves next_attempt_at away from created_at.
+                D.c.next_attempt_at == D.c.created_at,
+            )
+            .values(status=CANCELLED, last_error="withdrawn before it was sent")
+        ).rowcount
+        sent_before = conn.execute(
+            select(D.c.id).where(D.c.event_id == withdrawn_event_id, D.c.department_id == department_id)
+        ).first()
+        if cancelled or sent_before is None:
+            return
+    enqueue_webhook(conn, department_id, incident, event_id, kind)
+
+
+# --- the delivery log ----------------------------------------------------------------------------
+
+
+def _as_dict(row) -> dict:
+    return {k: from_db(v) for k, v in row._mapping.items()}
+
+
+def deliveries(
+    conn: Connection, *, incident_id: int | None = None, department_id: int | None = None, limit: int = 50
+) -> list[dict]:
+    """The delivery log: outbox rows newest first, each with its attempts (oldest first) under 'attempts_log'."""
+    stmt = select(
+        D.c.id,
+        D.c.department_id,
+        D.c.incident_id,
+        D.c.event_id,
+        D.c.kind,
+        D.c.url,
+        D.c.status,
+        D.c.attempts,
+        D.c.next_attempt_at,
+        D.c.created_at,
+        D.c.delivered_at,
+        D.c.last_error,
+    )
+    if incident_id is not None:
+        stmt = stmt.where(D.c.incident_id == incident_id)
+    if department_id is not None:
+        stmt = stmt.where(D.c.department_id == department_id)
+    rows = [_as_dict(r) for r in conn.execute(stmt.order_by(D.c.id.desc()).limit(max(1, min(limit, 500))))]
+    if rows:
+        log_rows = conn.execute(select(A).where(A.c.delivery_id.in_([r["id"] for r in rows])).order_by(A.c.id))
+        by_delivery: dict[int, list] = {}
+        for a in log_rows:
+            by_delivery.setdefault(a.delivery_id, []).append(_as_dict(a))
+        for r in rows:
+            r["attempts_log"] = by_delivery.get(r["id"], [])
+    return rows
+
+
+# --- delivering ------------------------------------------------------------------------------------
+
+Poster = Callable[[str, bytes, dict[str, str], float], int]
+
+
+def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST `body` and return the status code; raises OSError (urllib's errors) when nothing answers."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) checked in set_webhook)
+            return response.status
+    except urllib.error.HTTPError as exc:  # an answer, just not a happy one
+        return exc.code
+
+
+def deliver_due(
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    limit: int = 20,
+    timeout: float = POST_TIMEOUT_SECONDS,
+    post: Poster = http_post,
+) -> int:
+    """Post every webhook due at `now` (up to `limit`), recording each attempt; how many were attempted."""
+    now = to_utc(now, "now") if now is not None else utc_now()
+    attempted = 0
+    for delivery in _claim_due(engine, now, limit):
+        _attempt(engine, delivery, now, timeout, post)
+        attempted += 1
+    return attempted
+
+
+def _claim_due(engine: Engine, now: datetime, limit: int) -> list[dict]:
+    """The due rows this process won, each leased for CLAIM_LEASE so no other worker posts it meanwhile."""
+    claimed = []
+    with engine.begin() as conn:
+        due = conn.execute(
+            select(D.c.id, D.c.next_attempt_at)
+            .where(D.c.status == PENDING, D.c.next_attempt_at <= now)
+            .order_by(D.c.next_attempt_at, D.c.id)
+            .limit(limit)
+        ).all()
+        for row in due:
+            won = conn.execute(
+                update(D)
+                .where(D.c.id == row.id, D.c.status == PENDING, D.c.next_attempt_at == row.next_attempt_at)
+                .values(next_attempt_at=now + CLAIM_LEASE)
+            ).rowcount
+            if won:
+                claimed.append(row.id)
+        if not claimed:
+            return []
+        d = schema.departments
+        rows = conn.execute(
+            select(D.c.id, D.c.kind, D.c.url, D.c.body, D.c.attempts, d.c.webhook_secret)
+            .join_from(D, d, D.c.department_id == d.c.id)
+            .where(D.c.id.in_(claimed))
+            .order_by(D.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def _attempt(engine: Engine, delivery: dict, now: datetime, timeout: float, post: Poster) -> None:
+    body = delivery["body"].encode()
+    attempt = delivery["attempts"] + 1
+    status_code, error = None, None
+    started = time.monotonic()
+    if not delivery["webhook_secret"]:
+        error = "the department has no webhook secret: set one with set_webhook before webhooks can be signed"
+    else:
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+            SIGNATURE_HEADER: sign(delivery["webhook_secret"], body),
+            DELIVERY_HEADER: str(delivery["id"]),
+            EVENT_HEADER: delivery["kind"],
+        }
+        try:
+            status_code = post(delivery["url"], body, headers, timeout)
+        except (OSError, ValueError) as exc:  # refused, timed out, unreachable, malformed URL
+            error = f"{type(exc).__name__}: {exc}"
+    duration_ms = int((time.monotonic() - started) * 1000)
+    delivered = status_code is not None and 200 <= status_code < 300
+    if not delivered and error is None:
+        error = f"HTTP {status_code}"
+    given_up = not delivered and attempt >= MAX_ATTEMPTS
+    with engine.begin() as conn:
+        conn.execute(
+            A.insert().values(
+                delivery_id=delivery["id"],
+                attempt=attempt,
+                at=now,
+                status_code=status_code,
+                error=None if delivered else error[:MAX_ERROR_CHARS],
+                duration_ms=duration_ms,
+            )
+        )
+        values: dict[str, Any] = {"attempts": attempt}
+        if delivered:
+            values.update(status=DELIVERED, delivered_at=now, next_attempt_at=None, last_error=None)
+        elif given_up:
+            values.update(status=FAILED, next_attempt_at=None, last_error=error[:MAX_ERROR_CHARS])
+        else:
+            values.update(next_attempt_at=now + backoff(attempt), last_error=error[:MAX_ERROR_CHARS])
+        conn.execute(update(D).where(D.c.id == delivery["id"], D.c.status == PENDING).values(**values))
+    if not delivered:
+        log.info("webhook %s attempt %d failed: %s", delivery["id"], attempt, error)
+
+
+def outbox_counts(conn: Connection) -> dict[str, int]:
+    """How many outbox rows are in each status (for health and the dispatcher's screen)."""
+    rows = conn.execute(select(D.c.status, func.count()).group_by(D.c.status)).all()
+    return {status: 0 for status in (PENDING, DELIVERED, FAILED, CANCELLED)} | {r[0]: int(r[1]) for r in rows}
+
+
+# --- the background worker -------------------------------------------------------------------------
+
+
+class DeliveryWorker(threading.Thread):
+    """Posts due webhooks every `interval` seconds until stopped; a database hiccup only delays it."""
+
+    def __init__(self, engine: Engine, interval: float = 1.0):
+        super().__init__(name="citybrain-webhooks", daemon=True)
+        self.engine, self.interval = engine, interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                busy = deliver_due(self.engine) > 0
+            except SQLAlchemyError as exc:
+                log.warning("webhook delivery paused: %s", type(exc).__name__)
+                busy = False
+            if not busy:
+                self.stopping.wait(self.interval)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.join(timeout)
+
+
+_workers: dict[int, DeliveryWorker] = {}
+_workers_lock = threading.Lock()
+
+
+def start_delivery_worker(engine: Engine, interval: float = 1.0) -> DeliveryWorker:
+    """The process's webhook delivery thread for `engine`, started once."""
+    with _workers_lock:
+        worker = _workers.get(id(engine))
+        if worker is None or not worker.is_alive():
+            worker = _workers[id(engine)] = DeliveryWorker(engine, interval)
+            worker.start()
+        return worker
+
+
+__all__ = [
+    "DELIVERY_HEADER",
+    "EVENT_HEADER",
+    "MAX_ATTEMPTS",
+    "SIGNATURE_HEADER",
+    "DeliveryWorker",
+    "backoff",
+    "deliver_due",
+    "deliveries",
+    "enqueue_webhook",
+    "http_post",
+    "outbox_counts",
+    "set_webhook",
+    "sign",
+    "start_delivery_worker",
+    "verify_signature",
+    "webhook_body",
+    "withdraw_webhook",
+]
