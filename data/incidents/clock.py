@@ -2,7 +2,7 @@
 
 Every screen and metric asks "is this incident overdue / near due?" through this module, either as
 a SQLAlchemy expression (to filter or count in the database) or as a Python function (for a row
-already in hand); both give the same answer, which tests/test_incidents.py checks.
+already in hand); both give the same answer, which tests/data/incidents/test_incidents.py checks.
 
 The clock runs against the assignee only while an incident is with them (lifecycle.WITH_ASSIGNEE):
 - dispatched, not yet acknowledged: the acknowledge limit (签收时限), due at ``ack_due_at``;

@@ -7,7 +7,7 @@ few and change a handful at a time, so each process keeps them as numpy columns,
 incidents the change feed names since it last looked, and counts with array operations (a few ms).
 
 The rules mirror the statements of data/metrics/kpis.py and data/metrics/board.py, which stay the
-reference: tests compare the two on random histories (tests/test_kpi_set.py). Timestamps are float
+reference: tests compare the two on random histories (tests/data/metrics/test_working_set.py). Timestamps are float
 epoch seconds (NaN for NULL, so a comparison with a missing time is false, as in SQL); a float holds
 a microsecond at today's epoch.
 """

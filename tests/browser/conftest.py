@@ -88,7 +88,12 @@ def seed(engine) -> City:
         locator = GridLocator.from_conn(conn)
     for row in rows:
         units.setdefault(schema.LEVEL_NAMES[row.level], []).append(dict(row._mapping))
-    return City(engine, units, category_id, locator)
+    city = City(engine, units, category_id, locator)
+    # The demo's history hands most reports on within minutes, so whether any still waits for a dispatcher
+    # depends on the hour the suite runs; a few fresh reports make the queue the same at any hour.
+    for grid in units["grid"][-3:]:
+        city.report(grid, priority=2)
+    return city
 
 
 class ServerThread(threading.Thread):

@@ -8,7 +8,7 @@ import pytest
 from data import store
 from data.metrics import rollups, trends
 from layers import rate_choropleth
-from tests.test_trends import NOW, TZ, _raw, _reference, city  # noqa: F401  (city is a fixture)
+from tests.data.metrics.test_trends import NOW, TZ, _raw, _reference, city  # noqa: F401  (city is a fixture)
 
 
 def test_colour_classes_and_legend():

@@ -8,7 +8,6 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -17,9 +16,8 @@ from data import store
 from data.demo.city import build_demo
 from tests.auth_helpers import make_user, signed_in_opener
 from tests.conftest import PG_AVAILABLE, PG_URL, skip_or_fail
-from tests.test_run_command import _free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.dashboard.test_run_command import _free_port
+from tests.paths import ROOT
 
 
 def _get(url: str) -> tuple[int, bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,7 @@ from dashboard.pages import overview, overview_model, render
 from data import schema
 from layers import boundaries
 from layers.scope import CITY, Scope
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from tests.paths import ROOT
 
 # --- text ------------------------------------------------------------------------------------------
 

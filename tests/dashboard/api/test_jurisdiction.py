@@ -283,7 +283,7 @@ def test_the_admin_page_binds_a_key_to_a_unit_inside_the_admins_own(api):
     from dashboard.settings import Settings
     from data.accounts.apikeys import list_keys
     from tests.auth_helpers import signed_in_client
-    from tests.test_admin_page import press
+    from tests.callbacks.test_admin import press
 
     lattice = api.world.lattice
     with api.engine.begin() as conn:

@@ -1,14 +1,11 @@
 """The entry point: /healthz, settings from the environment, the CLI's commands, README documents every setting."""
 
-from pathlib import Path
-
 from click.testing import CliRunner
 
 from app import create_app
 from dashboard.settings import Settings
 from data import store
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
 
 
 def _app(tmp_path):

@@ -14,8 +14,8 @@ from data.metrics import working_set as kpi_set
 from data.metrics.board import department_board
 from data.metrics.kpis import overview_kpis
 from data.metrics.scope import SCOPE_COLUMNS
+from tests.data.metrics.test_kpis import NOW, TZ, _assert_kpis_match, _rows, reference_kpis, seed_history
 from tests.factories import make_incident
-from tests.test_metrics import NOW, TZ, _assert_kpis_match, _rows, reference_kpis, seed_history
 
 
 @pytest.fixture

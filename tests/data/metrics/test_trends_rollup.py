@@ -17,8 +17,8 @@ from data.metrics import rollup_cells, rollups, trends, trends_rollup
 from data.metrics.review_periods import bucket_starts, period_window
 from data.metrics.review_rules import LeagueThresholds
 from data.metrics.scope import normalise_scope
+from tests.data.metrics.test_trends import NOW, ROADS, STEPS_MIN, TZ, city  # noqa: F401  (city is a fixture)
 from tests.factories import make_incident
-from tests.test_trends import NOW, ROADS, STEPS_MIN, TZ, city  # noqa: F401  (city is a fixture)
 
 QUANTILES = {"median_ack_s", "p90_ack_s", "median_handle_s", "p90_handle_s"}
 CHOICES = [
