@@ -3,7 +3,8 @@
 from data import schema, store
 
 
-def test_migrate_creates_every_table_and_counts_are_zero(engine):
+def test_migrate_creates_every_table_and_counts_are_zero(fresh_engine):
+    engine = fresh_engine
     with store.reading(engine) as conn:
         assert store.counts(conn) == {"grids": 0, "incidents": 0, "open_incidents": 0}
         assert store.feed_head(conn) == 0
@@ -25,7 +26,8 @@ def test_postgres_urls_use_psycopg3():
     assert store.normalise_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
-def test_migrations_have_one_head_and_the_store_is_at_it(engine):
+def test_migrations_have_one_head_and_the_store_is_at_it(fresh_engine):
+    engine = fresh_engine
     """A newcomer's `alembic upgrade head` works (no parallel branches left), and migrate() reaches it."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
