@@ -33,6 +33,7 @@ from data.schema.catalogue import (
 from data.schema.delivery import centre_notifications, notifications, webhook_attempts, webhook_deliveries
 from data.schema.early_warning import ALERT_ACTIONS, ALERT_KINDS, ALERT_STATUSES, alert_events, alerts, warning_settings
 from data.schema.geo import CITY, COMMUNITY, DISTRICT, GRID, LEVEL_NAMES, LEVELS, MICRO, STREET, units
+from data.schema.operations import job_runs
 from data.schema.rollups import trend_rollup, trend_rollup_seen, trend_rollup_state
 from data.schema.working_calendar import work_calendar, work_calendar_days
 
@@ -64,6 +65,7 @@ __all__ = [
     "departments",
     "incident_events",
     "incidents",
+    "job_runs",
     "kiosk_tokens",
     "meta_kv",
     "metadata",
