@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, request
 
 from dashboard import jurisdiction
 from dashboard.components import trends_charts, trends_tables
+from dashboard.csv_safe import is_formula_like, safe_row
 from dashboard.i18n import name, normalise_lang, t
 from dashboard.pages.trends import parse_choice, read_review
 from data.errors import NotFound, ValidationError
@@ -23,9 +24,27 @@ def csv_text(keys: list[str], rows: list[list], lang: str) -> str:
     """CSV with a header of translated column names; a UTF-8 BOM so Excel opens Chinese text correctly."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([trends_tables.column_label(k, lang) for k in keys])
-    writer.writerows(rows)
+    writer.writerow(safe_row(trends_tables.column_label(k, lang) for k in keys))
+    writer.writerows(safe_row(row) for row in rows)
     return "\ufeff" + out.getvalue()
+
+
+def _xlsx_row(sheet, values) -> list:
+    """Cells for one sheet row: text is always a text cell, never a formula (openpyxl reads '=...' as one).
+
+    Formula-like text keeps its exact characters and gets Excel's own quote prefix (the hidden apostrophe a user
+    types), so it shows as written and stays text when someone edits the cell.
+    """
+    from openpyxl.cell.cell import Cell
+
+    cells = []
+    for value in values:
+        cell = Cell(sheet, value=value)
+        if isinstance(value, str):
+            cell.data_type = "s"
+            cell.quotePrefix = is_formula_like(value)
+        cells.append(cell)
+    return cells
 
 
 def xlsx_bytes(sheets: dict[str, tuple[list[str], list[list]]], lang: str) -> bytes:
@@ -36,9 +55,9 @@ def xlsx_bytes(sheets: dict[str, tuple[list[str], list[list]]], lang: str) -> by
     book.remove(book.active)
     for title, (keys, rows) in sheets.items():
         sheet = book.create_sheet(title[:31])
-        sheet.append([trends_tables.column_label(k, lang) for k in keys])
+        sheet.append(_xlsx_row(sheet, [trends_tables.column_label(k, lang) for k in keys]))
         for row in rows:
-            sheet.append(row)
+            sheet.append(_xlsx_row(sheet, row))
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
