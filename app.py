@@ -18,15 +18,30 @@ def create_app(settings: Settings | None = None, engine=None, testing: bool = Fa
     return build_app(settings, engine=engine, testing=testing, register_callbacks=register_all)
 
 
-def create_server():
-    """The Flask server for gunicorn: `gunicorn 'app:create_server()'`."""
-    from dashboard.commands.serve import start_dispatch_workers
+def create_asgi():
+    """The ASGI application for gunicorn's uvicorn workers (docs/production.md):
+    `gunicorn -k uvicorn_worker.UvicornWorker 'app:create_asgi()'`; live streams cost no thread."""
+    from dashboard.commands.serve import asgi_app
 
     settings = Settings.from_env()
+    app = _production_app(settings)
+    return asgi_app(app, settings)
+
+
+def create_server():
+    """The plain WSGI (Flask) server, for a WSGI-only host: `gunicorn 'app:create_server()'`. Live streams need
+    the ASGI server (create_asgi); here the screens fall back to polling."""
+    return _production_app(Settings.from_env()).server
+
+
+def _production_app(settings: Settings):
+    from dashboard.commands.serve import start_dispatch_workers
+
     app = create_app(settings)
-    # Each gunicorn worker posts webhooks too; outbox rows are claimed, so none is posted twice.
-    start_dispatch_workers(app.server.extensions["citybrain"].engine, settings)
-    return app.server
+    if settings.background == "in-process":
+        # Every web worker takes part; each job is elected on the store, so none runs twice at once.
+        start_dispatch_workers(app.server.extensions["citybrain"].engine, settings)
+    return app
 
 
 @click.group(invoke_without_command=True)

@@ -44,7 +44,7 @@ from dashboard.access import (
 from dashboard.login_html import refused_page
 from data import store
 from data.accounts import users as accounts
-from data.errors import NotFound
+from data.errors import NotFound, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,18 @@ def _load(session_id: str) -> Principal | None:
             return None if token is None else principal_for_kiosk(token)
     except (NotFound, ValueError):
         return None
-    except SQLAlchemyError as exc:  # the store is down: nobody can be checked, so nobody is let in
+    except SQLAlchemyError as exc:
+        # The store is down: nobody can be checked, so nobody is let in, but nobody is signed out either
+        # (a kiosk wall has no password to sign in again): the request is answered 503, to be retried.
         log.warning("could not load the signed-in principal: %s", type(exc).__name__)
-        return None
+        raise StoreUnavailable("the store is not answering; try again in a moment") from exc
     return None
 
 
-def still_valid(engine, session_id: str) -> bool:
+def still_valid(engine, session_id: str) -> bool | None:
     """Whether a signed-in principal still may be (user active with the same session version; kiosk
-    token not revoked): long-lived responses (the live stream) ask this now and then."""
+    token not revoked): long-lived responses (the live stream) ask this now and then. None when the
+    store cannot be asked: that is not a sign-out."""
     kind, _, rest = session_id.partition(":")
     try:
         with store.reading(engine) as conn:
@@ -125,22 +128,11 @@ def still_valid(engine, session_id: str) -> bool:
             if kind == "k":
                 rows = [t for t in accounts.list_kiosk_tokens(conn) if t["id"] == int(rest)]
                 return bool(rows) and rows[0]["active"]
-    except (NotFound, ValueError, SQLAlchemyError):
+    except (NotFound, ValueError):
         return False
+    except SQLAlchemyError:
+        return None
     return False
-
-
-def end_with_session(messages, engine, session_id: str, every: float = 10.0):
-    """Pass a long-lived stream's messages on until the principal's session ends (checked every
-    `every` seconds): a revoked kiosk or deactivated user loses the live feed, and the browser,
-    reconnecting, is refused and shown the sign-in page."""
-    checked = time.monotonic()
-    for message in messages:
-        if time.monotonic() - checked >= every:
-            checked = time.monotonic()
-            if not still_valid(engine, session_id):
-                return
-        yield message
 
 
 def sign_in(principal: Principal) -> None:

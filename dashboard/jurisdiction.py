@@ -11,8 +11,6 @@ lets no request through without a principal, so "no principal" only happens off 
 
 from __future__ import annotations
 
-import json
-
 from flask import has_request_context
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -136,24 +134,6 @@ def units_within(conn: Connection, level: int) -> set[int] | None:
 def restricted() -> bool:
     """Whether the current principal sees less than the whole city (a unit or one department)."""
     return unit() is not None or department() is not None
-
-
-def redact_stream(messages):
-    """The change feed for a restricted principal: counts and heads only, not which incidents changed
-    (those may lie outside the jurisdiction; the screens only need to know that something did)."""
-    for message in messages:
-        if b'"events":[' not in message:
-            yield message
-            continue
-        lines = message.split(b"\n")
-        out = []
-        for line in lines:
-            if line.startswith(b"data: "):
-                data = json.loads(line[6:])
-                data["events"] = []
-                line = b"data: " + json.dumps(data, separators=(",", ":")).encode()
-            out.append(line)
-        yield b"\n".join(out)
 
 
 def clamp_choice(engine, choice, *, strict: bool = False):

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import dash
-from flask import Flask, jsonify
+from flask import Flask
 from sqlalchemy import Engine
 
 from dashboard.cache import cache, cache_config
+from dashboard.health import register_health
 from dashboard.settings import Settings
 from data import store
 
@@ -49,7 +50,7 @@ def build_app(
 
     init_auth(server, settings)  # sign-in, the deny-by-default gate and CSRF come before every other route
     server.register_blueprint(login_page.bp)
-    _register_health(server, deps)
+    register_health(server, lambda: deps.engine)  # the engine read per request: tests swap it
     _register_overview_routes(server, engine, warm=not testing, tz=settings.timezone)
     from dashboard.api import register_api
 
@@ -73,11 +74,12 @@ def build_app(
 
 
 def _register_overview_routes(server: Flask, engine: Engine, warm: bool, tz: str) -> None:
-    from dashboard import alerts_routes, geo_routes, live
+    from dashboard import alerts_routes, geo_routes
+    from dashboard.live import routes as live_routes
     from data.metrics import working_set as kpi_set
 
     server.register_blueprint(geo_routes.bp)
-    server.register_blueprint(live.bp)
+    server.register_blueprint(live_routes.bp)
     server.register_blueprint(alerts_routes.bp)
     if warm:
         geo_routes.warm(engine)
@@ -85,19 +87,6 @@ def _register_overview_routes(server: Flask, engine: Engine, warm: bool, tz: str
 
 
 def _build_id(app: dash.Dash) -> str:
-    from dashboard import live
+    from dashboard.live import wire
 
-    return live.build_id(app)
-
-
-def _register_health(server: Flask, deps: Deps) -> None:
-    @server.get("/healthz")
-    def healthz():
-        try:
-            with store.reading(deps.engine) as conn:
-                counts = store.counts(conn)
-                head = store.feed_head(conn)
-        except Exception as exc:  # any database failure means "not healthy", said plainly
-            log.warning("health check failed: %s", exc)
-            return jsonify(status="error", error=f"database unreachable: {type(exc).__name__}"), 503
-        return jsonify(status="ok", counts=counts, feed_head=head, database=deps.engine.dialect.name)
+    return wire.build_id(app)

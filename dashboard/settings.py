@@ -53,6 +53,15 @@ class Settings:
         "Seconds between refreshes of the trends roll-up (built on first start); 0 leaves it to `python app.py rollup refresh`.",
     )
 
+    background: str = _setting(
+        "in-process",
+        "Where periodic work runs (warning passes, roll-ups, escalation, webhooks): in-process (the embedded default), "
+        "or off in web processes when `python app.py worker` runs it.",
+    )
+    web_threads: int = _setting(
+        16, "Threads per web process for pages, callbacks and the API (live streams need none: they wait on the event loop)."
+    )
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
         """Settings from the environment, with keyword overrides winning (tests use them)."""

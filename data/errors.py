@@ -43,3 +43,7 @@ class AccountLocked(AuthenticationFailed):
 
 class PermissionDenied(CityBrainError):
     """The signed-in user's role or jurisdiction does not allow this."""
+
+
+class StoreUnavailable(CityBrainError):
+    """The store cannot be reached or did not answer in time: a 503 to retry, never a sign-out."""

@@ -110,3 +110,10 @@ def request_as(app, role: str = "admin", path: str = "/", **user_kwargs):
     with server.test_request_context(path):
         login_user(access.principal_for_user(user))
         yield user
+
+
+def cookie_header(client) -> dict[str, str]:
+    """The signed-in test client's session as a Cookie header, for requests over real HTTP to the same app."""
+    cookie = client.get_cookie("citybrain_session")
+    assert cookie is not None, "the client is not signed in"
+    return {"Cookie": f"citybrain_session={cookie.value}"}

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from flask import current_app, request
 
-from flask import Response, current_app, request
-from sqlalchemy.engine import Engine
-
-from dashboard import live
 from dashboard.api import jurisdiction
 from dashboard.api.context import api_context
 from dashboard.api.errors import bad_request, not_found
 from dashboard.api.keys import require
 from dashboard.api.v1_params import FEED_LIMIT, MAX_FEED_LIMIT, MAX_UNIT_ID, SCOPE_LEVELS, check_params, event_json, int_param
 from dashboard.api.wire import json_response
+from dashboard.live import wire
+from dashboard.live.routes import hand_over
+from dashboard.live.streams import FeedSpec
 from data import schema, store
-from data.accounts.apikeys import READ, ApiKey
+from data.accounts.apikeys import READ
 from data.incidents.api_store import unit_exists
 from data.metrics.working_set import overview_kpis
 from data.times import utc_now
@@ -72,43 +70,15 @@ def get_feed():
     limit = int_param("limit", FEED_LIMIT, 1, MAX_FEED_LIMIT)
     if _wants_event_stream():
         last_event = request.headers.get("Last-Event-ID", "").strip()
-        start = int(last_event) if last_event.isdigit() else after
-        seconds = float(current_app.config.get("CITYBRAIN_SSE_STREAM_SECONDS", live.STREAM_SECONDS))
-        response = Response(feed_stream(engine, start, seconds, key), mimetype="text/event-stream")
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Accel-Buffering"] = "no"
-        return response
+        start = int(last_event) if last_event.isascii() and last_event.isdigit() else after
+
+        def read_page(after_id: int) -> tuple[list[dict], int]:
+            with store.reading(engine) as conn:
+                events, next_after, _head = jurisdiction.feed_page(conn, key, after_id, MAX_FEED_LIMIT)
+            return [event_json(e) for e in events], next_after
+
+        seconds = float(current_app.config.get("CITYBRAIN_SSE_STREAM_SECONDS", wire.STREAM_SECONDS))
+        return hand_over(FeedSpec(after=start, read_page=read_page, page=MAX_FEED_LIMIT, stream_seconds=seconds))
     with store.reading(engine) as conn:
         events, next_after, head = jurisdiction.feed_page(conn, key, after, limit)
     return json_response({"events": [event_json(e) for e in events], "next_after": next_after, "head": head})
-
-
-def feed_stream(engine: Engine, after: int, stream_seconds: float, key: ApiKey) -> Iterator[bytes]:
-    """Every event after `after` as its own message (id: = event id, so Last-Event-ID resumes), then each new one;
-    only those of the key's unit when it has one."""
-    watcher = live.watcher_for(engine)
-    watcher.subscribe()
-    try:
-        yield live.sse_retry()
-        last, deadline, last_sent = after, time.monotonic() + stream_seconds, time.monotonic()
-        while True:
-            with store.reading(engine) as conn:
-                events, next_after, _head = jurisdiction.feed_page(conn, key, last, MAX_FEED_LIMIT)
-            for event in events:
-                yield live.sse_message(event_json(event), event_id=event["id"])
-            last = next_after
-            if events:
-                last_sent = time.monotonic()
-                if len(events) == MAX_FEED_LIMIT:
-                    continue
-            now = time.monotonic()
-            if now >= deadline:
-                return
-            if now - last_sent >= live.HEARTBEAT_SECONDS:
-                yield live.heartbeat_message(last, watcher.ok)
-                last_sent = now
-            wait = min(live.HEARTBEAT_SECONDS - (now - last_sent), deadline - now)
-            seen = watcher.head if watcher.head is not None else last
-            watcher.wait_for_change(max(seen, last), max(wait, 0.0))
-    finally:
-        watcher.unsubscribe()

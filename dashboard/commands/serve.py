@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def serve_app(settings: Settings, host: str, port: int, create_app: Callable[..., dash.Dash]) -> None:
-    """Serve the dashboard with the development-grade threaded server (gunicorn for production);
-    `create_app(settings, engine=...)` builds it (app.py passes its own, which adds the callbacks)."""
+    """Serve the dashboard with uvicorn, live streams on its event loop and pages in a thread pool (the same
+    server production runs under gunicorn); `create_app(settings, engine=...)` builds it (app.py passes its
+    own, which adds the callbacks)."""
     engine = store.make_engine(settings.database_url)
     store.migrate(engine)
     if settings.build_demo:
@@ -30,13 +31,32 @@ def serve_app(settings: Settings, host: str, port: int, create_app: Callable[...
             log.info("demo user %s (%s): the README lists its password", user["username"], user["role"])
     _warn_without_users(engine)
     app = create_app(settings, engine=engine)
-    start_dispatch_workers(engine, settings)
-    if settings.live:
-        from data.demo.simulator import start_background_simulator
+    if settings.debug:
+        app.enable_dev_tools(debug=True, dev_tools_hot_reload=False)
+    if settings.background == "in-process":
+        start_dispatch_workers(engine, settings)
+        if settings.live:
+            from data.demo.simulator import start_background_simulator
 
-        start_background_simulator(engine, settings.timezone)
+            start_background_simulator(engine, settings.timezone)
     log.info("serving on http://%s:%s", host, port)
-    app.run(host=host, port=port, debug=settings.debug, threaded=True)
+    run_asgi(asgi_app(app, settings), host, port)
+
+
+def asgi_app(app: dash.Dash, settings: Settings):
+    """The ASGI application serving `app`: streams on the event loop, the rest in settings.web_threads threads."""
+    from dashboard.live.asgi import CityBrainASGI
+
+    return CityBrainASGI(app.server, threads=settings.web_threads)
+
+
+def run_asgi(application, host: str, port: int) -> None:
+    """uvicorn in this process until stopped (Ctrl-C): what `python app.py` serves with."""
+    import uvicorn
+
+    # lifespan off: the app has no startup work of its own; a short graceful stop, since open streams
+    # never end by themselves (browsers reconnect to the next server).
+    uvicorn.run(application, host=host, port=port, lifespan="off", timeout_graceful_shutdown=3, log_config=None)
 
 
 def _warn_without_users(engine) -> None:

@@ -6,12 +6,10 @@ them the tests skip locally and fail in CI (tests.conftest.skip_or_fail).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from app import create_app
 from dashboard.settings import Settings
@@ -19,6 +17,7 @@ from data import schema, store
 from data.demo.city import build_demo
 from data.geo.locate import GridLocator
 from data.incidents.intake import report_incidents
+from tests.asgi_server import AsgiServer
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.chrome import chromium_paths, start_chromium
 from tests.conftest import skip_or_fail
@@ -96,21 +95,6 @@ def seed(engine) -> City:
     return city
 
 
-class ServerThread(threading.Thread):
-    """Dash's own Flask server (werkzeug) on a free port, in a daemon thread."""
-
-    def __init__(self, app):
-        super().__init__(daemon=True)
-        self.server = make_server("127.0.0.1", 0, app.server, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def run(self):
-        self.server.serve_forever()
-
-    def stop(self):
-        self.server.shutdown()
-
-
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     engine = store.make_engine(f"sqlite:///{tmp_path_factory.mktemp('browser') / 'store.db'}")
@@ -130,10 +114,8 @@ def server(city):
     settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai", secret_key=BROWSER_SECRET)
     app = create_app(settings, engine=city.engine, testing=True)
     make_user(city.engine, "admin", username=BROWSER_ADMIN)
-    thread = ServerThread(app)
-    thread.start()
-    yield thread.url
-    thread.stop()
+    with AsgiServer(app) as served:  # as production serves it: streams on the event loop
+        yield served.url
 
 
 @pytest.fixture(scope="module")

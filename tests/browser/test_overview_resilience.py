@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
-import threading
 import time
 
 import pytest
-from werkzeug.serving import make_server
 
 from app import create_app
 from dashboard.settings import Settings
+from tests.asgi_server import AsgiServer
 from tests.auth_helpers import make_user, sign_in_browser
 from tests.browser.conftest import BROWSER_SECRET
 from tests.browser.test_overview_browser import open_page, shown_kpis, wait_for
@@ -23,7 +21,7 @@ NETWORK_FAILURE = re.compile(r"Failed to load resource: net::ERR_|Failed to fetc
 
 
 class RestartableServer:
-    """The app on werkzeug in a thread, on a port that stays the same across stop() and start().
+    """The app served as in production (uvicorn) in a thread, on a port that stays the same across stop() and start().
 
     stop() also cuts the connections still open (the wall's event stream), as a dying process would;
     start() builds the app afresh against the same store, as a restarted process does.
@@ -35,29 +33,15 @@ class RestartableServer:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.httpd = None
-        self.connections: set[socket.socket] = set()
+        self.served = None
 
     def start(self) -> None:
         settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai", secret_key=BROWSER_SECRET)
         app = create_app(settings, engine=self.engine, testing=True)
-        self.httpd = make_server("127.0.0.1", self.port, app.server, threaded=True)
-        serve_request = self.httpd.process_request
-
-        def tracked(request, client_address):
-            self.connections.add(request)
-            serve_request(request, client_address)
-
-        self.httpd.process_request = tracked
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.served = AsgiServer(app, port=self.port).start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        for connection in list(self.connections):
-            with contextlib.suppress(OSError):  # already closed when its request ended
-                connection.shutdown(socket.SHUT_RDWR)
-        self.connections.clear()
+        self.served.stop()
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-import orjson
 import pytest
 
 from app import create_app
-from dashboard import live
+from dashboard.live import wire
 from dashboard.settings import Settings
-from tests.auth_helpers import signed_in_client
+from tests.asgi_server import AsgiServer, EventStream
+from tests.auth_helpers import cookie_header, signed_in_client
 from tests.factories import make_incident, make_world
 
 
@@ -36,52 +36,26 @@ def _report(engine, world, n=1):
     return ids
 
 
-class Stream:
-    """Reads SSE frames off a streaming test-client response, with a deadline."""
-
-    def __init__(self, response):
-        self.response = response
-        self.chunks = iter(response.response)
-        self.buffer = b""
-
-    def next_frame(self, timeout=5.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while b"\n\n" not in self.buffer:
-            assert time.monotonic() < deadline, "no frame in time"
-            self.buffer += next(self.chunks)
-        frame, self.buffer = self.buffer.split(b"\n\n", 1)
-        fields = {}
-        for line in frame.decode().splitlines():
-            key, _, value = line.partition(": ")
-            fields[key] = value
-        if "data" in fields:
-            fields["data"] = orjson.loads(fields["data"])
-        return fields
-
-    def next_data(self, kind: str, timeout=5.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = self.next_frame(max(deadline - time.monotonic(), 0.01))
-            if "data" in frame and frame["data"]["type"] == kind:
-                return frame
-
-    def close(self):
-        self.response.close()
+@pytest.fixture
+def served(app):
+    with AsgiServer(app) as server:
+        yield server
 
 
-def _open(client, **kwargs) -> Stream:
-    response = client.get("/live/events", buffered=False, **kwargs)
-    assert response.status_code == 200
-    assert response.mimetype == "text/event-stream"
-    assert response.headers["Cache-Control"] == "no-cache"
-    return Stream(response)
+def _open(served, client, after: int | None = None, headers: dict | None = None) -> EventStream:
+    path = "/live/events" if after is None else f"/live/events?after={after}"
+    stream = EventStream(served.url, path, headers={**cookie_header(client), **(headers or {})})
+    assert stream.status == 200
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert stream.headers["cache-control"] == "no-cache"
+    return stream
 
 
-def test_a_new_stream_catches_up_then_delivers_changes_as_they_land(app, engine, world):
+def test_a_new_stream_catches_up_then_delivers_changes_as_they_land(app, served, engine, world):
     first = _report(engine, world, 2)
-    stream = _open(signed_in_client(app), query_string={"after": 0})
+    stream = _open(served, signed_in_client(app), after=0)
     try:
-        assert stream.next_frame() == {"retry": str(live.RETRY_MS)}
+        assert stream.next_frame() == {"retry": str(wire.RETRY_MS)}
         caught_up = stream.next_data("changes")
         assert sorted({e["incident_id"] for e in caught_up["data"]["events"]}) == sorted(first)
         assert caught_up["id"] == str(caught_up["data"]["head"])
@@ -97,10 +71,10 @@ def test_a_new_stream_catches_up_then_delivers_changes_as_they_land(app, engine,
         stream.close()
 
 
-def test_a_reconnect_resumes_after_last_event_id_without_losing_or_repeating(app, engine, world):
+def test_a_reconnect_resumes_after_last_event_id_without_losing_or_repeating(app, served, engine, world):
     ids = _report(engine, world, 3)
     client = signed_in_client(app)
-    stream = _open(client, query_string={"after": 0})
+    stream = _open(served, client, after=0)
     try:
         stream.next_frame()
         all_events = stream.next_data("changes")["data"]["events"]
@@ -108,7 +82,7 @@ def test_a_reconnect_resumes_after_last_event_id_without_losing_or_repeating(app
         stream.close()
     seen_first = all_events[0]["id"]
     # The browser reconnects with the id of the last event it got; ?after (the page's start) is older.
-    resumed = _open(client, query_string={"after": 0}, headers={"Last-Event-ID": str(seen_first)})
+    resumed = _open(served, client, after=0, headers={"Last-Event-ID": str(seen_first)})
     try:
         resumed.next_frame()
         rest = resumed.next_data("changes")["data"]["events"]
@@ -118,11 +92,11 @@ def test_a_reconnect_resumes_after_last_event_id_without_losing_or_repeating(app
     assert {e["incident_id"] for e in rest} == set(ids) - {all_events[0]["incident_id"]}
 
 
-def test_a_long_absence_is_caught_up_in_one_message(app, engine, world, monkeypatch):
-    monkeypatch.setattr(live, "PAGE", 2)
-    monkeypatch.setattr(live, "MAX_EVENTS", 3)
+def test_a_long_absence_is_caught_up_in_one_message(app, served, engine, world, monkeypatch):
+    monkeypatch.setattr(wire, "PAGE", 2)
+    monkeypatch.setattr(wire, "MAX_EVENTS", 3)
     ids = _report(engine, world, 5)
-    stream = _open(signed_in_client(app), query_string={"after": 0})
+    stream = _open(served, signed_in_client(app), after=0)
     try:
         stream.next_frame()
         message = stream.next_data("changes")["data"]
@@ -133,10 +107,10 @@ def test_a_long_absence_is_caught_up_in_one_message(app, engine, world, monkeypa
     assert message["head"] == max(e["id"] for e in message["events"])
 
 
-def test_a_quiet_stream_sends_heartbeats_with_the_head(app, engine, world, monkeypatch):
-    monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.3)
+def test_a_quiet_stream_sends_heartbeats_with_the_head(app, served, engine, world, monkeypatch):
+    monkeypatch.setattr(wire, "HEARTBEAT_SECONDS", 0.3)
     _report(engine, world)
-    stream = _open(signed_in_client(app))  # no ?after: start from now, nothing to catch up
+    stream = _open(served, signed_in_client(app))  # no ?after: start from now, nothing to catch up
     try:
         stream.next_frame()
         beat = stream.next_data("heartbeat", timeout=3)
@@ -149,9 +123,9 @@ def test_a_quiet_stream_sends_heartbeats_with_the_head(app, engine, world, monke
         stream.close()
 
 
-def test_a_client_ahead_of_the_store_is_told_to_reset(app, engine, world):
+def test_a_client_ahead_of_the_store_is_told_to_reset(app, served, engine, world):
     _report(engine, world)
-    stream = _open(signed_in_client(app), headers={"Last-Event-ID": "999999"})
+    stream = _open(served, signed_in_client(app), headers={"Last-Event-ID": "999999"})
     try:
         stream.next_frame()
         reset = stream.next_frame()
@@ -161,14 +135,17 @@ def test_a_client_ahead_of_the_store_is_told_to_reset(app, engine, world):
         stream.close()
 
 
-def test_the_stream_ends_so_the_browser_reconnects(app, engine, world):
+def test_the_stream_ends_so_the_browser_reconnects(app, served, engine, world):
     app.server.config["CITYBRAIN_SSE_STREAM_SECONDS"] = 0.5
-    response = signed_in_client(app).get("/live/events")
-    # Buffered: returns only because the stream ended by itself.
-    assert response.data.startswith(b"retry: ")
+    stream = _open(served, signed_in_client(app))
+    try:
+        assert stream.next_frame() == {"retry": str(wire.RETRY_MS)}
+        assert stream.ended(timeout=5)  # by itself, well before any time-out of the client
+    finally:
+        stream.close()
 
 
-def test_head_route_reports_the_feed_head(app, engine, world):
+def test_head_route_reports_the_feed_head(app, served, engine, world):
     _report(engine, world, 2)
     body = signed_in_client(app).get("/live/head").get_json()
     with engine.connect() as conn:
@@ -178,22 +155,22 @@ def test_head_route_reports_the_feed_head(app, engine, world):
 
 
 def test_message_framing_is_one_id_and_one_data_line():
-    framed = live.changes_message([{"id": 7, "incident_id": 3, "action": "report", "to_state": "reported", "at": None}], 7)
+    framed = wire.changes_message([{"id": 7, "incident_id": 3, "action": "report", "to_state": "reported", "at": None}], 7)
     assert framed == b'id: 7\ndata: {"type":"changes","head":7,"count":1,"events":[' + (
         b'{"id":7,"incident_id":3,"action":"report","to_state":"reported","at":null}]}\n\n'
     )
 
 
-def test_the_build_id_follows_the_code_and_reaches_heartbeats_and_the_head_route(app, engine, world, monkeypatch):
+def test_the_build_id_follows_the_code_and_reaches_heartbeats_and_the_head_route(app, served, engine, world, monkeypatch):
     build = app.server.config["CITYBRAIN_BUILD"]
-    assert build == live.build_id(app)  # the same code gives the same id (every worker agrees)
+    assert build == wire.build_id(app)  # the same code gives the same id (every worker agrees)
     assert signed_in_client(app).get("/live/head").get_json()["build"] == build
-    monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.2)
-    stream = _open(signed_in_client(app))
+    monkeypatch.setattr(wire, "HEARTBEAT_SECONDS", 0.2)
+    stream = _open(served, signed_in_client(app))
     try:
         stream.next_frame()
         assert stream.next_data("heartbeat")["data"]["build"] == build
     finally:
         stream.close()
     app.callback_map["extra-output.children"] = {}
-    assert live.build_id(app) != build
+    assert wire.build_id(app) != build

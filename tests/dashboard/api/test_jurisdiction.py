@@ -13,6 +13,7 @@ from data.accounts.apikeys import create_key, find_key, hash_key
 from data.errors import ValidationError
 from data.incidents import dispatch, lifecycle
 from tests.api_helpers import build_api_world
+from tests.asgi_server import read_whole_stream
 from tests.factories import drive_to
 
 # Lattice of make_world: 3 x 2 grids; columns 0-1 are district 0 (grids 0, 1, 3, 4), column 2 district 1 (grids 2, 5).
@@ -130,8 +131,8 @@ def test_a_street_keys_feed_is_the_same_read_either_way(api, monkeypatch, window
 
 def test_the_event_stream_of_a_district_key_leaves_out_events_elsewhere(api):
     api.server.config["CITYBRAIN_SSE_STREAM_SECONDS"] = 0.3
-    response = api.client.get("/api/v1/feed?after=0", headers=api.headers(api.d0, Accept="text/event-stream"))
-    messages = [m for m in response.get_data(as_text=True).split("\n\n") if m.startswith("id:")]
+    body = read_whole_stream(api.server, "/api/v1/feed?after=0", api.headers(api.d0, Accept="text/event-stream"))
+    messages = [m for m in body.split("\n\n") if m.startswith("id:")]
     assert [orjson.loads(m.split("data: ", 1)[1])["incident_id"] for m in messages] == api.inside
 
 

@@ -22,6 +22,7 @@ from data.geo.crs import gcj02_to_wgs84
 from data.incidents import api_store, lifecycle
 from data.times import from_db, utc_now
 from tests.api_helpers import build_api_world
+from tests.asgi_server import read_whole_stream
 from tests.factories import drive_to, make_grids, make_incident
 
 
@@ -367,15 +368,13 @@ def test_the_feed_streams_server_sent_events_that_resume(api):
     api.server.config["CITYBRAIN_SSE_STREAM_SECONDS"] = 0.3
     ids = [r["id"] for r in _post(api, {"incidents": [_incident(api) for _ in range(3)]}).get_json()["results"]]
     headers = api.headers(api.reader, Accept="text/event-stream")
-    response = api.client.get("/api/v1/feed?after=0", headers=headers)
-    assert response.mimetype == "text/event-stream"
-    messages = [m for m in response.get_data(as_text=True).split("\n\n") if m.startswith("id:")]
+    messages = [m for m in read_whole_stream(api.server, "/api/v1/feed?after=0", headers).split("\n\n") if m.startswith("id:")]
     events = [orjson.loads(m.split("data: ", 1)[1]) for m in messages]
     assert [e["incident_id"] for e in events] == ids
     assert [int(m.split("\n")[0][4:]) for m in messages] == [e["id"] for e in events]
 
-    resumed = api.client.get("/api/v1/feed", headers={**headers, "Last-Event-ID": str(events[1]["id"])})
-    later = [orjson.loads(m.split("data: ", 1)[1]) for m in resumed.get_data(as_text=True).split("\n\n") if "data: " in m]
+    resumed = read_whole_stream(api.server, "/api/v1/feed", {**headers, "Last-Event-ID": str(events[1]["id"])})
+    later = [orjson.loads(m.split("data: ", 1)[1]) for m in resumed.split("\n\n") if "data: " in m]
     assert [e["incident_id"] for e in later if "incident_id" in e] == [ids[2]]
 
 

@@ -1,0 +1,221 @@
+"""One watcher of the change feed per process and store, on the event loop: every open stream waits on it.
+
+The head comes from PostgreSQL's NOTIFY (migration 0013 notifies on every statement that adds
+events), so a change reaches every process at once without polling; a probe of the head every
+few seconds confirms the store answers (and catches a notification lost with a dropped
+connection). SQLite has no NOTIFY: its watcher polls the head, as one cheap indexed max().
+
+When the head moves, the events since the previous head are read once and the message built
+once; every stream that was up to date sends those same bytes. Only a stream that fell behind
+(a reconnect with an old Last-Event-ID) reads its own catch-up. Store reads run in a small
+thread pool of their own with a time-out, so a stalled database makes the hub say "not ok"
+(heartbeats tell the screens, which show stale) instead of blocking the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboard.live import wire
+from data import deadlines, store
+from data.incidents.feed import events_after
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05  # SQLite: how often the head is read (one indexed max(), ~0.5 ms)
+PROBE_SECONDS = 2.0  # PostgreSQL: how often the head is read anyway (is the store answering?)
+READ_TIMEOUT = 3.0  # a hub read that takes longer counts as "store not answering"
+CHANNEL = "citybrain_feed"
+
+
+@dataclass
+class Batch:
+    """The events between two heads, read once, with the message every up-to-date stream sends."""
+
+    after: int
+    head: int
+    count: int
+    message: bytes
+    redacted: bytes
+
+
+@dataclass
+class Hub:
+    """The feed head of one store, kept current on the event loop; streams await `changed`."""
+
+    engine: Any
+    loop: asyncio.AbstractEventLoop
+    head: int | None = None
+    ok: bool = True
+    streams: int = 0
+    batch: Batch | None = None
+    _tick: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task | None = None
+    _reads: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="citybrain-hub"))
+    _batches: dict[int, Batch] = field(default_factory=dict)
+    _reading: dict[int, asyncio.Task] = field(default_factory=dict)
+    _refresh_queued: bool = False
+    sessions: dict[str, bool] = field(default_factory=dict)  # session id -> still valid (checked in one read)
+
+    # --- reads, off the loop ---------------------------------------------------------------------
+
+    async def read(self, fn: Callable, *args, timeout: float = READ_TIMEOUT):
+        """Run a blocking store read in the hub's threads; TimeoutError or SQLAlchemyError when it fails."""
+        return await asyncio.wait_for(self.loop.run_in_executor(self._reads, fn, *args), timeout)
+
+    def _head_now(self) -> int:
+        with store.reading(self.engine) as conn:
+            return store.feed_head(conn)
+
+    async def refresh(self) -> None:
+        """Read the head now; wake every stream when it moved or the store's health changed."""
+        try:
+            head, ok = await self.read(self._head_now), True
+        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+            if self.ok:
+                log.warning("change feed unreachable: %s", type(exc).__name__)
+            head, ok = self.head, False
+        if ok and not self.ok:
+            log.info("change feed reachable again at head %s", head)
+        if head != self.head or ok != self.ok:
+            self.head, self.ok = head, ok
+            self._wake()
+
+    def _wake(self) -> None:
+        tick, self._tick = self._tick, asyncio.Event()
+        tick.set()
+
+    async def wait(self, known_head: int | None, timeout: float) -> None:
+        """Until the head differs from `known_head` (or the store's health changes), at most `timeout` s."""
+        if self.head is not None and self.head != known_head:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._tick.wait(), max(timeout, 0.0))
+
+    # --- the events of a change, read once ------------------------------------------------------
+
+    async def events_since(self, after: int, head: int) -> Batch:
+        """The events after `after` (at least up to `head`), read once for every stream that asks alike."""
+        batch = self._batches.get(after)
+        if batch is not None and batch.head >= head:
+            return batch
+        pending = self._reading.get(after)
+        if pending is None:
+            pending = self._reading[after] = self.loop.create_task(self._read_batch(after))
+        return await asyncio.shield(pending)
+
+    async def _read_batch(self, after: int) -> Batch:
+        try:
+            count, tail, last = await self.read(catch_up, self.engine, after)
+            message = wire.changes_message(tail, last, count) if count else b""
+            batch = Batch(after, last, count, message, wire.redacted(message))
+            self._batches[after] = batch
+            while len(self._batches) > 16:  # streams share a handful of positions; older ones are gone
+                self._batches.pop(next(iter(self._batches)))
+            return batch
+        finally:
+            self._reading.pop(after, None)
+
+    # --- the watcher -----------------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        self.streams += 1
+        if self._task is None or self._task.done():
+            self._task = self.loop.create_task(self._watch())
+
+    def unsubscribe(self) -> None:
+        self.streams -= 1
+
+    async def _watch(self) -> None:
+        await self.refresh()
+        if store.is_sqlite(self.engine):
+            while self.streams > 0:
+                await asyncio.sleep(POLL_SECONDS)
+                await self.refresh()
+            return
+        stop = threading.Event()
+        listener = threading.Thread(target=self._listen, args=(stop,), name="citybrain-feed-listener", daemon=True)
+        listener.start()
+        try:
+            while self.streams > 0:
+                await asyncio.sleep(PROBE_SECONDS)
+                await self.refresh()  # the probe: is the store answering, did a notification get lost?
+        finally:
+            stop.set()
+
+    def _listen(self, stop: threading.Event) -> None:
+        """PostgreSQL, in a thread of its own: LISTEN on one connection; each NOTIFY from this store's schema
+        makes the loop read the head. The connection is never returned to the pool (it holds a LISTEN)."""
+        while not stop.is_set():
+            raw = None
+            try:
+                with deadlines.time_limit(math.inf):  # held for as long as anybody listens
+                    raw = self.engine.raw_connection()
+                connection = raw.driver_connection
+                connection.autocommit = True
+                schema = connection.execute("SELECT current_schema()").fetchone()[0]
+                connection.execute(f"LISTEN {CHANNEL}")
+                self._call_refresh()
+                while not stop.is_set():
+                    for note in connection.notifies(timeout=PROBE_SECONDS):
+                        if note.payload == schema:
+                            self._call_refresh()
+                            break
+            except Exception as exc:  # any failure of the listening connection: say so, wait, listen again
+                log.warning("change feed listener lost (%s); listening again", type(exc).__name__)
+                self._call_refresh()
+                stop.wait(PROBE_SECONDS)
+            finally:
+                if raw is not None:
+                    with contextlib.suppress(Exception):
+                        raw.invalidate()
+
+    def _call_refresh(self) -> None:
+        if not self._refresh_queued:
+            self._refresh_queued = True
+            self.loop.call_soon_threadsafe(self._start_refresh)
+
+    def _start_refresh(self) -> None:
+        self._refresh_queued = False
+        self.loop.create_task(self.refresh())
+
+
+def catch_up(engine, after_id: int) -> tuple[int, list, int]:
+    """(how many events, the newest MAX_EVENTS of them, the last id) after `after_id`, read in pages.
+
+    A screen that was away for an hour gets one message saying "this much changed", not a
+    thousand messages each asking it to refresh.
+    """
+    count, tail, last = 0, [], after_id
+    while True:
+        with store.reading(engine) as conn:
+            events = list(events_after(conn, last, limit=wire.PAGE))
+        count += len(events)
+        tail = (tail + events)[-wire.MAX_EVENTS :]
+        last = max([last, *(int(e["id"]) for e in events)])
+        if len(events) < wire.PAGE:
+            return count, tail, last
+
+
+_hubs: dict[tuple[int, str], Hub] = {}
+_hubs_lock = threading.Lock()
+
+
+def hub_for(engine, loop: asyncio.AbstractEventLoop) -> Hub:
+    """The Hub of `engine`'s store on `loop` (one per process and event loop)."""
+    key = (id(loop), engine.url.render_as_string(hide_password=True))
+    with _hubs_lock:
+        hub = _hubs.get(key)
+        if hub is None or hub.engine is not engine:
+            hub = _hubs[key] = Hub(engine=engine, loop=loop)
+        return hub
