@@ -3,7 +3,8 @@
 Follows the published standard so existing Open311 clients work unmodified: every field it
 lists is present (null / empty when unknown), errors are a list of {code, description} with
 HTTP 400/403/404, times carry the city's UTC offset. Our lifecycle maps to open/closed with
-status_notes saying where the case is; agency_responsible is the assigned department.
+status_notes saying where the case is (the state's standard text and any note given for citizens,
+never an internal note); agency_responsible is the assigned department.
 Reading is public, as the standard intends; reporting needs an api_key with the intake scope.
 A read that carries a key sees what that key may (a key bound to a unit: only that unit's requests).
 """
@@ -33,11 +34,12 @@ from data.incidents.api_store import (
     category_attributes,
     check_attribute_values,
     find_by_external_id,
-    latest_events,
     list_incidents,
     parse_datetime,
+    public_notes,
 )
 from data.times import utc_now
+from data.xml_chars import first_xml_unsafe
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -178,11 +180,12 @@ def service_definition(service_code: str, fmt: str):
 # --- service requests -----------------------------------------------------------------------------
 
 
-def _status_notes(row: dict, latest: dict | None, lang: int) -> str:
+def _status_notes(row: dict, public_note: str | None, lang: int) -> str:
+    """The state's standard text, and the note given for citizens in this state if any: never an internal note
+    (a department's notes carry names and phone numbers, and anyone may read Open311)."""
     agency = _agency(row, lang) or ("the department", "部门")[lang]
     text = STATE_NOTES[row["state"]][lang].format(agency=agency, merged_into_id=row["merged_into_id"])
-    note = (latest or {}).get("note")
-    return f"{text}: {note}" if note else text
+    return f"{text}: {public_note}" if public_note else text
 
 
 def _agency(row: dict, lang: int) -> str | None:
@@ -193,11 +196,11 @@ def _agency(row: dict, lang: int) -> str | None:
     return None
 
 
-def _request_json(row: dict, latest: dict | None, lang: int) -> dict:
+def _request_json(row: dict, public_note: str | None, lang: int) -> dict:
     return {
         "service_request_id": row["id"],
         "status": "open" if row["is_open"] else "closed",
-        "status_notes": _status_notes(row, latest, lang),
+        "status_notes": _status_notes(row, public_note, lang),
         "service_name": (row["category_name_en"], row["category_name_zh"])[lang],
         "service_code": row["category_code"],
         "description": row["description"] or None,
@@ -217,8 +220,8 @@ def _request_json(row: dict, latest: dict | None, lang: int) -> dict:
 
 def _requests_payload(conn, rows: list[dict]) -> list[dict]:
     lang = _lang()
-    latest = latest_events(conn, [r["id"] for r in rows])
-    return [_request_json(r, latest.get(r["id"]), lang) for r in rows]
+    notes = public_notes(conn, [r["id"] for r in rows])
+    return [_request_json(r, notes.get(r["id"]), lang) for r in rows]
 
 
 def _codes(name: str) -> list[str]:
@@ -354,8 +357,9 @@ def post_request(fmt: str):
     if request.mimetype not in FORM_TYPES:
         raise bad_request("send the request form-encoded (application/x-www-form-urlencoded or multipart/form-data)")
     form = request.form  # read before the key: a body over the limit is 413, whatever it holds
-    if any("\x00" in value for values in form.listvalues() for value in values):
-        raise bad_request("form fields must not contain NUL characters")
+    # Control characters (NUL included) cannot be stored, nor carried by this API's XML.
+    if any(first_xml_unsafe(value) for values in form.listvalues() for value in values):
+        raise bad_request("form fields must not contain control characters (other than tab and line breaks)")
     service_code = (form.get("service_code") or "").strip()
     if not service_code:
         raise bad_request("service_code is required")

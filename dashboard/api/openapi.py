@@ -11,6 +11,7 @@ from data import schema
 from data.accounts.apikeys import SCOPES
 from data.incidents import lifecycle, notify
 from data.incidents.feed import FEED_INCIDENT_COLUMNS
+from data.incidents.transitions import MAX_PUBLIC_NOTE
 from data.metrics.kpis import KPI_NAMES
 
 OPENAPI_VERSION = "3.0.3"
@@ -140,7 +141,13 @@ def _schemas() -> dict:
             {
                 "action": {"type": "string", "enum": sorted(lifecycle.DEPARTMENT_ACTIONS)},
                 "version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                "note": {"type": "string", "maxLength": 10_000, "nullable": True},
+                "note": {"type": "string", "maxLength": 10_000, "nullable": True, "description": "internal: never published"},
+                "public_note": {
+                    "type": "string",
+                    "maxLength": MAX_PUBLIC_NOTE,
+                    "nullable": True,
+                    "description": "for the citizen: shown in Open311 status_notes",
+                },
                 "photo_url": {"type": "string", "format": "uri", "maxLength": 2000, "nullable": True},
             },
             required=["action", "version"],

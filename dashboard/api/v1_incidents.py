@@ -47,9 +47,9 @@ from data.incidents.api_store import (
     remember_response,
 )
 from data.incidents.feed import get_incident, history, lock_change_feed
-from data.incidents.transitions import apply_action
+from data.incidents.transitions import MAX_PUBLIC_NOTE, apply_action
 
-ACTION_FIELDS = frozenset({"action", "version", "note", "photo_url"})
+ACTION_FIELDS = frozenset({"action", "version", "note", "public_note", "photo_url"})
 PHOTO_ACTIONS = frozenset({"resolve", "note"})
 
 
@@ -236,7 +236,7 @@ def get_categories():
 # --- department actions ---------------------------------------------------------------------------
 
 
-def _action_request(body) -> tuple[str, int, str | None, str | None]:
+def _action_request(body) -> tuple[str, int, str | None, str | None, str | None]:
     if not isinstance(body, dict):
         raise bad_request("send the action as a JSON object", code="invalid")
     unknown = sorted(set(body) - ACTION_FIELDS)
@@ -249,15 +249,17 @@ def _action_request(body) -> tuple[str, int, str | None, str | None]:
     version = body.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 2**31 - 1:
         raise bad_request("version (a whole number: the incident's version you last saw) is required", code="invalid")
-    note, photo_url = body.get("note"), body.get("photo_url")
+    note, public_note, photo_url = body.get("note"), body.get("public_note"), body.get("photo_url")
     if note is not None and (not isinstance(note, str) or len(note) > 10_000):
         raise bad_request("note must be text of at most 10,000 characters", code="invalid")
+    if public_note is not None and (not isinstance(public_note, str) or len(public_note) > MAX_PUBLIC_NOTE):
+        raise bad_request(f"public_note must be text of at most {MAX_PUBLIC_NOTE:,} characters", code="invalid")
     if photo_url is not None:
         if action not in PHOTO_ACTIONS:
             raise bad_request(f"photo_url goes with {' or '.join(sorted(PHOTO_ACTIONS))}, not {action}", code="invalid")
         if not isinstance(photo_url, str) or not photo_url.lower().startswith(("http://", "https://")) or len(photo_url) > 2000:
             raise bad_request("photo_url must be an http(s) link of at most 2,000 characters", code="invalid")
-    return action, version, note, photo_url
+    return action, version, note, public_note, photo_url
 
 
 def post_action(incident_id: str):
@@ -266,7 +268,7 @@ def post_action(incident_id: str):
     body = read_json_body()  # before the transaction, as for intake
     with api_context().engine.begin() as conn:
         key = require(conn, ACTIONS)
-        action, version, note, photo_url = _action_request(body)
+        action, version, note, public_note, photo_url = _action_request(body)
         # Nobody changes an incident while we hold this, so the assignment checked is the one acted on.
         lock_change_feed(conn)
         try:
@@ -277,7 +279,9 @@ def post_action(incident_id: str):
         if row["assignee_department_id"] != key.department_id:
             raise forbidden(f"incident {number} is not assigned to department {key.department_code}", code="not_assigned")
         try:
-            apply_action(conn, number, action, actor=actor_of(key), expected_version=version, note=note)
+            apply_action(
+                conn, number, action, actor=actor_of(key), expected_version=version, note=note, public_note=public_note
+            )
         except InvalidTransition as exc:
             raise ApiError(
                 409,

@@ -10,6 +10,7 @@ import orjson
 from flask import Response, request
 
 from dashboard.api.errors import ApiError, bad_request
+from data.xml_chars import strip_xml_unsafe
 
 JSON_TYPE = "application/json"
 XML_TYPE = "text/xml; charset=utf-8"
@@ -74,7 +75,8 @@ def _xml_text(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value)
+    # Intake refuses these characters; rows stored before it did must not make the whole document unreadable.
+    return strip_xml_unsafe(str(value))
 
 
 def _fill(element: ET.Element, value: Any) -> None:

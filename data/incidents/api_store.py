@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from data import schema
 from data.errors import ValidationError
+from data.incidents.transitions import PUBLIC_NOTE
 from data.times import from_db, to_utc, utc_now
 
 __all__ = [
@@ -28,8 +29,8 @@ __all__ = [
     "check_attribute_values",
     "find_by_external_id",
     "grid_fingerprint",
-    "latest_events",
     "list_incidents",
+    "public_notes",
     "recall_response",
     "remember_response",
     "unit_exists",
@@ -226,13 +227,32 @@ def list_incidents(
     return [{key: from_db(value) for key, value in row._mapping.items()} for row in conn.execute(query)]
 
 
-def latest_events(conn: Connection, incident_ids: list[int]) -> dict[int, dict]:
-    """The newest audit event of each incident, {incident_id: event}."""
+def public_notes(conn: Connection, incident_ids: list[int]) -> dict[int, str]:
+    """The note for citizens each incident's current state carries, {incident_id: text} (only those that have one).
+
+    That is the newest `public_note` given since the incident entered its state: a note given on
+    resolving no longer shows once verification has reopened the case. Internal notes never show.
+    """
     if not incident_ids:
         return {}
-    newest = select(func.max(EV.c.id)).where(EV.c.incident_id.in_(incident_ids)).group_by(EV.c.incident_id)
-    rows = conn.execute(select(EV).where(EV.c.id.in_(newest)))
-    return {row.incident_id: {key: from_db(value) for key, value in row._mapping.items()} for row in rows}
+    entered = (
+        select(EV.c.incident_id, func.max(EV.c.id).label("since"))
+        .where(EV.c.incident_id.in_(incident_ids), or_(EV.c.from_state.is_(None), EV.c.from_state != EV.c.to_state))
+        .group_by(EV.c.incident_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(EV.c.incident_id, EV.c.data)
+        .join(entered, and_(EV.c.incident_id == entered.c.incident_id, EV.c.id >= entered.c.since))
+        .where(EV.c.data.is_not(None))
+        .order_by(EV.c.id)
+    )
+    notes: dict[int, str] = {}
+    for row in rows:
+        text = row.data.get(PUBLIC_NOTE) if isinstance(row.data, dict) else None
+        if text:
+            notes[row.incident_id] = text
+    return notes
 
 
 def find_by_external_id(conn: Connection, external_id: str) -> list[int]:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from data import schema
 from data.geo.locate import GridLocator
 from data.incidents.intake import FUTURE_SKEW
+from data.xml_chars import describe_xml_unsafe, first_xml_unsafe
 
 MAX_ID_LENGTH = 128
 PRIORITY_WORDS = {"urgent": 1, "紧急": 1, "high": 2, "高": 2, "重要": 2, "normal": 3, "普通": 3, "一般": 3}
@@ -153,6 +154,11 @@ def check_chunk(frame: pd.DataFrame, ctx: RowContext, first_row: int) -> tuple[l
     )
 
     descriptions, addresses = text("description"), text("address")
+    for name, values in (("id", ids), ("description", descriptions), ("address", addresses)):
+        # One scan of the whole column; row by row only when it holds a character XML cannot carry.
+        if first_xml_unsafe("".join(values)) is not None:
+            unsafe = [first_xml_unsafe(v) for v in values]
+            reject([c is not None for c in unsafe], lambda i, name=name, unsafe=unsafe: describe_xml_unsafe(name, unsafe[i]))
     reported = pd.DatetimeIndex(times).tz_localize("UTC").to_pydatetime()
     lons, lats = lon.tolist(), lat.tolist()
     rows: list[dict] = []

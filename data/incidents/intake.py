@@ -24,6 +24,7 @@ from data.incidents import lifecycle
 from data.incidents.bulk_insert import insert_new_reports
 from data.incidents.lifecycle import require_actor
 from data.times import to_utc, utc_now
+from data.xml_chars import describe_xml_unsafe, first_xml_unsafe
 
 INC = schema.incidents
 
@@ -190,9 +191,11 @@ def _intake_record(index: int, row: dict, categories: dict[str, Any], now: datet
     description = row.get("description") or ""
     if not isinstance(description, str):
         raise bad("description must be text")
+    _check_chars(description, "description", bad)
     for name in ("address", "media_url"):
         if row.get(name) is not None and not isinstance(row[name], str):
             raise bad(f"{name} must be text")
+        _check_chars(row.get(name), name, bad)
     attributes = row.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         raise bad("attributes must be a mapping")
@@ -225,7 +228,15 @@ def _text_field(value: Any, name: str, max_len: int, bad) -> str:
     value = value.strip()
     if len(value) > max_len:
         raise bad(f"{name} is longer than {max_len} characters")
+    _check_chars(value, name, bad)
     return value
+
+
+def _check_chars(value: str | None, name: str, bad) -> None:
+    """Refuse text holding a character XML cannot carry: stored, it would break every Open311 XML answer listing it."""
+    char = first_xml_unsafe(value) if value else None
+    if char is not None:
+        raise bad(describe_xml_unsafe(name, char))
 
 
 def _priority(value: Any, bad) -> int:

@@ -20,6 +20,7 @@ from data.incidents.clock import compute_due_times, extended_due
 from data.incidents.feed import get_incident, lock_change_feed
 from data.incidents.lifecycle import require_actor
 from data.times import from_db, to_utc, utc_now
+from data.xml_chars import check_xml_text
 
 INC, EV = schema.incidents, schema.incident_events
 
@@ -32,6 +33,9 @@ ACTION_PARAMS = {
     "rate": {"satisfaction"},
 }
 MAX_EXTEND_MINUTES = 60 * 24 * 90
+# The key of an event's data holding the note meant for citizens (Open311 status_notes); internal notes never are.
+PUBLIC_NOTE = "public_note"
+MAX_PUBLIC_NOTE = 1000
 
 
 def apply_action(
@@ -48,8 +52,12 @@ def apply_action(
     extend_minutes: int | None = None,
     merged_into_id: int | None = None,
     at: datetime | None = None,
+    public_note: str | None = None,
 ) -> dict:
     """Apply one lifecycle action and record its audit event; the incident row afterwards, as a dict.
+
+    `note` is internal (the desk, departments, the audit log); `public_note` is what the citizen who
+    reported it may read (Open311's status_notes), kept in the event's data.
 
     Raises NotFound, Conflict (stale `expected_version`, or changed by someone else meanwhile;
     carries current_state and current_version), InvalidTransition, or ValidationError, and then
@@ -80,6 +88,9 @@ def apply_action(
     note = note.strip() if isinstance(note, str) else note
     if (action in lifecycle.NEEDS_NOTE or action == "note") and not note:
         raise ValidationError(f"{action} needs a note saying why")
+    if isinstance(note, str):
+        check_xml_text(note, "note")
+    public_note = _public_note(public_note)
     last_at = _latest_event_at(conn, incident_id)
     if given_at is None:
         # "Now" never precedes the latest event, even when a reporter's clock ran a little ahead.
@@ -90,6 +101,8 @@ def apply_action(
         at = given_at
 
     changes, data = _ACTION_EFFECTS.get(action, _no_effect)(conn, row, at, params)
+    if public_note:
+        data = {**(data or {}), PUBLIC_NOTE: public_note}
     changes.update(state=to_state, is_open=to_state in lifecycle.OPEN_STATES, version=row["version"] + 1, updated_at=at)
     _update_if_unchanged(conn, row, changes)
     event_id = conn.execute(
@@ -112,6 +125,18 @@ def apply_action(
     # the centre's inbox), so no caller has to remember it and no path can skip it.
     notify.on_transition(conn, action, row, after, event_id, actor=actor, note=note or None)
     return after
+
+
+def _public_note(text: str | None) -> str | None:
+    """The note for citizens, stripped (None when blank); ValidationError when it is not text, too long or unprintable."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValidationError("public_note must be text")
+    text = text.strip()
+    if len(text) > MAX_PUBLIC_NOTE:
+        raise ValidationError(f"public_note is longer than {MAX_PUBLIC_NOTE} characters")
+    return check_xml_text(text, "public_note") or None
 
 
 def _update_if_unchanged(conn: Connection, row: dict, changes: dict) -> None:
