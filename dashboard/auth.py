@@ -61,6 +61,7 @@ BLUEPRINT_PERMISSIONS: dict[str, str] = {
 }
 ENDPOINT_PERMISSIONS: dict[str, str] = {
     "healthz": PUBLIC,  # counts only, for load balancers
+    "readyz": PUBLIC,  # store, migrations and job heartbeats: for load balancers and operators
     "static": PUBLIC,
     "_dash_assets.static": PUBLIC,  # the app's own CSS/JS (the sign-in page uses them): code, no data
     "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>": PUBLIC,  # library code

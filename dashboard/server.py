@@ -37,7 +37,7 @@ def build_app(
     """A ready Dash app for `settings`, its callbacks added by `register_callbacks(app, deps)` (app.create_app
     passes callbacks.register_all); migrates the store but never builds demo data."""
     settings = settings or Settings.from_env()
-    engine = engine or store.make_engine(settings.database_url)
+    engine = engine or store.make_engine(settings.database_url, timeout=settings.store_timeout)
     store.migrate(engine)
     server = Flask("citybrain")
     server.config["SECRET_KEY"] = settings.secret_key or secrets.token_hex(32)

@@ -58,6 +58,11 @@ class Settings:
         "Where periodic work runs (warning passes, roll-ups, escalation, webhooks): in-process (the embedded default), "
         "or off in web processes when `python app.py worker` runs it.",
     )
+    store_timeout: int = _setting(
+        10,
+        "Seconds a web request may hold a store connection; past it the call fails with 503 (a stalled database cannot "
+        "hang the screens). Commands and the worker allow more.",
+    )
     web_threads: int = _setting(
         16, "Threads per web process for pages, callbacks and the API (live streams need none: they wait on the event loop)."
     )

@@ -7,7 +7,12 @@ import json
 
 def fire_callback(app, client, output: str, trigger: tuple, values: dict | None = None):
     """POST the callback writing `output` (a component id, or 'id.prop'); `trigger` is (id, property, value)
-    and `values` fills the other inputs and states by component id. Returns the Flask response.
+    and `values` fills the other inputs and states by component id. Returns the Flask response."""
+    return client.post("/_dash-update-component", json=callback_body(app, output, trigger, values))
+
+
+def callback_body(app, output: str, trigger: tuple, values: dict | None = None) -> dict:
+    """The JSON body Dash's renderer posts for the callback writing `output` (see fire_callback).
 
     Pattern-matching (ALL) inputs get only the triggering component, as if it were the one on the page.
     """
@@ -30,11 +35,10 @@ def fire_callback(app, client, output: str, trigger: tuple, values: dict | None 
         return {"id": raw, "property": item["property"], "value": value}
 
     changed = trigger[0] if isinstance(trigger[0], str) else json.dumps(trigger[0], sort_keys=True, separators=(",", ":"))
-    body = {
+    return {
         "output": key,
         "outputs": outputs if len(outputs) > 1 else outputs[0],
         "inputs": [entry(i) for i in spec["inputs"]],
         "state": [entry(s) for s in spec["state"]],
         "changedPropIds": [f"{changed}.{trigger[1]}"],
     }
-    return client.post("/_dash-update-component", json=body)
