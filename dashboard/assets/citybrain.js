@@ -11,6 +11,18 @@
     window.dash_clientside = Object.assign({}, window.dash_clientside, {citybrain: cb});
     var NO_UPDATE = function () { return window.dash_clientside.no_update; };
 
+    // --- text into HTML ------------------------------------------------------------------------------
+    // Leaflet (tooltips, popups, divIcons) reads a string as HTML, and names come from boundary files,
+    // reports and administrators: every text that goes into an HTML string passes through here, so a
+    // name like <img onerror=...> shows as the characters it is and never runs. (The other scripts
+    // call window.citybrain.escapeHtml at call time.)
+    var HTML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"};
+    cb.escapeHtml = function (value) {
+        if (value === null || value === undefined) { return ""; }
+        return String(value).replace(/[&<>"']/g, function (c) { return HTML_ESCAPES[c]; });
+    };
+    var esc = cb.escapeHtml;
+
     // --- state shared between the map's functions and the callbacks -------------------------
     cb.map = null;              // the Leaflet map of the page (one per page)
     cb.unitLayers = {};         // unit id -> Leaflet layer of the choropleth, for restyling in place
@@ -169,7 +181,7 @@
     function labelOf(props, hideout, current) {
         var name = hideout.lang === "zh" ? (props.name_zh || props.name_en) : (props.name_en || props.name_zh);
         var value = current.values ? current.values[String(props.id)] : undefined;
-        return name + " · " + (value || 0);
+        return esc(name) + " · " + esc(value || 0);
     }
 
     // --- permanent labels never overlap: a larger unit's label wins, a clashing one moves or hides --
@@ -352,7 +364,7 @@
         var n = feature.properties.point_count;
         var size = n < 10 ? 30 : (n < 100 ? 38 : 46);
         var icon = window.L.divIcon({
-            html: "<div><span>" + feature.properties.point_count_abbreviated + "</span></div>",
+            html: "<div><span>" + esc(feature.properties.point_count_abbreviated) + "</span></div>",
             className: "cb-cluster",
             iconSize: window.L.point(size, size)
         });
@@ -453,10 +465,21 @@
         }
     }
 
+    // Boundaries were imported (the units version moved): the map asks for its view again, whose
+    // geometry URL names the new version, so the browser fetches the new outlines and names.
+    function checkUnits(units) {
+        if (!units) { return; }
+        if (cb.units && units !== cb.units && window.dash_clientside.set_props) {
+            window.dash_clientside.set_props("overview-units-version", {data: units});
+        }
+        cb.units = units;
+    }
+
     function onMessage(event) {
         var data;
         try { data = JSON.parse(event.data); } catch (e) { return; }
         checkBuild(data.build);
+        checkUnits(data.units);
         cb.heardAt = Date.now();
         cb.messages = (cb.messages || 0) + 1;
         setLive({status: data.ok === false ? "stale" : "live", head: data.head});
@@ -501,6 +524,7 @@
         cb.streamUrl = spec.url;
         cb.head = spec.head;
         cb.build = spec.build;
+        cb.units = spec.units || null;
         cb.heardAt = null;
         cb.pageOpenedAt = Date.now();
         cb.liveState = {status: "connecting", head: spec.head, since: Date.now()};
@@ -523,6 +547,7 @@
             return r.json();
         }).then(function (body) {
             checkBuild(body.build);
+            checkUnits(body.units);
             if (body.head !== cb.head) { refresh(body.head, {polled: true}); }
             setLive({status: "polling", head: body.head});
         }).catch(function () {

@@ -47,7 +47,8 @@
         if (ns.trendsMapHideout !== hideout) { ns.trendsMapHideout = hideout; ns.trendsMapDrawn = {}; }
         var rate = (hideout.values || {})[id];
         ns.trendsMapDrawn[id] = {rate: rate === undefined ? null : rate, fill: colourOf(rate, hideout)};
-        layer.bindTooltip((hideout.labels || {})[id] || "", {sticky: true, className: "cb-unit-tip"});
+        // Leaflet reads a tooltip string as HTML; the label holds the unit's name (citybrain.js escapeHtml).
+        layer.bindTooltip(ns.escapeHtml((hideout.labels || {})[id]), {sticky: true, className: "cb-unit-tip"});
         layer.on("click", function () {
             var link = (hideout.links || {})[id];
             if (link) { window.location.assign(link); }

@@ -19,8 +19,9 @@
     cb.alertPoint = function (feature, latlng) {
         var p = feature.properties || {};
         var size = p.rank <= 3 ? 40 : 32;
-        var html = '<span class="cb-alert-ring" style="border-color:' + p.colour + ';"></span>' +
-                   '<span class="cb-alert-dot" style="background:' + p.colour + ';">' + p.rank + '</span>';
+        var esc = ns().escapeHtml;  // a divIcon's html is HTML: nothing goes in unescaped (citybrain.js)
+        var html = '<span class="cb-alert-ring" style="border-color:' + esc(p.colour) + ';"></span>' +
+                   '<span class="cb-alert-dot" style="background:' + esc(p.colour) + ';">' + esc(p.rank) + '</span>';
         var marker = window.L.marker(latlng, {
             icon: window.L.divIcon({
                 html: html,
