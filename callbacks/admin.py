@@ -24,7 +24,8 @@ from data.accounts.admin.duties import set_worker_duties
 from data.accounts.admin.keys import create_api_key, revoke_api_key
 from data.accounts.admin.responsibility import set_responsibility
 from data.accounts.admin.users import create_user, reset_password, update_user
-from data.errors import CityBrainError, PermissionDenied, ValidationError
+from data.actors import Actor
+from data.errors import CityBrainError, PermissionDenied
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,12 @@ class Outcome:
     secret_label: str | None = None
 
 
-def admin_actor() -> str:
-    """The signed-in administrator's name for the audit log; PermissionDenied for anyone else."""
+def admin_actor() -> Actor:
+    """The signed-in administrator as the data layer's Actor (its name for the audit log, its jurisdiction,
+    which data/accounts/admin/ checks every change against); PermissionDenied for anyone else."""
     if not access.can(access.ADMIN):
         raise PermissionDenied("only administrators may change this")
-    return access.actor()
+    return access.acting()
 
 
 def admin_scope():
@@ -95,38 +97,7 @@ _LABELS = {
 }
 
 
-def _user_inside(conn, username: str) -> None:
-    """Refuse to touch a user outside the signed-in admin's jurisdiction: an admin of a district must not
-    reset the city administrator's password, demote or deactivate them."""
-    from dashboard import jurisdiction
-    from data.accounts import users as accounts
-
-    mine = jurisdiction.unit()
-    if mine is None:
-        return
-    target = accounts.get_user_by_username(conn, username)
-    if target["unit_id"] is None or not jurisdiction.unit_within(conn, target["unit_id"], mine):
-        raise ValidationError(f"user {username!r} is {jurisdiction.OUTSIDE}")
-
-
-def _unit_inside_mine(conn, code: str | None) -> str | None:
-    """A new key's or user's unit code, kept inside the signed-in admin's own jurisdiction: an admin of a
-    district cannot mint a key or a user that reads the whole city (blank or city-wide gives the admin's own unit)."""
-    from dashboard import jurisdiction
-    from data.accounts import apikeys
-
-    mine = jurisdiction.unit()
-    if mine is None:
-        return code
-    if _blank(code) or code == CITY_WIDE:
-        return conn.execute(select(schema.units.c.code).where(schema.units.c.id == mine)).scalar()
-    wanted = apikeys.key_unit(conn, code)
-    if wanted is None or not jurisdiction.unit_within(conn, wanted, mine):
-        raise ValidationError(f"unit {code!r} is {jurisdiction.OUTSIDE}")
-    return code
-
-
-def _change(conn, actor: str, tab: str, action: str, f: dict):
+def _change(conn, actor: str | Actor, tab: str, action: str, f: dict):
     """Run one change; returns (what was changed, a secret to show once or None)."""
     if tab == "users":
         user = f["username"]
@@ -137,17 +108,16 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 user,
                 f["password"],
                 f["role"],
-                unit_code=_unit_inside_mine(conn, f.get("unit")),
+                unit_code=f.get("unit"),
                 department_code=f.get("department") if f["role"] == "department" else None,
                 display_name=f.get("display_name") or None,
             )
             return user, None
-        _user_inside(conn, user)
         if action == "save":
             # A blank field keeps what the user has: an empty jurisdiction must never widen it to the city.
             changes = {"role": f["role"]}
             if not _blank(f.get("unit")):
-                changes["unit_code"] = _unit_inside_mine(conn, f["unit"])
+                changes["unit_code"] = f["unit"]
             if f["role"] != "department":
                 changes["department_code"] = None  # only a department user acts for a department
             elif not _blank(f.get("department")):
@@ -170,7 +140,7 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
                 source=f.get("source") or None,
                 department_code=f.get("department") or None,
                 rate_limit=f.get("rate_limit") or None,
-                unit_code=_unit_inside_mine(conn, f.get("unit")),
+                unit_code=f.get("unit"),
             )
             return new.key.name, new.secret
         return revoke_api_key(conn, actor, f["name"]).name, None
@@ -222,7 +192,7 @@ def _change(conn, actor: str, tab: str, action: str, f: dict):
     raise ValueError(f"no admin action {tab}:{action}")
 
 
-def perform(engine, tab: str, action: str, form: dict, lang: str, actor: str | None = None) -> Outcome:
+def perform(engine, tab: str, action: str, form: dict, lang: str, actor: str | Actor | None = None) -> Outcome:
     """Run the button `action` of `tab` with the form's values as the signed-in admin (or `actor`); the message to show."""
     missing = [_LABELS.get(k, k) for k in REQUIRED.get((tab, action), ()) if _blank(form.get(k))]
     if missing:

@@ -15,13 +15,15 @@ from dashboard import access, ids
 from dashboard.components import alerts_panel
 from dashboard.i18n import t
 from dashboard.pages import overview_model as model
+from data.actors import Actor
 from data.errors import CityBrainError, NotFound, ValidationError
+from data.parse import parse_id
 from layers import alerts as alert_layer
 
 ACTIONS = {ids.ALERTS_ACK: "acknowledge", ids.ALERTS_CASE: "case"}
 
 
-def act(engine, alert_id: int, action: str, actor: str, lang: str, note: str | None = None) -> tuple[list, bool]:
+def act(engine, alert_id: int, action: str, actor: str | Actor, lang: str, note: str | None = None) -> tuple[list, bool]:
     """Run one operator action on an alert; (message children, done?). Refusals change nothing."""
     from data.warnings import alerts as warnings
 
@@ -111,7 +113,11 @@ def register(app, deps) -> None:
         lang = (config or {}).get("lang", settings.lang)
         if not alerts_panel.may_act():
             return t("alerts.msg.not_allowed", lang), "cb-message cb-message-refused", None, True, "", "", no_update
-        return on_click(engine, ctx.triggered_id, reason, pending, lang, access.actor())
+        # The signed-in user's jurisdiction goes down with the action: data/ checks the alert's place.
+        try:
+            return on_click(engine, ctx.triggered_id, reason, pending, lang, access.acting())
+        except ValidationError:  # an alert id that is not one: nothing happens
+            return t("auth.bad_request", lang), "cb-message cb-message-refused", None, True, "", "", no_update
 
     app.clientside_callback(
         ClientsideFunction("citybrain", "alertFocus"),
@@ -129,25 +135,25 @@ def register(app, deps) -> None:
     )
 
 
-def on_click(engine, trigger, reason: str | None, pending: dict | None, lang: str, actor: str) -> tuple:
+def on_click(engine, trigger, reason: str | None, pending: dict | None, lang: str, actor: str | Actor) -> tuple:
     """What one click does: (message, message class, pending, prompt hidden, prompt label, reason, refresh)."""
     keep = no_update
     kind = trigger.get("type") if isinstance(trigger, dict) else trigger
     if kind == ids.ALERTS_PROMPT_CANCEL:
         return "", "cb-message", None, True, "", "", keep
     if kind == ids.ALERTS_DISMISS:
-        alert_id = int(trigger["index"])
+        alert_id = parse_id(trigger["index"], "alert id")
         label = alerts_panel.tf("alerts.prompt.dismiss", lang, id=alert_id)
         return "", "cb-message", {"id": alert_id}, False, label, "", keep
     if kind == ids.ALERTS_PROMPT_OK:
         if not pending:
             return "", "cb-message", None, True, "", "", keep
-        message, done = act(engine, int(pending["id"]), "dismiss", actor, lang, note=reason)
+        message, done = act(engine, parse_id(pending.get("id"), "alert id"), "dismiss", actor, lang, note=reason)
         if not done:  # the prompt stays open with what was typed, the message says why
             return message, "cb-message cb-message-refused", keep, False, keep, keep, {"at": time.time()}
         return message, "cb-message cb-message-ok", None, True, "", "", {"at": time.time()}
     if kind in ACTIONS:
-        message, done = act(engine, int(trigger["index"]), ACTIONS[kind], actor, lang)
+        message, done = act(engine, parse_id(trigger["index"], "alert id"), ACTIONS[kind], actor, lang)
         css = "cb-message cb-message-ok" if done else "cb-message cb-message-refused"
         # Redrawn either way: a refusal (somebody acted first) shows the alert as it now stands.
         return message, css, keep, keep, keep, keep, {"at": time.time()}

@@ -21,11 +21,14 @@ from dashboard.components.dispatch_queue import tf
 from dashboard.i18n import LANGS, t
 from dashboard.pages.dispatch import chosen_filters, read_centre, read_counts, read_panel, read_queue
 from data import schema, store
+from data.errors import ValidationError
 from data.incidents import notify, queue
+from data.parse import parse_id, parse_ids, parse_int, parse_optional_id
 from data.times import utc_now
 
 PROMPTED = NEEDS_REASON | TAKES_NOTE
 TOUCHED_MAX = 500  # more incidents touched at once than this: read the whole queue instead
+MAX_VERSION = 2**31 - 1  # incidents.version is INTEGER
 
 
 def _departments(engine) -> list[dict]:
@@ -38,7 +41,10 @@ def _touched(bump) -> list[int] | None:
     raw = (bump or {}).get("ids")
     if not isinstance(raw, list) or len(raw) > TOUCHED_MAX:
         return None
-    return [int(i) for i in raw if isinstance(i, int) or str(i).isdigit()]
+    try:
+        return parse_ids(raw, "incident id")
+    except ValidationError:
+        return None  # not ids this server sent: read the whole queue
 
 
 def _centre_touched(engine, touched: list[int]) -> bool:
@@ -78,9 +84,12 @@ def register(app, deps) -> None:
             raw = (clicked or {}).get("rowId")
         else:
             raw = ((focused or {}).get("data") or {}).get("id")
-        if raw is None or not str(raw).isdigit():
+        try:
+            incident_id = parse_optional_id(raw, "incident id")
+        except ValidationError:
+            incident_id = None
+        if incident_id is None:
             return no_update
-        incident_id = int(raw)
         return no_update if (selected or {}).get("id") == incident_id else {"id": incident_id}
 
     @app.callback(
@@ -260,8 +269,9 @@ def register(app, deps) -> None:
         if not _clicked():
             return (no_update,) * 7
         config = config or {}
-        # The audit log's actor is the signed-in user, never a name the page sent.
-        lang, actor = config.get("lang", settings.lang), access.actor()
+        # The audit log's actor is the signed-in user, never a name the page sent; the data layer checks
+        # its jurisdiction, department and role on every incident the action changes.
+        lang, actor = config.get("lang", settings.lang), access.acting()
         trigger = ctx.triggered_id
         kind = trigger.get("type") if isinstance(trigger, dict) else trigger
         out = Outcome(lang)
@@ -277,8 +287,16 @@ def register(app, deps) -> None:
             return out.undo(engine, undo_state, actor)
         if not current:
             return (no_update,) * 7
-        incident_id, version = current["id"], current["version"]
+        try:  # everything below came from the page: each id and number parsed strictly, or nothing happens
+            return _act_on_current(out, kind, trigger, current, pending, reason, hours, others, actor, lang)
+        except ValidationError:
+            return out.refused(t("auth.bad_request", lang))
 
+    def _act_on_current(out, kind, trigger, current, pending, reason, hours, others, actor, lang):
+        """One button acting on the incident in the panel."""
+        incident_id = parse_id(current.get("id"), "incident id")
+        version = parse_int(current.get("version"), "version", minimum=1, maximum=MAX_VERSION)
+        current = {"id": incident_id, "version": version}
         if kind == ids.DISPATCH_ACTION and trigger["index"] in PROMPTED:
             return None, "cb-message", {"action": trigger["index"], "id": incident_id}, no_update, no_update, no_update, no_update
         if kind == ids.DISPATCH_PROMPT_OK:
@@ -286,18 +304,18 @@ def register(app, deps) -> None:
         if kind == ids.DISPATCH_ACTION:
             return out.run(engine, incident_id, trigger["index"], actor, version)
         if kind == ids.DISPATCH_RATE:
-            return out.rate(engine, incident_id, int(trigger["index"]), actor, version)
+            return out.rate(engine, incident_id, parse_int(trigger["index"], "score", minimum=1, maximum=5), actor, version)
         if kind == ids.DISPATCH_MERGE:
-            return out.merge(engine, incident_id, int(trigger["index"]), actor, version)
+            return out.merge(engine, incident_id, parse_id(trigger["index"], "incident id"), actor, version)
         if kind == ids.DISPATCH_TO:
             who, _, raw = str(trigger["index"]).partition(":")
-            target = {"worker_id" if who == "worker" else "department_id": int(raw)}
+            target = {"worker_id" if who == "worker" else "department_id": parse_id(raw, f"{who} id")}
             return out.send(engine, incident_id, version, target, actor)
         if kind == ids.DISPATCH_OTHER_GO:
             chosen = next((v for v in others or [] if v), None)
             if chosen is None:
                 return out.refused(t("dispatch.other", lang) + "?")
-            return out.send(engine, incident_id, version, {"department_id": int(chosen)}, actor)
+            return out.send(engine, incident_id, version, {"department_id": parse_id(chosen, "department id")}, actor)
         return (no_update,) * 7
 
     @app.callback(

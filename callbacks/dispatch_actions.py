@@ -11,8 +11,11 @@ from dashboard.components.dispatch_panel import NEEDS_REASON
 from dashboard.components.dispatch_queue import tf
 from dashboard.i18n import name, t
 from data import schema, store
-from data.errors import CityBrainError, Conflict
+from data.actors import Actor
+from data.errors import CityBrainError, Conflict, ValidationError
 from data.incidents import dispatch, duplicates
+from data.incidents.transitions import MAX_EXTEND_MINUTES
+from data.parse import parse_float, parse_id
 
 
 class Outcome:
@@ -49,7 +52,7 @@ class Outcome:
             return message, "cb-message cb-message-conflict", None, _acted([incident_id]), no_update, no_update, no_update
         return self.refused(str(exc))
 
-    def send(self, engine, incident_id: int, version: int, target: dict, actor: str):
+    def send(self, engine, incident_id: int, version: int, target: dict, actor: Actor):
         try:
             with engine.begin() as conn:
                 row = dispatch.dispatch(conn, incident_id, actor=actor, expected_version=version, **target)
@@ -62,7 +65,7 @@ class Outcome:
             message, [incident_id], undo=undo if row["state"] == "dispatched" and _was_dispatch(engine, row) else None
         )
 
-    def run(self, engine, incident_id: int, action: str, actor: str, version: int, **params):
+    def run(self, engine, incident_id: int, action: str, actor: Actor, version: int, **params):
         try:
             with engine.begin() as conn:
                 row = dispatch.act(conn, incident_id, action, actor=actor, expected_version=version, **params)
@@ -95,12 +98,13 @@ class Outcome:
         params = {"note": note or None}
         if action == "extend":
             try:
-                params["extend_minutes"] = int(float(hours)) * 60
-            except (TypeError, ValueError):
+                hours = hours.strip() if isinstance(hours, str) else hours  # typed by a person
+                params["extend_minutes"] = int(parse_float(hours, "hours", minimum=1, maximum=MAX_EXTEND_MINUTES // 60)) * 60
+            except ValidationError:
                 return self.refused(t("dispatch.prompt.hours", self.lang) + "?")
         return self.run(engine, current["id"], action, actor, current["version"], **params)
 
-    def rate(self, engine, incident_id: int, score: int, actor: str, version: int):
+    def rate(self, engine, incident_id: int, score: int, actor: Actor, version: int):
         """The citizen's satisfaction (评价) after closing: one audited 'rate' transition."""
         try:
             with engine.begin() as conn:
@@ -109,7 +113,7 @@ class Outcome:
             return self._failed(incident_id, exc)
         return self._done(tf("dispatch.msg.rated", self.lang, id=incident_id, score=score), [incident_id])
 
-    def merge(self, engine, incident_id: int, other_id: int, actor: str, version: int):
+    def merge(self, engine, incident_id: int, other_id: int, actor: Actor, version: int):
         try:
             with engine.begin() as conn:
                 row = duplicates.merge_duplicates(
@@ -121,11 +125,12 @@ class Outcome:
         message = tf("dispatch.msg.merged", self.lang, merged=row["id"], kept=kept)
         return self._done(message, [incident_id, other_id, kept], selected={"id": kept})
 
-    def undo(self, engine, undo_state, actor: str):
-        incident_id = (undo_state or {}).get("incident_id")
-        if not incident_id:
+    def undo(self, engine, undo_state, actor: Actor):
+        raw = (undo_state or {}).get("incident_id")
+        if not raw:
             return (no_update,) * 7
         try:
+            incident_id = parse_id(raw, "incident id")
             with engine.begin() as conn:
                 dispatch.undo_dispatch(conn, incident_id, actor=actor)
         except CityBrainError as exc:
@@ -135,11 +140,17 @@ class Outcome:
             tf("dispatch.msg.undone", self.lang, id=incident_id), [incident_id], undo=None, selected={"id": incident_id}
         )
 
-    def batch(self, engine, selected_rows, actor: str):
-        items = [(int(r["id"]), int(r["version"])) for r in selected_rows or [] if "id" in r]
-        if not items:
+    def batch(self, engine, selected_rows, actor: Actor):
+        if not selected_rows:
             return self.refused(t("dispatch.msg.batch_none", self.lang))
-        results = dispatch.dispatch_many(engine, items, actor=actor)
+        # Rows as the page sent them: dispatch_many parses every id and version and refuses the whole
+        # batch when one is not a plain whole number or lies outside the actor's reach.
+        items = [(r.get("id"), r.get("version")) if isinstance(r, dict) else (r, None) for r in selected_rows]
+        try:
+            results = dispatch.dispatch_many(engine, items, actor=actor)
+        except CityBrainError as exc:
+            return self.refused(str(exc))
+        items = [(r.incident_id, None) for r in results]
         failed = [r for r in results if not r.ok]
         message = tf("dispatch.msg.batch", self.lang, ok=len(results) - len(failed), failed=len(failed))
         if failed:

@@ -15,6 +15,7 @@ from dashboard.components.incident_card import incident_card
 from dashboard.i18n import LANGS
 from dashboard.pages import insights
 from dashboard.pages import overview_model as model
+from data.parse import id_or_none
 from layers import choropleth
 
 
@@ -41,7 +42,7 @@ def register(app, deps) -> None:
         elif trigger == ids.OVERVIEW_HEAT_WINDOW:
             state["heat"] = heat_window
         elif trigger == ids.OVERVIEW_UNITS and click and click.get("properties"):
-            state["scope"] = int(click["properties"]["id"])
+            state["scope"] = id_or_none(click["properties"].get("id"), "unit id")
             if click.get("bounds"):
                 viewport = _fly_to(click["bounds"])
         elif isinstance(trigger, dict) and trigger.get("type") == ids.OVERVIEW_CRUMB:
@@ -236,7 +237,10 @@ def register(app, deps) -> None:
         if props.get("cluster") or "id" not in props:
             return no_update, no_update
         lang = (config or {}).get("lang", settings.lang)
-        return incident_card(engine, int(props["id"]), lang, settings.timezone), False
+        incident_id = id_or_none(props["id"], "incident id")
+        if incident_id is None:  # not an id this server drew
+            return no_update, no_update
+        return incident_card(engine, incident_id, lang, settings.timezone), False
 
     _register_clientside(app)
 

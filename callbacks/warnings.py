@@ -12,18 +12,20 @@ from dashboard import access, ids
 from dashboard.components.alerts_panel import tf
 from dashboard.i18n import LANGS, name, t
 from dashboard.pages import warnings as page
+from data.actors import Actor
 from data.errors import CityBrainError
+from data.parse import parse_float, parse_id
 
 
-def save_setting(engine, row: dict, actor: str, lang: str, tz: str) -> tuple[str, str, list[dict]]:
+def save_setting(engine, row: dict, actor: str | Actor, lang: str, tz: str) -> tuple[str, str, list[dict]]:
     """Store one edited settings row; (message, message class, the table's rows as now stored)."""
-    from data.warnings.sensitivity import set_sensitivity
+    from data.warnings.sensitivity import MAX_SENSITIVITY, MIN_SENSITIVITY, set_sensitivity
 
     try:
-        sensitivity = float(row["sensitivity"])
+        sensitivity = parse_float(row["sensitivity"], "sensitivity", minimum=MIN_SENSITIVITY, maximum=MAX_SENSITIVITY)
         with engine.begin() as conn:
-            saved = set_sensitivity(conn, int(row["category_id"]), sensitivity, bool(row["enabled"]), actor)
-    except (CityBrainError, TypeError, ValueError, KeyError) as exc:
+            saved = set_sensitivity(conn, parse_id(row["category_id"], "category id"), sensitivity, bool(row["enabled"]), actor)
+    except (CityBrainError, TypeError, KeyError) as exc:
         # The table shows the stored values again: what is on screen is what is in force.
         return tf("warnings.msg.refused", lang, reason=str(exc)), "cb-message cb-message-refused", _rows(engine, lang, tz)
     message = tf(
@@ -76,7 +78,7 @@ def register(app, deps) -> None:
         if not access.can(access.ADMIN):
             return t("warnings.msg.not_allowed", lang), "cb-message cb-message-refused", _rows(engine, lang, settings.timezone)
         row = (changed[0] if isinstance(changed, list) else changed).get("data") or {}
-        message, css, rows = save_setting(engine, row, access.actor(), lang, settings.timezone)
+        message, css, rows = save_setting(engine, row, access.acting(), lang, settings.timezone)
         return message, css, rows
 
     @app.callback(

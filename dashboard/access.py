@@ -13,6 +13,7 @@ from flask import has_request_context
 from flask_login import AnonymousUserMixin, current_user
 
 from dashboard import auth_text  # noqa: F401  (registers the sign-in strings with i18n)
+from data.actors import Actor
 
 # --- permissions --------------------------------------------------------------------------------
 
@@ -174,6 +175,22 @@ def actor() -> str:
     if not who.is_authenticated:
         raise PermissionError("nobody is signed in")
     return who.actor
+
+
+def acting() -> Actor:
+    """This request's principal as the data layer's Actor: its name, jurisdiction, department (a department
+    user's only) and the incident actions its role allows, which data/ checks on the rows it changes."""
+    who = current()
+    if not who.is_authenticated:
+        raise PermissionError("nobody is signed in")
+    if who.can(DISPATCH):
+        actions = None
+    elif who.can(ACT):
+        actions = DEPARTMENT_ACTIONS
+    else:
+        actions = frozenset()
+    department = who.department_id if who.role == "department" else None
+    return Actor(who.actor, unit_id=who.unit_id, department_id=department, actions=actions)
 
 
 def can(permission: str) -> bool:

@@ -30,6 +30,10 @@ TEXT.update(
         "auth.refused.home": ("Back to the overview", "返回一屏统揽"),
         "auth.outside": ("This is outside your jurisdiction.", "超出您的管辖范围。"),
         "auth.not_allowed_action": ("Your role may not do this here.", "您的角色无权执行此操作。"),
+        "auth.bad_request": (
+            "This request was malformed (an id or number that is not one); nothing was changed.",
+            "请求格式有误（编号或数字无效），未做任何更改。",
+        ),
         "auth.role.viewer": ("viewer", "查看员"),
         "auth.role.dispatcher": ("dispatcher", "调度员"),
         "auth.role.department": ("department", "部门"),

@@ -24,6 +24,7 @@ from dashboard.cache import cache
 from data import store
 from data.errors import NotFound, ValidationError
 from data.geo import units as geo
+from data.parse import parse_optional_id
 from layers import boundaries, heat, markers
 from layers.scope import Scope, resolve_scope
 
@@ -156,12 +157,7 @@ def _live_context() -> tuple[int, datetime, Scope]:
 
 
 def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise ValidationError(f"{name} must be a unit id (got {raw!r})")
-    return int(raw)
+    return parse_optional_id(request.args.get(name), f"{name} (a unit id)")
 
 
 @cache.memoize(timeout=600)

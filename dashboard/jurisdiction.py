@@ -17,8 +17,9 @@ from sqlalchemy.engine import Connection
 
 from dashboard import access
 from data import schema
+from data.actors import incident_reachable, unit_within
 from data.errors import NotFound
-from layers.scope import INCIDENT_COLUMN, UNIT_ANCESTOR_COLUMN, resolve_scope
+from layers.scope import UNIT_ANCESTOR_COLUMN, resolve_scope
 
 OUTSIDE = "outside your jurisdiction"
 
@@ -36,27 +37,6 @@ def department() -> int | None:
         return None
     who = access.current()
     return who.department_id if who.role == "department" else None
-
-
-def unit_within(conn: Connection, unit_id: int, jurisdiction_id: int) -> bool:
-    """Whether `unit_id` is `jurisdiction_id` or lies inside it."""
-    if unit_id == jurisdiction_id:
-        return True
-    u = schema.units
-    row = conn.execute(select(u.c.district_id, u.c.street_id, u.c.community_id, u.c.parent_id).where(u.c.id == unit_id)).first()
-    if row is None:
-        return False
-    if jurisdiction_id in (row.district_id, row.street_id, row.community_id):
-        return True
-    # Units imported without denormalised ancestors: walk up the parents.
-    seen: set[int] = set()
-    current = row.parent_id
-    while current is not None and current not in seen:
-        if current == jurisdiction_id:
-            return True
-        seen.add(current)
-        current = conn.execute(select(u.c.parent_id).where(u.c.id == current)).scalar()
-    return False
 
 
 def clamp_unit(conn: Connection, unit_id: int | None, *, strict: bool = False) -> int | None:
@@ -91,21 +71,11 @@ def clamp_scope(conn: Connection, scope: tuple[int, int] | None, *, strict: bool
 
 def incident_visible(conn: Connection, incident_id: int) -> bool:
     """Whether the current principal may see this incident: inside their unit and, for a department
-    user, assigned to their department."""
-    mine, dept = unit(), department()
-    if mine is None and dept is None:
+    user, assigned to their department (data.actors.incident_reachable, the check every write makes)."""
+    if not restricted():
         return True
-    inc = schema.incidents
-    row = conn.execute(select(inc).where(inc.c.id == incident_id)).first()
-    if row is None:
-        return False
-    if dept is not None and row.assignee_department_id != dept:
-        return False
-    if mine is None:
-        return True
-    level = conn.execute(select(schema.units.c.level).where(schema.units.c.id == mine)).scalar()
-    column = INCIDENT_COLUMN.get(level)
-    return column is not None and row._mapping[column] == mine
+    row = conn.execute(select(schema.incidents).where(schema.incidents.c.id == incident_id)).first()
+    return row is not None and incident_reachable(conn, access.acting(), dict(row._mapping))
 
 
 def require_incident(conn: Connection, incident_id: int) -> None:

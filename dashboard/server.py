@@ -65,8 +65,10 @@ def build_app(
         suppress_callback_exceptions=True,
         update_title=None,
     )
+    from dashboard import input_guard
     from dashboard.layout import build_layout
 
+    input_guard.install(app)  # ValidationError -> 400; malformed callback requests refused before the gate reads them
     app.layout = build_layout(deps)
     register_callbacks(app, deps)
     server.config["CITYBRAIN_BUILD"] = _build_id(app)

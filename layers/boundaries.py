@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from data import schema, store
 from data.errors import ValidationError
+from data.parse import parse_float, shown
 
 # Levels the map can show, coarsest first (the city itself is the map's frame, not a layer).
 MAP_LEVELS = (schema.DISTRICT, schema.STREET, schema.COMMUNITY, schema.GRID)
@@ -74,15 +75,13 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         return None
     parts = text.split(",")
     if len(parts) != 4:
-        raise ValidationError(f"bbox must be minlon,minlat,maxlon,maxlat (got {text!r})")
+        raise ValidationError(f"bbox must be minlon,minlat,maxlon,maxlat (got {shown(text)})")
     try:
-        minx, miny, maxx, maxy = (float(p) for p in parts)
-    except ValueError:
-        raise ValidationError(f"bbox must be four numbers (got {text!r})") from None
-    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
-        raise ValidationError(f"bbox must be finite numbers (got {text!r})")
+        minx, miny, maxx, maxy = (parse_float(p, "bbox", minimum=-1e9, maximum=1e9) for p in parts)
+    except ValidationError:
+        raise ValidationError(f"bbox must be four numbers, each finite (got {shown(text)})") from None
     if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise ValidationError(f"bbox must have min < max within lon -180..180 and lat -90..90 (got {text!r})")
+        raise ValidationError(f"bbox must have min < max within lon -180..180 and lat -90..90 (got {shown(text)})")
     return minx, miny, maxx, maxy
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from data import schema, times
 from data.errors import ValidationError
 from data.incidents import lifecycle
+from data.parse import parse_float, shown
 from layers.scope import Scope
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -40,7 +41,7 @@ def parse_window(text: str | None) -> str:
     """A window name ('1h', '24h', '7d'); ValidationError on anything else."""
     window = text or DEFAULT_WINDOW
     if window not in WINDOWS:
-        raise ValidationError(f"window must be one of {', '.join(WINDOWS)} (got {text!r})")
+        raise ValidationError(f"window must be one of {', '.join(WINDOWS)} (got {shown(text)})")
     return window
 
 
@@ -49,11 +50,11 @@ def parse_cell(text: str | None) -> float:
     if text is None or text == "":
         return CELLS[0]
     try:
-        cell = float(text)
-    except ValueError:
-        raise ValidationError(f"cell must be one of {', '.join(map(str, CELLS))} (got {text!r})") from None
+        cell = parse_float(text, "cell", minimum=min(CELLS), maximum=max(CELLS))
+    except ValidationError:
+        cell = None
     if cell not in CELLS:
-        raise ValidationError(f"cell must be one of {', '.join(map(str, CELLS))} (got {text!r})")
+        raise ValidationError(f"cell must be one of {', '.join(map(str, CELLS))} (got {shown(text)})")
     return cell
 
 

@@ -38,6 +38,7 @@ from data.incidents.api_store import (
     parse_datetime,
     public_notes,
 )
+from data.parse import id_or_none, parse_ids, parse_int, shown
 from data.times import utc_now
 from data.xml_chars import first_xml_unsafe
 
@@ -75,6 +76,11 @@ FMT = "<any(json,xml):fmt>"
 
 
 # --- formats --------------------------------------------------------------------------------------
+
+
+def request_id(incident_id: int) -> str:
+    """A service request's id as Open311 clients read it: a string (typed clients refuse a JSON number)."""
+    return str(incident_id)
 
 
 def _respond(fmt: str, root: str, payload, status: int = 200):
@@ -198,7 +204,7 @@ def _agency(row: dict, lang: int) -> str | None:
 
 def _request_json(row: dict, public_note: str | None, lang: int) -> dict:
     return {
-        "service_request_id": row["id"],
+        "service_request_id": request_id(row["id"]),
         "status": "open" if row["is_open"] else "closed",
         "status_notes": _status_notes(row, public_note, lang),
         "service_name": (row["category_name_en"], row["category_name_zh"])[lang],
@@ -232,9 +238,10 @@ def _page_number(name: str, default: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= high:
-        raise bad_request(f"{name} must be a whole number from 1 to {high}; got {raw!r}")
-    return int(raw)
+    try:
+        return parse_int(raw.strip(), name, minimum=1, maximum=high)
+    except ValidationError as exc:
+        raise bad_request(str(exc)) from None
 
 
 def _date(name: str) -> datetime | None:
@@ -251,9 +258,10 @@ def _search_filter(conn) -> IncidentFilter:
     ids = _codes("service_request_id")
     if ids:
         # The standard: with service_request_id given, every other filter is ignored.
-        if not all(i.isdigit() and int(i) < 2**63 for i in ids):
-            raise bad_request("service_request_id must be whole numbers separated by commas")
-        return IncidentFilter(ids=tuple(int(i) for i in ids))
+        try:
+            return IncidentFilter(ids=tuple(parse_ids(ids, "service_request_id")))
+        except ValidationError as exc:
+            raise bad_request(f"service_request_id must be whole numbers separated by commas: {exc}") from None
     codes = _codes("service_code")
     category_ids = None
     if codes:
@@ -311,10 +319,11 @@ def get_requests(fmt: str):
 @bp.get(f"/requests/<service_request_id>.{FMT}")
 def get_request(service_request_id: str, fmt: str):
     """One service request (as a list of one, as the standard has it)."""
-    if not service_request_id.isdigit() or int(service_request_id) >= 2**63:
-        raise not_found(f"service_request_id {service_request_id!r} not found")
+    number = id_or_none(service_request_id)
+    if number is None:
+        raise not_found(f"service_request_id {shown(service_request_id)} not found")
     with store.reading(api_context().engine) as conn:
-        flt = _clamped(_reader(conn), IncidentFilter(ids=(int(service_request_id),)))
+        flt = _clamped(_reader(conn), IncidentFilter(ids=(number,)))
         rows = [] if flt is None else list_incidents(conn, flt, limit=1)
         if not rows:  # outside the key's unit answers exactly as missing
             raise not_found(f"service_request_id {service_request_id} not found")
@@ -332,7 +341,7 @@ def get_token(token: str, fmt: str):
             ids = [i for i in find_by_external_id(conn, token) if key is None or jurisdiction.incident_inside(conn, key, i)]
     if not ids:
         raise not_found(f"token {token!r} not found")
-    return _respond(fmt, "service_requests", [{"service_request_id": ids[0], "token": token}])
+    return _respond(fmt, "service_requests", [{"service_request_id": request_id(ids[0]), "token": token}])
 
 
 def _form_attributes(form) -> dict[str, list[str]]:
@@ -412,7 +421,7 @@ def post_request(fmt: str):
         raise from_data_error(exc) from None
     payload = [
         {
-            "service_request_id": result.incident_id,
+            "service_request_id": request_id(result.incident_id),
             "token": token,
             "service_notice": UNLOCATED_NOTICE[_lang()] if result.unlocated else None,
             "account_id": reporter.get("account_id"),

@@ -10,7 +10,6 @@ from dashboard.api.errors import forbidden, not_found
 from dashboard.api.keys import require
 from dashboard.api.v1_params import (
     INBOX_LIMIT,
-    MAX_ID,
     MAX_INBOX_LIMIT,
     bool_param,
     check_params,
@@ -24,6 +23,7 @@ from data import schema, store
 from data.accounts.apikeys import ACTIONS
 from data.incidents import notify
 from data.incidents.api_store import IncidentFilter, list_incidents
+from data.parse import id_or_none, shown
 
 INBOX_PARAMS = frozenset({"unread", "limit", "cursor"})
 NOTIFICATION_FIELDS = tuple(str(c.name) for c in schema.notifications.c)
@@ -65,10 +65,10 @@ def get_inbox():
 
 def post_inbox_read(notification_id: str):
     """Mark one of the department's notifications read (again is fine); another's answers 404 as if it did not exist."""
-    missing = not_found(f"notification {notification_id!r} does not exist")
-    if not notification_id.isdigit() or not 1 <= int(notification_id) <= MAX_ID:
+    missing = not_found(f"notification {shown(notification_id)} does not exist")
+    number = id_or_none(notification_id)
+    if number is None:
         raise missing
-    number = int(notification_id)
     with api_context().engine.begin() as conn:
         key = _department_key(conn)
         check_params(frozenset())

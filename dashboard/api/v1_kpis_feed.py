@@ -17,6 +17,7 @@ from data import schema, store
 from data.accounts.apikeys import READ
 from data.incidents.api_store import unit_exists
 from data.metrics.working_set import overview_kpis
+from data.parse import parse_event_id
 from data.times import utc_now
 
 
@@ -69,8 +70,8 @@ def get_feed():
     after = int_param("after", 0)
     limit = int_param("limit", FEED_LIMIT, 1, MAX_FEED_LIMIT)
     if _wants_event_stream():
-        last_event = request.headers.get("Last-Event-ID", "").strip()
-        start = int(last_event) if last_event.isascii() and last_event.isdigit() else after
+        resumed = parse_event_id(request.headers.get("Last-Event-ID"), "Last-Event-ID")  # 400 for what is not one
+        start = after if resumed is None else resumed
 
         def read_page(after_id: int) -> tuple[list[dict], int]:
             with store.reading(engine) as conn:

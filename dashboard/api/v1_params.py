@@ -16,12 +16,12 @@ from data.incidents import lifecycle
 from data.incidents.api_store import IncidentFilter, list_incidents, parse_datetime
 from data.incidents.feed import FEED_INCIDENT_COLUMNS
 from data.metrics.scope import SCOPE_COLUMNS
+from data.parse import MAX_ID, id_or_none, parse_int, shown  # MAX_ID: ids are BIGINT, nothing larger exists
 
 # Limits (the OpenAPI document states the same numbers).
 MAX_BATCH = 1000
 LIST_LIMIT, MAX_LIST_LIMIT = 100, 500
 FEED_LIMIT, MAX_FEED_LIMIT = 500, 1000
-MAX_ID = 2**63 - 1  # incident and event ids are BIGINT: anything larger cannot exist
 MAX_UNIT_ID = 2**31 - 1  # unit ids are INTEGER
 EVENT_FIELDS = tuple(str(c.name) for c in schema.incident_events.c)  # plain str: orjson refuses subclasses as keys
 INCIDENT_FIELDS = (*(str(c.name) for c in schema.incidents.c), "category_code", "department_code")
@@ -62,9 +62,10 @@ def int_param(name: str, default: int | None = None, low: int = 0, high: int = M
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.strip().isdigit() or not low <= int(raw) <= high:
-        raise bad_request(f"{name} must be a whole number from {low} to {high}; got {raw!r}")
-    return int(raw)
+    try:
+        return parse_int(raw, name, minimum=low, maximum=high)
+    except ValidationError as exc:
+        raise bad_request(str(exc)) from None
 
 
 def bool_param(name: str) -> bool | None:
@@ -94,9 +95,11 @@ def list_param(name: str) -> list[str] | None:
 
 
 def parse_incident_id(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
-        raise not_found(f"incident {raw!r} does not exist")
-    return int(raw)
+    """An incident id from the path; 404 for what cannot be one (as for an id nobody has)."""
+    number = id_or_none(raw)
+    if number is None:
+        raise not_found(f"incident {shown(raw)} does not exist")
+    return number
 
 
 def encode_cursor(last_id: int) -> str:
@@ -109,9 +112,10 @@ def decode_cursor(raw: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     label, _, number = text.partition(":")
-    if label != "before" or not number.isdigit() or not 1 <= int(number) <= MAX_ID:
+    before = id_or_none(number) if label == "before" else None
+    if before is None:
         raise bad_request("cursor is not one this API gave out; start again without it", code="invalid_cursor")
-    return int(number)
+    return before
 
 
 # --- serialisation ------------------------------------------------------------------------------

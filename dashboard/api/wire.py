@@ -10,6 +10,8 @@ import orjson
 from flask import Response, request
 
 from dashboard.api.errors import ApiError, bad_request
+from data.errors import ValidationError
+from data.parse import check_json_depth
 from data.xml_chars import strip_xml_unsafe
 
 JSON_TYPE = "application/json"
@@ -49,6 +51,10 @@ def read_json_body() -> Any:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    try:
+        check_json_depth(document)  # before anything walks it (the NUL check below recurses)
+    except ValidationError as exc:
+        raise bad_request(str(exc), code="malformed_json") from None
     if _holds_nul(document):
         # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
         raise bad_request("text in the body must not contain NUL characters (\\u0000)", code="invalid")

@@ -16,6 +16,7 @@ from dashboard import access, auth, jurisdiction
 from dashboard.live import wire
 from dashboard.live.streams import LiveSpec
 from data import store
+from data.parse import parse_event_id
 
 bp = Blueprint("live", __name__, url_prefix="/live")
 
@@ -47,9 +48,10 @@ def current_head(engine) -> int:
 
 def resume_point(engine) -> int:
     """Where a stream starts: Last-Event-ID (a reconnect), else ?after= (the page's head), else now."""
-    for raw in (request.headers.get("Last-Event-ID"), request.args.get("after")):
-        if raw is not None and raw.strip().isascii() and raw.strip().isdigit():
-            return int(raw)
+    for name, raw in (("Last-Event-ID", request.headers.get("Last-Event-ID")), ("after", request.args.get("after"))):
+        start = parse_event_id(raw, name)  # ValidationError (400) for what is not an event id
+        if start is not None:
+            return start
     return current_head(engine)
 
 

@@ -20,22 +20,19 @@ from dashboard.pages.overview_model import db_key, single_flight
 from data import store
 from data.errors import NotFound, ValidationError
 from data.incidents import dispatch, notify, queue
+from data.parse import id_or_none
 from data.times import utc_now
 
 UNDO_TICK_MS = 500
 
 
-def _int(value) -> int | None:
-    return int(value) if str(value or "").strip().isdigit() and int(value) > 0 else None
-
-
 def chosen_filters(query: dict) -> dict:
     """The filters the URL asks for (unknown values dropped)."""
     state = query.get("state") or None
-    priority = _int(query.get("priority"))
+    priority = id_or_none(query.get("priority"))
     return {
-        "area": _int(query.get("area")),
-        "category": _int(query.get("category")),
+        "area": id_or_none(query.get("area")),
+        "category": id_or_none(query.get("category")),
         "priority": priority if priority in (1, 2, 3) else None,
         "state": state if state in queue.QUEUE_STATES else None,
     }
@@ -196,7 +193,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
     rows, counts = read_queue(engine, chosen, now)
     unread, centre_list = read_centre(engine, lang, settings)
     table = dispatch_queue.table_rows(rows, lang, settings.timezone)
-    selected = _int(query.get("incident"))
+    selected = id_or_none(query.get("incident"))
     panel_children, current = read_panel(engine, selected, lang, settings, choices["departments"], now)
     config = {
         "lang": lang,

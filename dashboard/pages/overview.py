@@ -10,6 +10,7 @@ from dashboard.components import alerts_panel, grid_map, header, incident_card
 from dashboard.i18n import t
 from dashboard.pages import overview_model as model
 from dashboard.pages.insights import insights_panel
+from data.parse import id_or_none
 from layers import choropleth, heat
 
 VARIANTS = ("desk", "wall")
@@ -22,7 +23,7 @@ def initial_state(query: dict, variant: str) -> dict:
     metric = query.get("metric", choropleth.DEFAULT_METRIC)
     window = query.get("heat", heat.DEFAULT_WINDOW)
     return {
-        "scope": int(scope) if str(scope).isdigit() and int(scope) > 0 else None,
+        "scope": id_or_none(scope, "scope"),  # what is not a unit id shows the user's own area
         "metric": metric if metric in choropleth.METRICS else choropleth.DEFAULT_METRIC,
         "heat": window if window in heat.WINDOWS or window == "off" else heat.DEFAULT_WINDOW,
         "variant": variant,

@@ -19,6 +19,7 @@ from dashboard.cache import cache
 from dashboard.geo_routes import feature_index
 from data import schema, store
 from data.errors import NotFound
+from data.parse import id_or_none
 from layers import boundaries, choropleth, heat
 from layers.scope import CITY, Scope, resolve_scope
 
@@ -72,7 +73,9 @@ def snapshot(engine) -> Snapshot:
 
 def scope_of(engine, unit_id: int | None) -> Scope:
     """The Scope for a unit id (the city for None), clamped to the signed-in user's jurisdiction (their
-    own unit when none or one outside it is asked); an id that no longer exists falls back to the city."""
+    own unit when none or one outside it is asked); an id that no longer exists falls back to the city.
+    The id comes from the page (its state, a breadcrumb, a click): what is not one counts as none asked."""
+    unit_id = id_or_none(unit_id, "scope")
     with store.reading(engine) as conn:
         unit_id = jurisdiction.clamp_unit(conn, unit_id)
     if not unit_id:

@@ -25,6 +25,7 @@ from data.errors import ValidationError
 from data.metrics import trends
 from data.metrics.review_periods import GRANULARITIES, PERIOD_DAYS
 from data.metrics.review_rules import CHILD_LEVEL
+from data.parse import id_or_none, parse_id, shown
 from data.times import utc_now
 from layers import boundaries, rate_choropleth
 
@@ -76,9 +77,9 @@ def parse_scope(value) -> tuple[int, int] | None:
     if text in ("", "city"):
         return None
     level, _, unit = text.partition(":")
-    if level not in schema.LEVELS or not unit.isdigit() or schema.LEVELS[level] == schema.CITY:
-        raise ValidationError(f"scope is written level:id, such as district:12; got {value!r}")
-    return schema.LEVELS[level], int(unit)
+    if level not in schema.LEVELS or schema.LEVELS[level] == schema.CITY:
+        raise ValidationError(f"scope is written level:id, such as district:12; got {shown(value)}")
+    return schema.LEVELS[level], parse_id(unit, "the scope's unit id")
 
 
 def scope_value(scope: tuple[int, int] | None) -> str:
@@ -98,9 +99,10 @@ def parse_choice(query: dict) -> Choice:
         if first is None or last is None or first > last:
             raise ValidationError("a custom period needs from and to dates, from not after to")
         return Choice(None, first, last, scope, gran)
-    if not period.isdigit() or int(period) not in PERIOD_DAYS:
+    days = id_or_none(period, "period")
+    if days not in PERIOD_DAYS:
         raise ValidationError(f"period must be one of {', '.join(map(str, PERIOD_DAYS))} or custom")
-    return Choice(int(period), None, None, scope, gran)
+    return Choice(days, None, None, scope, gran)
 
 
 @cache.memoize(timeout=600)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from data import schema
 from data.errors import NotFound, ValidationError
+from data.parse import parse_id
 from data.times import from_db, to_utc, utc_now
 
 __all__ = [
@@ -220,20 +222,26 @@ def list_keys(conn: Connection, include_revoked: bool = True) -> list[ApiKey]:
     return [_api_key(row) for row in conn.execute(query.order_by(K.c.id))]
 
 
-def revoke_key(conn: Connection, name_or_id: str | int, now: datetime | None = None) -> ApiKey:
-    """Revoke the key with this name, id or shown prefix; NotFound when none matches. Revoking twice is harmless."""
+def named_key(conn: Connection, name_or_id: str | int) -> ApiKey:
+    """The key with this name, id or shown prefix; NotFound when none matches, ValidationError when several do."""
     text = str(name_or_id).strip()
     condition = K.c.name == text
-    if text.isdigit():
-        condition = condition | (K.c.id == int(text))
-    elif text.startswith(KEY_PREFIX):
+    if text.startswith(KEY_PREFIX):
         condition = condition | (K.c.prefix == text[:_SHOWN_CHARS])
+    else:
+        with suppress(ValidationError):  # not a number: a name only
+            condition = condition | (K.c.id == parse_id(text, "key id"))
     matches = [_api_key(r) for r in conn.execute(_select().where(condition))]
     if not matches:
         raise NotFound(f"no API key named or numbered {text!r}")
     if len(matches) > 1:
         raise ValidationError(f"{text!r} matches {len(matches)} keys; use the key's id")
-    key = matches[0]
+    return matches[0]
+
+
+def revoke_key(conn: Connection, name_or_id: str | int, now: datetime | None = None) -> ApiKey:
+    """Revoke the key with this name, id or shown prefix; NotFound when none matches. Revoking twice is harmless."""
+    key = named_key(conn, name_or_id)
     if key.revoked_at is None:
         at = to_utc(now, "now") if now is not None else utc_now()
         conn.execute(K.update().where(K.c.id == key.id).values(revoked_at=at))

@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from data import schema
 from data.errors import AccountLocked, AuthenticationFailed, NotFound, ValidationError
+from data.parse import id_or_none
 from data.times import from_db, to_utc, utc_now
 
 __all__ = [
@@ -331,7 +332,7 @@ def list_kiosk_tokens(conn: Connection, include_revoked: bool = True) -> list[di
 def revoke_kiosk_token(conn: Connection, token_id_or_prefix: int | str, now: datetime | None = None) -> dict:
     """Revoke a kiosk token by id or shown prefix; its wall is signed out on its next request. Twice is harmless."""
     text = str(token_id_or_prefix).strip()
-    if text.isdigit():
+    if id_or_none(text) is not None:
         condition = K.c.id == int(text)
     elif text.startswith(KIOSK_PREFIX) and len(text) >= _KIOSK_SHOWN:
         condition = K.c.prefix == text[:_KIOSK_SHOWN]

@@ -11,6 +11,7 @@ import shapely
 from pyproj.exceptions import CRSError
 
 from data.errors import ValidationError
+from data.parse import ascii_digits
 
 WGS84 = pyproj.CRS.from_epsg(4326)
 GCJ02 = "gcj02"
@@ -104,7 +105,7 @@ def parse_crs(value) -> pyproj.CRS | str:
     text = str(value).strip()
     if text.lower().replace("-", "").replace("_", "") in {"gcj02", "gcj", "mars"}:
         return GCJ02
-    if text.isdigit():
+    if ascii_digits(text):
         text = f"EPSG:{text}"
     try:
         return pyproj.CRS.from_user_input(text)

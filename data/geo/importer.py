@@ -31,6 +31,7 @@ from data.geo.units import (
     unit_rows,
     upsert_units,
 )
+from data.parse import ascii_digits
 
 LEVEL_ALIASES = {
     **{name: level for name, level in schema.LEVELS.items()},
@@ -64,7 +65,7 @@ _READ_ERRORS = (
 def parse_level(value) -> int:
     """A level number from 0-5, '2', 'street', 'town' or '街道'."""
     text = str(value).strip().lower()
-    if text.isdigit() and int(text) in schema.LEVEL_NAMES:
+    if ascii_digits(text) and int(text) in schema.LEVEL_NAMES:
         return int(text)
     if text in LEVEL_ALIASES:
         return LEVEL_ALIASES[text]

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from data import schema
 from data.errors import ValidationError
+from data.parse import id_or_none
 
 CAL, DAYS = schema.work_calendar, schema.work_calendar_days
 
@@ -183,10 +184,11 @@ def parse_weekdays(text: str) -> frozenset[int]:
 
     def number(token: str) -> int:
         token = token.strip().lower()
-        if token[:3] in _DAY_NAMES and not token.isdigit():
+        if token[:3] in _DAY_NAMES:
             return _DAY_NAMES[token[:3]]
-        if token.isdigit() and 1 <= int(token) <= 7:
-            return int(token)
+        day = id_or_none(token)
+        if day is not None and day <= 7:
+            return day
         raise ValidationError(f"working weekdays are 1-7 (Monday=1) or mon..sun; got {token!r}")
 
     days: set[int] = set()

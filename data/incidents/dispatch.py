@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
 from data import schema
+from data.actors import Actor, actor_name, require_incident
 from data.errors import CityBrainError, Conflict, InvalidTransition, NotFound, ValidationError
 from data.incidents import lifecycle, webhooks
 from data.incidents.clock import limit_calendar
@@ -24,6 +25,7 @@ from data.incidents.feed import get_incident, history, lock_change_feed
 from data.incidents.queue import dispatch_target
 from data.incidents.suggestions import suggest
 from data.incidents.transitions import apply_action
+from data.parse import parse_id, parse_int
 from data.times import from_db, to_utc, utc_now
 
 __all__ = ["UNDO_SECONDS", "BatchResult", "act", "dispatch", "dispatch_many", "panel_facts", "undo_dispatch"]
@@ -45,7 +47,7 @@ def dispatch(
     conn: Connection,
     incident_id: int,
     *,
-    actor: str,
+    actor: str | Actor,
     expected_version: int | None = None,
     department_id: int | None = None,
     worker_id: int | None = None,
@@ -57,12 +59,14 @@ def dispatch(
     A newly reported incident is registered (立案) first, in the same transaction: one click,
     two audited steps. An incident already with an assignee is reassigned instead. Refusals are
     apply_action's: Conflict when `expected_version` is stale, InvalidTransition, ValidationError
-    (a grid worker for a matter outside their duty list, an inactive department...).
+    (a grid worker for a matter outside their duty list, an inactive department...); NotFound or
+    PermissionDenied for an Actor the incident or the action is out of reach of.
     """
     if department_id is not None and worker_id is not None:
         raise ValidationError("dispatch to a department or to a grid worker, not both")
     lock_change_feed(conn)
     row = get_incident(conn, incident_id)
+    require_incident(conn, actor, row, "dispatch")
     if expected_version is not None and row["version"] != expected_version:
         raise Conflict(
             f"incident {incident_id} changed meanwhile: it is now {row['state']} (version {row['version']})",
@@ -99,7 +103,7 @@ def dispatch(
     return row
 
 
-def undo_dispatch(conn: Connection, incident_id: int, *, actor: str, now: datetime | None = None) -> dict:
+def undo_dispatch(conn: Connection, incident_id: int, *, actor: str | Actor, now: datetime | None = None) -> dict:
     """Take back a dispatch (撤回) within UNDO_SECONDS, by the dispatcher who made it, before it was acknowledged.
 
     The incident goes back to waiting for a dispatcher (registered) through the 'recall'
@@ -108,6 +112,7 @@ def undo_dispatch(conn: Connection, incident_id: int, *, actor: str, now: dateti
     """
     lock_change_feed(conn)
     row = get_incident(conn, incident_id)
+    require_incident(conn, actor, row, "recall")
     last = _latest_event(conn, incident_id)
     if row["state"] != lifecycle.DISPATCHED or last is None or last.action != "dispatch":
         raise InvalidTransition(
@@ -116,7 +121,7 @@ def undo_dispatch(conn: Connection, incident_id: int, *, actor: str, now: dateti
             f"only a dispatch nobody has acted on since can be undone; incident "
             f"{incident_id} is {row['state']}" + (f" after {last.action}" if last is not None else ""),
         )
-    if last.actor != actor:
+    if last.actor != actor_name(actor):
         raise ValidationError(f"only {last.actor}, who dispatched incident {incident_id}, can undo it")
     moment = to_utc(now, "now") if now is not None else utc_now()
     if (moment - from_db(last.at)).total_seconds() > UNDO_SECONDS:
@@ -128,7 +133,9 @@ def undo_dispatch(conn: Connection, incident_id: int, *, actor: str, now: dateti
     return recalled
 
 
-def act(conn: Connection, incident_id: int, action: str, *, actor: str, expected_version: int | None = None, **kwargs) -> dict:
+def act(
+    conn: Connection, incident_id: int, action: str, *, actor: str | Actor, expected_version: int | None = None, **kwargs
+) -> dict:
     """Any loop action from the dispatcher's screen (dispatch and reassign through `dispatch`, recall through undo)."""
     if action in ("dispatch", "reassign"):
         return dispatch(conn, incident_id, actor=actor, expected_version=expected_version, **kwargs)
@@ -163,18 +170,24 @@ def dispatch_many(
     engine: Engine,
     items: list[tuple[int, int | None]] | list[int],
     *,
-    actor: str,
+    actor: str | Actor,
     department_id: int | None = None,
     worker_id: int | None = None,
 ) -> list[BatchResult]:
     """Dispatch several incidents, each in its own transaction, each to the given assignee or its own suggestion.
 
-    `items` are incident ids or (id, expected version) pairs. One refusal (a conflict, a state
-    that cannot be dispatched) is reported in its row and does not stop the others.
+    `items` are incident ids or (id, expected version) pairs. An id or version that is not a plain
+    positive whole number (' 9060', 9060.0, '²'), or an incident outside an Actor's reach, refuses the
+    whole batch before anything changes (ValidationError, NotFound). Past that, one refusal (a
+    conflict, a state that cannot be dispatched) is reported in its row and does not stop the others.
     """
+    batch = [_batch_item(item) for item in items]
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.incidents).where(schema.incidents.c.id.in_([i for i, _ in batch]))).all()
+        for row in rows:  # a missing id stays a row of its own ('not_found'), as before
+            require_incident(conn, actor, dict(row._mapping), "dispatch")
     results = []
-    for item in items:
-        incident_id, expected = (item, None) if isinstance(item, int) else item
+    for incident_id, expected in batch:
         try:
             with engine.begin() as conn:
                 row = dispatch(
@@ -184,6 +197,15 @@ def dispatch_many(
         except CityBrainError as exc:
             results.append(_failure(incident_id, exc))
     return results
+
+
+def _batch_item(item) -> tuple[int, int | None]:
+    """(incident id, expected version or None) of one batch item, each parsed strictly."""
+    if isinstance(item, tuple | list) and len(item) == 2:
+        incident_id, version = item
+        expected = None if version is None else parse_int(version, "version", minimum=1, maximum=2**31 - 1)
+        return parse_id(incident_id, "incident id"), expected
+    return parse_id(item, "incident id"), None
 
 
 # --- the incident panel ---------------------------------------------------------------------------

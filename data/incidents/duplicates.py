@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from data import schema
+from data.actors import Actor, require_incident
 from data.errors import InvalidTransition
 from data.incidents import lifecycle
 from data.incidents.feed import get_incident
@@ -102,10 +103,14 @@ def likely_duplicates(
 
 
 def merge_duplicates(
-    conn: Connection, incident_id: int, other_id: int, *, actor: str, expected_versions: dict | None = None
+    conn: Connection, incident_id: int, other_id: int, *, actor: str | Actor, expected_versions: dict | None = None
 ) -> dict:
-    """Merge two reports of one matter (一件事一次办) in the direction merge_direction picks; the merged row."""
+    """Merge two reports of one matter (一件事一次办) in the direction merge_direction picks; the merged row.
+
+    Both incidents must be within an Actor's reach (NotFound otherwise, as for a missing one)."""
     incident, other = get_incident(conn, incident_id), get_incident(conn, other_id)
+    require_incident(conn, actor, incident, "merge")
+    require_incident(conn, actor, other, "merge")
     direction = merge_direction(incident, other)
     if direction is None:
         raise InvalidTransition(

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from data import schema
 from data.geo.locate import GridLocator
 from data.incidents.intake import FUTURE_SKEW
+from data.parse import ascii_digits
 from data.xml_chars import describe_xml_unsafe, first_xml_unsafe
 
 MAX_ID_LENGTH = 128
@@ -68,7 +69,7 @@ def _parse_times(texts: list[str], zone: ZoneInfo) -> np.ndarray:
     for i, text in enumerate(texts):
         if not text:
             continue
-        if text.isdigit() and len(text) in (10, 13):
+        if ascii_digits(text) and len(text) in (10, 13):
             epoch.append(i)
         elif _HAS_OFFSET.search(text):
             aware.append(i)

@@ -23,6 +23,7 @@ from data.geo.locate import GridLocator
 from data.incidents import lifecycle
 from data.incidents.bulk_insert import insert_new_reports
 from data.incidents.lifecycle import require_actor
+from data.parse import id_or_none, parse_float, shown
 from data.times import to_utc, utc_now
 from data.xml_chars import describe_xml_unsafe, first_xml_unsafe
 
@@ -240,21 +241,21 @@ def _check_chars(value: str | None, name: str, bad) -> None:
 
 
 def _priority(value: Any, bad) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value not in lifecycle.PRIORITIES:
-        raise bad(f"priority must be one of 1 (urgent), 2 (high), 3 (normal); got {value!r}")
-    return value
+    number = id_or_none(value.strip()) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, int) or number not in lifecycle.PRIORITIES:
+        raise bad(f"priority must be one of 1 (urgent), 2 (high), 3 (normal); got {shown(value)}")
+    return number
 
 
 def _coordinate(value: Any, name: str, bad) -> float | None:
     if value is None or value == "":
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # no position: kept, flagged unlocated
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise bad(f"{name} must be a number, got {value!r}") from None
-    return number if math.isfinite(number) else None
+        return parse_float(value.strip() if isinstance(value, str) else value, name, minimum=-1e9, maximum=1e9)
+    except ValidationError:
+        raise bad(f"{name} must be a number, got {shown(value)}") from None
 
 
 def locate_reports(locator: GridLocator, records: list[dict]) -> None:

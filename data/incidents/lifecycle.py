@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from data.errors import InvalidTransition, ValidationError
+from data.actors import actor_name
+from data.errors import InvalidTransition
 
 REPORTED = "reported"  # 上报
 REGISTERED = "registered"  # 立案
@@ -92,8 +93,4 @@ def replay(actions: list[str]) -> str:
 
 def require_actor(actor: Any) -> str:
     """The name of whoever acts, stripped (every write records it: 留痕); ValidationError when blank or too long."""
-    if not isinstance(actor, str) or not actor.strip():
-        raise ValidationError("actor is required: who is doing this (留痕)")
-    if len(actor.strip()) > 128:
-        raise ValidationError("actor is longer than 128 characters")
-    return actor.strip()
+    return actor_name(actor)

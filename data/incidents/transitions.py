@@ -14,6 +14,7 @@ from sqlalchemy import null, select
 from sqlalchemy.engine import Connection
 
 from data import schema
+from data.actors import Actor, incident_reachable, require_incident
 from data.errors import Conflict, ValidationError
 from data.incidents import lifecycle, notify
 from data.incidents.clock import compute_due_times, extended_due
@@ -43,7 +44,7 @@ def apply_action(
     incident_id: int,
     action: str,
     *,
-    actor: str,
+    actor: str | Actor,
     expected_version: int | None = None,
     note: str | None = None,
     department_id: int | None = None,
@@ -59,11 +60,12 @@ def apply_action(
     `note` is internal (the desk, departments, the audit log); `public_note` is what the citizen who
     reported it may read (Open311's status_notes), kept in the event's data.
 
-    Raises NotFound, Conflict (stale `expected_version`, or changed by someone else meanwhile;
-    carries current_state and current_version), InvalidTransition, or ValidationError, and then
-    has changed nothing.
+    Raises NotFound (also for an incident outside an Actor's jurisdiction or department), Conflict
+    (stale `expected_version`, or changed by someone else meanwhile; carries current_state and
+    current_version), InvalidTransition, ValidationError, or PermissionDenied (an action the Actor's
+    role may not take), and then has changed nothing.
     """
-    actor = require_actor(actor)
+    reach, actor = actor, require_actor(actor)
     given_at = to_utc(at, "at") if at is not None else None
     params = {
         "department_id": department_id,
@@ -78,6 +80,8 @@ def apply_action(
 
     lock_change_feed(conn)
     row = get_incident(conn, incident_id)
+    # Checked on the row this id resolved to, in the transaction that changes it.
+    require_incident(conn, reach, row, action)
     if expected_version is not None and row["version"] != expected_version:
         raise Conflict(
             f"incident {incident_id} changed meanwhile: it is now {row['state']} (version {row['version']})",
@@ -85,6 +89,8 @@ def apply_action(
             current_version=row["version"],
         )
     to_state = lifecycle.next_state(row["state"], action)
+    if action == "merge" and merged_into_id is not None:
+        _require_reachable_target(conn, reach, merged_into_id)
     note = note.strip() if isinstance(note, str) else note
     if (action in lifecycle.NEEDS_NOTE or action == "note") and not note:
         raise ValidationError(f"{action} needs a note saying why")
@@ -137,6 +143,13 @@ def _public_note(text: str | None) -> str | None:
     if len(text) > MAX_PUBLIC_NOTE:
         raise ValidationError(f"public_note is longer than {MAX_PUBLIC_NOTE} characters")
     return check_xml_text(text, "public_note") or None
+
+
+def _require_reachable_target(conn: Connection, reach: str | Actor, target_id: int) -> None:
+    """A merge target outside the actor's reach is refused exactly as a missing one."""
+    target = conn.execute(select(INC).where(INC.c.id == target_id)).first()
+    if target is not None and not incident_reachable(conn, reach, dict(target._mapping)):
+        raise ValidationError(f"incident {target_id} to merge into does not exist")
 
 
 def _update_if_unchanged(conn: Connection, row: dict, changes: dict) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from data import schema
+from data.actors import Actor, actor_name, require_unit
 from data.errors import InvalidTransition, NotFound, ValidationError
 from data.metrics.scope import Scope, normalise_scope
 from data.times import from_db, to_utc, utc_now
@@ -162,11 +163,7 @@ def alerts_head(conn: Connection) -> int:
 
 def require_actor(actor: Any) -> str:
     """Who makes a change, stripped; ValidationError when missing or too long (an unnamed change cannot be audited)."""
-    if not isinstance(actor, str) or not actor.strip():
-        raise ValidationError("actor is required: who is doing this (留痕)")
-    if len(actor.strip()) > 128:
-        raise ValidationError("actor is longer than 128 characters")
-    return actor.strip()
+    return actor_name(actor)
 
 
 def _clean_note(note: Any) -> str | None:
@@ -186,23 +183,25 @@ def write_event(conn: Connection, alert_id: int | None, at: datetime, actor: str
 
 
 def act_on_alert(
-    conn: Connection, alert_id: int, action: str, actor: str, note: str | None = None, now: datetime | None = None
+    conn: Connection, alert_id: int, action: str, actor: str | Actor, note: str | None = None, now: datetime | None = None
 ) -> dict:
     """Acknowledge, dismiss (a reason is required) or turn an alert into a case; returns the alert after.
 
     'case' files an incident (source 'warning', external id 'alert-<id>') of the alert's category
     (or the configured general one) at the alert's point, described by its reason. An action the
     alert's status does not allow raises InvalidTransition; of two operators clicking at once,
-    one acts and the other gets InvalidTransition with the status the first left.
+    one acts and the other gets InvalidTransition with the status the first left. An Actor with a
+    jurisdiction reaches only alerts on units inside it (NotFound otherwise, as for a missing one).
     """
     if action not in ACTIONS:
         raise ValidationError(f"unknown action {action!r}; use {', '.join(ACTIONS)}")
-    actor = require_actor(actor)
+    reach, actor = actor, actor_name(actor)
     note = _clean_note(note)
     now = to_utc(now, "now") if now is not None else utc_now()
     if action == "dismiss" and not note:
         raise ValidationError("a reason is required to dismiss an alert")
     alert = get_alert(conn, alert_id)
+    require_unit(conn, reach, alert["unit_id"], f"alert {alert_id} does not exist")
     allowed_from, to_status = ACTIONS[action]
     if alert["status"] not in allowed_from:
         raise InvalidTransition(action, alert["status"], f"cannot {action} an alert that is {alert['status']}")

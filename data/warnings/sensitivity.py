@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from data import schema
+from data.actors import Actor, require_city_wide
 from data.errors import NotFound, ValidationError
 from data.times import to_utc, utc_now
 from data.warnings.alerts import as_dict, require_actor, write_event
@@ -54,9 +55,12 @@ def sensitivity_map(conn: Connection) -> dict[int, tuple[float, bool]]:
 
 
 def set_sensitivity(
-    conn: Connection, category_id: int, sensitivity: float, enabled: bool, actor: str, now: datetime | None = None
+    conn: Connection, category_id: int, sensitivity: float, enabled: bool, actor: str | Actor, now: datetime | None = None
 ) -> dict:
-    """Set a category's sensitivity (MIN_SENSITIVITY..MAX_SENSITIVITY; higher = lower thresholds) and switch; audited."""
+    """Set a category's sensitivity (MIN_SENSITIVITY..MAX_SENSITIVITY; higher = lower thresholds) and switch; audited.
+
+    The passes watch the whole city with it: only a city-wide actor may change it."""
+    require_city_wide(actor, "a category's early-warning sensitivity")
     actor = require_actor(actor)
     now = to_utc(now, "now") if now is not None else utc_now()
     if isinstance(sensitivity, bool) or not isinstance(sensitivity, int | float) or not math.isfinite(sensitivity):

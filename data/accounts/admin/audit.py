@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from data import schema
+from data.actors import Actor, actor_name
 from data.errors import ValidationError
 from data.times import from_db, to_utc, utc_now
 
@@ -29,7 +30,7 @@ ENTITIES = (USER, API_KEY, DEPARTMENT, CATEGORY, LIMITS, RESPONSIBILITY, DUTIES)
 
 def record(
     conn: Connection,
-    actor: str,
+    actor: str | Actor,
     entity: str,
     entity_key: str,
     action: str,
@@ -59,17 +60,29 @@ def record(
     ).scalar_one()
 
 
-def check_actor(actor: str) -> str:
-    """The actor as stored ('cli:alice', 'user:bob'); ValidationError when missing, since an unnamed change cannot be audited."""
-    actor = actor.strip() if isinstance(actor, str) else ""
-    if not actor or len(actor) > 128:
-        raise ValidationError("an admin change needs the actor who makes it (1 to 128 characters)")
-    return actor
+def check_actor(actor: str | Actor) -> str:
+    """The actor's name as stored ('cli:alice', 'user:bob'); ValidationError when missing, since an unnamed change cannot be audited."""
+    return actor_name(actor)
 
 
-def events(conn: Connection, *, entity: str | None = None, entity_key: str | None = None, limit: int = 200) -> list[dict]:
-    """The newest audit rows first, optionally about one entity (and key)."""
-    query = select(EV).order_by(EV.c.id.desc()).limit(max(1, min(int(limit), 5000)))
+def events(
+    conn: Connection,
+    *,
+    entity: str | None = None,
+    entity_key: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = 200,
+) -> list[dict]:
+    """The newest audit rows first, optionally about one entity (and key), with `since` <= at < `until` (UTC)
+    when given; every row in the range when limit is None (exports)."""
+    query = select(EV).order_by(EV.c.id.desc())
+    if limit is not None:
+        query = query.limit(max(1, min(int(limit), 5000)))
+    if since is not None:
+        query = query.where(EV.c.at >= to_utc(since, "since"))
+    if until is not None:
+        query = query.where(EV.c.at < to_utc(until, "until"))
     if entity:
         query = query.where(EV.c.entity == entity)
     if entity_key:

@@ -20,6 +20,7 @@ from data.accounts.admin.checks import (
     check_name,
     check_priority,
 )
+from data.actors import Actor, require_city_wide
 from data.errors import Conflict, ValidationError
 from data.incidents.clock import DEFAULT_LIMITS
 
@@ -96,7 +97,7 @@ def _check_limit_pair(ack: Any, handle: Any, priority: int) -> tuple[int, int]:
 
 def create_category(
     conn: Connection,
-    actor: str,
+    actor: str | Actor,
     code: str,
     name_en: str,
     name_zh: str,
@@ -109,6 +110,7 @@ def create_category(
 ) -> dict:
     """A new active category handled city-wide by `department_code`, with optional limits {priority: (ack, handle)}."""
     check_actor(actor)
+    require_city_wide(actor, "a category")
     code = check_code(code, "category")
     name_en, name_zh = check_name(name_en, "English name"), check_name(name_zh, "Chinese name")
     if sector not in SECTORS:
@@ -143,7 +145,7 @@ def create_category(
 
 def update_category(
     conn: Connection,
-    actor: str,
+    actor: str | Actor,
     code: str,
     *,
     name_en: str | None = None,
@@ -155,6 +157,7 @@ def update_category(
 ) -> dict:
     """Rename a category, move it to another sector, allow or bar grid workers, (de)activate it. Its department: set_responsibility."""
     check_actor(actor)
+    require_city_wide(actor, "a category")
     row = category_row(conn, code)
     changes: dict[str, Any] = {}
     if name_en is not None:
@@ -181,10 +184,17 @@ def update_category(
 
 
 def set_category_limits(
-    conn: Connection, actor: str, code: str, priority: Any, ack_minutes: Any, handle_minutes: Any, now: datetime | None = None
+    conn: Connection,
+    actor: str | Actor,
+    code: str,
+    priority: Any,
+    ack_minutes: Any,
+    handle_minutes: Any,
+    now: datetime | None = None,
 ) -> dict:
     """Set a category's acknowledge and handling limits at one priority; applies to incidents dispatched from now on."""
     check_actor(actor)
+    require_city_wide(actor, "a category's time limits")
     row = category_row(conn, code)
     priority = check_priority(priority)
     ack, handle = _check_limit_pair(ack_minutes, handle_minutes, priority)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from data import schema
 from data.accounts.admin.audit import DEPARTMENT, check_actor, record
 from data.accounts.admin.checks import check_code, check_flag, check_name, department_row
+from data.actors import Actor, require_city_wide
 from data.errors import Conflict, ValidationError
 from data.incidents import webhooks
 
@@ -41,10 +42,17 @@ def list_departments(conn: Connection) -> list[dict]:
 
 
 def create_department(
-    conn: Connection, actor: str, code: str, name_en: str, name_zh: str, kind: str = "department", now: datetime | None = None
+    conn: Connection,
+    actor: str | Actor,
+    code: str,
+    name_en: str,
+    name_zh: str,
+    kind: str = "department",
+    now: datetime | None = None,
 ) -> dict:
     """A new, active department without a webhook."""
     check_actor(actor)
+    require_city_wide(actor, "a department")
     code = check_code(code, "department")
     name_en, name_zh = check_name(name_en, "English name"), check_name(name_zh, "Chinese name")
     if kind not in DEPARTMENT_KINDS:
@@ -59,7 +67,7 @@ def create_department(
 
 def update_department(
     conn: Connection,
-    actor: str,
+    actor: str | Actor,
     code: str,
     *,
     name_en: str | None = None,
@@ -70,6 +78,7 @@ def update_department(
 ) -> dict:
     """Rename a department, change its kind, or (de)activate it; a department still on the responsibility list cannot be deactivated."""
     check_actor(actor)
+    require_city_wide(actor, "a department")
     row = department_row(conn, code)
     changes: dict[str, Any] = {}
     if name_en is not None:
@@ -118,10 +127,13 @@ def _refuse_if_responsible(conn: Connection, department) -> None:
 
 
 def set_department_webhook(
-    conn: Connection, actor: str, code: str, url: str | None, secret: str | None = None, now: datetime | None = None
+    conn: Connection, actor: str | Actor, code: str, url: str | None, secret: str | None = None, now: datetime | None = None
 ) -> str | None:
-    """Point a department's webhook at `url` (None: off); returns the signing secret (made up when not given), never audited."""
+    """Point a department's webhook at `url` (None: off); returns the signing secret (made up when not given), never audited.
+
+    City-wide only: a department's webhook receives its incidents from every district."""
     check_actor(actor)
+    require_city_wide(actor, "a department's webhook")
     row = department_row(conn, code)
     before = department_snapshot(row)
     used = webhooks.set_webhook(conn, row.id, url, secret)

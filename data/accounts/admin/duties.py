@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from data import schema
 from data.accounts.admin.audit import DUTIES, check_actor, record
+from data.actors import Actor, require_unit
 from data.errors import NotFound, ValidationError
 
 C = schema.categories
@@ -83,14 +84,21 @@ def worker_duties(conn: Connection, worker_code: str) -> list[str]:
     )
 
 
-def set_worker_duties(conn: Connection, actor: str, worker_code: str, category_codes, now: datetime | None = None) -> list[str]:
-    """Replace a grid worker's duty list (职责清单) with these categories, each one grid workers may take."""
+def set_worker_duties(
+    conn: Connection, actor: str | Actor, worker_code: str, category_codes, now: datetime | None = None
+) -> list[str]:
+    """Replace a grid worker's duty list (职责清单) with these categories, each one grid workers may take.
+
+    An administrator limited to a unit reaches only the workers whose grid lies in it (others are not found)."""
     check_actor(actor)
     worker = conn.execute(
-        select(W.c.id, W.c.code).where(W.c.code == (worker_code.strip() if isinstance(worker_code, str) else worker_code))
+        select(W.c.id, W.c.code, W.c.grid_id).where(
+            W.c.code == (worker_code.strip() if isinstance(worker_code, str) else worker_code)
+        )
     ).first()
     if worker is None:
         raise NotFound(f"no grid worker with code {worker_code!r}")
+    require_unit(conn, actor, worker.grid_id, f"no grid worker with code {worker_code!r}")
     if isinstance(category_codes, str):
         category_codes = category_codes.replace(",", " ").split()
     wanted = sorted({c.strip() for c in category_codes or () if isinstance(c, str) and c.strip()})

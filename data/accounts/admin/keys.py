@@ -8,7 +8,8 @@ from sqlalchemy.engine import Connection
 
 from data.accounts import apikeys
 from data.accounts.admin.audit import API_KEY, check_actor, record
-from data.accounts.admin.checks import CITY_WIDE
+from data.accounts.admin.checks import CITY_WIDE, require_record_inside, unit_code_inside
+from data.actors import Actor
 
 
 def key_snapshot(key: apikeys.ApiKey) -> dict:
@@ -28,7 +29,7 @@ def key_snapshot(key: apikeys.ApiKey) -> dict:
 
 def create_api_key(
     conn: Connection,
-    actor: str,
+    actor: str | Actor,
     name: str,
     scopes,
     *,
@@ -40,9 +41,11 @@ def create_api_key(
 ) -> apikeys.NewKey:
     """A new API key (see data/accounts/apikeys.create_key); the secret is in the answer only, never in the audit log.
 
-    `unit_code` is its jurisdiction; None, '' or CITY_WIDE is the whole city.
+    `unit_code` is its jurisdiction; None, '' or CITY_WIDE is the whole city (for an administrator limited
+    to a unit: that unit; one outside it is refused).
     """
     check_actor(actor)
+    unit_code = unit_code_inside(conn, actor, unit_code)
     new = apikeys.create_key(
         conn,
         name,
@@ -57,12 +60,14 @@ def create_api_key(
     return new
 
 
-def revoke_api_key(conn: Connection, actor: str, name_or_id: str | int, now: datetime | None = None) -> apikeys.ApiKey:
-    """Revoke a key by name, id or shown prefix; revoking a revoked key changes and audits nothing."""
+def revoke_api_key(conn: Connection, actor: str | Actor, name_or_id: str | int, now: datetime | None = None) -> apikeys.ApiKey:
+    """Revoke a key by name, id or shown prefix; revoking a revoked key changes and audits nothing.
+
+    An administrator limited to a unit revokes only keys bound inside it."""
     check_actor(actor)
-    earlier = {k.id: k for k in apikeys.list_keys(conn)}
-    key = apikeys.revoke_key(conn, name_or_id, now=now)
-    before = earlier.get(key.id)
-    if before is not None and before.revoked_at is None:
+    before = apikeys.named_key(conn, name_or_id)
+    require_record_inside(conn, actor, before.unit_id, f"API key {before.name!r}")
+    key = apikeys.revoke_key(conn, before.id, now=now)
+    if before.revoked_at is None:
         record(conn, actor, API_KEY, key.name, "revoke", key_snapshot(before), key_snapshot(key), now=now)
     return key

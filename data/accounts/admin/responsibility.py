@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from data import schema
 from data.accounts.admin.audit import RESPONSIBILITY, check_actor, record
 from data.accounts.admin.checks import CITY_WIDE, active_department, category_row
+from data.actors import Actor, require_city_wide, require_unit
 from data.errors import NotFound, ValidationError
 from data.incidents import suggestions
 
@@ -71,16 +72,23 @@ def responsibility_list(conn: Connection) -> list[dict]:
 
 def set_responsibility(
     conn: Connection,
-    actor: str,
+    actor: str | Actor,
     category_code: str,
     district_code: str | None,
     department_code: str | None,
     now: datetime | None = None,
 ) -> dict:
-    """Name who handles a category: city-wide (district None; a department is required) or in one district (None: back to the city-wide one)."""
+    """Name who handles a category: city-wide (district None; a department is required) or in one district (None: back to the city-wide one).
+
+    The city-wide entry needs a city-wide administrator; a district's entry, an administrator whose
+    jurisdiction holds that district (another district's list is not found)."""
     check_actor(actor)
     category = category_row(conn, category_code)
     district = _district_row(conn, district_code) if district_code else None
+    if district is None:
+        require_city_wide(actor, "a category's city-wide department")
+    else:
+        require_unit(conn, actor, district.id, f"no unit with code {district_code!r}")
     department = active_department(conn, department_code) if department_code else None
     if district is None and department is None:
         raise ValidationError("a category always has a city-wide department: name one (only a district entry can be cleared)")

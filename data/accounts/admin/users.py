@@ -10,7 +10,8 @@ from sqlalchemy.engine import Connection
 
 from data import schema
 from data.accounts.admin.audit import USER, check_actor, record
-from data.accounts.admin.checks import CITY_WIDE, active_department, check_flag
+from data.accounts.admin.checks import CITY_WIDE, active_department, check_flag, require_record_inside, unit_code_inside
+from data.actors import Actor
 from data.errors import NotFound, ValidationError
 
 U = schema.units
@@ -64,7 +65,7 @@ def _user_by_name(conn: Connection, username: str) -> dict:
 
 def create_user(
     conn: Connection,
-    actor: str,
+    actor: str | Actor,
     username: str,
     password: str,
     role: str,
@@ -74,7 +75,9 @@ def create_user(
     display_name: str | None = None,
     now: datetime | None = None,
 ) -> dict:
-    """A new user with a role, a jurisdiction (unit code; None = the city) and, for role 'department', its department."""
+    """A new user with a role, a jurisdiction (unit code; None = the city) and, for role 'department', its department.
+
+    An administrator limited to a unit makes users inside it only (none asked: its own unit)."""
     from data.accounts import users as accounts
 
     check_actor(actor)
@@ -83,7 +86,7 @@ def create_user(
         username,
         password,
         role,
-        unit_id=_unit_id(conn, unit_code),
+        unit_id=_unit_id(conn, unit_code_inside(conn, actor, unit_code)),
         department_id=_department_id(conn, department_code),
         display_name=display_name,
         now=now,
@@ -94,7 +97,7 @@ def create_user(
 
 def update_user(
     conn: Connection,
-    actor: str,
+    actor: str | Actor,
     username: str,
     *,
     role: str = _UNSET,
@@ -104,16 +107,19 @@ def update_user(
     display_name: str | None = _UNSET,
     now: datetime | None = None,
 ) -> dict:
-    """Change a user's role, jurisdiction, department, display name or active flag (what is given); one audit row."""
+    """Change a user's role, jurisdiction, department, display name or active flag (what is given); one audit row.
+
+    An administrator limited to a unit changes only users inside it, and keeps them there."""
     from data.accounts import users as accounts
 
     check_actor(actor)
     current = _user_by_name(conn, username)
+    require_record_inside(conn, actor, current["unit_id"], f"user {username!r}")
     changes: dict[str, Any] = {}
     if role is not _UNSET:
         changes["role"] = role
     if unit_code is not _UNSET:
-        changes["unit_id"] = _unit_id(conn, unit_code)
+        changes["unit_id"] = _unit_id(conn, unit_code_inside(conn, actor, unit_code))
     if department_code is not _UNSET:
         changes["department_id"] = _department_id(conn, department_code)
     if active is not _UNSET:
@@ -154,12 +160,13 @@ def _user_action(changed: set[str], after: dict) -> str:
     return "update"
 
 
-def reset_password(conn: Connection, actor: str, username: str, password: str, now: datetime | None = None) -> dict:
+def reset_password(conn: Connection, actor: str | Actor, username: str, password: str, now: datetime | None = None) -> dict:
     """Give a user a new password (their sessions end and any lockout clears); the password itself is never audited."""
     from data.accounts import users as accounts
 
     check_actor(actor)
     current = _user_by_name(conn, username)
+    require_record_inside(conn, actor, current["unit_id"], f"user {username!r}")
     user = accounts.update_user(conn, current["id"], password=password, now=now)
     snapshot = user_snapshot(user)
     record(

@@ -209,7 +209,7 @@ def test_a_district_actions_key_acts_and_hears_only_inside(api):
 def _open311_ids(api, **params) -> list[int]:
     response = api.client.get("/open311/v2/requests.json", query_string=params)
     assert response.status_code == 200, response.get_json()
-    return sorted(r["service_request_id"] for r in response.get_json())
+    return sorted(int(r["service_request_id"]) for r in response.get_json())
 
 
 def test_open311_reads_with_a_unit_key_stay_inside_and_without_a_key_are_city_wide(api):

@@ -241,11 +241,11 @@ def _check_refused_keys(api, fmt):
 
 
 def test_status_maps_the_lifecycle_to_open_and_closed_with_notes(api):
-    ids = [_post(api, **_at(api)).get_json()[0]["service_request_id"] for _ in range(3)]
+    ids = [int(_post(api, **_at(api)).get_json()[0]["service_request_id"]) for _ in range(3)]
     with api.engine.begin() as conn:
         drive_to(conn, ids[1], "acknowledged")
         drive_to(conn, ids[2], "closed")
-    got = {r["service_request_id"]: r for r in api.client.get(f"{BASE}/requests.json").get_json()}
+    got = {int(r["service_request_id"]): r for r in api.client.get(f"{BASE}/requests.json").get_json()}
     assert got[ids[0]]["status"] == "open" and got[ids[0]]["agency_responsible"] is None
     handling = got[ids[1]]
     assert handling["status"] == "open" and handling["agency_responsible"] == "CG"
@@ -260,15 +260,15 @@ def test_status_maps_the_lifecycle_to_open_and_closed_with_notes(api):
 
 
 def test_get_requests_filters_and_pages(api):
-    garbage = [_post(api, **_at(api)).get_json()[0]["service_request_id"] for _ in range(3)]
-    noise = _post(api, service_code="noise", **_at(api)).get_json()[0]["service_request_id"]
+    garbage = [int(_post(api, **_at(api)).get_json()[0]["service_request_id"]) for _ in range(3)]
+    noise = int(_post(api, service_code="noise", **_at(api)).get_json()[0]["service_request_id"])
     with api.engine.begin() as conn:
         drive_to(conn, garbage[0], "closed")
 
     def ids(query: str) -> list[int]:
         response = api.client.get(f"{BASE}/requests.json?{query}")
         assert response.status_code == 200, response.data
-        return [r["service_request_id"] for r in response.get_json()]
+        return [int(r["service_request_id"]) for r in response.get_json()]  # sent as strings (Open311 clients' type)
 
     assert ids("") == sorted([*garbage, noise], reverse=True)
     assert ids("service_code=noise") == [noise]
