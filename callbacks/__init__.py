@@ -3,7 +3,7 @@
 
 def register_all(app, deps) -> None:
     """Register every page's callbacks."""
-    from callbacks import admin, alerts, dispatch, inbox, overview, shell, trends, warnings
+    from callbacks import admin, admin_audit, alerts, dispatch, inbox, overview, shell, trends, warnings
 
     shell.register(app, deps)
     overview.register(app, deps)
@@ -13,3 +13,4 @@ def register_all(app, deps) -> None:
     alerts.register(app, deps)
     warnings.register(app, deps)
     admin.register(app, deps)
+    admin_audit.register(app, deps)

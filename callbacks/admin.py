@@ -338,18 +338,6 @@ def register(app, deps) -> None:
         return tuple(values[f] for f in category_fields)
 
     @app.callback(
-        Output(page.grid_id("audit"), "rowData"),
-        Input(page.TABS, "value"),
-        Input(page.AUDIT_ENTITY, "value"),
-        State(page.LANG, "data"),
-        prevent_initial_call=True,
-    )
-    def audit_log(tab, entity, lang):
-        if tab != "audit":
-            return no_update
-        return page.rows(engine, "audit", lang, tz, entity=entity)
-
-    @app.callback(
         Output(page.grid_id("duties"), "rowData", allow_duplicate=True),
         Input(page.DUTIES_SEARCH, "value"),
         State(page.LANG, "data"),

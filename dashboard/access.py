@@ -135,9 +135,16 @@ class Anonymous(AnonymousUserMixin):
         return permission == PUBLIC
 
 
-def principal_for_user(user: dict) -> Principal:
+def session_id_for(session_key: str | None, fallback: str) -> str:
+    """The id Flask-Login keeps in the cookie: `s:` and the key of the session's row in the store
+    (data/accounts/sessions.py). Without a key (a principal made in a test's request context) the
+    fallback names the user or kiosk, and no request is ever let in by it."""
+    return f"s:{session_key}" if session_key else fallback
+
+
+def principal_for_user(user: dict, session_key: str | None = None) -> Principal:
     return Principal(
-        session_id=f"u:{user['id']}:{user['session_version']}",
+        session_id=session_id_for(session_key, f"u:{user['id']}:{user['session_version']}"),
         name=user["username"],
         display_name=user["display_name"] or user["username"],
         role=user["role"],
@@ -148,9 +155,9 @@ def principal_for_user(user: dict) -> Principal:
     )
 
 
-def principal_for_kiosk(token: dict) -> Principal:
+def principal_for_kiosk(token: dict, session_key: str | None = None) -> Principal:
     return Principal(
-        session_id=f"k:{token['id']}",
+        session_id=session_id_for(session_key, f"k:{token['id']}"),
         name=f"kiosk:{token['label']}",
         display_name=token["label"],
         role="kiosk",

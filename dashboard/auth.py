@@ -1,4 +1,8 @@
-"""Sign-in and enforcement: Flask-Login sessions, the deny-by-default gate on every request, CSRF.
+"""Sign-in and enforcement: Flask-Login sessions kept in the store, the deny-by-default gate on every request, CSRF.
+
+A session is a row of data/accounts/sessions.py: the cookie's id is `s:<key>`, looked up on every request,
+so signing out (or a new password, deactivation, an expired session, a revoked kiosk link) ends it for
+every copy of the cookie.
 
 Every request passes `_gate` before its view runs:
 - public endpoints (the sign-in page, /healthz, static code and styles) pass;
@@ -21,6 +25,7 @@ import hmac
 import logging
 import secrets
 import time
+from datetime import timedelta
 
 from flask import Flask, current_app, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, login_user, logout_user
@@ -41,9 +46,9 @@ from dashboard.access import (
     principal_for_kiosk,
     principal_for_user,
 )
-from dashboard.login_html import refused_page
+from dashboard.login_html import CSRF_FIELD, refused_page
 from data import store
-from data.accounts import users as accounts
+from data.accounts import sessions, signins
 from data.errors import NotFound, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -80,9 +85,9 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 CSRF_COOKIE = "_csrf_token"  # the cookie Dash's renderer reads
 CSRF_HEADER = "X-CSRFToken"  # the header it sends
-CSRF_FIELD = "csrf_token"  # the form field of the sign-in form
 _CSRF_KEY = "_csrf"
 _SIGNED_AT = "_signed_at"
+SESSION_KIND = "s"  # the cookie's session id is "s:<key>", the key of a row of data/accounts/sessions.py
 SIGNED_OUT_HEADER = "X-CityBrain-Signed-Out"  # tells the browser script to show the sign-in page
 
 # --- sessions ------------------------------------------------------------------------------------
@@ -90,21 +95,20 @@ SIGNED_OUT_HEADER = "X-CityBrain-Signed-Out"  # tells the browser script to show
 
 def _load(session_id: str) -> Principal | None:
     engine = current_app.extensions["citybrain"].engine
-    kind, _, rest = session_id.partition(":")
+    kind, _, key = session_id.partition(":")
     try:
-        if kind == "u":
-            raw_id, _, version = rest.partition(":")
-            with store.reading(engine) as conn:
-                user = accounts.get_user(conn, int(raw_id))
-            if not user["active"] or str(user["session_version"]) != version:
-                return None
-            if time.time() - session.get(_SIGNED_AT, 0) > current_app.config["CITYBRAIN_SESSION_SECONDS"]:
-                return None
-            return principal_for_user(user)
-        if kind == "k":
+        if kind != SESSION_KIND:  # a cookie from before sessions were kept in the store, or a forged one
+            return None
+        with store.reading(engine) as conn:
+            found = sessions.resolve_session(conn, key)
+        if found is None:
+            return None
+        if sessions.needs_touch(found):
             with engine.begin() as conn:
-                token = accounts.kiosk_session(conn, int(rest))
-            return None if token is None else principal_for_kiosk(token)
+                sessions.touch_session(conn, found)
+        if found["kiosk"] is not None:
+            return principal_for_kiosk(found["kiosk"], key)
+        return principal_for_user(found["user"], key)
     except (NotFound, ValueError):
         return None
     except SQLAlchemyError as exc:
@@ -116,19 +120,13 @@ def _load(session_id: str) -> Principal | None:
 
 
 def still_valid(engine, session_id: str) -> bool | None:
-    """Whether a signed-in principal still may be (user active with the same session version; kiosk
-    token not revoked): long-lived responses (the live stream) ask this now and then. None when the
+    """Whether a signed-in principal still may be (session not ended or expired, user active and unchanged,
+    kiosk token not revoked): long-lived responses (the live stream) ask this now and then. None when the
     store cannot be asked: that is not a sign-out."""
-    kind, _, rest = session_id.partition(":")
+    kind, _, key = session_id.partition(":")
     try:
         with store.reading(engine) as conn:
-            if kind == "u":
-                raw_id, _, version = rest.partition(":")
-                user = accounts.get_user(conn, int(raw_id))
-                return user["active"] and str(user["session_version"]) == version
-            if kind == "k":
-                rows = [t for t in accounts.list_kiosk_tokens(conn) if t["id"] == int(rest)]
-                return bool(rows) and rows[0]["active"]
+            return kind == SESSION_KIND and sessions.resolve_session(conn, key) is not None
     except (NotFound, ValueError):
         return False
     except SQLAlchemyError:
@@ -136,8 +134,43 @@ def still_valid(engine, session_id: str) -> bool | None:
     return False
 
 
-def sign_in(principal: Principal) -> None:
-    """Start a fresh session for `principal` (a new session and CSRF token: no fixation)."""
+def client_address() -> str:
+    """The address this request came from, as the sign-in log, the sessions and the sign-in rate limit
+    see it (the proxy's, behind a proxy that is not configured to pass it on)."""
+    return (request.remote_addr or "")[:64]
+
+
+def client_user_agent() -> str:
+    """The browser this request says it is, for the sign-in log (truncated there)."""
+    return request.headers.get("User-Agent") or ""
+
+
+def sign_in_user(user: dict) -> None:
+    """Start a fresh session for `user`, lasting CITYBRAIN_SESSION_HOURS (its row in the store, a new cookie
+    and CSRF token: no fixation)."""
+    lifetime = timedelta(seconds=current_app.config["CITYBRAIN_SESSION_SECONDS"])
+    with _store().begin() as conn:
+        _end_current(conn, "replaced")
+        key = sessions.start_session(conn, user=user, lifetime=lifetime, address=client_address())
+    _start(principal_for_user(user, key))
+
+
+def sign_in_kiosk(token: dict) -> None:
+    """Start a fresh session for a wall's kiosk token, open until signed out or the token is revoked."""
+    with _store().begin() as conn:
+        _end_current(conn, "replaced")
+        key = sessions.start_session(conn, kiosk_token_id=token["id"], address=client_address())
+        signins.record(
+            conn,
+            signins.KIOSK_SIGNED_IN,
+            username=f"kiosk:{token['label']}",
+            address=client_address(),
+            user_agent=client_user_agent(),
+        )
+    _start(principal_for_kiosk(token, key))
+
+
+def _start(principal: Principal) -> None:
     session.clear()
     session.permanent = True
     session[_SIGNED_AT] = time.time()
@@ -146,8 +179,33 @@ def sign_in(principal: Principal) -> None:
 
 
 def sign_out() -> None:
+    """End this browser's session in the store (every copy of its cookie stops working), log it, clear the cookie."""
+    who = current()
+    if who.is_authenticated:
+        with _store().begin() as conn:
+            ended = _end_current(conn, sessions.SIGNED_OUT)
+            if ended is not None:
+                signins.record(
+                    conn,
+                    signins.SIGNED_OUT,
+                    username=who.name,
+                    user_id=ended["user_id"],
+                    address=client_address(),
+                    user_agent=client_user_agent(),
+                )
     logout_user()
     session.clear()
+
+
+def _end_current(conn, reason: str) -> dict | None:
+    """End the session this request signed in with, if any (signing in again replaces it)."""
+    who = current()
+    kind, _, key = (who.get_id() if who.is_authenticated else "").partition(":")
+    return sessions.end_session(conn, key, reason) if kind == SESSION_KIND else None
+
+
+def _store():
+    return current_app.extensions["citybrain"].engine
 
 
 # --- CSRF -----------------------------------------------------------------------------------------
@@ -225,7 +283,7 @@ def _refuse(status: int, message: str):
     if status == 401 and wants_html:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if wants_html:
-        return refused_page(message), status
+        return refused_page(message, csrf_token()), status
     body = {"error": "signed_out" if status == 401 else "forbidden", "message": message}
     if request.path.startswith("/geo/"):
         # Leaflet layers fetch these URLs themselves and map over `features`: an empty collection keeps
@@ -309,7 +367,7 @@ def init_auth(server: Flask, settings) -> None:
     )
     manager = LoginManager()
     manager.anonymous_user = Anonymous
-    manager.session_protection = None  # the session version in the id is what ends stale sessions
+    manager.session_protection = None  # the session's row in the store is what ends stale sessions
     manager.user_loader(_load)
     manager.init_app(server)
     server.before_request(_gate)

@@ -13,11 +13,16 @@ TEXT.update(
         "auth.signout": ("Sign out", "退出登录"),
         "auth.signed_in_as": ("Signed in as", "当前用户"),
         "auth.wrong": ("Wrong user name or password.", "用户名或密码错误。"),
-        "auth.locked": (
-            "Too many wrong passwords: this account is locked for {minutes} more minute(s). "
-            "Try again later or ask an administrator to set a new password.",
-            "密码错误次数过多：该账号已锁定，{minutes} 分钟后可再试，或请管理员重设密码。",
+        "auth.throttled": (
+            "Too many wrong passwords for this user name from here: try again in {minutes} minute(s), "
+            "or ask an administrator to set a new password.",
+            "该用户名在此处密码错误次数过多：请 {minutes} 分钟后再试，或请管理员重设密码。",
         ),
+        "auth.rate_limited": (
+            "Too many sign-in attempts from this address: wait a minute and try again.",
+            "此地址登录尝试过于频繁：请稍候一分钟再试。",
+        ),
+        "auth.signout_confirm": ("Sign out of CityBrain Command?", "确定退出城市大脑指挥中心？"),
         "auth.expired": ("The form had expired; please sign in again.", "表单已过期，请重新登录。"),
         "auth.signed_out": ("You are signed out.", "您已退出登录。"),
         "auth.session_ended": ("Your session ended; please sign in again.", "会话已结束，请重新登录。"),

@@ -9,6 +9,8 @@ from flask import current_app, request, url_for
 from dashboard import access
 from dashboard.i18n import normalise_lang, t
 
+CSRF_FIELD = "csrf_token"  # the form field carrying the CSRF token (sign-in and sign-out forms)
+
 
 def page_lang() -> str:
     """The language asked for (?lang=, or the form's field), else the configured one."""
@@ -32,7 +34,16 @@ def page_html(lang: str, body: str, wall: bool, title_key: str = "auth.title") -
     )
 
 
-def refused_page(message: str) -> str:
+def signout_form(lang: str, csrf_token: str, button_id: str = "signout-button", css_class: str = "cb-signout-form") -> str:
+    """A sign-out button: a POST form carrying the CSRF token (signing out changes state, so no link does it)."""
+    return (
+        f'<form method="post" action="{escape(url_for("auth.logout"))}" class="{escape(css_class)}">'
+        f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf_token)}">'
+        f'<button type="submit" id="{escape(button_id)}">{escape(t("auth.signout", lang))}</button></form>'
+    )
+
+
+def refused_page(message: str, csrf_token: str) -> str:
     """The page a signed-in user sees for a page their role may not open."""
     lang = page_lang()
     who = access.current()
@@ -41,7 +52,7 @@ def refused_page(message: str) -> str:
         f'<p class="cb-login-message" role="alert">{escape(t("auth.refused.body", lang))}</p>'
         f"<p>{escape(t('auth.signed_in_as', lang))}: <b>{escape(getattr(who, 'display_name', ''))}</b> "
         f"({escape(t(f'auth.role.{who.role}', lang))})</p>"
-        f'<p><a href="/">{escape(t("auth.refused.home", lang))}</a> · '
-        f'<a href="{escape(url_for("auth.logout"))}">{escape(t("auth.signout", lang))}</a></p>'
+        f'<p><a href="/">{escape(t("auth.refused.home", lang))}</a></p>'
+        f"{signout_form(lang, csrf_token)}"
     )
     return page_html(lang, body, wall=False, title_key="auth.refused.title")

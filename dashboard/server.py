@@ -12,7 +12,9 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from dashboard.cache import cache, cache_config
+from dashboard.headers import content_security_policy, install_security_headers
 from dashboard.health import register_health
+from dashboard.log_redaction import install_log_redaction
 from dashboard.settings import Settings
 from data import store
 
@@ -45,16 +47,18 @@ def build_app(
     cache.init_app(server)
     deps = Deps(settings=settings, engine=engine)
     server.extensions["citybrain"] = deps
-    from dashboard import login_page
+    from dashboard import audit_exports, login_page
     from dashboard.auth import init_auth
 
     init_auth(server, settings)  # sign-in, the deny-by-default gate and CSRF come before every other route
     server.register_blueprint(login_page.bp)
+    server.register_blueprint(audit_exports.bp)
     register_health(server, lambda: deps.engine)  # the engine read per request: tests swap it
     _register_overview_routes(server, engine, warm=not testing, tz=settings.timezone)
     from dashboard.api import register_api
 
-    register_api(server, deps)
+    api = register_api(server, deps)
+    login_page.limit_sign_ins(api.limiter, settings.signin_rate_limit)
 
     app = dash.Dash(
         __name__,
@@ -71,6 +75,11 @@ def build_app(
     input_guard.install(app)  # ValidationError -> 400; malformed callback requests refused before the gate reads them
     app.layout = build_layout(deps)
     register_callbacks(app, deps)
+    # After the callbacks: the policy names Dash's inline scripts (renderer start-up, inline clientside callbacks) by hash.
+    install_security_headers(
+        server, content_security_policy(app.csp_hashes(), settings.tile_url), https=bool(settings.secure_cookies)
+    )
+    install_log_redaction()
     server.config["CITYBRAIN_BUILD"] = _build_id(app)
     return app
 

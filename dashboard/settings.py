@@ -37,11 +37,19 @@ class Settings:
     secret_key: str = _setting(
         "", "Flask secret key for sessions; empty means a random key per start (set it for several workers)."
     )
-    debug: bool = _setting(False, "Dash debug mode (never on a wall display).")
+    debug: bool = _setting(
+        False,
+        "Dash debug mode with tracebacks in the browser: only when CITYBRAIN_HOST is 127.0.0.1/localhost (refused otherwise).",
+    )
     secure_cookies: bool = _setting(
         False, "Send the session and CSRF cookies over HTTPS only (turn on whenever the app is served over https)."
     )
     session_hours: int = _setting(12, "Hours a user's sign-in lasts (wall kiosk links stay signed in until revoked).")
+    signin_rate_limit: str = _setting(
+        "20/minute",
+        "Failed sign-in attempts (and bad kiosk links) allowed per client address, e.g. 20/minute; counted in Redis "
+        "when CITYBRAIN_CACHE_URL is Redis.",
+    )
     auto_escalate_seconds: int = _setting(
         0, "Seconds between sweeps that escalate overdue incidents automatically (督办); 0 turns automatic escalation off."
     )

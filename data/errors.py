@@ -33,11 +33,11 @@ class AuthenticationFailed(CityBrainError):
     """Wrong user name or password, or an inactive account (the message never says which)."""
 
 
-class AccountLocked(AuthenticationFailed):
-    """Too many wrong passwords in a row: the account refuses sign-in until `locked_until`."""
+class SignInThrottled(AuthenticationFailed):
+    """Too many wrong passwords for this user name from this address: refused until `until`."""
 
-    def __init__(self, message: str, locked_until):
-        self.locked_until = locked_until
+    def __init__(self, message: str, until):
+        self.until = until
         super().__init__(message)
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Float
 from sqlalchemy.ext.compiler import compiles
@@ -24,6 +25,15 @@ def to_utc(value: datetime, name: str = "time") -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{name} must be timezone-aware (got {value.isoformat()})")
     return value.astimezone(UTC)
+
+
+def day_bounds(first: date | None, last: date | None, tz: str) -> tuple[datetime | None, datetime | None]:
+    """The UTC instants [start of `first`, end of `last`) of a range of whole days in the time zone `tz`
+    (either end open when None): how a log is read "from 1 March to 31 March" in the city's own days."""
+    zone = ZoneInfo(tz)
+    start = None if first is None else datetime.combine(first, time.min, zone).astimezone(UTC)
+    end = None if last is None else datetime.combine(last + timedelta(days=1), time.min, zone).astimezone(UTC)
+    return start, end
 
 
 def from_db(value: Any) -> Any:

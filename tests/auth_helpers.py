@@ -97,6 +97,21 @@ def sign_in_browser(driver, base_url: str, username: str, password: str = TEST_P
         time.sleep(0.05)
 
 
+def sign_out_browser(driver, base_url: str) -> None:
+    """Sign a Selenium Chromium out as a user does: /logout asks, its button signs out (a POST with the CSRF token)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{base_url}/logout")
+    buttons = driver.find_elements(By.ID, "logout-confirm")
+    if buttons:  # nobody signed in: /logout went straight to the sign-in page
+        buttons[0].click()
+    deadline = time.monotonic() + 15
+    while not driver.find_elements(By.ID, "login-form"):
+        if time.monotonic() > deadline:
+            raise AssertionError("signing out did not reach the sign-in page")
+        time.sleep(0.05)
+
+
 @contextmanager
 def request_as(app, role: str = "admin", path: str = "/", **user_kwargs):
     """A test request context of `app` signed in as a new user of `role` (for calling page or callback

@@ -1,4 +1,4 @@
-"""Administration commands: `python app.py admin user|department|category|responsibility|duty|log ...`, every change audited.
+"""Administration commands: `python app.py admin user|department|category|responsibility|duty|log|signins ...`, every change audited.
 
 Each command writes through data/accounts/admin/, so the admin audit log (`admin log`) records it with
 the actor `cli:<name>` (`--actor`, default: the operating-system user running the command).
@@ -12,7 +12,7 @@ import os
 
 import click
 
-from dashboard.commands import command_store
+from dashboard.commands import audit, command_store
 
 
 def cli_actor(name: str | None) -> str:
@@ -395,28 +395,9 @@ def duty_set(worker_code, category_codes, actor) -> None:
     click.echo(f"{worker_code}: {' '.join(done) or 'no duties'}")
 
 
-# --- the audit log -----------------------------------------------------------------------------
+# --- the audit logs (dashboard/commands/audit.py: date ranges and CSV) -------------------------------
 
-
-@admin_group.command("log")
-@click.option(
-    "--entity",
-    default=None,
-    type=click.Choice(["user", "api_key", "department", "category", "category_limits", "responsibility", "worker_duties"]),
-)
-@click.option("--key", "entity_key", default=None, help="Only changes of this code / name.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 5000))
-def log(entity, entity_key, limit) -> None:
-    """The admin audit log, newest first: when, who, what, before -> after."""
-    from data.accounts.admin.audit import events
-
-    rows = _read(lambda conn: events(conn, entity=entity, entity_key=entity_key, limit=limit))
-    for e in rows:
-        before, after = (json.dumps(v, ensure_ascii=False, sort_keys=True) for v in (e["before"], e["after"]))
-        note = f" ({e['note']})" if e["note"] else ""
-        click.echo(
-            f"#{e['id']} {e['at']:%Y-%m-%d %H:%M:%S} {e['actor']} {e['entity']} {e['entity_key']} {e['action']}{note}: {before} -> {after}"
-        )
-
+admin_group.add_command(audit.log_command)
+admin_group.add_command(audit.signins_command)
 
 COMMANDS = [admin_group]

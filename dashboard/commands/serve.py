@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -31,7 +32,7 @@ def serve_app(settings: Settings, host: str, port: int, create_app: Callable[...
             log.info("demo user %s (%s): the README lists its password", user["username"], user["role"])
     _warn_without_users(engine)
     app = create_app(settings, engine=engine)
-    if settings.debug:
+    if debug_allowed(settings.debug, host):
         app.enable_dev_tools(debug=True, dev_tools_hot_reload=False)
     if settings.background == "in-process":
         start_dispatch_workers(engine, settings)
@@ -57,6 +58,30 @@ def run_asgi(application, host: str, port: int) -> None:
     # lifespan off: the app has no startup work of its own; a short graceful stop, since open streams
     # never end by themselves (browsers reconnect to the next server).
     uvicorn.run(application, host=host, port=port, lifespan="off", timeout_graceful_shutdown=3, log_config=None)
+
+
+def debug_allowed(debug: bool, host: str) -> bool:
+    """Whether to run in debug mode: only when asked and listening on a loopback address, since debug mode
+    shows tracebacks (and the code and settings they reveal) to whoever can reach the server."""
+    if not debug:
+        return False
+    if _is_loopback(host):
+        return True
+    log.warning(
+        "CITYBRAIN_DEBUG is on, but the server listens on %s, which other machines can reach: debug mode is refused "
+        "(it shows tracebacks to whoever connects); listen on 127.0.0.1 to debug",
+        host,
+    )
+    return False
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything, so it is not trusted to be local
+        return False
 
 
 def _warn_without_users(engine) -> None:

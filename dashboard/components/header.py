@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 from dash import dcc, html
 
-from dashboard import access, ids
+from dashboard import access, auth, ids
 from dashboard.i18n import name, t
+from dashboard.login_html import CSRF_FIELD
 from layers import choropleth, heat
 
 LEVEL_KEYS = {1: "level.district", 2: "level.street", 3: "level.community", 4: "level.grid"}
@@ -97,12 +98,25 @@ def nav(current: str, lang: str) -> html.Nav:
             html.Span(
                 [
                     html.Span(f"{who.display_name} · {t(f'auth.role.{who.role}', lang)}", className="cb-nav-user", id="nav-user"),
-                    html.A(t("auth.signout", lang), href="/logout", className="cb-nav-link cb-nav-signout", id="nav-signout"),
+                    signout_button(lang),
                 ],
                 className="cb-nav-account",
             )
         )
     return html.Nav(className="cb-nav", children=links)
+
+
+def signout_button(lang: str) -> html.Form:
+    """Sign out as a POST with the session's CSRF token (a plain form, so it works before any script has run)."""
+    return html.Form(
+        action="/logout",
+        method="post",
+        className="cb-nav-signout-form",
+        children=[
+            dcc.Input(type="hidden", name=CSRF_FIELD, value=auth.csrf_token()),
+            html.Button(t("auth.signout", lang), type="submit", className="cb-nav-link cb-nav-signout", id="nav-signout"),
+        ],
+    )
 
 
 def brand(page_title: str, lang: str) -> html.Div:

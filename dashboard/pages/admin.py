@@ -1,13 +1,13 @@
 """The administration page (`/admin`, 系统管理): tabs of tables and small forms over data/accounts/admin/, for administrators only.
 
 Tabs: users, API keys, departments, categories and their time limits, the responsibility list,
-grid workers' duty lists, and the admin audit log. Every change goes through callbacks/admin.py
+grid workers' duty lists, and the two logs (admin changes, sign-ins: dashboard/pages/admin_audit.py).
+Every change goes through callbacks/admin.py
 to data/accounts/admin/, which audits it. Component ids are `admin-<thing>`, the area sign-in guards.
 """
 
 from __future__ import annotations
 
-import json
 from zoneinfo import ZoneInfo
 
 import dash_ag_grid as dag
@@ -16,9 +16,9 @@ from dash import dcc, html
 from dashboard import admin_text  # noqa: F401  (registers the page's strings with i18n)
 from dashboard.components.header import brand, nav
 from dashboard.i18n import name, t
+from dashboard.pages import admin_audit
 from data import schema, store
 from data.accounts import apikeys
-from data.accounts.admin.audit import ENTITIES, events
 from data.accounts.admin.categories import SECTORS, list_categories
 from data.accounts.admin.checks import CITY_WIDE, PRIORITIES
 from data.accounts.admin.departments import DEPARTMENT_KINDS, list_departments
@@ -29,7 +29,7 @@ from data.accounts.admin.users import list_users, unit_choices
 ROOT = "admin-root"
 TABS = "admin-tabs"
 LANG = "admin-lang"
-TAB_KEYS = ("users", "keys", "departments", "categories", "responsibility", "duties", "audit")
+TAB_KEYS = ("users", "keys", "departments", "categories", "responsibility", "duties", *admin_audit.LOG_TABS)
 
 
 def grid_id(tab: str) -> str:
@@ -91,7 +91,6 @@ BUTTONS: dict[str, tuple[tuple[str, str], ...]] = {
     "responsibility": (("save", "admin.b.save_responsibility"),),
     "duties": (("save", "admin.b.save_duties"),),
 }
-AUDIT_ENTITY = "admin-audit-entity"
 DUTIES_SEARCH = "admin-duties-search"
 SECRET = "admin-secret"  # where a new API key or webhook secret is shown, once
 
@@ -99,8 +98,8 @@ SECRET = "admin-secret"  # where a new API key or webhook secret is shown, once
 # --- what the tables show ------------------------------------------------------------------------
 
 
-def rows(engine, tab: str, lang: str, tz: str, *, entity: str | None = None, search: str | None = None, scope=None) -> list[dict]:
-    """The rows of a tab's table, ready for AG Grid (plain JSON values)."""
+def rows(engine, tab: str, lang: str, tz: str, *, search: str | None = None, scope=None) -> list[dict]:
+    """The rows of a tab's table, ready for AG Grid (plain JSON values); the log tabs' are admin_audit.rows."""
     zone = ZoneInfo(tz)
 
     def when(moment) -> str:
@@ -167,26 +166,7 @@ def rows(engine, tab: str, lang: str, tz: str, *, entity: str | None = None, sea
                 }
                 for w in list_workers(conn, scope=scope, search=search, limit=500)
             ]
-        if tab == "audit":
-            return [
-                {
-                    "id": e["id"],
-                    "at": when(e["at"]),
-                    "actor": e["actor"],
-                    "entity": t(f"admin.entity.{e['entity']}", lang),
-                    "entity_key": e["entity_key"],
-                    "action": e["action"],
-                    "before": _json(e["before"]),
-                    "after": _json(e["after"]),
-                    "note": e["note"] or "",
-                }
-                for e in events(conn, entity=entity or None, limit=500)
-            ]
     raise ValueError(f"no admin tab {tab!r}")
-
-
-def _json(value) -> str:
-    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _columns(tab: str, lang: str) -> list[dict]:
@@ -254,16 +234,7 @@ def _columns(tab: str, lang: str) -> list[dict]:
             col("grid", "admin.f.grid"),
             col("duties", "admin.f.duties", flex=2),
         ]
-    return [
-        col("at", "admin.f.at", width=170),
-        col("actor", "admin.f.actor", width=130),
-        col("entity", "admin.f.entity", width=120),
-        col("entity_key", "admin.f.entity_key", width=150),
-        col("action", "admin.f.action", width=130),
-        col("before", "admin.f.before", flex=2, tooltipField="before"),
-        col("after", "admin.f.after", flex=2, tooltipField="after"),
-        col("note", "admin.f.note"),
-    ]
+    raise ValueError(f"no admin tab {tab!r}")
 
 
 def table(tab: str, data: list[dict], lang: str) -> dag.AgGrid:
@@ -420,17 +391,8 @@ def _form(tab: str, lang: str, options: dict) -> html.Div:
 
 
 def _tab_body(engine, tab: str, lang: str, tz: str, options: dict, scope) -> html.Div:
-    if tab == "audit":
-        entities = [{"label": t("admin.f.all", lang), "value": ""}] + [
-            {"label": t(f"admin.entity.{e}", lang), "value": e} for e in ENTITIES
-        ]
-        return html.Div(
-            [
-                _labelled(t("admin.f.entity", lang), dcc.Dropdown(id=AUDIT_ENTITY, options=entities, value="", clearable=False)),
-                table(tab, rows(engine, tab, lang, tz), lang),
-            ],
-            className="cb-admin-tab",
-        )
+    if tab in admin_audit.LOG_TABS:
+        return admin_audit.tab_body(engine, tab, lang, tz)
     extra = []
     if tab == "duties":
         extra = [

@@ -1,1 +1,1 @@
-"""Accounts: users and kiosks (users.py), API keys (apikeys.py), and the audited administration of the catalogue, keys and users (admin/)."""
+"""Accounts: users and kiosks (users.py), sessions (sessions.py), the sign-in log and its throttle (signins.py), API keys (apikeys.py), and the audited administration of the catalogue, keys and users (admin/)."""

@@ -1,7 +1,8 @@
-"""Accounts: users with a role and a jurisdiction, password sign-in with lockout, and kiosk tokens of wall displays.
+"""Accounts: users with a role and a jurisdiction, password sign-in (throttled per name and address), and kiosk tokens of wall displays.
 
-Passwords are stored as Werkzeug scrypt hashes. Five wrong passwords in a row lock an account for
-15 minutes (a correct password during the lock is refused too, so guessing cannot continue).
+Passwords are stored as Werkzeug scrypt hashes. Five wrong passwords for one name from one address
+within 15 minutes refuse that name from that address for a while (data/accounts/signins.py): never
+the account for everyone, so nobody can lock a user out, and unknown names are treated the same.
 A kiosk token is ``cbkiosk_`` and 43 random URL-safe characters (256 bits): like API keys, a plain
 SHA-256 of it is stored, since there is nothing a slow hash would protect.
 """
@@ -19,14 +20,13 @@ from sqlalchemy.engine import Connection
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from data import schema
-from data.errors import AccountLocked, AuthenticationFailed, NotFound, ValidationError
+from data.accounts import signins
+from data.errors import AuthenticationFailed, NotFound, SignInThrottled, ValidationError
 from data.parse import id_or_none
 from data.times import from_db, to_utc, utc_now
 
 __all__ = [
     "KIOSK_PREFIX",
-    "LOCK_MINUTES",
-    "MAX_FAILURES",
     "ROLES",
     "authenticate",
     "create_kiosk_token",
@@ -41,8 +41,6 @@ __all__ = [
 ]
 
 ROLES = schema.ROLES
-MAX_FAILURES = 5
-LOCK_MINUTES = 15
 MIN_PASSWORD = 8
 KIOSK_PREFIX = "cbkiosk_"
 _KIOSK_SHOWN = 14  # how much of a token `kiosk list` shows
@@ -91,6 +89,7 @@ def create_user(
             department_id=department_id,
             created_at=at,
             updated_at=at,
+            password_changed_at=at,
         )
         .returning(U.c.id)
     ).scalar_one()
@@ -134,7 +133,7 @@ def update_user(
     """Change what is given (unit_id=None means the whole city); the user as it is now.
 
     A new password or deactivation ends the user's existing sessions (session_version changes);
-    a new password also clears a lockout. ValidationError on bad input, NotFound for no such user.
+    a new password also ends a sign-in throttle on the account's name. ValidationError on bad input, NotFound for no such user.
     """
     current = get_user(conn, user_id)
     values: dict = {}
@@ -152,7 +151,7 @@ def update_user(
         values["display_name"] = _display_name(display_name, current["username"])
     ends_sessions = False
     if password is not _UNSET:
-        values.update(password_hash=_hash(password), failed_logins=0, locked_until=None)
+        values.update(password_hash=_hash(password), password_changed_at=_now(now))
         ends_sessions = True
     if active is not _UNSET:
         if not isinstance(active, bool):
@@ -172,44 +171,52 @@ def update_user(
     return get_user(conn, user_id)
 
 
-def authenticate(conn: Connection, username: str, password: str, now: datetime | None = None) -> dict:
-    """The user whose name and password these are, recording the sign-in; else AuthenticationFailed.
+def authenticate(
+    conn: Connection,
+    username: str,
+    password: str,
+    now: datetime | None = None,
+    *,
+    address: str = "",
+    user_agent: str = "",
+) -> dict:
+    """The user whose name and password these are, recording the attempt in the sign-in log; else AuthenticationFailed.
 
-    AccountLocked (a subclass) when the account is locked, with `locked_until`; the fifth wrong
-    password in a row locks it for LOCK_MINUTES. Unknown names and inactive accounts get the same
-    message as a wrong password, so the answer never tells whether a name exists.
-    The failure count is written on `conn` before raising: catch the error inside the transaction
-    and commit, or the count (and so the lockout) is rolled back with it.
+    SignInThrottled (a subclass), with `until`, once this name has failed MAX_FAILURES times from this
+    address within THROTTLE_MINUTES (data/accounts/signins.py); the right password is refused too
+    until then, so guessing cannot go on. Unknown names, inactive accounts and wrong passwords get the
+    same message, take as long (a hash is checked either way) and are throttled alike, so the answer
+    never tells whether a name exists. The attempt is written on `conn` before raising: catch the error
+    inside the transaction and commit, or the failure (and so the throttle) is rolled back with it.
     """
     at = _now(now)
-    wrong = AuthenticationFailed("wrong user name or password")
-    name = (username or "").strip().lower() if isinstance(username, str) else ""
+    typed = username if isinstance(username, str) else ""
+    name = signins.login_name(typed)
     password = password if isinstance(password, str) else ""
     row = conn.execute(select(U).where(U.c.username == name)).first() if name else None
-    if row is None:
-        check_password_hash(_DUMMY_HASH, password)
-        raise wrong
-    locked_until = from_db(row.locked_until)
-    if locked_until is not None and locked_until > at:
-        raise _locked(locked_until, at)
-    if not check_password_hash(row.password_hash, password):
-        failures = (0 if locked_until is not None else row.failed_logins) + 1
-        lock = at + timedelta(minutes=LOCK_MINUTES) if failures >= MAX_FAILURES else None
-        conn.execute(U.update().where(U.c.id == row.id).values(failed_logins=0 if lock else failures, locked_until=lock))
-        if lock is not None:
-            raise _locked(lock, at)
-        raise wrong
-    if not row.active:
-        raise wrong
-    conn.execute(U.update().where(U.c.id == row.id).values(failed_logins=0, locked_until=None, last_login_at=at))
+    attempt = {"username": typed, "address": address, "user_agent": user_agent, "now": at}
+    since = from_db(row.password_changed_at) if row is not None else None
+    until = signins.throttled_until(conn, name, address, at, since=since)
+    if until is not None:
+        signins.record(conn, signins.THROTTLED, **attempt)
+        raise _throttled(until, at)
+    matches = check_password_hash(row.password_hash if row is not None else _DUMMY_HASH, password)
+    if row is None or not matches or not row.active:
+        signins.record(conn, signins.FAILED, user_id=None if row is None else row.id, **attempt)
+        until = signins.throttled_until(conn, name, address, at, since=since)
+        if until is not None:
+            raise _throttled(until, at)
+        raise AuthenticationFailed("wrong user name or password")
+    conn.execute(U.update().where(U.c.id == row.id).values(last_login_at=at))
+    signins.record(conn, signins.SIGNED_IN, user_id=row.id, **attempt)
     return get_user(conn, row.id)
 
 
-def _locked(until: datetime, now: datetime) -> AccountLocked:
+def _throttled(until: datetime, now: datetime) -> SignInThrottled:
     minutes = max(1, int((until - now).total_seconds() + 59) // 60)
-    return AccountLocked(
-        f"too many wrong passwords: this account is locked for {minutes} more minute(s); "
-        "try again later or ask an administrator to set a new password",
+    return SignInThrottled(
+        f"too many wrong passwords for this user name from this address: try again in {minutes} minute(s) "
+        "or ask an administrator to set a new password",
         until,
     )
 
@@ -310,7 +317,7 @@ def create_kiosk_token(
         K.insert()
         .values(
             label=label,
-            prefix=token[:_KIOSK_SHOWN],
+            prefix=kiosk_token_shown(token),
             token_hash=_token_hash(token),
             unit_id=unit_id,
             created_by=created_by,
@@ -348,6 +355,11 @@ def revoke_kiosk_token(conn: Connection, token_id_or_prefix: int | str, now: dat
     return _kiosk_by_id(conn, rows[0].id)
 
 
+def kiosk_token_shown(token: str) -> str:
+    """The part of a kiosk token that may be shown or logged (`kiosk list`, the sign-in log): never enough to use it."""
+    return token[:_KIOSK_SHOWN] if isinstance(token, str) else ""
+
+
 def resolve_kiosk_token(conn: Connection, token: str, now: datetime | None = None) -> dict | None:
     """The active kiosk token row for `token`, noting its use; None for an unknown or revoked token."""
     if not isinstance(token, str) or not token.startswith(KIOSK_PREFIX) or len(token) > 200:
@@ -359,12 +371,17 @@ def resolve_kiosk_token(conn: Connection, token: str, now: datetime | None = Non
     return _touch(conn, _kiosk(row), now)
 
 
-def kiosk_session(conn: Connection, token_id: int, now: datetime | None = None) -> dict | None:
+def active_kiosk(conn: Connection, token_id: int) -> dict | None:
     """The kiosk token row behind a signed-in kiosk session if it still works, else None (revoked or gone)."""
     row = conn.execute(_kiosk_select().where(K.c.id == token_id)).first()
     if row is None or row.revoked_at is not None:
         return None
-    return _touch(conn, _kiosk(row), now)
+    return _kiosk(row)
+
+
+def touch_kiosk(conn: Connection, kiosk: dict, now: datetime | None = None) -> dict:
+    """Note a kiosk token's use (last_used_at, written at most once a minute)."""
+    return _touch(conn, kiosk, now)
 
 
 def _touch(conn: Connection, kiosk: dict, now: datetime | None) -> dict:

@@ -12,13 +12,23 @@ mirror these tables (its env.py reads `metadata`).
 - delivery.py: notifications, webhook deliveries and attempts, the centre's inbox
 - working_calendar.py: the working-hours calendar
 - early_warning.py: alerts, their events, sensitivity settings
-- accounts.py: users, kiosk links, API keys, idempotency replays, the admin log
+- accounts.py: users, sessions, kiosk links, API keys, idempotency replays, the admin and sign-in logs
 - rollups.py: the leaders' review roll-ups
 """
 
 from __future__ import annotations
 
-from data.schema.accounts import ROLES, admin_events, api_idempotency, api_keys, kiosk_tokens, users
+from data.schema.accounts import (
+    ROLES,
+    SIGNIN_OUTCOMES,
+    admin_events,
+    api_idempotency,
+    api_keys,
+    kiosk_tokens,
+    sessions,
+    signin_events,
+    users,
+)
 from data.schema.base import TS, BigId, meta_kv, metadata
 from data.schema.casework import incident_events, incidents
 from data.schema.catalogue import (
@@ -49,6 +59,7 @@ __all__ = [
     "LEVEL_NAMES",
     "MICRO",
     "ROLES",
+    "SIGNIN_OUTCOMES",
     "STREET",
     "TS",
     "BigId",
@@ -70,6 +81,8 @@ __all__ = [
     "meta_kv",
     "metadata",
     "notifications",
+    "sessions",
+    "signin_events",
     "trend_rollup",
     "trend_rollup_seen",
     "trend_rollup_state",

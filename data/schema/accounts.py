@@ -1,4 +1,4 @@
-"""Accounts and their audit: users with roles and jurisdiction, kiosk links, API keys and their idempotency replays, the admin log."""
+"""Accounts and their audit: users with roles and jurisdiction, sessions, kiosk links, API keys and their idempotency replays, the admin and sign-in logs."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from data.schema.base import TS, BigId, metadata
 # Who may sign in (data/accounts/users.py). `unit_id` is the jurisdiction (NULL = the whole city): every
 # scope the user sees is clamped to it. `department_id` is the one department a 'department' user
 # acts for. `session_version` changes when a password is set or the user is deactivated, so the
-# sessions signed in before stop working on their next request.
+# sessions signed in before stop working on their next request. `password_changed_at` (migration 0014)
+# ends a sign-in throttle: an administrator's new password lets the user in at once.
 ROLES = ("viewer", "dispatcher", "department", "leader", "admin")
 
 users = Table(
@@ -39,12 +40,11 @@ users = Table(
     Column("unit_id", Integer, ForeignKey("units.id"), nullable=True),
     Column("department_id", Integer, ForeignKey("departments.id"), nullable=True),
     Column("active", Boolean, nullable=False, server_default=true()),
-    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
-    Column("locked_until", TS, nullable=True),
     Column("last_login_at", TS, nullable=True),
     Column("session_version", Integer, nullable=False, server_default=text("1")),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("password_changed_at", TS, nullable=True),
     CheckConstraint("role IN ('viewer','dispatcher','department','leader','admin')", name="role"),
 )
 
@@ -61,6 +61,49 @@ kiosk_tokens = Table(
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),
     Column("last_used_at", TS, nullable=True),
+)
+
+# --- sessions and the sign-in log (migration 0014) ----------------------------------------------
+
+# One row per signed-in browser, a user's or a wall's (data/accounts/sessions.py). The session cookie
+# carries a random key whose SHA-256 is `key_hash`; every request finds its row, so ending the row
+# (sign-out) ends the session wherever the cookie was copied. `user_version` is the user's
+# session_version at sign-in; `expires_at` is NULL for a wall's kiosk session (until revoked).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("kiosk_token_id", Integer, ForeignKey("kiosk_tokens.id"), nullable=True),
+    Column("user_version", Integer, nullable=True),
+    Column("address", String(64), nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=True),
+    Column("ended_at", TS, nullable=True),
+    Column("ended_reason", String(32), nullable=True),
+    CheckConstraint("(user_id IS NULL) <> (kiosk_token_id IS NULL)", name="one_principal"),
+    Index("ix_sessions_user_id", "user_id"),
+)
+
+# The sign-in log (data/accounts/signins.py): every sign-in, failure, throttled or rate-limited attempt,
+# sign-out and kiosk link use, with the user name as typed (truncated), the client's address and user
+# agent. `login_name` is the normalised name the sign-in throttle counts failures by, per address.
+SIGNIN_OUTCOMES = ("signed_in", "failed", "throttled", "rate_limited", "signed_out", "kiosk_signed_in", "kiosk_refused")
+signin_events = Table(
+    "signin_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("username", String(64), nullable=False, server_default=""),
+    Column("login_name", String(64), nullable=False, server_default=""),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("address", String(64), nullable=False, server_default=""),
+    Column("user_agent", String(256), nullable=False, server_default=""),
+    Index("ix_signin_events_throttle", "login_name", "address", "at"),
+    Index("ix_signin_events_at", "at"),
 )
 
 # --- the intake API (migration 0003) -----------------------------------------------------------

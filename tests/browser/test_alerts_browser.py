@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 
 from data.warnings import alerts as warnings
 from data.warnings import sensitivity
-from tests.auth_helpers import make_user, sign_in_browser
+from tests.auth_helpers import make_user, sign_in_browser, sign_out_browser
 from tests.browser.chrome import click, wait_for
 from tests.browser.map_labels import LABELS_ON_RINGS, SHOWN_LABELS
 
@@ -83,7 +83,7 @@ def dispatcher(city):
 
 def test_alerts_show_on_the_overview_and_a_dispatcher_dismisses_one_with_a_reason(browser, server, city, seeded, dispatcher):
     first, second, third = seeded
-    browser.get(f"{server}/logout")
+    sign_out_browser(browser, server)
     sign_in_browser(browser, server, dispatcher["username"], next_path="/?lang=en")
     open_overview(browser, f"{server}/?lang=en")
     for alert_id in seeded:
@@ -148,7 +148,7 @@ def test_alerts_show_on_the_overview_and_a_dispatcher_dismisses_one_with_a_reaso
 
 def test_an_alert_turned_into_a_case_opens_on_the_dispatch_desk(browser, server, city, seeded, dispatcher):
     (target,) = raise_alerts(city, [_finding(city, city.units["grid"][20], "chronic", 12, "case")])
-    browser.get(f"{server}/logout")
+    sign_out_browser(browser, server)
     sign_in_browser(browser, server, dispatcher["username"], next_path="/?lang=zh")
     open_overview(browser, f"{server}/?lang=zh")
     wait_for(browser, present(target), timeout=15)
@@ -168,7 +168,7 @@ def test_an_alert_turned_into_a_case_opens_on_the_dispatch_desk(browser, server,
 
 
 def test_the_wall_shows_the_alerts_large_and_read_only(browser, server, city, seeded, dispatcher):
-    browser.get(f"{server}/logout")
+    sign_out_browser(browser, server)
     sign_in_browser(browser, server, dispatcher["username"], next_path="/wall?lang=zh")
     open_overview(browser, f"{server}/wall?lang=zh")
     wait_for(browser, "document.querySelectorAll('.cb-wall .cb-alert').length >= 2", timeout=15)
@@ -201,7 +201,7 @@ def test_the_wall_shows_the_alerts_large_and_read_only(browser, server, city, se
 
 
 def test_a_label_moves_off_an_alert_ring_and_comes_back_when_the_alert_goes(browser, server, city, seeded, dispatcher):
-    browser.get(f"{server}/logout")
+    sign_out_browser(browser, server)
     sign_in_browser(browser, server, dispatcher["username"], next_path="/?lang=en")
     open_overview(browser, f"{server}/?lang=en")
     wait_for(browser, "window.citybrain.labelsShown > 0 && document.querySelectorAll('.cb-alert-marker').length >= 2", timeout=15)
@@ -245,7 +245,7 @@ def test_a_label_moves_off_an_alert_ring_and_comes_back_when_the_alert_goes(brow
 
 def test_an_administrator_switches_a_category_off_on_the_warnings_page(browser, server, city, seeded):
     admin = make_user(city.engine, "admin", username="alert-admin")
-    browser.get(f"{server}/logout")
+    sign_out_browser(browser, server)
     sign_in_browser(browser, server, admin["username"], next_path="/warnings?lang=en")
     browser.get(f"{server}/warnings?lang=en")
     wait_for(browser, f"document.querySelector({item_row(seeded[0])!r})", timeout=20)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app import create_app
 from callbacks import admin as callbacks
 from dashboard.pages import admin as page
+from dashboard.pages import admin_audit
 from dashboard.settings import Settings
 from data import schema
 from data.accounts.admin.audit import events
@@ -230,7 +231,7 @@ def test_the_page_shows_every_tab_and_the_audit_log_in_both_languages(deps, app)
         assert all(w in labels for w in words), labels
         (audit_grid,) = [n for n in _walk(shown) if getattr(n, "id", None) == page.grid_id("audit")]
         assert audit_grid.rowData[0]["actor"] == "page-admin" and '"ack_minutes": 45' in audit_grid.rowData[0]["after"]
-    rows = page.rows(deps.engine, "audit", "zh", "Asia/Shanghai", entity="category_limits")
+    rows = admin_audit.rows(deps.engine, "audit", "zh", "Asia/Shanghai", None, None, "category_limits")
     assert rows[0]["entity"] == "处置时限"
 
 

@@ -17,10 +17,11 @@ import pytest
 from app import create_app
 from dashboard import access, auth, ids
 from dashboard.settings import Settings
+from data.accounts import signins
 from data.accounts import users as accounts
 from data.incidents import lifecycle
 from data.incidents.feed import get_incident, history
-from tests.auth_helpers import TEST_PASSWORD, make_user, sign_in, signed_in_client
+from tests.auth_helpers import TEST_PASSWORD, csrf_from, make_user, sign_in, signed_in_client
 from tests.dash_helpers import fire_callback
 from tests.factories import drive_to, make_incident, make_world
 
@@ -176,7 +177,9 @@ def test_sign_in_sets_a_secure_session_and_sign_out_ends_it(city):
     session_cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("citybrain_session="))
     assert "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie
     assert client.get("/_dash-layout").status_code == 200
-    assert client.get("/logout").status_code == 302
+    assert client.get("/logout").status_code == 200  # asks only
+    assert client.get("/_dash-layout").status_code == 200
+    assert client.post("/logout", data={"csrf_token": csrf_from(client)}).status_code == 302
     assert client.get("/_dash-layout").status_code == 401
     with city.engine.connect() as conn:
         assert accounts.get_user(conn, user["id"])["last_login_at"] is not None
@@ -251,15 +254,15 @@ def test_the_api_keeps_its_keys_and_needs_no_csrf(city):
     assert client.post("/api/v1/incidents", json=[], headers={"X-API-Key": secret}).status_code == 403  # no intake scope
 
 
-def test_five_wrong_passwords_lock_the_sign_in_with_a_clear_message(city):
+def test_five_wrong_passwords_throttle_the_sign_in_with_a_clear_message(city):
     make_user(city.engine, "dispatcher", username="ops")
     client = city.app.server.test_client()
-    for _ in range(accounts.MAX_FAILURES - 1):
+    for _ in range(signins.MAX_FAILURES - 1):
         wrong = sign_in(client, "ops", "not the password")
         assert wrong.status_code == 401 and "Wrong user name or password." in wrong.get_data(as_text=True)
-    locked = sign_in(client, "ops", "not the password")
-    assert locked.status_code == 429 and "locked for 15 more minute(s)" in locked.get_data(as_text=True)
-    still = sign_in(client, "ops")  # the right password, during the lock
+    throttled = sign_in(client, "ops", "not the password")
+    assert throttled.status_code == 429 and "try again in 15 minute(s)" in throttled.get_data(as_text=True)
+    still = sign_in(client, "ops")  # the right password, from the same address, meanwhile
     assert still.status_code == 429
     zh = client.get("/login?lang=zh").get_data(as_text=True)
     assert "用户名" in zh and "密码" in zh

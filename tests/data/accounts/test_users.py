@@ -1,4 +1,4 @@
-"""Accounts in the store: users, roles, jurisdiction, password sign-in with lockout, kiosk tokens."""
+"""Accounts in the store: users, roles, jurisdiction, password sign-in with its throttle, kiosk tokens."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from data.accounts import signins
 from data.accounts import users as accounts
-from data.errors import AccountLocked, AuthenticationFailed, NotFound, ValidationError
+from data.errors import AuthenticationFailed, NotFound, SignInThrottled, ValidationError
 from tests.factories import T0, make_world
 
 
@@ -54,30 +55,33 @@ def test_taken_name_is_refused(engine, world):
             accounts.create_user(conn, "OPS", "longenough2", "admin")
 
 
-def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(engine, world):
+def test_five_wrong_passwords_from_one_address_throttle_that_name_there_for_fifteen_minutes(engine, world):
+    here = {"address": "10.0.0.7"}
     with engine.begin() as conn:
-        accounts.create_user(conn, "ops", "longenough", "viewer")
-        for attempt in range(accounts.MAX_FAILURES - 1):
+        accounts.create_user(conn, "ops", "longenough", "viewer", now=T0 - timedelta(days=1))
+        for attempt in range(signins.MAX_FAILURES - 1):
             with pytest.raises(AuthenticationFailed) as info:
-                accounts.authenticate(conn, "ops", "nope", now=T0 + timedelta(seconds=attempt))
-            assert not isinstance(info.value, AccountLocked)
-        with pytest.raises(AccountLocked, match="locked for 15 more minute"):
-            accounts.authenticate(conn, "ops", "nope", now=T0 + timedelta(seconds=10))
-        # Even the right password is refused while locked, so guessing cannot go on.
-        with pytest.raises(AccountLocked, match="locked"):
-            accounts.authenticate(conn, "ops", "longenough", now=T0 + timedelta(minutes=14))
-        assert accounts.authenticate(conn, "ops", "longenough", now=T0 + timedelta(minutes=16))["failed_logins"] == 0
+                accounts.authenticate(conn, "ops", "nope", now=T0 + timedelta(seconds=attempt), **here)
+            assert not isinstance(info.value, SignInThrottled)
+        with pytest.raises(SignInThrottled, match="try again in 15 minute"):
+            accounts.authenticate(conn, "ops", "nope", now=T0 + timedelta(seconds=10), **here)
+        # Even the right password is refused from there meanwhile, so guessing cannot go on ...
+        with pytest.raises(SignInThrottled):
+            accounts.authenticate(conn, "ops", "longenough", now=T0 + timedelta(minutes=14), **here)
+        # ... but the user signs in from their own desk, and from here once the oldest failure is 15 minutes old.
+        assert accounts.authenticate(conn, "ops", "longenough", now=T0 + timedelta(minutes=1), address="10.0.0.8")
+        assert accounts.authenticate(conn, "ops", "longenough", now=T0 + timedelta(minutes=16), **here)["username"] == "ops"
 
 
 def test_a_new_password_unlocks_and_ends_sessions(engine, world):
     with engine.begin() as conn:
-        user = accounts.create_user(conn, "ops", "longenough", "viewer")
-        for _ in range(accounts.MAX_FAILURES):
+        user = accounts.create_user(conn, "ops", "longenough", "viewer", now=T0 - timedelta(days=1))
+        for _ in range(signins.MAX_FAILURES):
             with pytest.raises(AuthenticationFailed):
                 accounts.authenticate(conn, "ops", "nope", now=T0)
-        updated = accounts.update_user(conn, user["id"], password="brand new pw")
+        updated = accounts.update_user(conn, user["id"], password="brand new pw", now=T0 + timedelta(seconds=1))
         assert updated["session_version"] == user["session_version"] + 1
-        assert accounts.authenticate(conn, "ops", "brand new pw", now=T0)["username"] == "ops"
+        assert accounts.authenticate(conn, "ops", "brand new pw", now=T0 + timedelta(seconds=2))["username"] == "ops"
 
 
 def test_inactive_user_cannot_sign_in(engine, world):
@@ -113,6 +117,6 @@ def test_kiosk_token_resolves_until_revoked(engine, world):
         revoked = accounts.revoke_kiosk_token(conn, row["prefix"], now=T0)
         assert not revoked["active"]
         assert accounts.resolve_kiosk_token(conn, token) is None
-        assert accounts.kiosk_session(conn, row["id"]) is None
+        assert accounts.active_kiosk(conn, row["id"]) is None
         with pytest.raises(NotFound):
             accounts.revoke_kiosk_token(conn, 999)
