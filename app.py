@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from dashboard.settings import Settings
@@ -19,7 +17,7 @@ def create_app(settings: Settings | None = None, engine=None, testing: bool = Fa
 
 
 def create_asgi():
-    """The ASGI application for gunicorn's uvicorn workers (docs/production.md):
+    """The ASGI application for gunicorn's uvicorn workers (docs/deploy.md):
     `gunicorn -k uvicorn_worker.UvicornWorker 'app:create_asgi()'`; live streams cost no thread."""
     from dashboard.commands.serve import asgi_app
 
@@ -36,7 +34,9 @@ def create_server():
 
 def _production_app(settings: Settings):
     from dashboard.commands.serve import start_dispatch_workers
+    from dashboard.observability.logs import configure_logging
 
+    configure_logging(settings.log_format)  # gunicorn configures only its own loggers; the app's lines need a home
     app = create_app(settings)
     if settings.background == "in-process":
         # Every web worker takes part; each job is elected on the store, so none runs twice at once.
@@ -48,9 +48,9 @@ def _production_app(settings: Settings):
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """CityBrain Command: the grid governance command-centre dashboard. With no command, serve."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic narrates every check at INFO; a command's own output is what the user wants to read.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from dashboard.observability.logs import configure_logging
+
+    configure_logging(Settings.from_env().log_format)  # every command (serve, worker, ...): text, or JSON lines
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve)
 

@@ -16,6 +16,7 @@ from flask import Flask, jsonify, request
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
+from dashboard.observability.request_id import current_request_id
 from data import schema, store
 from data.errors import StoreUnavailable
 
@@ -43,15 +44,30 @@ def _counts(engine) -> tuple[dict, int]:
 
 
 def _store_state(engine) -> dict:
-    """Whether the store answers, whether its schema is at the newest migration, and each job's heartbeat."""
+    """Whether the store answers, how its schema stands against this release's migrations, and each job's heartbeat."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    heads = set(ScriptDirectory.from_config(store.alembic_config(engine)).get_heads())
+    script = ScriptDirectory.from_config(store.alembic_config(engine))
     with store.reading(engine) as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
         jobs = [dict(r._mapping) for r in conn.execute(select(schema.job_runs))]
-    return {"migrations_current": current == heads, "jobs": jobs}
+    return {"migrations": migration_state(script, current), "jobs": jobs}
+
+
+def migration_state(script, current: set[str]) -> str:
+    """"current"; "behind" (this release needs migrations the store lacks); or "ahead": a newer release has migrated
+    the store, as the first step of a rolling upgrade (docs/deploy.md), and this one keeps serving until replaced."""
+    from alembic.util import CommandError
+
+    if current == set(script.get_heads()):
+        return "current"
+    for revision in current:
+        try:
+            script.get_revision(revision)
+        except CommandError:  # a revision this release has never heard of: written by a newer one
+            return "ahead"
+    return "behind"
 
 
 def job_health(jobs: list[dict], now: datetime) -> dict[str, dict]:
@@ -82,24 +98,26 @@ def register_health(server: Flask, engine_of) -> None:
             counts, head = bounded(_counts, engine)
         except Exception as exc:  # any failure to read means "not healthy", said plainly and quickly
             log.warning("health check failed: %s", type(exc).__name__)
-            return jsonify(status="error", error=f"database unreachable: {type(exc).__name__}"), 503
+            error = f"database unreachable: {type(exc).__name__}"
+            return jsonify(status="error", error=error, request_id=current_request_id()), 503
         return jsonify(status="ok", counts=counts, feed_head=head, database=engine.dialect.name)
 
     @server.get("/readyz")
     def readyz():
-        """Readiness: the store answers and is at the newest migration; background jobs' heartbeats shown (stale ones
-        make the status 'degraded', not unready: a web process still serves while the worker restarts)."""
+        """Readiness: the store answers and has every migration this release needs (a newer release's too, mid-upgrade);
+        background jobs' heartbeats shown (stale ones make the status 'degraded', not unready: a web process still
+        serves while the worker restarts)."""
         engine = engine_of()
         try:
             state = bounded(_store_state, engine)
         except Exception as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
-            return jsonify(status="unready", store="unreachable", error=type(exc).__name__), 503
+            return jsonify(status="unready", store="unreachable", error=type(exc).__name__, request_id=current_request_id()), 503
         jobs = job_health(state["jobs"], datetime.now(UTC))
-        if not state["migrations_current"]:
+        if state["migrations"] == "behind":
             return jsonify(status="unready", store="ok", migrations="behind", jobs=jobs), 503
         status = "ok" if all(j["fresh"] for j in jobs.values()) else "degraded"
-        return jsonify(status=status, store="ok", migrations="current", jobs=jobs)
+        return jsonify(status=status, store="ok", migrations=state["migrations"], jobs=jobs)
 
     def store_unavailable(error):
         log.warning("store unavailable for %s %s: %s", request.method, request.path, type(error).__name__)
@@ -113,7 +131,7 @@ def register_health(server: Flask, engine_of) -> None:
             )
             response = server.response_class(page, status=503, mimetype="text/html")
         else:
-            response = jsonify(error="store_unavailable", message=message)
+            response = jsonify(error="store_unavailable", message=message, request_id=current_request_id())
             response.status_code = 503
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

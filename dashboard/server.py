@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,8 +14,11 @@ from dashboard.cache import cache, cache_config
 from dashboard.headers import content_security_policy, install_security_headers
 from dashboard.health import register_health
 from dashboard.log_redaction import install_log_redaction
+from dashboard.observability.metrics import register_metrics
+from dashboard.observability.requests import install_request_hooks, trust_proxies
 from dashboard.settings import Settings
 from data import store
+from data.secret_key import shared_secret_key
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,10 @@ def build_app(
     engine = engine or store.make_engine(settings.database_url, timeout=settings.store_timeout)
     store.migrate(engine)
     server = Flask("citybrain")
-    server.config["SECRET_KEY"] = settings.secret_key or secrets.token_hex(32)
+    install_request_hooks(server)  # first in, last out: every request gets its id, access line and figures
+    trust_proxies(server, settings.trusted_proxies)
+    # Every worker, server and restart signs sessions alike: the setting, else the key kept beside the store.
+    server.config["SECRET_KEY"] = settings.secret_key or shared_secret_key(engine)
     server.config.update(cache_config(settings.cache_url, testing=testing))
     cache.init_app(server)
     deps = Deps(settings=settings, engine=engine)
@@ -54,6 +59,7 @@ def build_app(
     server.register_blueprint(login_page.bp)
     server.register_blueprint(audit_exports.bp)
     register_health(server, lambda: deps.engine)  # the engine read per request: tests swap it
+    register_metrics(server, lambda: deps.engine, settings.metrics_allow, settings.trusted_proxies)
     _register_overview_routes(server, engine, warm=not testing, tz=settings.timezone)
     from dashboard.api import register_api
 

@@ -35,7 +35,9 @@ class Settings:
     live: bool = _setting(True, "Run the live incident simulator while serving (on by default for the demo).")
     build_demo: bool = _setting(True, "Build the demo city on first run when the store is empty.")
     secret_key: str = _setting(
-        "", "Flask secret key for sessions; empty means a random key per start (set it for several workers)."
+        "",
+        "Flask secret key for sessions and CSRF; empty: one is made on first start and kept beside the store "
+        "(SQLite: <database>.secret-key, mode 0600; PostgreSQL: the store's meta table), shared by every worker and server.",
     )
     debug: bool = _setting(
         False,
@@ -70,6 +72,17 @@ class Settings:
         10,
         "Seconds a web request may hold a store connection; past it the call fails with 503 (a stalled database cannot "
         "hang the screens). Commands and the worker allow more.",
+    )
+    log_format: str = _setting("text", "Log lines as plain text, or json: one JSON object a line for log collectors.")
+    trusted_proxies: int = _setting(
+        0,
+        "How many reverse proxies stand in front (nginx: 1): the client's address is then taken from X-Forwarded-For "
+        "for rate limits, logs and /metrics; 0 ignores that header (anyone could write it).",
+    )
+    metrics_allow: str = _setting(
+        "127.0.0.1,::1",
+        "Addresses or networks (comma-separated, e.g. 127.0.0.1,10.0.0.0/8) that may read /metrics without signing in; "
+        "administrators may read it from anywhere.",
     )
     web_threads: int = _setting(
         16, "Threads per web process for pages, callbacks and the API (live streams need none: they wait on the event loop)."

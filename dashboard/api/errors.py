@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dashboard.observability.request_id import current_request_id
 from data.errors import CityBrainError, Conflict, InvalidTransition, NotFound, ValidationError
 
 
@@ -15,8 +16,10 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
     def body(self) -> dict:
-        """The native API's error document: {"error": {"status", "code", "message", ...}}."""
-        return {"error": {"status": self.status, "code": self.code, "message": self.message, **self.extra}}
+        """The native API's error document: {"error": {"status", "code", "message", ..., "request_id"}}; the request id
+        (also in the X-Request-ID header) is what to quote when asking an operator to find the request in the logs."""
+        error = {"status": self.status, "code": self.code, "message": self.message, **self.extra}
+        return {"error": error | {"request_id": current_request_id()}}
 
 
 def bad_request(message: str, code: str = "bad_request", **extra: Any) -> ApiError:

@@ -56,8 +56,19 @@ def run_asgi(application, host: str, port: int) -> None:
     import uvicorn
 
     # lifespan off: the app has no startup work of its own; a short graceful stop, since open streams
-    # never end by themselves (browsers reconnect to the next server).
-    uvicorn.run(application, host=host, port=port, lifespan="off", timeout_graceful_shutdown=3, log_config=None)
+    # never end by themselves (browsers reconnect to the next server). Logging is the app's (configure_logging):
+    # no access log of uvicorn's (the app writes one line per request, with its id), and no proxy headers read by
+    # uvicorn (it trusts X-Forwarded-For from loopback by default; CITYBRAIN_TRUSTED_PROXIES decides instead).
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 def debug_allowed(debug: bool, host: str) -> bool:

@@ -24,6 +24,7 @@ from a2wsgi.wsgi import build_environ
 from dashboard.live.hub import hub_for
 from dashboard.live.routes import ASGI_KEY, STREAM_KEY
 from dashboard.live.streams import FeedSpec, LiveSpec, feed_stream, live_stream, run_until_disconnected
+from dashboard.observability.metrics import stream_closed, stream_opened
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,11 @@ class CityBrainASGI:
         else:  # a view handed over something this layer does not know: a bug, said once
             raise TypeError(f"unknown stream spec {type(spec).__name__}")
         self.open_streams += 1
+        stream_opened()
         try:
             await run_until_disconnected(stream, receive)
         finally:
             self.open_streams -= 1
+            stream_closed()
         with contextlib.suppress(OSError, RuntimeError):  # the client may be gone: nothing to finish then
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.live import wire
+from dashboard.observability.metrics import set_feed_lag
 from data import deadlines, store
 from data.incidents.feed import events_after
 
@@ -65,6 +67,7 @@ class Hub:
     _batches: dict[int, Batch] = field(default_factory=dict)
     _reading: dict[int, asyncio.Task] = field(default_factory=dict)
     _refresh_queued: bool = False
+    _read_ok_at: float | None = None  # when the last read of the head that answered began (monotonic): feed lag
     sessions: dict[str, bool] = field(default_factory=dict)  # session id -> still valid (checked in one read)
 
     # --- reads, off the loop ---------------------------------------------------------------------
@@ -79,6 +82,7 @@ class Hub:
 
     async def refresh(self) -> None:
         """Read the head now; wake every stream when it moved or the store's health changed."""
+        began = time.monotonic()
         try:
             head, ok = await self.read(self._head_now), True
         except (TimeoutError, SQLAlchemyError, OSError) as exc:
@@ -87,6 +91,7 @@ class Hub:
             head, ok = self.head, False
         if ok and not self.ok:
             log.info("change feed reachable again at head %s", head)
+        self._note_lag(began, ok)
         if head != self.head or ok != self.ok:
             self.head, self.ok = head, ok
             self._wake()
@@ -126,6 +131,14 @@ class Hub:
         finally:
             self._reading.pop(after, None)
 
+    def _note_lag(self, began: float, ok: bool) -> None:
+        """Feed lag for /metrics: how far behind the store this process's streams may be. A read that answered knew
+        the head as of when it began; while reads fail, the streams know it as of the last read that answered."""
+        if ok or self._read_ok_at is None:
+            self._read_ok_at = began
+        if self.streams > 0:
+            set_feed_lag(time.monotonic() - self._read_ok_at)
+
     # --- the watcher -----------------------------------------------------------------------------
 
     def subscribe(self) -> None:
@@ -135,6 +148,8 @@ class Hub:
 
     def unsubscribe(self) -> None:
         self.streams -= 1
+        if self.streams == 0:
+            set_feed_lag(0.0)  # no screen here to be late for
 
     async def _watch(self) -> None:
         await self.refresh()
