@@ -199,13 +199,14 @@ def perform(engine, tab: str, action: str, form: dict, lang: str, actor: str | A
         return Outcome(False, t("admin.msg.need", lang).format(fields=", ".join(t(k, lang) for k in missing)))
     try:
         who = actor or admin_actor()
+    except PermissionDenied:
+        return Outcome(False, t("admin.msg.denied", lang))
+    try:
         with engine.begin() as conn:
             before = _head(conn)
             what, secret = _change(conn, who, tab, action, form)
             changed = _head(conn) != before
-    except PermissionDenied:
-        return Outcome(False, t("admin.msg.denied", lang))
-    except CityBrainError as exc:
+    except CityBrainError as exc:  # the data layer's PermissionDenied too: it says why (a city-wide record)
         return Outcome(False, t("admin.msg.refused", lang).format(reason=exc))
     except IntegrityError:  # two admins created the same code at once: the second is refused whole
         return Outcome(False, t("admin.msg.refused", lang).format(reason=t("admin.msg.race", lang)))

@@ -17,6 +17,7 @@ from data.geo.crs import gcj02_to_wgs84
 from data.geo.locate import GridLocator
 from data.incidents.api_store import grid_fingerprint, parse_datetime
 from data.incidents.intake import IntakeResult, report_incidents
+from data.parse import parse_float, shown
 
 # Fields a native API incident may carry (source comes from the key, never the body).
 INPUT_FIELDS = (
@@ -93,12 +94,10 @@ def check_position(lon: Any, lat: Any, where: str = "") -> tuple[float | None, f
     if lon is None or lat is None:
         raise bad_request(f"{where}give both longitude and latitude, or neither", code="invalid")
     try:
-        if isinstance(lon, bool) or isinstance(lat, bool):
-            raise ValueError
-        x, y = float(lon), float(lat)
-    except (TypeError, ValueError):
-        raise bad_request(f"{where}longitude and latitude must be numbers; got {lon!r}, {lat!r}", code="invalid") from None
-    if not (math.isfinite(x) and math.isfinite(y) and -180 <= x <= 180 and -90 <= y <= 90):
+        x, y = (parse_float(v, name, minimum=-1e9, maximum=1e9) for v, name in ((lon, "longitude"), (lat, "latitude")))
+    except ValidationError:
+        raise bad_request(f"{where}longitude and latitude must be numbers; got {shown(lon)}, {shown(lat)}", code="invalid") from None
+    if not (-180 <= x <= 180 and -90 <= y <= 90):
         raise bad_request(f"{where}({x}, {y}) is not a position on the Earth (longitude ±180, latitude ±90)", code="invalid")
     return x, y
 
