@@ -104,8 +104,7 @@ def _load(session_id: str) -> Principal | None:
         if found is None:
             return None
         if sessions.needs_touch(found):
-            with engine.begin() as conn:
-                sessions.touch_session(conn, found)
+            _note_use(engine, found)
         if found["kiosk"] is not None:
             return principal_for_kiosk(found["kiosk"], key)
         return principal_for_user(found["user"], key)
@@ -117,6 +116,15 @@ def _load(session_id: str) -> Principal | None:
         log.warning("could not load the signed-in principal: %s", type(exc).__name__)
         raise StoreUnavailable("the store is not answering; try again in a moment") from exc
     return None
+
+
+def _note_use(engine, found: dict) -> None:
+    """Write down when a session was last used; best effort: a busy store must not refuse the request for it."""
+    try:
+        with engine.begin() as conn:
+            sessions.touch_session(conn, found)
+    except SQLAlchemyError as exc:
+        log.info("could not note a session's use: %s", type(exc).__name__)
 
 
 def still_valid(engine, session_id: str) -> bool | None:
