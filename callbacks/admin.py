@@ -26,6 +26,7 @@ from data.accounts.admin.responsibility import set_responsibility
 from data.accounts.admin.users import create_user, reset_password, update_user
 from data.actors import Actor
 from data.errors import CityBrainError, PermissionDenied
+from data.incidents.webhook_targets import PUBLIC_ONLY, WebhookTargets
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ _LABELS = {
 }
 
 
-def _change(conn, actor: str | Actor, tab: str, action: str, f: dict):
+def _change(conn, actor: str | Actor, tab: str, action: str, f: dict, webhook_targets: WebhookTargets = PUBLIC_ONLY):
     """Run one change; returns (what was changed, a secret to show once or None)."""
     if tab == "users":
         user = f["username"]
@@ -153,7 +154,7 @@ def _change(conn, actor: str | Actor, tab: str, action: str, f: dict):
                 conn, actor, code, name_en=f.get("name_en") or None, name_zh=f.get("name_zh") or None, kind=f.get("kind") or None
             )
         elif action == "webhook":
-            return code, set_department_webhook(conn, actor, code, f["webhook"])
+            return code, set_department_webhook(conn, actor, code, f["webhook"], targets=webhook_targets)
         elif action == "webhook_off":
             set_department_webhook(conn, actor, code, None)
         else:
@@ -192,8 +193,18 @@ def _change(conn, actor: str | Actor, tab: str, action: str, f: dict):
     raise ValueError(f"no admin action {tab}:{action}")
 
 
-def perform(engine, tab: str, action: str, form: dict, lang: str, actor: str | Actor | None = None) -> Outcome:
-    """Run the button `action` of `tab` with the form's values as the signed-in admin (or `actor`); the message to show."""
+def perform(
+    engine,
+    tab: str,
+    action: str,
+    form: dict,
+    lang: str,
+    actor: str | Actor | None = None,
+    webhook_targets: WebhookTargets = PUBLIC_ONLY,
+) -> Outcome:
+    """Run the button `action` of `tab` with the form's values as the signed-in admin (or `actor`); the message to show.
+
+    `webhook_targets` is CITYBRAIN_WEBHOOK_ALLOW parsed: where a department's webhook may point."""
     missing = [_LABELS.get(k, k) for k in REQUIRED.get((tab, action), ()) if _blank(form.get(k))]
     if missing:
         return Outcome(False, t("admin.msg.need", lang).format(fields=", ".join(t(k, lang) for k in missing)))
@@ -204,7 +215,7 @@ def perform(engine, tab: str, action: str, form: dict, lang: str, actor: str | A
     try:
         with engine.begin() as conn:
             before = _head(conn)
-            what, secret = _change(conn, who, tab, action, form)
+            what, secret = _change(conn, who, tab, action, form, webhook_targets)
             changed = _head(conn) != before
     except CityBrainError as exc:  # the data layer's PermissionDenied too: it says why (a city-wide record)
         return Outcome(False, t("admin.msg.refused", lang).format(reason=exc))
@@ -272,6 +283,7 @@ def row_to_form(tab: str, row: dict) -> list:
 
 def register(app, deps) -> None:
     engine, tz = deps.engine, deps.settings.timezone
+    webhook_targets = WebhookTargets.parse(deps.settings.webhook_allow)
 
     def register_tab(tab: str) -> None:
         fields = page.FIELDS[tab]
@@ -294,7 +306,8 @@ def register(app, deps) -> None:
             *form_values, lang = values
             if not ctx.triggered_id or not any(clicks or ()):
                 return (no_update,) * len(outputs)
-            outcome = perform(engine, tab, ctx.triggered_id["index"], dict(zip(fields, form_values, strict=True)), lang)
+            form = dict(zip(fields, form_values, strict=True))
+            outcome = perform(engine, tab, ctx.triggered_id["index"], form, lang, webhook_targets=webhook_targets)
             from dash import html
 
             message = html.Span(outcome.message, className="cb-admin-ok" if outcome.ok else "cb-admin-error")

@@ -52,6 +52,11 @@ class Settings:
         "Failed sign-in attempts (and bad kiosk links) allowed per client address, e.g. 20/minute; counted in Redis "
         "when CITYBRAIN_CACHE_URL is Redis.",
     )
+    webhook_allow: str = _setting(
+        "",
+        "Hosts, *.domains, addresses or networks (comma-separated, e.g. 10.20.0.0/16,hooks.cgj.example) webhooks may go to "
+        "besides public addresses; empty: public addresses only (never loopback, link-local, private or multicast).",
+    )
     auto_escalate_seconds: int = _setting(
         0, "Seconds between sweeps that escalate overdue incidents automatically (督办); 0 turns automatic escalation off."
     )

@@ -30,12 +30,18 @@ def webhook() -> None:
 @click.option("--secret", default=None, help="The signing secret (at least 16 characters); made up and printed when not given.")
 @actor_option
 def webhook_set(department: str, url: str, secret: str | None, actor: str | None) -> None:
-    """Post DEPARTMENT's dispatches to URL; prints the secret its receiver checks signatures with (audited, not the secret)."""
+    """Post DEPARTMENT's dispatches to URL; prints the secret its receiver checks signatures with (audited, not the secret).
+
+    URL must be a public address unless CITYBRAIN_WEBHOOK_ALLOW lists its host or network (e.g. 10.20.0.0/16).
+    """
+    from dashboard.settings import Settings
     from data.accounts.admin.departments import set_department_webhook
     from data.incidents import webhooks
+    from data.incidents.webhook_targets import WebhookTargets
 
     with command_store() as engine, engine.begin() as conn:
-        used = set_department_webhook(conn, cli_actor(actor), department, url, secret)
+        targets = WebhookTargets.parse(Settings.from_env().webhook_allow)
+        used = set_department_webhook(conn, cli_actor(actor), department, url, secret, targets=targets)
     click.echo(f"{department}: webhooks go to {url}")
     click.echo(f"signing secret (header {webhooks.SIGNATURE_HEADER}: sha256=HMAC of the body): {used}")
 

@@ -106,9 +106,10 @@ def _warn_without_users(engine) -> None:
 def start_dispatch_workers(engine, settings: Settings) -> None:
     """Webhook delivery always; automatic escalation of overdue incidents when configured."""
     from data.incidents.escalation import start_escalation_worker
+    from data.incidents.webhook_targets import WebhookTargets, poster
     from data.incidents.webhooks import start_delivery_worker
 
-    start_delivery_worker(engine)
+    start_delivery_worker(engine, post=poster(WebhookTargets.parse(settings.webhook_allow)))
     if start_escalation_worker(engine, settings.auto_escalate_seconds):
         log.info("automatic escalation every %s s", settings.auto_escalate_seconds)
     from data.warnings.worker import start_warning_worker

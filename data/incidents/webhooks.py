@@ -24,8 +24,6 @@ import logging
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from data import schema
 from data.errors import NotFound, ValidationError
+from data.incidents.webhook_targets import PUBLIC_ONLY, WebhookTargets, check_url, post
 from data.times import from_db, to_utc, utc_now
 
 log = logging.getLogger(__name__)
@@ -80,8 +79,13 @@ def backoff(attempts: int) -> timedelta:
 # --- configuration ---------------------------------------------------------------------------------
 
 
-def set_webhook(conn: Connection, department_id: int, url: str | None, secret: str | None = None) -> str | None:
-    """Point a department's webhook at `url` (None turns it off); the signing secret, made up when not given."""
+def set_webhook(
+    conn: Connection, department_id: int, url: str | None, secret: str | None = None, targets: WebhookTargets = PUBLIC_ONLY
+) -> str | None:
+    """Point a department's webhook at `url` (None turns it off); the signing secret, made up when not given.
+
+    ValidationError when the URL's host is an address `targets` (CITYBRAIN_WEBHOOK_ALLOW) does not allow.
+    """
     d = schema.departments
     if conn.execute(select(d.c.id).where(d.c.id == department_id)).first() is None:
         raise NotFound(f"department {department_id} does not exist")
@@ -91,6 +95,7 @@ def set_webhook(conn: Connection, department_id: int, url: str | None, secret: s
     parsed = urlparse(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValidationError(f"webhook URL must be http:// or https:// with a host; got {url!r}")
+    check_url(url.strip(), targets)
     if secret is not None and len(secret) < 16:
         raise ValidationError("webhook secret must be at least 16 characters")
     secret = secret or secrets.token_hex(32)
@@ -235,14 +240,10 @@ def deliveries(
 Poster = Callable[[str, bytes, dict[str, str], float], int]
 
 
-def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST `body` and return the status code; raises OSError (urllib's errors) when nothing answers."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) checked in set_webhook)
-            return response.status
-    except urllib.error.HTTPError as exc:  # an answer, just not a happy one
-        return exc.code
+def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float, targets: WebhookTargets = PUBLIC_ONLY) -> int:
+    """POST `body` and return the status code (a redirect is not followed: a 3xx is a failed delivery); raises OSError
+    when nothing answers or the host is an address `targets` does not allow (data/incidents/webhook_targets.py)."""
+    return post(url, body, headers, timeout, targets)
 
 
 def deliver_due(
@@ -351,15 +352,15 @@ def outbox_counts(conn: Connection) -> dict[str, int]:
 class DeliveryWorker(threading.Thread):
     """Posts due webhooks every `interval` seconds until stopped; a database hiccup only delays it."""
 
-    def __init__(self, engine: Engine, interval: float = 1.0):
+    def __init__(self, engine: Engine, interval: float = 1.0, post: Poster = http_post):
         super().__init__(name="citybrain-webhooks", daemon=True)
-        self.engine, self.interval = engine, interval
+        self.engine, self.interval, self.post = engine, interval, post
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                busy = deliver_due(self.engine) > 0
+                busy = deliver_due(self.engine, post=self.post) > 0
             except SQLAlchemyError as exc:
                 log.warning("webhook delivery paused: %s", type(exc).__name__)
                 busy = False
@@ -375,12 +376,13 @@ _workers: dict[int, DeliveryWorker] = {}
 _workers_lock = threading.Lock()
 
 
-def start_delivery_worker(engine: Engine, interval: float = 1.0) -> DeliveryWorker:
-    """The process's webhook delivery thread for `engine`, started once."""
+def start_delivery_worker(engine: Engine, interval: float = 1.0, post: Poster = http_post) -> DeliveryWorker:
+    """The process's webhook delivery thread for `engine`, started once, posting with `post`
+    (data/incidents/webhook_targets.py poster: only where CITYBRAIN_WEBHOOK_ALLOW allows)."""
     with _workers_lock:
         worker = _workers.get(id(engine))
         if worker is None or not worker.is_alive():
-            worker = _workers[id(engine)] = DeliveryWorker(engine, interval)
+            worker = _workers[id(engine)] = DeliveryWorker(engine, interval, post)
             worker.start()
         return worker
 

@@ -14,6 +14,7 @@ from data.accounts.admin.checks import check_code, check_flag, check_name, depar
 from data.actors import Actor, require_city_wide
 from data.errors import Conflict, ValidationError
 from data.incidents import webhooks
+from data.incidents.webhook_targets import PUBLIC_ONLY, WebhookTargets
 
 D, C = schema.departments, schema.categories
 U = schema.units
@@ -127,7 +128,13 @@ def _refuse_if_responsible(conn: Connection, department) -> None:
 
 
 def set_department_webhook(
-    conn: Connection, actor: str | Actor, code: str, url: str | None, secret: str | None = None, now: datetime | None = None
+    conn: Connection,
+    actor: str | Actor,
+    code: str,
+    url: str | None,
+    secret: str | None = None,
+    now: datetime | None = None,
+    targets: WebhookTargets = PUBLIC_ONLY,
 ) -> str | None:
     """Point a department's webhook at `url` (None: off); returns the signing secret (made up when not given), never audited.
 
@@ -136,7 +143,7 @@ def set_department_webhook(
     require_city_wide(actor, "a department's webhook")
     row = department_row(conn, code)
     before = department_snapshot(row)
-    used = webhooks.set_webhook(conn, row.id, url, secret)
+    used = webhooks.set_webhook(conn, row.id, url, secret, targets)
     after = department_snapshot(department_row(conn, row.code))
     note = "new signing secret" if used is not None else None
     record(conn, actor, DEPARTMENT, row.code, "webhook" if url is not None else "webhook_off", before, after, note=note, now=now)

@@ -13,6 +13,7 @@ from data.errors import Conflict, InvalidTransition, ValidationError
 from data.incidents import dispatch, duplicates, lifecycle, notify, queue, suggestions, webhooks
 from data.incidents.feed import get_incident, history
 from data.incidents.transitions import apply_action
+from data.incidents.webhook_targets import WebhookTargets
 from data.metrics.board import department_board
 from tests.factories import T0, drive, drive_to, make_incident, make_world
 
@@ -185,7 +186,8 @@ def test_one_click_registers_dispatches_to_the_suggestion_and_notifies(engine, w
     with engine.begin() as conn:
         to_worker = _report(conn, world, "garbage", grid=0)
         to_department = _report(conn, world, "construction", grid=0)
-        webhooks.set_webhook(conn, world.departments["zj"], "http://127.0.0.1:9/hook")
+        # Nothing listens there; loopback is listed, as an administrator lists the departments' network.
+        webhooks.set_webhook(conn, world.departments["zj"], "http://127.0.0.1:9/hook", targets=WebhookTargets.parse("127.0.0.1"))
     with engine.begin() as conn:
         row = dispatch.dispatch(conn, to_worker, actor="dispatcher", expected_version=1)
         assert (row["state"], row["assignee_worker_id"], row["assignee_department_id"]) == ("dispatched", world.worker_id, None)

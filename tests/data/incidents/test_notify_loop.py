@@ -13,18 +13,21 @@ from data.incidents import dispatch, lifecycle, notify, queue, webhooks
 from data.incidents.escalation import escalate_overdue
 from data.incidents.feed import get_incident, history
 from data.incidents.transitions import apply_action
+from data.incidents.webhook_targets import WebhookTargets
 from tests.api_helpers import build_api_world
 from tests.factories import T0, drive, drive_to, make_incident, make_world
 
 SECRET = "s" * 32
+# Nothing listens there; loopback is listed, as an administrator lists the departments' network.
+HOOK, LOCAL = "http://127.0.0.1:9/hook", WebhookTargets.parse("127.0.0.1")
 
 
 @pytest.fixture
 def world(engine):
     with engine.begin() as conn:
         world = make_world(conn)
-        webhooks.set_webhook(conn, world.departments["zj"], "http://127.0.0.1:9/hook", secret=SECRET)
-        webhooks.set_webhook(conn, world.departments["cg"], "http://127.0.0.1:9/hook", secret=SECRET)
+        webhooks.set_webhook(conn, world.departments["zj"], HOOK, secret=SECRET, targets=LOCAL)
+        webhooks.set_webhook(conn, world.departments["cg"], HOOK, secret=SECRET, targets=LOCAL)
     return world
 
 

@@ -12,10 +12,19 @@ import pytest
 
 from data.errors import NotFound, ValidationError
 from data.incidents import dispatch, lifecycle, notify, webhooks
+from data.incidents.webhook_targets import WebhookTargets, poster
 from data.times import utc_now
 from tests.factories import drive_to, make_incident, make_world
 
 SECRET = "s3cret-for-the-test-receiver"
+# The receiver listens on 127.0.0.1: loopback is refused unless listed, so these tests list it, as an
+# administrator lists the departments' network in CITYBRAIN_WEBHOOK_ALLOW.
+LOCAL = WebhookTargets.parse("127.0.0.1")
+
+
+def deliver_due(engine, **options) -> int:
+    """The delivery pass, allowed to post to the local receiver."""
+    return webhooks.deliver_due(engine, post=poster(LOCAL), **options)
 
 
 class Receiver:
@@ -64,7 +73,7 @@ def world(engine):
 def _dispatched(engine, world, receiver_url, *, actor="dispatcher"):
     """A construction case (城管 → 住建) dispatched to 住建, whose webhook points at the receiver."""
     with engine.begin() as conn:
-        webhooks.set_webhook(conn, world.departments["zj"], receiver_url, secret=SECRET)
+        webhooks.set_webhook(conn, world.departments["zj"], receiver_url, secret=SECRET, targets=LOCAL)
         incident_id = make_incident(conn, world.categories["construction"], at=world.lattice.center(0), locator=world.locator)
         drive_to(conn, incident_id, lifecycle.REGISTERED)
     with engine.begin() as conn:
@@ -79,8 +88,8 @@ def _log(engine, incident_id):
 
 def test_a_dispatch_is_posted_once_signed_and_logged(engine, world, receiver):
     incident_id, row = _dispatched(engine, world, receiver.url)
-    assert webhooks.deliver_due(engine) == 1
-    assert webhooks.deliver_due(engine) == 0  # delivered: never posted again
+    assert deliver_due(engine) == 1
+    assert deliver_due(engine) == 0  # delivered: never posted again
     (request,) = receiver.requests
     body, headers = request["body"], request["headers"]
     assert webhooks.verify_signature(SECRET, body, headers[webhooks.SIGNATURE_HEADER])
@@ -100,14 +109,14 @@ def test_a_failing_receiver_is_retried_with_back_off_and_every_attempt_is_logged
     try:
         incident_id, _ = _dispatched(engine, world, receiver.url)
         now = utc_now()
-        assert webhooks.deliver_due(engine, now=now) == 1
+        assert deliver_due(engine, now=now) == 1
         (delivery,) = _log(engine, incident_id)
         assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == ("pending", 1, "HTTP 500")
         assert delivery["next_attempt_at"] == now + webhooks.backoff(1) == now + timedelta(seconds=2)
-        assert webhooks.deliver_due(engine, now=now + timedelta(seconds=1)) == 0  # not due yet
-        assert webhooks.deliver_due(engine, now=now + timedelta(seconds=2)) == 1  # 503
-        assert webhooks.deliver_due(engine, now=now + timedelta(seconds=5)) == 0  # the next wait is 4 s
-        assert webhooks.deliver_due(engine, now=now + timedelta(seconds=6)) == 1  # 200
+        assert deliver_due(engine, now=now + timedelta(seconds=1)) == 0  # not due yet
+        assert deliver_due(engine, now=now + timedelta(seconds=2)) == 1  # 503
+        assert deliver_due(engine, now=now + timedelta(seconds=5)) == 0  # the next wait is 4 s
+        assert deliver_due(engine, now=now + timedelta(seconds=6)) == 1  # 200
         (delivery,) = _log(engine, incident_id)
         assert (delivery["status"], delivery["attempts"]) == ("delivered", 3)
         assert [a["status_code"] for a in delivery["attempts_log"]] == [500, 503, 200]
@@ -125,9 +134,9 @@ def test_an_unreachable_receiver_is_given_up_after_max_attempts(engine, world):
     incident_id, _ = _dispatched(engine, world, url)
     now = utc_now()
     for attempt in range(1, webhooks.MAX_ATTEMPTS + 1):
-        assert webhooks.deliver_due(engine, now=now, timeout=2) == 1
+        assert deliver_due(engine, now=now, timeout=2) == 1
         now += webhooks.backoff(attempt)
-    assert webhooks.deliver_due(engine, now=now + timedelta(days=1)) == 0
+    assert deliver_due(engine, now=now + timedelta(days=1)) == 0
     (delivery,) = _log(engine, incident_id)
     assert (delivery["status"], delivery["attempts"]) == ("failed", webhooks.MAX_ATTEMPTS)
     assert all(a["status_code"] is None and a["error"] for a in delivery["attempts_log"])
@@ -138,21 +147,21 @@ def test_undo_before_sending_cancels_the_webhook_after_sending_follows_it_with_a
     early, _ = _dispatched(engine, world, receiver.url, actor="alice")
     with engine.begin() as conn:
         dispatch.undo_dispatch(conn, early, actor="alice")
-    assert webhooks.deliver_due(engine) == 0
+    assert deliver_due(engine) == 0
     assert receiver.requests == []
     assert [d["status"] for d in _log(engine, early)] == ["cancelled"]
 
     sent, _ = _dispatched(engine, world, receiver.url, actor="alice")
-    assert webhooks.deliver_due(engine) == 1
+    assert deliver_due(engine) == 1
     with engine.begin() as conn:
         dispatch.undo_dispatch(conn, sent, actor="alice")
-    assert webhooks.deliver_due(engine) == 1
+    assert deliver_due(engine) == 1
     assert [json.loads(r["body"])["event"] for r in receiver.requests] == ["dispatch", "recall"]
     assert [d["kind"] for d in _log(engine, sent)] == ["recall", "dispatch"]
 
 
 def test_the_delivery_worker_thread_posts_by_itself(engine, world, receiver):
-    worker = webhooks.DeliveryWorker(engine, interval=0.05)
+    worker = webhooks.DeliveryWorker(engine, interval=0.05, post=poster(LOCAL))
     worker.start()
     try:
         _dispatched(engine, world, receiver.url)
@@ -171,7 +180,7 @@ def test_a_department_without_a_secret_is_logged_not_posted(engine, world, recei
 
     with engine.begin() as conn:
         conn.execute(schema.departments.update().values(webhook_secret=None))
-    webhooks.deliver_due(engine)
+    deliver_due(engine)
     assert receiver.requests == []
     (delivery,) = _log(engine, incident_id)
     assert "no webhook secret" in delivery["attempts_log"][0]["error"]
