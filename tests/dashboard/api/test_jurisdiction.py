@@ -83,8 +83,12 @@ def test_an_incident_outside_the_keys_unit_is_404_exactly_like_a_missing_one(api
     for incident_id in (*api.outside, api.unlocated):
         outside = _get(api, f"/api/v1/incidents/{incident_id}", api.d0)
         assert outside.status_code == missing.status_code == 404
-        assert outside.get_json() == {
-            "error": {**missing.get_json()["error"], "message": f"incident {incident_id} does not exist"}
+        assert outside.get_json() == {  # the same answer but for the id it names and the request's own id
+            "error": {
+                **missing.get_json()["error"],
+                "message": f"incident {incident_id} does not exist",
+                "request_id": outside.headers["X-Request-ID"],
+            }
         }
         assert _get(api, f"/api/v1/incidents/{incident_id}", api.reader).status_code == 200
 
