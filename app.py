@@ -33,14 +33,14 @@ def create_server():
 
 
 def _production_app(settings: Settings):
-    from dashboard.commands.serve import start_dispatch_workers
+    from dashboard.commands.worker import start_background
     from dashboard.observability.logs import configure_logging
 
     configure_logging(settings.log_format)  # gunicorn configures only its own loggers; the app's lines need a home
     app = create_app(settings)
     if settings.background == "in-process":
         # Every web worker takes part; each job is elected on the store, so none runs twice at once.
-        start_dispatch_workers(app.server.extensions["citybrain"].engine, settings)
+        start_background(app.server.extensions["citybrain"].engine, settings)
     return app
 
 
@@ -84,10 +84,10 @@ def migrate() -> None:
 
 def _add_area_commands() -> None:
     # Each area keeps its commands in its own module so they stay small and separately owned.
-    from dashboard.commands import accounts, admin, apikeys, demo, dispatch, geo, intake, rollup
+    from dashboard.commands import accounts, admin, apikeys, demo, dispatch, geo, intake, rollup, worker
     from dashboard.commands import warnings as warning_commands
 
-    for module in (demo, geo, intake, apikeys, dispatch, admin, rollup, warning_commands, accounts):
+    for module in (demo, geo, intake, apikeys, dispatch, admin, rollup, warning_commands, accounts, worker):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -35,11 +35,10 @@ def serve_app(settings: Settings, host: str, port: int, create_app: Callable[...
     if debug_allowed(settings.debug, host):
         app.enable_dev_tools(debug=True, dev_tools_hot_reload=False)
     if settings.background == "in-process":
-        start_dispatch_workers(engine, settings)
-        if settings.live:
-            from data.demo.simulator import start_background_simulator
+        from dashboard.commands.worker import start_background
 
-            start_background_simulator(engine, settings.timezone)
+        # The embedded default: this one process is also the worker (the simulator when CITYBRAIN_LIVE is on).
+        start_background(engine, settings, simulate=settings.live)
     log.info("serving on http://%s:%s", host, port)
     run_asgi(asgi_app(app, settings), host, port)
 
@@ -102,22 +101,3 @@ def _warn_without_users(engine) -> None:
         if count_users(conn) == 0:
             log.warning("nobody can sign in yet: create an administrator with `python app.py user create NAME --role admin`")
 
-
-def start_dispatch_workers(engine, settings: Settings) -> None:
-    """Webhook delivery always; automatic escalation of overdue incidents when configured."""
-    from data.incidents.escalation import start_escalation_worker
-    from data.incidents.webhook_targets import WebhookTargets, poster
-    from data.incidents.webhooks import start_delivery_worker
-
-    start_delivery_worker(engine, post=poster(WebhookTargets.parse(settings.webhook_allow)))
-    if start_escalation_worker(engine, settings.auto_escalate_seconds):
-        log.info("automatic escalation every %s s", settings.auto_escalate_seconds)
-    from data.warnings.worker import start_warning_worker
-
-    # Early warning runs beside the screens, which only read its stored alerts; several workers take turns.
-    if start_warning_worker(engine, settings.warnings_interval, settings.timezone):
-        log.info("early-warning pass every %s s", settings.warnings_interval)
-    from data.metrics.rollups import start_rollup_worker
-
-    # The leaders' review reads its roll-up; several workers refreshing take turns (one lock).
-    start_rollup_worker(engine, settings.timezone, settings.rollup_refresh_seconds)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -418,46 +417,6 @@ class Simulator:
 
 
 # --- running it -----------------------------------------------------------------------------------
-
-
-class SimulatorHandle:
-    """A running background simulator; `stop()` ends it within a moment."""
-
-    def __init__(self, simulator: Simulator, interval: float):
-        self.simulator, self.interval = simulator, interval
-        self._stop = threading.Event()
-        self.ticks = 0
-        self.thread = threading.Thread(target=self._run, name="citybrain-live-simulator", daemon=True)
-
-    def _run(self) -> None:
-        last = time.monotonic()
-        while not self._stop.wait(self.interval):
-            elapsed, last = time.monotonic() - last, time.monotonic()
-            try:
-                self.simulator.tick(seconds=elapsed)
-            except Exception:
-                # The wall display must never go down because the simulator hit a snag (a locked
-                # database, a schema change under it): log it and try again next tick.
-                log.exception("live simulator tick failed; carrying on")
-            self.ticks += 1
-
-    @property
-    def running(self) -> bool:
-        return self.thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.thread.join(timeout)
-
-
-def start_background_simulator(
-    engine: Engine, timezone: str = "Asia/Shanghai", interval: float = TICK_SECONDS, speed: float = 1.0
-) -> SimulatorHandle:
-    """Start the live simulator in a daemon thread: one tick every `interval` seconds until stopped."""
-    handle = SimulatorHandle(Simulator(engine, timezone, speed), interval)
-    handle.thread.start()
-    log.info("live simulator started (a tick every %.0f s, speed x%g)", interval, speed)
-    return handle
 
 
 def simulate(

@@ -12,9 +12,10 @@ What lives where (import the module you need; this package exports nothing itsel
 - suggestions   whom to send an incident to, and why
 - duplicates    likely duplicates and merging them
 - dispatch      one-click and batch dispatch, undo, any desk action, the incident panel's read
-- escalation    automatic escalation of overdue incidents (the sweep and its worker)
+- escalation    automatic escalation of overdue incidents (the sweep; data/jobs/ runs it)
 - notify        who a transition tells: inboxes of departments and grid workers, the centre's inbox
-- webhooks      signed webhooks: the outbox, delivery with retries, the delivery log, the worker
+- webhooks      signed webhooks: the outbox, signing, retries and back-off, the delivery log
+- webhook_delivery  posting the outbox: rows claimed one at a time, a lane per department
 - file_import   importing a CSV/GeoJSON file of incidents (file_reading: reading it and its
                 options; file_rows: checking its rows)
 - api_store     what the intake APIs read and write beside incidents (lists, attributes, idempotency)

@@ -12,12 +12,10 @@ saying which limit passed; apply_action tells the assignee's inbox.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 
 from sqlalchemy import Engine, case, exists, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from data import schema
 from data.errors import CityBrainError
@@ -103,35 +101,4 @@ def escalate_overdue(
     return escalated
 
 
-class EscalationWorker(threading.Thread):
-    """Sweeps for overdue incidents every `interval` seconds until stopped."""
-
-    def __init__(self, engine: Engine, interval: float):
-        super().__init__(name="citybrain-escalation", daemon=True)
-        self.engine, self.interval = engine, interval
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.wait(self.interval):
-            try:
-                done = escalate_overdue(self.engine)
-                if done:
-                    log.info("auto-escalated %d overdue incident(s)", len(done))
-            except SQLAlchemyError as exc:
-                log.warning("auto-escalation paused: %s", type(exc).__name__)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        self.join(timeout)
-
-
-def start_escalation_worker(engine: Engine, interval_seconds: float) -> EscalationWorker | None:
-    """Start the sweep thread when configured (interval > 0); None when automatic escalation is off."""
-    if not interval_seconds or interval_seconds <= 0:
-        return None
-    worker = EscalationWorker(engine, float(interval_seconds))
-    worker.start()
-    return worker
-
-
-__all__ = ["AUTO_ACTOR", "EscalationWorker", "due_for_escalation", "escalate_overdue", "start_escalation_worker"]
+__all__ = ["AUTO_ACTOR", "due_for_escalation", "escalate_overdue"]

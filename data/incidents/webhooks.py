@@ -1,8 +1,8 @@
 """Signed webhooks to departments' systems: the outbox, signing, delivery with retries and back-off, the delivery log.
 
 When a department has a webhook URL, a transition that concerns it queues a row in the webhook
-outbox in the transition's own transaction (data/incidents/notify.py). A delivery worker (one
-background thread per serving process, started by `app.py serve`) posts due outbox rows:
+outbox in the transition's own transaction (data/incidents/notify.py). The background job posts
+due outbox rows (data/incidents/webhook_delivery.py):
 
 - the body is the JSON stored in the row, byte for byte, so every retry carries the same signature;
 - ``X-CityBrain-Signature: sha256=<hex>`` is HMAC-SHA256 of that body with the department's
@@ -10,9 +10,6 @@ background thread per serving process, started by `app.py serve`) posts due outb
 - a 2xx answer delivers it; anything else (or no answer) is retried with exponential back-off
   (BACKOFF_BASE, doubling, at most BACKOFF_MAX) until MAX_ATTEMPTS, then it is marked failed;
 - every attempt is logged (webhook_attempts) with its status code or error and how long it took.
-
-Several serving processes may run the worker: a row is claimed by moving its next_attempt_at
-forward in a conditional UPDATE, so exactly one process posts it each time it falls due.
 """
 
 from __future__ import annotations
@@ -22,21 +19,17 @@ import hmac
 import json
 import logging
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from data import schema
 from data.errors import NotFound, ValidationError
 from data.incidents.webhook_targets import PUBLIC_ONLY, WebhookTargets, check_url, post
-from data.times import from_db, to_utc, utc_now
+from data.times import from_db, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +43,6 @@ USER_AGENT = "CityBrain-Webhook/1"
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_MAX = timedelta(minutes=10)
-POST_TIMEOUT_SECONDS = 5.0
-# How long a claimed row is left alone by other workers while one posts it.
-CLAIM_LEASE = timedelta(seconds=60)
-MAX_ERROR_CHARS = 500
 
 PENDING, DELIVERED, FAILED, CANCELLED = "pending", "delivered", "failed", "cancelled"
 
@@ -246,162 +235,29 @@ def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float, ta
     return post(url, body, headers, timeout, targets)
 
 
-def deliver_due(
-    engine: Engine,
-    *,
-    now: datetime | None = None,
-    limit: int = 20,
-    timeout: float = POST_TIMEOUT_SECONDS,
-    post: Poster = http_post,
-) -> int:
-    """Post every webhook due at `now` (up to `limit`), recording each attempt; how many were attempted."""
-    now = to_utc(now, "now") if now is not None else utc_now()
-    attempted = 0
-    for delivery in _claim_due(engine, now, limit):
-        _attempt(engine, delivery, now, timeout, post)
-        attempted += 1
-    return attempted
-
-
-def _claim_due(engine: Engine, now: datetime, limit: int) -> list[dict]:
-    """The due rows this process won, each leased for CLAIM_LEASE so no other worker posts it meanwhile."""
-    claimed = []
-    with engine.begin() as conn:
-        due = conn.execute(
-            select(D.c.id, D.c.next_attempt_at)
-            .where(D.c.status == PENDING, D.c.next_attempt_at <= now)
-            .order_by(D.c.next_attempt_at, D.c.id)
-            .limit(limit)
-        ).all()
-        for row in due:
-            won = conn.execute(
-                update(D)
-                .where(D.c.id == row.id, D.c.status == PENDING, D.c.next_attempt_at == row.next_attempt_at)
-                .values(next_attempt_at=now + CLAIM_LEASE)
-            ).rowcount
-            if won:
-                claimed.append(row.id)
-        if not claimed:
-            return []
-        d = schema.departments
-        rows = conn.execute(
-            select(D.c.id, D.c.kind, D.c.url, D.c.body, D.c.attempts, d.c.webhook_secret)
-            .join_from(D, d, D.c.department_id == d.c.id)
-            .where(D.c.id.in_(claimed))
-            .order_by(D.c.id)
-        )
-        return [dict(r._mapping) for r in rows]
-
-
-def _attempt(engine: Engine, delivery: dict, now: datetime, timeout: float, post: Poster) -> None:
-    body = delivery["body"].encode()
-    attempt = delivery["attempts"] + 1
-    status_code, error = None, None
-    started = time.monotonic()
-    if not delivery["webhook_secret"]:
-        error = "the department has no webhook secret: set one with set_webhook before webhooks can be signed"
-    else:
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: sign(delivery["webhook_secret"], body),
-            DELIVERY_HEADER: str(delivery["id"]),
-            EVENT_HEADER: delivery["kind"],
-        }
-        try:
-            status_code = post(delivery["url"], body, headers, timeout)
-        except (OSError, ValueError) as exc:  # refused, timed out, unreachable, malformed URL
-            error = f"{type(exc).__name__}: {exc}"
-    duration_ms = int((time.monotonic() - started) * 1000)
-    delivered = status_code is not None and 200 <= status_code < 300
-    if not delivered and error is None:
-        error = f"HTTP {status_code}"
-    given_up = not delivered and attempt >= MAX_ATTEMPTS
-    with engine.begin() as conn:
-        conn.execute(
-            A.insert().values(
-                delivery_id=delivery["id"],
-                attempt=attempt,
-                at=now,
-                status_code=status_code,
-                error=None if delivered else error[:MAX_ERROR_CHARS],
-                duration_ms=duration_ms,
-            )
-        )
-        values: dict[str, Any] = {"attempts": attempt}
-        if delivered:
-            values.update(status=DELIVERED, delivered_at=now, next_attempt_at=None, last_error=None)
-        elif given_up:
-            values.update(status=FAILED, next_attempt_at=None, last_error=error[:MAX_ERROR_CHARS])
-        else:
-            values.update(next_attempt_at=now + backoff(attempt), last_error=error[:MAX_ERROR_CHARS])
-        conn.execute(update(D).where(D.c.id == delivery["id"], D.c.status == PENDING).values(**values))
-    if not delivered:
-        log.info("webhook %s attempt %d failed: %s", delivery["id"], attempt, error)
-
-
 def outbox_counts(conn: Connection) -> dict[str, int]:
     """How many outbox rows are in each status (for health and the dispatcher's screen)."""
     rows = conn.execute(select(D.c.status, func.count()).group_by(D.c.status)).all()
     return {status: 0 for status in (PENDING, DELIVERED, FAILED, CANCELLED)} | {r[0]: int(r[1]) for r in rows}
 
 
-# --- the background worker -------------------------------------------------------------------------
-
-
-class DeliveryWorker(threading.Thread):
-    """Posts due webhooks every `interval` seconds until stopped; a database hiccup only delays it."""
-
-    def __init__(self, engine: Engine, interval: float = 1.0, post: Poster = http_post):
-        super().__init__(name="citybrain-webhooks", daemon=True)
-        self.engine, self.interval, self.post = engine, interval, post
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                busy = deliver_due(self.engine, post=self.post) > 0
-            except SQLAlchemyError as exc:
-                log.warning("webhook delivery paused: %s", type(exc).__name__)
-                busy = False
-            if not busy:
-                self.stopping.wait(self.interval)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        self.join(timeout)
-
-
-_workers: dict[int, DeliveryWorker] = {}
-_workers_lock = threading.Lock()
-
-
-def start_delivery_worker(engine: Engine, interval: float = 1.0, post: Poster = http_post) -> DeliveryWorker:
-    """The process's webhook delivery thread for `engine`, started once, posting with `post`
-    (data/incidents/webhook_targets.py poster: only where CITYBRAIN_WEBHOOK_ALLOW allows)."""
-    with _workers_lock:
-        worker = _workers.get(id(engine))
-        if worker is None or not worker.is_alive():
-            worker = _workers[id(engine)] = DeliveryWorker(engine, interval, post)
-            worker.start()
-        return worker
-
-
 __all__ = [
+    "DELIVERED",
     "DELIVERY_HEADER",
+    "FAILED",
+    "PENDING",
+    "Poster",
+    "USER_AGENT",
     "EVENT_HEADER",
     "MAX_ATTEMPTS",
     "SIGNATURE_HEADER",
-    "DeliveryWorker",
     "backoff",
-    "deliver_due",
     "deliveries",
     "enqueue_webhook",
     "http_post",
     "outbox_counts",
     "set_webhook",
     "sign",
-    "start_delivery_worker",
     "verify_signature",
     "webhook_body",
     "withdraw_webhook",

@@ -15,5 +15,5 @@ loads the others):
 - review_rules.py     rules both readings of the review share: units compared, category tables, league cards and order
 - trends_rollup.py    the review answered from the roll-up
 - rollup_cells.py     a roll-up cell: counts, duration histograms and quantiles, its stored row
-- rollups.py          the roll-up's maintenance: contributions, refresh from the change feed, the worker thread
+- rollups.py          the roll-up's maintenance: contributions, refresh from the change feed (run by data/jobs/)
 """

@@ -17,7 +17,6 @@ histogram bins grow by BIN_RATIO, so each estimate lies within 4.5% of the exact
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +25,6 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, func, insert, select, text, tuple_
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from data import schema
 from data.incidents.lifecycle import DISPATCHED, MERGED
@@ -35,14 +33,12 @@ from data.metrics.scope import SATISFIED_MIN, normalise_tz
 from data.times import epoch_seconds, utc_now
 
 __all__ = [
-    "RollupWorker",
     "contributions",
     "pending",
     "read_state",
     "rebuild",
     "refresh",
     "refresh_store",
-    "start_rollup_worker",
 ]
 log = logging.getLogger(__name__)
 
@@ -301,10 +297,14 @@ def _head(conn: Connection) -> int:
 # --- writing the cube ---------------------------------------------------------------------------------
 
 
+# PostgreSQL advisory lock of the roll-up's writers (its own: a rebuild must not hold up the warning pass's writes).
+ROLLUP_LOCK = 727004
+
+
 def _lock(conn: Connection) -> None:
     """One refresher at a time per store (SQLite's BEGIN IMMEDIATE already serialises writers)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(727003, hashtext(current_schema()))"))
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))"), {"k": ROLLUP_LOCK})
 
 
 def _insert_seen(conn: Connection, rows: dict[str, np.ndarray]) -> None:
@@ -396,36 +396,3 @@ def refresh_store(engine, tz: str) -> dict:
     """refresh() in its own write transaction."""
     with engine.begin() as conn:
         return refresh(conn, tz)
-
-
-class RollupWorker(threading.Thread):
-    """Refreshes the roll-up every `interval` seconds (the first time at once: a new store builds it)."""
-
-    def __init__(self, engine, tz: str, interval: float):
-        super().__init__(name="citybrain-rollup", daemon=True)
-        self.engine, self.tz, self.interval = engine, tz, interval
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while True:
-            try:
-                done = refresh_store(self.engine, self.tz)
-                if done["rebuilt"]:
-                    log.info("trends roll-up built from %d incidents", done["incidents"])
-            except SQLAlchemyError as exc:  # a busy or unreachable store: try again next time
-                log.warning("trends roll-up refresh paused: %s", type(exc).__name__)
-            if self.stopping.wait(self.interval):
-                return
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.stopping.set()
-        self.join(timeout)
-
-
-def start_rollup_worker(engine, tz: str, interval_seconds: float) -> RollupWorker | None:
-    """Start the refresher when configured (interval > 0); None when it is off."""
-    if not interval_seconds or interval_seconds <= 0:
-        return None
-    worker = RollupWorker(engine, tz, float(interval_seconds))
-    worker.start()
-    return worker

@@ -6,7 +6,7 @@ and deadlines.py (an open incident likely to miss its time limit). They share co
 reports, the pass's Context) and stats.py. Sensitivity per category (data/warnings/sensitivity.py)
 divides the thresholds; reasons.py words each finding; data/warnings/alerts.record_findings
 stores them, deduplicated per condition. ``run_detection`` is the one entry point the background
-thread (data/warnings/worker.py) and ``python app.py detect-warnings`` call.
+job (data/jobs/catalogue.py) and ``python app.py detect-warnings`` call.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from data.warnings.surges import SURGE_WINDOWS_H, detect_surges
 log = logging.getLogger(__name__)
 
 ALL_KINDS = ("surge", "hotspot", "chronic", "deadline")
-PASS_LOCK = 727003  # PostgreSQL advisory lock: one pass writes at a time
+PASS_LOCK = 727003  # PostgreSQL advisory lock: one pass writes at a time (the job and `detect-warnings`)
 
 
 def clear_caches() -> None:

@@ -13,10 +13,12 @@ from sqlalchemy import func, select
 
 from data import schema, store
 from data.demo.city import build_demo, ensure_demo
-from data.demo.simulator import Simulator, start_background_simulator
+from data.demo.simulator import Simulator
 from data.errors import ValidationError
 from data.incidents import lifecycle
 from data.incidents.clock import overdue_expression
+from data.jobs.catalogue import simulator_job
+from data.jobs.runner import start_jobs
 from data.times import from_db
 
 NOW = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
@@ -246,7 +248,7 @@ def test_the_background_simulator_keeps_writing_until_stopped(sqlite_engine):
     build_demo(sqlite_engine, **{**SMALL, "now": None})
     with store.reading(sqlite_engine) as conn:
         head = store.feed_head(conn)
-    handle = start_background_simulator(sqlite_engine, "Asia/Shanghai", interval=0.2, speed=600)
+    background = start_jobs(sqlite_engine, [simulator_job(sqlite_engine, "Asia/Shanghai", every=0.2, speed=600)])
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -257,8 +259,8 @@ def test_the_background_simulator_keeps_writing_until_stopped(sqlite_engine):
         else:
             pytest.fail("the background simulator wrote nothing in 20 s")
     finally:
-        handle.stop()
-    assert not handle.running
+        background.stop()
+    assert not background.runner("simulator").is_alive()
 
 
 def test_the_demo_command_builds_the_city_and_says_what_it_made(tmp_path, monkeypatch):

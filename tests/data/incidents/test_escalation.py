@@ -116,11 +116,11 @@ def test_two_sweeps_at_once_escalate_each_case_once(engine, world):
         assert len(_escalations(engine, incident_id)) == 1
 
 
-def test_the_worker_runs_only_when_configured(engine):
-    assert escalation.start_escalation_worker(engine, 0) is None
-    worker = escalation.start_escalation_worker(engine, 30)
-    try:
-        assert worker.is_alive()
-    finally:
-        worker.stop()
-    assert not worker.is_alive()
+def test_the_job_runs_only_when_configured(engine):
+    from data.jobs.catalogue import standard_jobs
+
+    def names(every):
+        return [j.name for j in standard_jobs(engine, timezone="UTC", warnings_every=0, rollups_every=0, escalate_every=every)]
+
+    assert "escalation" not in names(0)
+    assert "escalation" in names(30)

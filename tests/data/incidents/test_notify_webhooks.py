@@ -11,8 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from data.errors import NotFound, ValidationError
-from data.incidents import dispatch, lifecycle, notify, webhooks
+from data.incidents import dispatch, lifecycle, notify, webhook_delivery, webhooks
 from data.incidents.webhook_targets import WebhookTargets, poster
+from data.jobs.catalogue import webhooks_job
+from data.jobs.runner import start_jobs
 from data.times import utc_now
 from tests.factories import drive_to, make_incident, make_world
 
@@ -24,7 +26,7 @@ LOCAL = WebhookTargets.parse("127.0.0.1")
 
 def deliver_due(engine, **options) -> int:
     """The delivery pass, allowed to post to the local receiver."""
-    return webhooks.deliver_due(engine, post=poster(LOCAL), **options)
+    return webhook_delivery.deliver_due(engine, post=poster(LOCAL), **options)
 
 
 class Receiver:
@@ -160,18 +162,17 @@ def test_undo_before_sending_cancels_the_webhook_after_sending_follows_it_with_a
     assert [d["kind"] for d in _log(engine, sent)] == ["recall", "dispatch"]
 
 
-def test_the_delivery_worker_thread_posts_by_itself(engine, world, receiver):
-    worker = webhooks.DeliveryWorker(engine, interval=0.05, post=poster(LOCAL))
-    worker.start()
+def test_the_delivery_job_posts_by_itself(engine, world, receiver):
+    background = start_jobs(engine, [webhooks_job(engine, every=0.05, post=poster(LOCAL))])
     try:
         _dispatched(engine, world, receiver.url)
         deadline = time.monotonic() + 10
         while not receiver.requests and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        worker.stop()
+        background.stop()
     assert len(receiver.requests) == 1
-    assert not worker.is_alive()
+    assert not background.runner("webhooks").is_alive()
 
 
 def test_a_department_without_a_secret_is_logged_not_posted(engine, world, receiver):

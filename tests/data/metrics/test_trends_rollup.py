@@ -4,7 +4,6 @@ after a rebuild, with changes not yet applied (read in memory), and after an inc
 from __future__ import annotations
 
 import random
-import time
 from datetime import date, timedelta
 
 import pytest
@@ -13,6 +12,8 @@ from sqlalchemy import select
 from data import schema, store
 from data.incidents import lifecycle
 from data.incidents.transitions import apply_action
+from data.jobs.catalogue import rollups_job, standard_jobs
+from data.jobs.runner import JobRunner
 from data.metrics import rollup_cells, rollups, trends, trends_rollup
 from data.metrics.review_periods import bucket_starts, period_window
 from data.metrics.review_rules import LeagueThresholds
@@ -218,20 +219,16 @@ def test_command_and_worker_keep_the_rollup_current(engine, city, monkeypatch): 
         again = CliRunner().invoke(cli, ["rollup", "refresh"])
         assert "refreshed with 0 incident(s)" in again.output
     _more_history(engine, city, seed=11, n=5)
-    worker = rollups.start_rollup_worker(engine, TZ, 0.2)
+    runner = JobRunner(engine, rollups_job(engine, 0.2, TZ))
     try:
-        for _ in range(100):
-            with store.reading(engine) as conn:
-                state = rollups.read_state(conn)
-                if state is not None and not rollups.pending(conn, state):
-                    break
-            time.sleep(0.1)
+        assert runner.tick() and runner.last_error is None
     finally:
-        worker.stop()
+        runner.lock.close()
     with store.reading(engine) as conn:
         assert rollups.pending(conn, rollups.read_state(conn)) == {}
     _check_all(engine, city)
-    assert rollups.start_rollup_worker(engine, TZ, 0) is None
+    off = standard_jobs(engine, timezone=TZ, warnings_every=0, rollups_every=0, escalate_every=0)
+    assert "rollups" not in [job.name for job in off]
 
 
 def test_a_refresh_committed_during_a_review_is_not_counted_twice(engine, city, monkeypatch):  # noqa: F811

@@ -14,10 +14,12 @@ from data.demo.city import build_demo
 from data.demo.inject import inject_warnings, score_alerts
 from data.incidents.intake import report_incidents
 from data.incidents.transitions import apply_action
+from data.jobs.catalogue import standard_jobs, warnings_job
+from data.jobs.heartbeat import last_run
+from data.jobs.runner import JobRunner
 from data.warnings import alerts as warnings
 from data.warnings import sensitivity
 from data.warnings.detect import ALL_KINDS, run_detection
-from data.warnings.worker import start_warning_worker
 from tests.factories import make_world
 
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)  # a Wednesday, 18:00 in Chongqing
@@ -199,20 +201,20 @@ def test_detection_on_postgresql_finds_injected_cases(pg_engine):
     assert all(again["kinds"][k]["raised"] == 0 for k in PATTERNS)
 
 
-def test_the_background_worker_runs_passes(demo, monkeypatch):
-    monkeypatch.setattr("data.warnings.worker.FIRST_PASS_DELAY", 0.05)
+def test_the_background_job_runs_passes(demo):
     inject_warnings(demo, NOW, surges=1, hotspots=0, chronic=0, seed=3)
-    # The worker runs at the real time: the injected reports are in the future of none of it.
-    worker = start_warning_worker(demo, 30, "Asia/Shanghai")
+    # The job runs at the real time: the injected reports are in the future of none of it.
+    runner = JobRunner(demo, warnings_job(demo, 30, "Asia/Shanghai"))
     try:
-        for _ in range(200):
-            if worker.passes:
-                break
-            worker.stopping.wait(0.1)
+        assert runner.tick()
     finally:
-        worker.stop()
-    assert worker.passes == 1 and worker.last_summary is not None
-    assert start_warning_worker(demo, 0) is None
+        runner.lock.close()
+    assert (runner.runs, runner.last_error) == (1, None)
+    with store.reading(demo) as conn:
+        assert last_run(conn, "warnings")["runs"] == 1
+        assert store.get_meta(conn, "warnings.last_pass_at") is not None
+    off = standard_jobs(demo, timezone="Asia/Shanghai", warnings_every=0, rollups_every=0, escalate_every=0)
+    assert [job.name for job in off] == ["webhooks"]
 
 
 def test_the_commands_detect_and_inject(demo_file, tmp_path, monkeypatch):
