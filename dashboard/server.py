@@ -44,7 +44,6 @@ def build_app(
     engine = engine or store.make_engine(settings.database_url, timeout=settings.store_timeout)
     store.migrate(engine)
     server = Flask("citybrain")
-    install_request_hooks(server)  # first in, last out: every request gets its id, access line and figures
     trust_proxies(server, settings.trusted_proxies)
     # Every worker, server and restart signs sessions alike: the setting, else the key kept beside the store.
     server.config["SECRET_KEY"] = settings.secret_key or shared_secret_key(engine)
@@ -86,6 +85,7 @@ def build_app(
         server, content_security_policy(app.csp_hashes(), settings.tile_url), https=bool(settings.secure_cookies)
     )
     install_log_redaction()
+    install_request_hooks(server)  # last, so its hooks come first and go last: every request's id, access line and figures
     server.config["CITYBRAIN_BUILD"] = _build_id(app)
     return app
 

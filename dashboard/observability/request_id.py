@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 
 HEADER = "X-Request-ID"
 # What a proxy or client may hand us (nginx's $request_id is 32 hex digits; UUIDs; base64): anything else
@@ -21,7 +21,11 @@ def request_id_from(presented: str | None) -> str:
 
 
 def current_request_id() -> str | None:
-    """The id of the request this thread is answering; None outside a request (background work, start-up)."""
+    """The id of the request this thread is answering (given on first use, so a hook that answers before
+    requests.py's first one still has it); None outside a request (background work, start-up)."""
     if not has_request_context():
         return None
-    return g.get("request_id")
+    request_id = g.get("request_id")
+    if request_id is None:
+        request_id = g.request_id = request_id_from(request.headers.get(HEADER))
+    return request_id

@@ -23,22 +23,19 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dashboard.log_redaction import redact_kiosk_tokens
 from dashboard.observability import metrics
-from dashboard.observability.request_id import HEADER, current_request_id, request_id_from
+from dashboard.observability.request_id import HEADER, current_request_id
 
 access_log = logging.getLogger("citybrain.access")
 
 
 def _begin() -> None:
-    g.request_id = request_id_from(request.headers.get(HEADER))
     g.request_started = time.perf_counter()
+    current_request_id()  # given now, so every line of the request carries it
 
 
 def _end(response):
-    request_id = current_request_id()
-    if request_id is None:  # a request that failed before its first hook ran (rare): it still gets an id
-        request_id = g.request_id = request_id_from(None)
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
-    response.headers[HEADER] = request_id
+    response.headers[HEADER] = current_request_id()
     route = metrics.route_of_request()
     metrics.observe_request(request.method, route, response.status_code, seconds)
     path = redact_kiosk_tokens(request.path)  # the query string is left out: it may carry a token or key
@@ -63,8 +60,8 @@ def _end(response):
 
 
 def install_request_hooks(server: Flask) -> None:
-    """Make `_begin` the first before_request (a gate that answers early still gets an id) and `_end` the last
-    after_request (Flask runs them in reverse order of registration: it sees the final answer)."""
+    """Make `_begin` the first before_request (the clock starts before any gate) and `_end` the last after_request
+    (Flask runs them in reverse order of registration: it sees the final answer). Call it once the other hooks are in."""
     server.before_request_funcs.setdefault(None, []).insert(0, _begin)
     server.after_request_funcs.setdefault(None, []).insert(0, _end)
 

@@ -79,3 +79,14 @@ def test_without_trusted_proxies_forwarded_for_is_ignored(sqlite_engine):
         assert _statuses(client, "198.51.100.9", 1) == [429]  # the same caller as far as the app can tell
     clients = {json.loads(line)["client"] for line in lines.getvalue().splitlines() if "citybrain.access" in line}
     assert clients == {"127.0.0.1"}
+
+
+def test_a_request_refused_by_the_earliest_guard_still_carries_its_id_and_access_line(sqlite_engine):
+    client = make_app(sqlite_engine).server.test_client()
+    with logged("json") as lines:
+        answer = client.post(
+            "/_dash-update-component", data="[" * 500, content_type="application/json", headers={"X-Request-ID": "early-1"}
+        )
+    assert answer.status_code == 400 and answer.headers["X-Request-ID"] == "early-1"
+    access = [json.loads(line) for line in lines.getvalue().splitlines() if "citybrain.access" in line]
+    assert [(line["request_id"], line["status"]) for line in access] == [("early-1", 400)]
