@@ -12,9 +12,11 @@ from sqlalchemy.engine import Connection
 
 from dashboard.api.errors import bad_request
 from data.accounts.apikeys import ApiKey
+from data.actors import Actor
 from data.errors import CityBrainError, ValidationError
 from data.geo.crs import gcj02_to_wgs84
 from data.geo.locate import GridLocator
+from data.incidents import lifecycle
 from data.incidents.api_store import grid_fingerprint, parse_datetime
 from data.incidents.intake import IntakeResult, report_incidents
 from data.parse import parse_float, shown
@@ -74,6 +76,12 @@ def actor_of(key: ApiKey) -> str:
     return f"api:{key.name}"[:128]
 
 
+def acting_key(key: ApiKey) -> Actor:
+    """A department's key acting on incidents, as the data layer's Actor: its name, unit and department, and only
+    the actions a department may take (data/ checks them on the incident changed, as for a signed-in user)."""
+    return Actor(actor_of(key), unit_id=key.unit_id, department_id=key.department_id, actions=lifecycle.DEPARTMENT_ACTIONS)
+
+
 def unknown_category(code: Any, valid: list[str], index: int | None = None):
     where = "" if index is None else f"incident {index}: "
     return bad_request(
@@ -96,7 +104,9 @@ def check_position(lon: Any, lat: Any, where: str = "") -> tuple[float | None, f
     try:
         x, y = (parse_float(v, name, minimum=-1e9, maximum=1e9) for v, name in ((lon, "longitude"), (lat, "latitude")))
     except ValidationError:
-        raise bad_request(f"{where}longitude and latitude must be numbers; got {shown(lon)}, {shown(lat)}", code="invalid") from None
+        raise bad_request(
+            f"{where}longitude and latitude must be numbers; got {shown(lon)}, {shown(lat)}", code="invalid"
+        ) from None
     if not (-180 <= x <= 180 and -90 <= y <= 90):
         raise bad_request(f"{where}({x}, {y}) is not a position on the Earth (longitude ±180, latitude ±90)", code="invalid")
     return x, y

@@ -10,7 +10,7 @@ from flask import Response, request
 from dashboard.api import jurisdiction
 from dashboard.api.context import api_context
 from dashboard.api.errors import ApiError, bad_request, forbidden, from_data_error
-from dashboard.api.intake import actor_of, native_rows
+from dashboard.api.intake import acting_key, actor_of, native_rows
 from dashboard.api.keys import require
 from dashboard.api.v1_params import (
     IDEMPOTENCY_HEADER,
@@ -280,7 +280,7 @@ def post_action(incident_id: str):
             raise forbidden(f"incident {number} is not assigned to department {key.department_code}", code="not_assigned")
         try:
             apply_action(
-                conn, number, action, actor=actor_of(key), expected_version=version, note=note, public_note=public_note
+                conn, number, action, actor=acting_key(key), expected_version=version, note=note, public_note=public_note
             )
         except InvalidTransition as exc:
             raise ApiError(
