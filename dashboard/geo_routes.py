@@ -23,7 +23,7 @@ from dashboard import jurisdiction
 from dashboard.cache import cache
 from data import store
 from data.errors import NotFound, ValidationError
-from data.geo import units as geo
+from data.geo import prepared
 from data.parse import parse_optional_id
 from layers import boundaries, heat, markers
 from layers.scope import Scope, resolve_scope
@@ -55,23 +55,31 @@ def _bad_request(exc: ValidationError):
 
 
 class _IndexCache:
-    """The last few FeatureIndexes built, per process: building one means simplifying every polygon."""
+    """The last few FeatureIndexes loaded, per process, one load per key at a time: a screen asking for a
+    level the start-up warm-up is loading waits for that load instead of starting its own."""
 
     def __init__(self, size: int = 6):
         self.size = size
         self.items: OrderedDict[tuple, boundaries.FeatureIndex] = OrderedDict()
         self.lock = threading.Lock()
+        self.loading: dict[tuple, threading.Lock] = {}
 
-    def get(self, key: tuple, build: Callable[[], boundaries.FeatureIndex]) -> boundaries.FeatureIndex:
+    def get(self, key: tuple, load: Callable[[], boundaries.FeatureIndex]) -> boundaries.FeatureIndex:
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
-        index = build()  # outside the lock: another level may build at the same time
-        with self.lock:
-            self.items[key] = index
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
+            flight = self.loading.setdefault(key, threading.Lock())
+        with flight:  # outside the cache's lock: other levels load at the same time
+            with self.lock:
+                if key in self.items:
+                    return self.items[key]
+            index = load()
+            with self.lock:
+                self.items[key] = index
+                self.loading.pop(key, None)
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
         return index
 
 
@@ -79,20 +87,17 @@ _indexes = _IndexCache()
 
 
 def feature_index(engine, version: str, level: int) -> boundaries.FeatureIndex:
-    """The FeatureIndex of `level` at units `version` (built on first use, then shared)."""
-
-    def build():
-        with store.reading(engine) as conn:
-            collection = geo.simplified_geojson(conn, level)
-            return boundaries.build_index(collection, boundaries.unit_facts(conn, level), level)
-
-    return _indexes.get((engine.url.render_as_string(hide_password=True), version, level), build)
+    """The FeatureIndex of `level` at units `version`: loaded from the store's prepared geometry (built there
+    by the first process that needs it), then kept in this process."""
+    key = (engine.url.render_as_string(hide_password=True), version, level)
+    return _indexes.get(key, lambda: boundaries.FeatureIndex.of(prepared.prepared_level(engine, version, level)))
 
 
 def warm(engine) -> threading.Thread:
-    """Build every level's FeatureIndex in a background thread, so the first screen does not wait for it.
+    """Load every level's FeatureIndex in a background thread, so the first screen does not wait for it.
 
-    Simplifying sixty thousand grids takes seconds; a wall that starts with the server should not.
+    Loading prepared geometry takes a fraction of a second even at 62,000 grids; only the first
+    process after a boundary import simplifies (seconds), and every other one waits for its result.
     """
 
     def run():
@@ -101,7 +106,7 @@ def warm(engine) -> threading.Thread:
                 version = boundaries.units_version(conn)
             for level in boundaries.MAP_LEVELS:
                 feature_index(engine, version, level)
-        except SQLAlchemyError as exc:  # the store is not reachable yet: the first request builds it
+        except SQLAlchemyError as exc:  # the store is not reachable yet: the first request loads it
             log.warning("geometry warm-up skipped: %s", exc.__class__.__name__)
 
     thread = threading.Thread(target=run, name="citybrain-geometry-warm-up", daemon=True)

@@ -1,23 +1,25 @@
-"""Administrative boundaries layer: simplified unit GeoJSON -> a bbox-searchable index; level of detail by zoom.
+"""Administrative boundaries layer: prepared unit geometry -> a bbox-searchable index; level of detail by zoom.
 
-Geometry (data.geo.simplified_geojson) is built once per (units version, level) into a
-FeatureIndex of ready-serialised features plus their bounding boxes, so a request for "the
-grids in view" is a numpy mask and a byte join, not a query and a re-serialisation.
+Geometry is simplified and serialised once per (units version, level) and stored
+(data.geo.prepared); a FeatureIndex holds it in memory as ready-serialised features plus
+their bounding boxes, so a request for "the grids in view" is a numpy mask and a byte join,
+not a query and a re-serialisation.
 """
 
 from __future__ import annotations
 
 import gzip
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 from sqlalchemy import func, select
 
-from data import schema, store
+from data import schema
 from data.errors import ValidationError
+from data.geo import prepared
+from data.geo.units import units_version  # noqa: F401  (the screens key geometry URLs on it: re-exported)
 from data.parse import parse_float, shown
 
 # Levels the map can show, coarsest first (the city itself is the map's frame, not a layer).
@@ -28,9 +30,6 @@ LEVEL_MIN_ZOOM = {schema.DISTRICT: 0, schema.STREET: 11, schema.COMMUNITY: 12, s
 
 # Levels fetched only for the area in view: there are too many of them to send the whole city.
 BBOX_LEVELS = frozenset({schema.COMMUNITY, schema.GRID})
-
-# Ancestor ids every feature carries, besides id, code, names and parent_id.
-ANCESTOR_KEYS = ("district_id", "street_id", "community_id")
 
 
 def level_from_name(name: str) -> int:
@@ -140,23 +139,10 @@ class FeatureIndex:
             return self.fragments
         return [self.fragments[i] for i in np.flatnonzero(self._hits(bbox))]
 
-
-def build_index(collection: dict, facts: Mapping[int, Mapping], level: int) -> FeatureIndex:
-    """A FeatureIndex from a FeatureCollection (data.geo.simplified_geojson) and unit_facts() by id.
-
-    Each feature gains its ancestors (district_id, street_id, community_id) so the style
-    function can dim what lies outside the scope without asking the server.
-    """
-    features = collection.get("features", [])
-    ids = np.array([int(f["properties"]["id"]) for f in features], dtype=np.int64)
-    boxes = np.array([facts[int(i)]["bbox"] for i in ids], dtype=float).reshape(-1, 4)
-    fragments = []
-    for feature in features:
-        fact = facts[int(feature["properties"]["id"])]
-        feature["properties"].update({key: fact.get(key) for key in ANCESTOR_KEYS})
-        # Serialised once here; each request then only joins bytes.
-        fragments.append(orjson.dumps(feature))
-    return FeatureIndex(level, ids, boxes, fragments)
+    @classmethod
+    def of(cls, level: prepared.PreparedLevel) -> FeatureIndex:
+        """The index of a level's prepared geometry (data.geo.prepared.prepared_level)."""
+        return cls(level.level, level.ids, level.bboxes, level.fragments)
 
 
 def feature_collection(fragments: Sequence[bytes]) -> bytes:
@@ -176,26 +162,3 @@ def extent(conn, level: int = schema.DISTRICT) -> tuple[float, float, float, flo
         select(func.min(u.c.minx), func.min(u.c.miny), func.max(u.c.maxx), func.max(u.c.maxy)).where(u.c.level == level)
     ).one()
     return None if row[0] is None else tuple(float(v) for v in row)
-
-
-def unit_facts(conn, level: int) -> dict[int, dict]:
-    """Each unit's bounding box and ancestors by id (stored columns, no geometry decoding)."""
-    u = schema.units
-    rows = conn.execute(
-        select(u.c.id, u.c.minx, u.c.miny, u.c.maxx, u.c.maxy, *(u.c[key] for key in ANCESTOR_KEYS)).where(u.c.level == level)
-    )
-    return {
-        int(r.id): {"bbox": (r.minx, r.miny, r.maxx, r.maxy), **{key: getattr(r, key) for key in ANCESTOR_KEYS}} for r in rows
-    }
-
-
-def units_version(conn) -> str:
-    """A short token that changes whenever the units change: geometry URLs and caches key on it.
-
-    Count and highest id come from the primary key index (no scan of the geometry pages);
-    an import that rewrites units in place also bumps the `units_version` meta key.
-    """
-    u = schema.units
-    count, top = conn.execute(select(func.count(), func.coalesce(func.max(u.c.id), 0)).select_from(u)).one()
-    stamp = store.get_meta(conn, "units_version", "")
-    return f"{count}.{top}" + (f".{stamp}" if stamp else "")

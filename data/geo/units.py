@@ -1,7 +1,8 @@
-"""Administrative units in the store: rows from geometries, bulk upsert, ancestors, loading and simplified GeoJSON."""
+"""Administrative units in the store: rows from geometries, bulk upsert, the units version, ancestors, loading and simplified GeoJSON."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -9,11 +10,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from data import schema
+from data import schema, store
 from data.geo import crs
 
 UNIT_COLUMNS = (
@@ -170,7 +171,29 @@ def upsert_units(conn: Connection, rows: list[dict]) -> dict[str, int]:
         )
         conn.execute(statement, values)
     refresh_ancestors(conn)
+    bump_units_version(conn)
     return code_ids(conn, [r["code"] for r in rows])
+
+
+UNITS_VERSION_KEY = "units_version"
+
+
+def units_version(conn: Connection) -> str:
+    """A short token that changes whenever the units change: geometry URLs and caches key on it.
+
+    Count and highest id come from the primary key index (no scan of the geometry pages) and
+    catch rows added or removed by any means; every write through `upsert_units` (boundary import,
+    grid generation, the demo build) also sets a new stamp, so units rewritten in place count too.
+    """
+    u = schema.units
+    count, top = conn.execute(select(func.count(), func.coalesce(func.max(u.c.id), 0)).select_from(u)).one()
+    stamp = store.get_meta(conn, UNITS_VERSION_KEY, "")
+    return f"{count}.{top}" + (f".{stamp}" if stamp else "")
+
+
+def bump_units_version(conn: Connection) -> None:
+    """A new units version, committed with the units written: open screens fetch their geometry again."""
+    store.set_meta(conn, UNITS_VERSION_KEY, uuid.uuid4().hex[:12])
 
 
 def _pg_copy_upsert(conn: Connection, values: list[dict]) -> None:

@@ -6,7 +6,7 @@ is in view" is an indexed range query on any database. Alembic migrations in dat
 mirror these tables (its env.py reads `metadata`).
 
 - base.py: the MetaData and its naming convention, column types, the store's key/value facts
-- geo.py: the administrative levels and units
+- geo.py: the administrative levels and units, the map geometry prepared per units version
 - catalogue.py: departments, categories, time limits, attributes, responsibility list, grid workers, duty lists
 - casework.py: incidents and their audit log (the change feed)
 - delivery.py: notifications, webhook deliveries and attempts, the centre's inbox
@@ -42,7 +42,7 @@ from data.schema.catalogue import (
 )
 from data.schema.delivery import centre_notifications, notifications, webhook_attempts, webhook_deliveries
 from data.schema.early_warning import ALERT_ACTIONS, ALERT_KINDS, ALERT_STATUSES, alert_events, alerts, warning_settings
-from data.schema.geo import CITY, COMMUNITY, DISTRICT, GRID, LEVEL_NAMES, LEVELS, MICRO, STREET, units
+from data.schema.geo import CITY, COMMUNITY, DISTRICT, GRID, LEVEL_NAMES, LEVELS, MICRO, STREET, prepared_geometry, units
 from data.schema.operations import job_runs
 from data.schema.rollups import trend_rollup, trend_rollup_seen, trend_rollup_state
 from data.schema.working_calendar import work_calendar, work_calendar_days
@@ -81,6 +81,7 @@ __all__ = [
     "meta_kv",
     "metadata",
     "notifications",
+    "prepared_geometry",
     "sessions",
     "signin_events",
     "trend_rollup",

@@ -1,4 +1,4 @@
-"""The administrative ladder's levels and the units table (district, street, community, grid) with geometry and bounding box."""
+"""The administrative ladder's levels, the units table with geometry and bounding box, and the map geometry prepared per units version."""
 
 from __future__ import annotations
 
@@ -37,4 +37,19 @@ units = Table(
     Index("ix_units_level_bbox", "level", "minx", "maxx", "miny", "maxy"),
     # Early warning (migration 0006) reads every grid's ancestors and centroid without touching geometry.
     Index("ix_units_grid_cover", "level", "id", "community_id", "street_id", "centroid_lon", "centroid_lat", "area_m2"),
+)
+
+# One map level's units simplified and serialised for the screens (data/geo/prepared.py), built by the
+# first process that needs it and read by every other: a start loads it instead of simplifying again.
+prepared_geometry = Table(
+    "prepared_geometry",
+    metadata,
+    Column("units_version", String(80), primary_key=True),  # data.geo.units.units_version when it was built
+    Column("level", SmallInteger, primary_key=True),
+    Column("detail", String(40), primary_key=True),  # level of detail: simplification tolerance and payload format
+    Column("payload", LargeBinary),  # ids, bounding boxes and GeoJSON features, packed; None while being built
+    Column("features", Integer, nullable=False),
+    Column("builder", String(120), nullable=False),  # host:pid of the process that built it (or is building it)
+    Column("built_at", TS, nullable=False),  # when it was stored (while payload is None: when the build was claimed)
+    Column("build_ms", Integer),
 )

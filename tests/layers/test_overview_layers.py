@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from data import schema
 from data.errors import NotFound, ValidationError
+from data.geo import prepared
 from data.incidents import clock
 from data.incidents.feed import get_incident
 from layers import boundaries, choropleth, heat, markers
@@ -67,7 +68,7 @@ def test_feature_index_selects_by_bounding_box():
         ]
     }
     facts = {1: {"bbox": (0, 0, 1, 1), "district_id": 9}, 2: {"bbox": (5, 5, 6, 6), "district_id": 9}}
-    index = boundaries.build_index(collection, facts, schema.GRID)
+    index = boundaries.FeatureIndex(schema.GRID, *prepared.serialise(collection, facts))
     assert len(index.select((0.5, 0.5, 2, 2))) == 1
     assert b'"district_id":9' in index.select((0.5, 0.5, 2, 2))[0]
     assert len(index.select(None)) == 2
