@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -114,3 +115,24 @@ def test_the_department_board_from_the_working_set_equals_the_sql_board(engine, 
     for scope in scopes:
         with engine.connect() as conn:
             _same_board(working.board(conn, scope, later, TZ), department_board(conn, scope, later, TZ))
+
+
+def test_while_a_start_loads_the_set_the_statements_answer_instead_of_waiting(engine, city):
+    """The first screen after a start must not wait seconds for the warm-up's load of the set."""
+    with engine.connect() as conn:
+        working = kpi_set._working_set(conn)
+        want_kpis, want_board = overview_kpis(conn, None, NOW, TZ), department_board(conn, None, NOW, TZ)
+    answered: dict = {}
+
+    def screen():
+        with engine.connect() as conn:
+            answered["kpis"] = kpi_set.overview_kpis(conn, None, NOW, TZ)
+            answered["board"] = kpi_set.department_board(conn, None, NOW, TZ)
+
+    with working._lock:  # the warm-up's first load, still running
+        reader = threading.Thread(target=screen, daemon=True)
+        reader.start()
+        reader.join(30)
+        assert not reader.is_alive(), "the screen waited for the working set's load"
+    _assert_kpis_match(answered["kpis"], want_kpis)
+    _same_board(answered["board"], want_board)
