@@ -68,6 +68,7 @@ def register(app, deps) -> None:
         Input(ids.OVERVIEW_MAP, "zoom"),
         Input(ids.OVERVIEW_MAP, "bounds"),
         Input(ids.OVERVIEW_STATE, "data"),
+        Input(ids.OVERVIEW_UNITS_VERSION, "data"),  # boundaries re-imported: the geometry URL names the new version
         State(ids.OVERVIEW_UNITS, "url"),
         State(ids.OVERVIEW_MARKERS, "url"),
         State(ids.OVERVIEW_HEAT, "data"),
@@ -75,8 +76,8 @@ def register(app, deps) -> None:
         State(ids.OVERVIEW_CLOCK_CONFIG, "data"),
         prevent_initial_call=True,
     )
-    def view(zoom, bounds, state, units_url, markers_url, heat_spec, current, config):
-        """The map moved or the choices changed: new geometry URL and hideout only when the view really changed."""
+    def view(zoom, bounds, state, _units_version, units_url, markers_url, heat_spec, current, config):
+        """The map moved, the choices or the units changed: new geometry URL and hideout only when the view really changed."""
         lang = (config or {}).get("lang", settings.lang)
         snap = model.snapshot(engine)
         scope = model.scope_of(engine, state.get("scope"))

@@ -40,6 +40,7 @@ OVERVIEW_VIEW = "overview-view"  # {level, bbox}: what the map shows, derived fr
 OVERVIEW_VALUES = "overview-values"  # {key, values}: live choropleth values applied by setStyle
 OVERVIEW_HEAT = "overview-heat"  # {url}: where the heat layer fetches its points
 OVERVIEW_STREAM = "overview-stream"  # {url, head}: where window.citybrain opens its EventSource on /live/events
+OVERVIEW_UNITS_VERSION = "overview-units-version"  # the units version: set anew by citybrain.js when boundaries change
 OVERVIEW_LIVE = "overview-live"  # {status, since, head}: the change feed as the page sees it
 OVERVIEW_REFRESH = "overview-refresh"  # {head}: bumped when the page must re-read values
 OVERVIEW_POLL = "overview-poll"  # polling fallback when server push is silent

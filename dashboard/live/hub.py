@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dashboard.live import wire
 from dashboard.observability.metrics import set_feed_lag
 from data import deadlines, store
+from data.geo.units import units_version
 from data.incidents.feed import events_after
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.05  # SQLite: how often the head is read (one indexed max(), ~0.5 ms)
 PROBE_SECONDS = 2.0  # PostgreSQL: how often the head is read anyway (is the store answering?)
 READ_TIMEOUT = 3.0  # a hub read that takes longer counts as "store not answering"
+UNITS_SECONDS = 2.0  # how often the units version is read with the head: a boundary import reaches the screens
 CHANNEL = "citybrain_feed"
 
 
@@ -59,6 +61,7 @@ class Hub:
     loop: asyncio.AbstractEventLoop
     head: int | None = None
     ok: bool = True
+    units: str | None = None  # the units version: screens fetch their geometry again when it changes
     streams: int = 0
     batch: Batch | None = None
     _tick: asyncio.Event = field(default_factory=asyncio.Event)
@@ -69,6 +72,7 @@ class Hub:
     _refresh_queued: bool = False
     _read_ok_at: float | None = None  # when the last read of the head that answered began (monotonic): feed lag
     sessions: dict[str, bool] = field(default_factory=dict)  # session id -> still valid (checked in one read)
+    _units_read_at: float = -math.inf
 
     # --- reads, off the loop ---------------------------------------------------------------------
 
@@ -76,24 +80,29 @@ class Hub:
         """Run a blocking store read in the hub's threads; TimeoutError or SQLAlchemyError when it fails."""
         return await asyncio.wait_for(self.loop.run_in_executor(self._reads, fn, *args), timeout)
 
-    def _head_now(self) -> int:
+    def _head_now(self, with_units: bool) -> tuple[int, str | None]:
         with store.reading(self.engine) as conn:
-            return store.feed_head(conn)
+            return store.feed_head(conn), units_version(conn) if with_units else None
 
     async def refresh(self) -> None:
-        """Read the head now; wake every stream when it moved or the store's health changed."""
+        """Read the head now (and the units version every UNITS_SECONDS); wake every stream when either
+        moved or the store's health changed."""
         began = time.monotonic()
+        units_due = began - self._units_read_at >= UNITS_SECONDS
         try:
-            head, ok = await self.read(self._head_now), True
+            (head, units), ok = await self.read(self._head_now, units_due), True
         except (TimeoutError, SQLAlchemyError, OSError) as exc:
             if self.ok:
                 log.warning("change feed unreachable: %s", type(exc).__name__)
-            head, ok = self.head, False
+            head, units, ok = self.head, None, False
         if ok and not self.ok:
             log.info("change feed reachable again at head %s", head)
         self._note_lag(began, ok)
-        if head != self.head or ok != self.ok:
-            self.head, self.ok = head, ok
+        if units is not None:
+            self._units_read_at = time.monotonic()
+        units = units or self.units
+        if head != self.head or ok != self.ok or units != self.units:
+            self.head, self.ok, self.units = head, ok, units
             self._wake()
 
     def _wake(self) -> None:

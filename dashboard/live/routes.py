@@ -16,6 +16,7 @@ from dashboard import access, auth, jurisdiction
 from dashboard.live import wire
 from dashboard.live.streams import LiveSpec
 from data import store
+from data.geo.units import units_version
 from data.parse import parse_event_id
 
 bp = Blueprint("live", __name__, url_prefix="/live")
@@ -74,7 +75,9 @@ def events():
 
 @bp.get("/head")
 def head():
-    """The feed head, for the polling fallback when server push is blocked on the way."""
+    """The feed head and the units version, for the polling fallback when server push is blocked on the way."""
     engine = current_app.extensions["citybrain"].engine
     build = current_app.config.get("CITYBRAIN_BUILD", "")
-    return jsonify(head=current_head(engine), build=build, at=datetime.now(UTC).isoformat(timespec="seconds"))
+    with store.reading(engine) as conn:
+        head, units = store.feed_head(conn), units_version(conn)
+    return jsonify(head=head, units=units, build=build, at=datetime.now(UTC).isoformat(timespec="seconds"))

@@ -59,6 +59,7 @@ async def live_stream(spec: LiveSpec, hub: Hub, send: Send) -> None:
             last = head
         deadline = time.monotonic() + spec.stream_seconds
         last_sent = checked = time.monotonic()
+        sent_units = hub.units
         while True:
             if head is not None and head > last:
                 try:
@@ -73,9 +74,11 @@ async def live_stream(spec: LiveSpec, hub: Hub, send: Send) -> None:
             now = time.monotonic()
             if now >= deadline:
                 return
-            if now - last_sent >= wire.HEARTBEAT_SECONDS:
-                await send(wire.heartbeat_message(last, hub.ok, spec.build))
-                last_sent = now
+            # A heartbeat when due, and at once when the units changed (boundaries were imported): the screens
+            # fetch the new geometry within a hub probe, not a heartbeat period later.
+            if now - last_sent >= wire.HEARTBEAT_SECONDS or hub.units != sent_units:
+                await send(wire.heartbeat_message(last, hub.ok, spec.build, hub.units))
+                last_sent, sent_units = now, hub.units
             if now - checked >= SESSION_CHECK_SECONDS:
                 checked = now
                 if await _session_ended(hub, spec):

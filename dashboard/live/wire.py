@@ -70,12 +70,13 @@ def changes_message(events: list, head: int, count: int | None = None) -> bytes:
     )
 
 
-def heartbeat_message(head: int, ok: bool = True, build: str = "") -> bytes:
-    """A 'heartbeat': nothing changed, the stream is alive, the store was (un)reachable, the server's build."""
-    return sse_message(
-        {"type": "heartbeat", "head": head, "ok": ok, "build": build, "at": datetime.now(UTC).isoformat(timespec="seconds")},
-        event_id=head,
-    )
+def heartbeat_message(head: int, ok: bool = True, build: str = "", units: str | None = None) -> bytes:
+    """A 'heartbeat': nothing changed, the stream is alive, the store was (un)reachable, the server's build,
+    and for the screens the units version (a new one: boundaries were imported, fetch the geometry again)."""
+    payload = {"type": "heartbeat", "head": head, "ok": ok, "build": build, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if units is not None:
+        payload["units"] = units
+    return sse_message(payload, event_id=head)
 
 
 def build_id(app) -> str:

@@ -107,7 +107,10 @@ def _plumbing(state: dict, view: dict, snap, lang: str, tz: str, build: str) -> 
         dcc.Store(id=ids.OVERVIEW_UNITS_WATCH),
         dcc.Store(id=ids.OVERVIEW_MARKERS_WATCH),
         dcc.Store(id=ids.OVERVIEW_LIVE, data={"status": "connecting", "head": snap.head}),
-        dcc.Store(id=ids.OVERVIEW_STREAM, data={"url": "/live/events", "head": snap.head, "build": build}),
+        dcc.Store(
+            id=ids.OVERVIEW_STREAM, data={"url": "/live/events", "head": snap.head, "build": build, "units": snap.units_version}
+        ),
+        dcc.Store(id=ids.OVERVIEW_UNITS_VERSION, data=snap.units_version),
         dcc.Store(id=ids.OVERVIEW_REFRESH, data={"head": snap.head}),
         dcc.Store(id=ids.OVERVIEW_CLOCK_CONFIG, data={"tz": tz, "lang": lang, "words": words}),
         dcc.Interval(id=ids.OVERVIEW_POLL, interval=POLL_MS),

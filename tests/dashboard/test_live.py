@@ -174,3 +174,24 @@ def test_the_build_id_follows_the_code_and_reaches_heartbeats_and_the_head_route
         stream.close()
     app.callback_map["extra-output.children"] = {}
     assert wire.build_id(app) != build
+
+
+def test_a_boundary_import_reaches_open_streams_and_the_head_route_at_once(app, served, engine, world, monkeypatch):
+    """The units version travels with the heartbeats: a re-import makes open screens fetch their geometry again."""
+    from data import store
+    from data.geo.units import bump_units_version, units_version
+
+    monkeypatch.setattr(wire, "HEARTBEAT_SECONDS", 60.0)  # only the import may cause the heartbeat below
+    app.server.config["CITYBRAIN_SSE_STREAM_SECONDS"] = 30
+    client = signed_in_client(app)
+    stream = _open(served, client)
+    try:
+        stream.next_frame()
+        with engine.begin() as conn:
+            bump_units_version(conn)  # what every boundary import, grid generation and demo build does
+        with store.reading(engine) as conn:
+            version = units_version(conn)
+        assert stream.next_data("heartbeat", timeout=10)["data"]["units"] == version
+    finally:
+        stream.close()
+    assert client.get("/live/head").get_json()["units"] == version
