@@ -13,13 +13,9 @@ from click.testing import CliRunner
 from data.accounts.admin.departments import set_department_webhook
 from data.errors import ValidationError
 from data.incidents import dispatch, lifecycle, webhooks
+from data.incidents.webhook_delivery import deliver_due
 from data.incidents.webhook_targets import PUBLIC_ONLY, RefusedTarget, WebhookTargets, check_url, poster
 from tests.factories import drive_to, make_incident, make_world
-
-try:
-    from data.incidents.webhook_delivery import deliver_due
-except ImportError:  # the delivery pass before it moved to its own module (the claiming rework)
-    from data.incidents.webhooks import deliver_due
 
 SECRET = "s3cret-for-the-test-receiver"
 HEADERS = {"Content-Type": "application/json"}
