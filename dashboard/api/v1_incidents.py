@@ -47,7 +47,7 @@ from data.incidents.api_store import (
     remember_response,
 )
 from data.incidents.feed import get_incident, history, lock_change_feed
-from data.incidents.transitions import MAX_PUBLIC_NOTE, apply_action
+from data.incidents.transitions import MAX_PUBLIC_NOTE, apply_action, check_version
 
 ACTION_FIELDS = frozenset({"action", "version", "note", "public_note", "photo_url"})
 PHOTO_ACTIONS = frozenset({"resolve", "note"})
@@ -276,9 +276,12 @@ def post_action(incident_id: str):
         except CityBrainError as exc:
             raise from_data_error(exc) from None
         jurisdiction.require_incident(conn, key, number)  # before the assignment: a 403 would say it exists
-        if row["assignee_department_id"] != key.department_id:
-            raise forbidden(f"incident {number} is not assigned to department {key.department_code}", code="not_assigned")
         try:
+            # The version before the assignment: the loser of a race (its case returned or recalled meanwhile) gets
+            # 409 with how the case stands now, not 403 (data.incidents.transitions.check_version).
+            check_version(conn, acting_key(key), row, version)
+            if row["assignee_department_id"] != key.department_id:
+                raise forbidden(f"incident {number} is not assigned to department {key.department_code}", code="not_assigned")
             apply_action(
                 conn, number, action, actor=acting_key(key), expected_version=version, note=note, public_note=public_note
             )

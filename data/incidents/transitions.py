@@ -8,6 +8,7 @@ notifications (data/incidents/notify.py on_transition) are part of it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import null, select
@@ -80,14 +81,11 @@ def apply_action(
 
     lock_change_feed(conn)
     row = get_incident(conn, incident_id)
+    check_version(conn, reach, row, expected_version)
     # Checked on the row this id resolved to, in the transaction that changes it.
     require_incident(conn, reach, row, action)
     if expected_version is not None and row["version"] != expected_version:
-        raise Conflict(
-            f"incident {incident_id} changed meanwhile: it is now {row['state']} (version {row['version']})",
-            current_state=row["state"],
-            current_version=row["version"],
-        )
+        raise _changed(row)
     to_state = lifecycle.next_state(row["state"], action)
     if action == "merge" and merged_into_id is not None:
         _require_reachable_target(conn, reach, merged_into_id)
@@ -131,6 +129,42 @@ def apply_action(
     # the centre's inbox), so no caller has to remember it and no path can skip it.
     notify.on_transition(conn, action, row, after, event_id, actor=actor, note=note or None)
     return after
+
+
+def check_version(conn: Connection, reach: str | Actor, row: dict, expected_version: int | None) -> None:
+    """Conflict (with the current state and version) when `expected_version` is stale and the actor had the case in hand.
+
+    Checked before whose case it is: the loser of a race (a department acknowledging a case another of its desks
+    returned meanwhile, a dispatcher clicking a case recalled a moment ago) hears that it changed and how it stands
+    now, not that it is no longer theirs. An actor who never had it (outside its jurisdiction, or a department it
+    was never assigned to) learns nothing here: the reach check that follows answers "not found".
+    """
+    if expected_version is None or row["version"] == expected_version:
+        return
+    if _had_in_hand(conn, reach, row):
+        raise _changed(row)
+
+
+def _changed(row: dict) -> Conflict:
+    return Conflict(
+        f"incident {row['id']} changed meanwhile: it is now {row['state']} (version {row['version']})",
+        current_state=row["state"],
+        current_version=row["version"],
+    )
+
+
+def _had_in_hand(conn: Connection, reach: str | Actor, row: dict) -> bool:
+    """Whether the incident lies in the actor's jurisdiction and, for a department, is or was assigned to it."""
+    if not isinstance(reach, Actor):
+        return True
+    if not incident_reachable(conn, replace(reach, department_id=None), row):
+        return False
+    if reach.department_id is None or row["assignee_department_id"] == reach.department_id:
+        return True
+    assigned = conn.execute(
+        select(EV.c.data).where(EV.c.incident_id == row["id"], EV.c.action.in_(("dispatch", "reassign")))
+    ).scalars()
+    return any((data or {}).get("department_id") == reach.department_id for data in assigned)
 
 
 def _public_note(text: str | None) -> str | None:
