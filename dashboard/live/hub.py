@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.05  # SQLite: how often the head is read (one indexed max(), ~0.5 ms)
 PROBE_SECONDS = 2.0  # PostgreSQL: how often the head is read anyway (is the store answering?)
 READ_TIMEOUT = 3.0  # a hub read that takes longer counts as "store not answering"
+SESSION_CHECK_SECONDS = 10.0  # how often a sign-in is checked again for its streams (kiosk revoked, user off)
 UNITS_SECONDS = 2.0  # how often the units version is read with the head: a boundary import reaches the screens
 CHANNEL = "citybrain_feed"
 
@@ -71,14 +72,17 @@ class Hub:
     _reading: dict[int, asyncio.Task] = field(default_factory=dict)
     _refresh_queued: bool = False
     _read_ok_at: float | None = None  # when the last read of the head that answered began (monotonic): feed lag
-    sessions: dict[str, bool] = field(default_factory=dict)  # session id -> still valid (checked in one read)
+    # session id -> (still valid, when checked): screens sharing a sign-in share its check
+    _sessions: dict[str, tuple[bool, float]] = field(default_factory=dict)
+    _session_checks: dict[str, asyncio.Task] = field(default_factory=dict)
     _units_read_at: float = -math.inf
 
     # --- reads, off the loop ---------------------------------------------------------------------
 
     async def read(self, fn: Callable, *args, timeout: float = READ_TIMEOUT):
-        """Run a blocking store read in the hub's threads; TimeoutError or SQLAlchemyError when it fails."""
-        return await asyncio.wait_for(self.loop.run_in_executor(self._reads, fn, *args), timeout)
+        """Run a blocking store read in the hub's threads; TimeoutError or SQLAlchemyError when it fails.
+        The thread's connection is broken soon after (deadlines), so a stall cannot pile threads up."""
+        return await asyncio.wait_for(self.loop.run_in_executor(self._reads, _limited, timeout + 1.0, fn, *args), timeout)
 
     def _head_now(self, with_units: bool) -> tuple[int, str | None]:
         with store.reading(self.engine) as conn:
@@ -115,6 +119,32 @@ class Hub:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._tick.wait(), max(timeout, 0.0))
+
+    # --- whether a stream's sign-in still holds, asked once per session ---------------------------
+
+    async def session_valid(self, session_id: str, check: Callable[[str], bool | None]) -> bool | None:
+        """check(session_id) at most once per SESSION_CHECK_SECONDS for all the streams of that session;
+        None when the store cannot be asked (which ends nothing: it is not a sign-out)."""
+        known = self._sessions.get(session_id)
+        if known is not None and time.monotonic() - known[1] < SESSION_CHECK_SECONDS:
+            return known[0]
+        pending = self._session_checks.get(session_id)
+        if pending is None:
+            pending = self._session_checks[session_id] = self.loop.create_task(self._check_session(session_id, check))
+        return await asyncio.shield(pending)
+
+    async def _check_session(self, session_id: str, check) -> bool | None:
+        try:
+            valid = await self.read(check, session_id)
+        except (TimeoutError, SQLAlchemyError, OSError):
+            valid = None
+        finally:
+            self._session_checks.pop(session_id, None)
+        if valid is not None:
+            self._sessions[session_id] = (valid, time.monotonic())
+            if len(self._sessions) > 10_000:  # sessions come and go all day: forget the oldest checks
+                self._sessions.pop(next(iter(self._sessions)))
+        return valid
 
     # --- the events of a change, read once ------------------------------------------------------
 
@@ -180,7 +210,7 @@ class Hub:
     def _listen(self, stop: threading.Event) -> None:
         """PostgreSQL, in a thread of its own: LISTEN on one connection; each NOTIFY from this store's schema
         makes the loop read the head. The connection is never returned to the pool (it holds a LISTEN)."""
-        while not stop.is_set():
+        while not stop.is_set() and not self.loop.is_closed():
             raw = None
             try:
                 with deadlines.time_limit(math.inf):  # held for as long as anybody listens
@@ -190,7 +220,7 @@ class Hub:
                 schema = connection.execute("SELECT current_schema()").fetchone()[0]
                 connection.execute(f"LISTEN {CHANNEL}")
                 self._call_refresh()
-                while not stop.is_set():
+                while not stop.is_set() and not self.loop.is_closed():
                     for note in connection.notifies(timeout=PROBE_SECONDS):
                         if note.payload == schema:
                             self._call_refresh()
@@ -207,11 +237,18 @@ class Hub:
     def _call_refresh(self) -> None:
         if not self._refresh_queued:
             self._refresh_queued = True
-            self.loop.call_soon_threadsafe(self._start_refresh)
+            # The loop may have stopped meanwhile (the server is shutting down): nobody is left to tell.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._start_refresh)
 
     def _start_refresh(self) -> None:
         self._refresh_queued = False
         self.loop.create_task(self.refresh())
+
+
+def _limited(seconds: float, fn: Callable, *args):
+    with deadlines.time_limit(seconds):
+        return fn(*args)
 
 
 def catch_up(engine, after_id: int) -> tuple[int, list, int]:

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.live import wire
-from dashboard.live.hub import Hub
+from dashboard.live.hub import SESSION_CHECK_SECONDS, Hub
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes], Awaitable[None]]
-SESSION_CHECK_SECONDS = 10.0  # how often a stream asks whether its sign-in still holds (kiosk revoked, user off)
 STORE_ERRORS = (TimeoutError, SQLAlchemyError, OSError)
 
 
@@ -59,7 +58,7 @@ async def live_stream(spec: LiveSpec, hub: Hub, send: Send) -> None:
             last = head
         deadline = time.monotonic() + spec.stream_seconds
         last_sent = checked = time.monotonic()
-        sent_units = hub.units
+        sent_ok, sent_units = True, hub.units
         while True:
             if head is not None and head > last:
                 try:
@@ -74,11 +73,11 @@ async def live_stream(spec: LiveSpec, hub: Hub, send: Send) -> None:
             now = time.monotonic()
             if now >= deadline:
                 return
-            # A heartbeat when due, and at once when the units changed (boundaries were imported): the screens
-            # fetch the new geometry within a hub probe, not a heartbeat period later.
-            if now - last_sent >= wire.HEARTBEAT_SECONDS or hub.units != sent_units:
+            # A heartbeat when due, and at once when the store's health or the units changed: the wall turns
+            # stale (or live again), or fetches re-imported boundaries, within a hub probe, not a period later.
+            if now - last_sent >= wire.HEARTBEAT_SECONDS or hub.ok != sent_ok or hub.units != sent_units:
                 await send(wire.heartbeat_message(last, hub.ok, spec.build, hub.units))
-                last_sent, sent_units = now, hub.units
+                last_sent, sent_ok, sent_units = now, hub.ok, hub.units
             if now - checked >= SESSION_CHECK_SECONDS:
                 checked = now
                 if await _session_ended(hub, spec):
@@ -100,11 +99,7 @@ async def _head(hub: Hub) -> int | None:
 
 async def _session_ended(hub: Hub, spec: LiveSpec) -> bool:
     """Whether the stream's sign-in ended; a store that cannot be asked ends nothing (it is not a sign-out)."""
-    try:
-        valid = await hub.read(spec.still_valid, spec.session_id)
-    except STORE_ERRORS:
-        return False
-    return valid is False
+    return await hub.session_valid(spec.session_id, spec.still_valid) is False
 
 
 async def feed_stream(spec: FeedSpec, hub: Hub, send: Send) -> None:
