@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python tests/bench/bench_overview.py [--grids 5000] [--days 90] [--per-day 1500] [--runs 5]
      (the issue's scale: --grids 62000 --per-day 11112, about a million incidents)
+     --server-starts N measures only the first page after a server start (server_start.py)
 The demo store is built once into tests/bench/results/overview-<grids>-<days>x<per-day>.db and
 reused. The app runs in this process on werkzeug (threaded, its real cache, no simulator), so
 every request's server time is measured by a WSGI wrapper, and store changes are made here with
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from naive_overview import create_naive_app  # noqa: E402  (beside this script)
+from server_start import measure_server_starts, print_server_starts  # noqa: E402  (beside this script)
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -633,10 +635,16 @@ def main() -> None:
     parser.add_argument("--polled-changes", type=int, default=5, help="store changes timed with push blocked (0 skips)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive overview's comparison")
     parser.add_argument("--screenshots", type=Path, help="only take the README screenshots into this folder")
+    parser.add_argument(
+        "--server-starts", type=int, metavar="N", help="only time the first page after N + 1 starts of `app.py serve`"
+    )
     args = parser.parse_args()
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request would bury the table
     engine, path, built = demo_store(args.grids, args.days, args.per_day)
+    if args.server_starts:
+        server_starts(engine, path, args)
+        return
     settings = Settings.from_env({}, live=False, build_demo=False, timezone="Asia/Shanghai")
     app = create_app(settings, engine=engine)
     timed = TimedApp(app.server.wsgi_app)
@@ -768,6 +776,27 @@ def main() -> None:
     results["load_after"] = os.getloadavg()[0]
     (RESULTS / "overview.json").write_text(json.dumps(results, indent=2, default=float))
     print_table(results)
+
+
+def server_starts(engine, path: Path, args) -> None:
+    """The first page after a server start (server_start.py): printed, and written to server-starts.json."""
+    driver = chromium()
+    try:
+        results = measure_server_starts(
+            driver,
+            engine,
+            path,
+            lambda d, base: sign_in_browser(d, base, bench_user(engine), TEST_PASSWORD, next_path="/healthz"),
+            wait_for,
+            args.server_starts,
+            ROOT,
+            city_centre(engine),
+        )
+    finally:
+        driver.quit()
+    results.update(grids=args.grids, cores=os.cpu_count())
+    (RESULTS / "server-starts.json").write_text(json.dumps(results, indent=2, default=float))
+    print_server_starts(results, args.grids, os.cpu_count())
 
 
 def print_table(r: dict) -> None:
