@@ -30,6 +30,17 @@ PG_AVAILABLE = _pg_available()
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes():
+    """Passwords hashed with a fast method in tests (scrypt's 0.1 s a hash is the point in production, and a
+    minute of the suite here); tests/data/accounts/test_users.py checks that production uses scrypt."""
+    from data.accounts import users
+
+    users.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+    yield
+    users.PASSWORD_HASH_METHOD = "scrypt"
+
+
 def skip_or_fail(reason: str):
     """Skip on a developer's machine; in CI a missing service is a failure, never a silent skip."""
     if IN_CI:

@@ -49,8 +49,17 @@ _USERNAME = re.compile(r"^[a-z0-9_.@-]{2,64}$")
 _UNSET = object()
 
 U, K, UN, D = schema.users, schema.kiosk_tokens, schema.units, schema.departments
-# Checked against when the user name is unknown, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-password-anyone-has")
+# Werkzeug's scrypt: about 0.1 s a hash, which is the point. The test suite swaps in a cheap method
+# (tests/conftest.py) so that its hundreds of sign-ins do not cost a minute.
+PASSWORD_HASH_METHOD = "scrypt"
+_dummy_hashes: dict[str, str] = {}
+
+
+def _dummy_hash() -> str:
+    """Checked against when the user name is unknown, so a wrong name takes as long as a wrong password."""
+    if PASSWORD_HASH_METHOD not in _dummy_hashes:
+        _dummy_hashes[PASSWORD_HASH_METHOD] = generate_password_hash("not-a-password-anyone-has", method=PASSWORD_HASH_METHOD)
+    return _dummy_hashes[PASSWORD_HASH_METHOD]
 
 
 def _now(now: datetime | None) -> datetime:
@@ -200,7 +209,7 @@ def authenticate(
     if until is not None:
         signins.record(conn, signins.THROTTLED, **attempt)
         raise _throttled(until, at)
-    matches = check_password_hash(row.password_hash if row is not None else _DUMMY_HASH, password)
+    matches = check_password_hash(row.password_hash if row is not None else _dummy_hash(), password)
     if row is None or not matches or not row.active:
         signins.record(conn, signins.FAILED, user_id=None if row is None else row.id, **attempt)
         until = signins.throttled_until(conn, name, address, at, since=since)
@@ -258,7 +267,7 @@ def _hash(password) -> str:
         raise ValidationError(f"a password needs at least {MIN_PASSWORD} characters")
     if len(password) > 1024:
         raise ValidationError("a password can be at most 1024 characters")
-    return generate_password_hash(password)
+    return generate_password_hash(password, method=PASSWORD_HASH_METHOD)
 
 
 def _role(role) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from data import schema
 from data.accounts import signins
 from data.accounts import users as accounts
 from data.errors import AuthenticationFailed, NotFound, SignInThrottled, ValidationError
@@ -120,3 +122,12 @@ def test_kiosk_token_resolves_until_revoked(engine, world):
         assert accounts.active_kiosk(conn, row["id"]) is None
         with pytest.raises(NotFound):
             accounts.revoke_kiosk_token(conn, 999)
+
+
+def test_passwords_are_stored_as_scrypt_hashes_outside_the_test_suite(engine, monkeypatch):
+    monkeypatch.setattr(accounts, "PASSWORD_HASH_METHOD", "scrypt")  # the production setting (the suite uses a cheap one)
+    with engine.begin() as conn:
+        user = accounts.create_user(conn, "hashed", "a long password", "viewer")
+        stored = conn.execute(select(schema.users.c.password_hash).where(schema.users.c.id == user["id"])).scalar_one()
+        assert stored.startswith("scrypt:") and "a long password" not in stored
+        assert accounts.authenticate(conn, "hashed", "a long password")["id"] == user["id"]
