@@ -9,6 +9,7 @@ follow the change feed and count the undo down.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, no_update
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from dashboard.pages.dispatch import chosen_filters, read_centre, read_counts, r
 from data import schema, store
 from data.errors import ValidationError
 from data.incidents import notify, queue
-from data.parse import parse_id, parse_ids, parse_int, parse_optional_id
+from data.parse import parse_float, parse_id, parse_ids, parse_int, parse_optional_id
 from data.times import utc_now
 
 PROMPTED = NEEDS_REASON | TAKES_NOTE
@@ -55,6 +56,20 @@ def _centre_touched(engine, touched: list[int]) -> bool:
     answers = schema.centre_notifications
     with store.reading(engine) as conn:
         return conn.execute(select(answers.c.id).where(answers.c.incident_id.in_(touched)).limit(1)).first() is not None
+
+
+def _seen(click) -> dict | None:
+    """DISPATCH_CLICK parsed: {id, version (None without a case shown), at (aware UTC)}; None when the page sent none."""
+    if not isinstance(click, dict) or click.get("at") is None:
+        return None
+    at = datetime.fromtimestamp(parse_float(click.get("at"), "click time", minimum=0, maximum=4e12) / 1000, UTC)
+    if click.get("id") is None:
+        return {"id": None, "version": None, "at": at}
+    return {
+        "id": parse_id(click.get("id"), "incident id"),
+        "version": parse_int(click.get("version"), "version", minimum=1, maximum=MAX_VERSION),
+        "at": at,
+    }
 
 
 def _clicked() -> bool:
@@ -243,6 +258,7 @@ def register(app, deps) -> None:
         State(ids.DISPATCH_CURRENT, "data"),
         State(ids.DISPATCH_UNDO_STATE, "data"),
         State(ids.DISPATCH_GRID, "selectedRows"),
+        State(ids.DISPATCH_CLICK, "data"),
         State(ids.DISPATCH_CONFIG, "data"),
         prevent_initial_call=True,
     )
@@ -263,9 +279,13 @@ def register(app, deps) -> None:
         current,
         undo_state,
         selected_rows,
+        click,
         config,
     ):
-        """Every button of the desk: one call into data.incidents.dispatch, then a message and a redraw of this page."""
+        """Every button of the desk: one call into data.incidents.dispatch, then a message and a redraw of this page.
+
+        The case acted on is the one shown when the button was clicked, at the version shown then (`click`, noted by
+        dispatch.js at the click itself), never the panel as it may stand by the time the request is sent."""
         if not _clicked():
             return (no_update,) * 7
         config = config or {}
@@ -274,7 +294,11 @@ def register(app, deps) -> None:
         lang, actor = config.get("lang", settings.lang), access.acting()
         trigger = ctx.triggered_id
         kind = trigger.get("type") if isinstance(trigger, dict) else trigger
-        out = Outcome(lang)
+        try:
+            seen = _seen(click)
+        except ValidationError:
+            return Outcome(lang).refused(t("auth.bad_request", lang))
+        out = Outcome(lang, seen["at"] if seen else None)
         refused = desk_rules.refusal(engine, kind, trigger, current, pending, selected_rows, undo_state)
         if refused:  # checked here on the server, whatever buttons the page showed
             return out.refused(t(refused, lang))
@@ -287,6 +311,10 @@ def register(app, deps) -> None:
             return out.undo(engine, undo_state, actor)
         if not current:
             return (no_update,) * 7
+        if not seen or seen["id"] is None:  # no case was shown when the button was clicked
+            return out.refused(t("dispatch.msg.look_again", lang))
+        # The case and version shown at the click: the panel may have moved on before the request left.
+        current = {"id": seen["id"], "version": seen["version"]}
         try:  # everything below came from the page: each id and number parsed strictly, or nothing happens
             return _act_on_current(out, kind, trigger, current, pending, reason, hours, others, actor, lang)
         except ValidationError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from dash import no_update
 from sqlalchemy import select
@@ -12,17 +13,29 @@ from dashboard.components.dispatch_queue import tf
 from dashboard.i18n import name, t
 from data import schema, store
 from data.actors import Actor
-from data.errors import CityBrainError, Conflict, ValidationError
+from data.errors import CityBrainError, Conflict, LateClick, ValidationError
 from data.incidents import dispatch, duplicates
 from data.incidents.transitions import MAX_EXTEND_MINUTES
 from data.parse import parse_float, parse_id
 
 
 class Outcome:
-    """Runs one desk action and words its result: (message, class, pending, acted, undo, reason, selected)."""
+    """Runs one desk action and words its result: (message, class, pending, acted, undo, reason, selected).
 
-    def __init__(self, lang: str):
-        self.lang = lang
+    `clicked_at` is when the dispatcher clicked (in the server's time, dispatch.js): every action first checks,
+    in its own transaction, that the case is still the version they saw and that the click is recent
+    (data.incidents.dispatch.check_click), so a click that waited is refused instead of acting on a case they left."""
+
+    def __init__(self, lang: str, clicked_at: datetime | None = None):
+        self.lang, self.clicked_at = lang, clicked_at
+
+    def _click_time(self) -> datetime:
+        if self.clicked_at is None:  # a page from before clicks carried their time: never acted on blind
+            raise ValidationError("the click carried no time: reload the desk")
+        return self.clicked_at
+
+    def _fits(self, conn, incident_id: int, version: int, actor: Actor) -> None:
+        dispatch.check_click(conn, incident_id, actor=actor, seen_version=version, clicked_at=self._click_time())
 
     def _done(self, message: str, ids: list[int], *, undo=no_update, selected=no_update, reason=no_update):
         # `ids`: the incidents changed, so the queue re-reads only their rows.
@@ -40,6 +53,9 @@ class Outcome:
         )
 
     def _failed(self, incident_id: int, exc: CityBrainError):
+        if isinstance(exc, LateClick):
+            message = tf("dispatch.msg.late", self.lang, id=incident_id, seconds=f"{exc.age_seconds:.0f}")
+            return message, "cb-message cb-message-conflict", None, _acted([incident_id]), no_update, no_update, no_update
         if isinstance(exc, Conflict):
             message = tf(
                 "dispatch.msg.conflict",
@@ -55,6 +71,7 @@ class Outcome:
     def send(self, engine, incident_id: int, version: int, target: dict, actor: Actor):
         try:
             with engine.begin() as conn:
+                self._fits(conn, incident_id, version, actor)
                 row = dispatch.dispatch(conn, incident_id, actor=actor, expected_version=version, **target)
         except CityBrainError as exc:
             return self._failed(incident_id, exc)
@@ -68,6 +85,7 @@ class Outcome:
     def run(self, engine, incident_id: int, action: str, actor: Actor, version: int, **params):
         try:
             with engine.begin() as conn:
+                self._fits(conn, incident_id, version, actor)
                 row = dispatch.act(conn, incident_id, action, actor=actor, expected_version=version, **params)
         except CityBrainError as exc:
             return self._failed(incident_id, exc)
@@ -108,6 +126,7 @@ class Outcome:
         """The citizen's satisfaction (评价) after closing: one audited 'rate' transition."""
         try:
             with engine.begin() as conn:
+                self._fits(conn, incident_id, version, actor)
                 dispatch.act(conn, incident_id, "rate", actor=actor, expected_version=version, satisfaction=score)
         except CityBrainError as exc:
             return self._failed(incident_id, exc)
@@ -116,6 +135,7 @@ class Outcome:
     def merge(self, engine, incident_id: int, other_id: int, actor: Actor, version: int):
         try:
             with engine.begin() as conn:
+                self._fits(conn, incident_id, version, actor)
                 row = duplicates.merge_duplicates(
                     conn, incident_id, other_id, actor=actor, expected_versions={incident_id: version}
                 )
@@ -147,6 +167,8 @@ class Outcome:
         # batch when one is not a plain whole number or lies outside the actor's reach.
         items = [(r.get("id"), r.get("version")) if isinstance(r, dict) else (r, None) for r in selected_rows]
         try:
+            # Each row carries the version the table showed; the click itself must be recent.
+            dispatch.require_recent_click(self._click_time())
             results = dispatch.dispatch_many(engine, items, actor=actor)
         except CityBrainError as exc:
             return self.refused(str(exc))

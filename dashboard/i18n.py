@@ -249,6 +249,14 @@ TEXT.update(
             "他人已先处理：#{id} 现为{state}（版本{version}），面板已更新为最新状态。",
         ),
         "dispatch.msg.refused": ("Not done: {reason}", "未执行：{reason}"),
+        "dispatch.msg.late": (
+            "Not done: your click on #{id} reached the server {seconds} s after you made it. The panel shows the case as it is now.",
+            "未执行：对 #{id} 的点击 {seconds} 秒后才到达服务器，面板已更新为最新状态，请确认后再操作。",
+        ),
+        "dispatch.msg.look_again": (
+            "Not done: no case was shown when you clicked. Pick it again.",
+            "未执行：点击时未显示事件，请重新选择。",
+        ),
         "dispatch.msg.undone": ("Dispatch undone: #{id} is back in the queue.", "已撤回派遣：#{id} 回到待派队列。"),
         "dispatch.msg.merged": ("#{merged} merged into #{kept}.", "#{merged} 已合并至 #{kept}。"),
         "dispatch.msg.need_reason": ("Write a reason first.", "请先填写原因。"),

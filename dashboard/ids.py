@@ -93,6 +93,7 @@ DISPATCH_CENTRE_SEEN = "dispatch-centre-seen"  # {at}: bumped when answers were 
 # Invisible plumbing of the desk.
 DISPATCH_SELECTED = "dispatch-selected"  # {id}: the incident the panel shows
 DISPATCH_CURRENT = "dispatch-current"  # {id, version, state}: as the panel last drew it (expected version of actions)
+DISPATCH_CLICK = "dispatch-click"  # {id, version, at}: the case as shown when a desk button was clicked, and when (dispatch.js)
 DISPATCH_PENDING = "dispatch-pending"  # {action}: the action waiting for its reason
 DISPATCH_ACTED = "dispatch-acted"  # {at}: bumped after an action so this page redraws at once
 DISPATCH_UNDO_STATE = "dispatch-undo-state"  # {incident_id, until}: the dispatch that can still be undone

@@ -29,6 +29,14 @@ class Conflict(CityBrainError):
         super().__init__(message)
 
 
+class LateClick(Conflict):
+    """A desk click that reached the store too long after it was made: not acted on, whatever the case's state."""
+
+    def __init__(self, message: str, age_seconds: float, current_state: str | None = None, current_version: int | None = None):
+        self.age_seconds = age_seconds
+        super().__init__(message, current_state, current_version)
+
+
 class AuthenticationFailed(CityBrainError):
     """Wrong user name or password, or an inactive account (the message never says which)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 
 def fire_callback(app, client, output: str, trigger: tuple, values: dict | None = None):
@@ -14,9 +15,13 @@ def fire_callback(app, client, output: str, trigger: tuple, values: dict | None 
 def callback_body(app, output: str, trigger: tuple, values: dict | None = None) -> dict:
     """The JSON body Dash's renderer posts for the callback writing `output` (see fire_callback).
 
-    Pattern-matching (ALL) inputs get only the triggering component, as if it were the one on the page.
+    Pattern-matching (ALL) inputs get only the triggering component, as if it were the one on the page. The desk's
+    click record (DISPATCH_CLICK) is what dispatch.js notes at a click: the case `dispatch-current` holds, now.
     """
     values = values or {}
+    if "dispatch-click" not in values:
+        shown = values.get("dispatch-current") if isinstance(values.get("dispatch-current"), dict) else {}
+        values = {**values, "dispatch-click": {"id": shown.get("id"), "version": shown.get("version"), "at": time.time() * 1000}}
     keys = list(app.callback_map)
     key = next((k for k in keys if k.startswith(f"..{output}") or k == output), None) or next(k for k in keys if output in k)
     spec = app.callback_map[key]

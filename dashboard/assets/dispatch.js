@@ -53,6 +53,7 @@
     }
 
     cb.dispatchFollow = function (spec, config) {
+        setClock(config);
         if (!spec || !spec.url || typeof EventSource === "undefined") { return NO_UPDATE(); }
         if (follow.source) { follow.source.close(); }
         follow.words = (config && config.words) || {};
@@ -137,6 +138,32 @@
         if (follow.source) { follow.source.close(); }
         follow.source = null;
     };
+
+    // --- every desk click carries the case as shown and the moment of the click -----------------------
+    // Noted at the click itself (capture phase, before the button's own handler asks for the callback),
+    // so a request that waits (behind other requests, or for the panel to redraw) still names the version
+    // the dispatcher saw and when they clicked, in the server's time; the server refuses a click that
+    // arrives more than a few seconds late (data.incidents.dispatch.check_click).
+    var clock = {from: null, offset: 0};
+
+    function setClock(config) {
+        var serverMs = config && config.server_ms;
+        if (serverMs && serverMs !== clock.from) {  // a new desk page: its server time came with it just now
+            clock.from = serverMs;
+            clock.offset = serverMs - Date.now();
+        }
+    }
+
+    document.addEventListener("click", function (event) {
+        var button = event.target && event.target.closest ? event.target.closest("button") : null;
+        if (!button || !button.closest(".cb-dispatch") || !window.dash_clientside.set_props) { return; }
+        var shown = document.querySelector("#dispatch-panel [data-incident]");
+        window.dash_clientside.set_props("dispatch-click", {data: {
+            id: shown ? Number(shown.getAttribute("data-incident")) : null,
+            version: shown ? Number(shown.getAttribute("data-version")) : null,
+            at: Date.now() + clock.offset
+        }});
+    }, true);
 
     // --- undo: the bar counts down from the moment this page saw the dispatch -----------------------
     var undoSeen = {};

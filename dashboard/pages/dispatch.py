@@ -206,6 +206,8 @@ def layout(deps, query: dict, lang: str) -> html.Div:
             "count_capped": t("dispatch.count_capped", lang),
         },
         "queue_limit": queue.QUEUE_LIMIT,
+        # The server's clock at the first paint: dispatch.js stamps each click in the server's time with it.
+        "server_ms": int(now.timestamp() * 1000),
     }
     return html.Div(
         id=ids.DISPATCH_ROOT,
@@ -252,6 +254,7 @@ def layout(deps, query: dict, lang: str) -> html.Div:
             ),
             dcc.Store(id=ids.DISPATCH_SELECTED, data={"id": selected} if selected else None),
             dcc.Store(id=ids.DISPATCH_CURRENT, data=current),
+            dcc.Store(id=ids.DISPATCH_CLICK),
             dcc.Store(id=ids.DISPATCH_PENDING),
             dcc.Store(id=ids.DISPATCH_ACTED),
             dcc.Store(id=ids.DISPATCH_UNDO_STATE),

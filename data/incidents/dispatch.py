@@ -9,7 +9,7 @@ queue.py, the suggested assignee in suggestions.py, likely duplicates in duplica
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -17,23 +17,76 @@ from sqlalchemy.engine import Connection
 
 from data import schema
 from data.actors import Actor, actor_name, require_incident
-from data.errors import CityBrainError, Conflict, InvalidTransition, NotFound, ValidationError
+from data.errors import CityBrainError, Conflict, InvalidTransition, LateClick, NotFound, ValidationError
 from data.incidents import lifecycle, webhooks
 from data.incidents.clock import limit_calendar
 from data.incidents.duplicates import likely_duplicates
 from data.incidents.feed import get_incident, history, lock_change_feed
 from data.incidents.queue import dispatch_target
 from data.incidents.suggestions import suggest
-from data.incidents.transitions import apply_action
+from data.incidents.transitions import apply_action, check_version
 from data.parse import parse_id, parse_int
 from data.times import from_db, to_utc, utc_now
 
-__all__ = ["UNDO_SECONDS", "BatchResult", "act", "dispatch", "dispatch_many", "panel_facts", "undo_dispatch"]
+__all__ = [
+    "CLICK_MAX_AGE",
+    "UNDO_SECONDS",
+    "BatchResult",
+    "act",
+    "check_click",
+    "dispatch",
+    "dispatch_many",
+    "panel_facts",
+    "require_recent_click",
+    "undo_dispatch",
+]
 
 EV = schema.incident_events
 
 # A dispatch can be taken back this long after it was made, by whoever made it, until acknowledged.
 UNDO_SECONDS = 10
+# A desk click that reaches the store later than this after it was made is refused: by then the
+# dispatcher has looked elsewhere, and acting on the case now would act on a case they left.
+CLICK_MAX_AGE = timedelta(seconds=6)
+
+
+def check_click(
+    conn: Connection,
+    incident_id: int,
+    *,
+    actor: str | Actor,
+    seen_version: int,
+    clicked_at: datetime,
+    now: datetime | None = None,
+) -> dict:
+    """The incident's row when a desk click on it still fits: call it first in the action's transaction.
+
+    Conflict (with the current state and version) when the case changed since the dispatcher saw
+    `seen_version`; LateClick when the click reaches the store more than CLICK_MAX_AGE after it was
+    made (`clicked_at`, in the server's time), whatever the case's state. NotFound outside the actor's reach.
+    """
+    lock_change_feed(conn)  # held to the end of the transaction: nothing changes the case after this check
+    row = get_incident(conn, incident_id)
+    check_version(conn, actor, row, seen_version)
+    require_incident(conn, actor, row)
+    if row["version"] != seen_version:
+        raise Conflict(f"incident {incident_id} changed meanwhile", current_state=row["state"], current_version=row["version"])
+    require_recent_click(clicked_at, now, row)
+    return row
+
+
+def require_recent_click(clicked_at: datetime, now: datetime | None = None, row: dict | None = None) -> None:
+    """LateClick when a desk click made at `clicked_at` reaches the store more than CLICK_MAX_AGE later (`row`: the
+    incident it was about, whose current state and version the refusal carries)."""
+    age = ((now or utc_now()) - to_utc(clicked_at, "clicked_at")).total_seconds()
+    if age > CLICK_MAX_AGE.total_seconds():
+        about = f" on incident {row['id']}" if row else ""
+        raise LateClick(
+            f"the click{about} reached the store {age:.0f} s after it was made: not acted on",
+            age,
+            current_state=row["state"] if row else None,
+            current_version=row["version"] if row else None,
+        )
 
 
 # --- dispatching ----------------------------------------------------------------------------------

@@ -202,7 +202,9 @@ class DeliveryLanes:
                 with self._lock:
                     self._counts[outcome] += 1
         except SQLAlchemyError as exc:  # the store went away: the next run starts the lane again
-            log.warning("webhook lane of department %s paused: %s: %s", department_id, type(exc).__name__, str(exc).splitlines()[0])
+            log.warning(
+                "webhook lane of department %s paused: %s: %s", department_id, type(exc).__name__, str(exc).splitlines()[0]
+            )
         except Exception:
             log.exception("webhook lane of department %s failed", department_id)
         finally:

@@ -167,7 +167,7 @@ def test_outcomes_word_conflicts_with_the_current_state_and_batches_per_row(sqli
     with sqlite_engine.begin() as conn:
         first, second, third = (make_incident(conn, world.categories["construction"], at=world.lattice.center(0)) for _ in "123")
         drive_to(conn, second, lifecycle.REJECTED)
-    out = Outcome("en")
+    out = Outcome("en", utc_now())  # clicked a moment ago
     message, css, *_ = out.send(sqlite_engine, first, 1, {"department_id": world.departments["zj"]}, "alice")
     assert css.endswith("ok") and message == f"#{first} dispatched to ZJ."
     message, css, *_ = out.send(sqlite_engine, first, 1, {"department_id": world.departments["ga"]}, "bob")
