@@ -2,8 +2,9 @@
 
 Dash's /_dash-update-component trusts its body: a list instead of an object, an input without a
 property, a callback that does not exist or a body nested 500 deep each raised inside Dash (a 500).
-The renderer never sends such a thing, so a request that does is refused with a 400 here, before
-the sign-in gate reads the body (its JSON parser recurses) and before Dash does.
+The renderer never sends such a thing, so a request that does is refused with a 400 here: a body too
+deep before the sign-in gate parses it (its JSON parser recurses), any other malformed one once the
+gate has let it through, and always before Dash reads it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dash._utils import stringify_id
 from flask import jsonify, request
 
 from data.errors import ValidationError
-from data.parse import check_json_depth
+from data.parse import MAX_JSON_DEPTH, check_json_depth
 
 CALLBACK_PATH = "/_dash-update-component"
 _SCALARS = (str, int, float, bool)
@@ -24,12 +25,14 @@ _SCALARS = (str, int, float, bool)
 
 def install(app: dash.Dash) -> None:
     """Answer ValidationError with a 400 everywhere (routes with their own handlers keep them) and guard the
-    callback endpoint: its body's depth and shape first of all, then, past the gate, that the callback exists."""
+    callback endpoint: its body's depth first of all, then, past the sign-in gate, its shape and callback."""
     server = app.server
     server.register_error_handler(ValidationError, bad_request)
-    # First of every before-request function: the sign-in gate parses the body to find the callback's area.
-    server.before_request_funcs.setdefault(None, []).insert(0, _refuse_malformed_callback)
-    server.before_request(lambda: _refuse_unknown_callback(app))
+    # First of every before-request function: the sign-in gate parses a signed-in user's body (with a parser that
+    # recurses) to find the callback's area. Anonymous requests are then refused by the gate before their shape is
+    # looked at, so a stranger learns nothing from the answer.
+    server.before_request_funcs.setdefault(None, []).insert(0, _refuse_deep_callback)
+    server.before_request(lambda: _refuse_malformed_callback(app))
 
 
 def bad_request(exc: ValidationError):
@@ -39,30 +42,34 @@ def bad_request(exc: ValidationError):
     return response
 
 
-def _refuse_malformed_callback():
-    if request.path != CALLBACK_PATH or request.method != "POST":
+def _is_callback() -> bool:
+    return request.path == CALLBACK_PATH and request.method == "POST"
+
+
+def _refuse_deep_callback():
+    if not _is_callback():
         return None
     try:
-        body = orjson.loads(request.get_data(cache=True))  # orjson: no recursion, refuses past 1,024 levels
-    except orjson.JSONDecodeError:
-        raise ValidationError("the callback request is not JSON") from None
+        body = orjson.loads(request.get_data(cache=True))  # orjson: no recursion; past 1,024 levels it refuses
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc):
+            raise ValidationError(f"the callback request nests deeper than {MAX_JSON_DEPTH} levels") from None
+        return None  # not JSON at all: refused below, once the gate has had its say
     check_json_depth(body)
-    problem = _shape_problem(body)
-    if problem:
-        raise ValidationError(f"the callback request is malformed: {problem}")
     return None
 
 
-def _refuse_unknown_callback(app: dash.Dash):
-    if request.path != CALLBACK_PATH or request.method != "POST":
+def _refuse_malformed_callback(app: dash.Dash):
+    if not _is_callback():
         return None
-    body = request.get_json(silent=True)  # shaped and shallow: checked above
-    if not isinstance(body, dict):
-        return None  # not JSON by its content type: Dash answers that itself (415)
-    spec = app.callback_map.get(body["output"])
-    if spec is None:
-        raise ValidationError("the callback request names no callback of this app")
-    problem = _count_problem(spec, body)
+    try:
+        body = orjson.loads(request.get_data(cache=True))
+    except orjson.JSONDecodeError:
+        raise ValidationError("the callback request is not JSON") from None
+    problem = _shape_problem(body)
+    if problem is None:
+        spec = app.callback_map.get(body["output"])
+        problem = "it names no callback of this app" if spec is None else _count_problem(spec, body)
     if problem:
         raise ValidationError(f"the callback request is malformed: {problem}")
     return None

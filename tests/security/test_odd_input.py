@@ -172,9 +172,10 @@ def test_an_odd_last_event_id_is_a_400_on_both_streams(api, value):
 
 DEEP = "[" * 500 + "]" * 500
 DEEP_OBJECT = '{"a":' * 500 + "1" + "}" * 500
+DEEPER = "[" * 100_000 + "]" * 100_000  # past Python's own JSON parser's recursion (the sign-in gate's)
 
 
-@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT], ids=["list", "object"])
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, DEEPER], ids=["list", "object", "past-recursion"])
 @pytest.mark.parametrize("path", ["/api/v1/incidents", "/api/v1/incidents/1/actions", "/_dash-update-component"])
 def test_json_nested_500_deep_is_refused_before_use(api, path, body):
     before = _stored(api)
@@ -196,6 +197,14 @@ FORGED_CALLBACKS = [
     {"output": "..overview-state.data..", "outputs": [], "inputs": [], "state": []},
     {"output": "a.b", "outputs": {"id": "a", "property": "b"}, "inputs": [], "changedPropIds": ["nothing.sent"]},
 ]
+
+
+def test_a_callback_body_too_deep_is_a_400_even_before_sign_in(api):
+    stranger = api.app.server.test_client()
+    for body in (DEEP, DEEPER):
+        assert stranger.post("/_dash-update-component", data=body, content_type="application/json").status_code == 400
+    # Any other malformed body is first refused by the sign-in gate: a stranger learns nothing from it.
+    assert stranger.post("/_dash-update-component", json={"output": 1}).status_code == 401
 
 
 @pytest.mark.parametrize("body", FORGED_CALLBACKS, ids=[str(i) for i in range(len(FORGED_CALLBACKS))])
