@@ -84,8 +84,8 @@ class JobRunner(threading.Thread):
                 self._run_once()
                 return True
             finally:
-                if not self.job.hold:
-                    self.lock.release()
+                if not self.job.hold:  # its connection too: a web process's pool is not kept short between runs
+                    self.lock.close()
         except (SQLAlchemyError, CityBrainError, OSError) as exc:  # the store or the lock file is not there right now
             log.warning("job %s: turn skipped: %s", self.job.name, _error_text(exc))
         return False
