@@ -205,6 +205,28 @@ def test_a_stale_panel_gets_a_conflict_with_the_current_state(browser, server, c
         assert [e["action"] for e in history(conn, incident_id)] == ["report", "reject"]
 
 
+def test_a_click_that_reaches_the_server_late_is_refused_and_changes_nothing(browser, server, city, department_case):
+    category_id, _ = department_case
+    incident_id = report(city, category_id)
+    browser.get(server + f"/dispatch?incident={incident_id}")
+    wait_for(
+        browser,
+        f"document.querySelector('.cb-panel-head') && document.querySelector('.cb-panel-head').dataset.incident === '{incident_id}'",
+        timeout=20,
+    )
+    # The click is stamped 20 s in the past, as one that waited in the browser that long would be (dispatch.js).
+    browser.execute_script("var now = Date.now; Date.now = function () { return now() - 20000; }; window.__realNow = now;")
+    try:
+        click(browser, "#dispatch-panel .cb-send-primary")
+        wait_for(browser, "document.querySelector('.cb-message-conflict')")
+    finally:
+        browser.execute_script("if (window.__realNow) { Date.now = window.__realNow; }")
+    assert "reached the server 2" in browser.find_element(By.CSS_SELECTOR, ".cb-message").text
+    assert panel_state(browser) == "reported"
+    with store.reading(city.engine) as conn:
+        assert [e["action"] for e in history(conn, incident_id)] == ["report"]
+
+
 def test_arrow_keys_move_through_the_queue_and_the_panel_follows(browser, server, city):
     browser.get(server + "/dispatch")
     wait_for(browser, "document.querySelectorAll('#dispatch-grid .ag-row').length >= 2", timeout=20)
