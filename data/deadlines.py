@@ -103,6 +103,12 @@ WATCHDOG = Watchdog()
 _TOKEN = "citybrain_deadline"
 
 
+def lift(connection) -> None:
+    """Take the deadline off a connection checked out under one (a SQLAlchemy Connection): it is held on purpose
+    from now on, as a job's election is for as long as the job runs."""
+    WATCHDOG.disarm(connection.connection.info.pop(_TOKEN, None))
+
+
 def guard(engine: Engine, default_seconds: float) -> None:
     """Arm every checkout of `engine` (PostgreSQL) with a deadline and ping it under that deadline."""
 

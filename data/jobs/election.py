@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import math
 import os
 import threading
 from pathlib import Path
@@ -85,9 +84,11 @@ class AdvisoryLock(JobLock):
             return self.alive()
         try:
             if self._conn is None:
-                # Held for as long as the job runs: the checkout is not armed, each statement is (above).
-                with deadlines.time_limit(math.inf):
+                # Checked out under a deadline (its ping too), then held for as long as the job runs: from then
+                # on only each statement is bounded (above).
+                with deadlines.time_limit(STATEMENT_SECONDS):
                     self._conn = self.engine.connect()
+                deadlines.lift(self._conn)
             self.held = bool(self._bounded("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"))
         except SQLAlchemyError as exc:
             log.warning("job %s: election failed: %s", self.job, type(exc).__name__)

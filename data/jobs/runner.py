@@ -77,6 +77,7 @@ class JobRunner(threading.Thread):
         """One turn: win the election, run the job unless another process just did; whether it ran."""
         try:
             if not self.lock.acquire():
+                self.lock.close()  # a standby keeps no connection between its tries
                 return False
             try:
                 if not self.job.hold and self._ran_recently():

@@ -71,6 +71,26 @@ def test_a_dead_holder_frees_its_job_and_learns_it_lost_it(pg_engine):
         standby.close()
 
 
+@pytest.mark.postgres
+def test_a_held_election_outlives_the_stores_time_limit(pg_engine, monkeypatch):
+    from data import deadlines
+
+    monkeypatch.setattr(election, "STATEMENT_SECONDS", 0.5)  # its checkout is bounded by this, its holding is not
+    engine = store.make_engine(pg_engine.url.render_as_string(hide_password=False), timeout=0.5)
+    holder, standby = job_lock(engine, "webhooks"), job_lock(engine, "webhooks")
+    try:
+        assert holder.acquire()
+        fired = deadlines.WATCHDOG.fired
+        started = time.monotonic()
+        _wait_for(lambda: time.monotonic() - started > 1.5, what="three times the store's time limit")
+        assert holder.alive() and not standby.acquire()  # still held: the watchdog left its connection alone
+        assert deadlines.WATCHDOG.fired == fired
+    finally:
+        holder.close()
+        standby.close()
+        engine.dispose()
+
+
 def test_a_heartbeat_names_its_run(engine):
     started = begin_run(engine, "rollups", "host-a:1", 30)
     with store.reading(engine) as conn:
