@@ -142,7 +142,7 @@ def unpack(payload: bytes) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
     lengths = np.frombuffer(raw, dtype="<u4", count=n, offset=at)
     at += 4 * n
     ends = (at + np.cumsum(lengths, dtype=np.int64)).tolist()
-    starts = [at, *ends[:-1]]
+    starts = [at, *ends[:-1]] if ends else []  # a level with no units packs no features
     return ids, boxes, [raw[s:e] for s, e in zip(starts, ends, strict=True)]
 
 

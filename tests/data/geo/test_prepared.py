@@ -92,6 +92,12 @@ def test_the_packed_payload_round_trips():
     assert back[0].tolist() == ids.tolist() and back[1].tolist() == boxes.tolist() and back[2] == fragments
 
 
+def test_a_level_without_units_packs_and_unpacks_empty():
+    # A store with districts but no micro-grids yet has empty levels; their warm-up must not fail.
+    back = prepared.unpack(prepared.pack(np.array([], dtype=np.int64), np.zeros((0, 4)), []))
+    assert back[0].tolist() == [] and back[1].shape == (0, 4) and back[2] == []
+
+
 def test_two_app_instances_on_one_store_share_the_prepared_geometry(engine, tmp_path, builds):
     """The second server (its own engine and an empty memory, as after a start) loads what the first built."""
     from app import create_app
