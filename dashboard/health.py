@@ -56,7 +56,7 @@ def _store_state(engine) -> dict:
 
 
 def migration_state(script, current: set[str]) -> str:
-    """"current"; "behind" (this release needs migrations the store lacks); or "ahead": a newer release has migrated
+    """ "current"; "behind" (this release needs migrations the store lacks); or "ahead": a newer release has migrated
     the store, as the first step of a rolling upgrade (docs/deploy.md), and this one keeps serving until replaced."""
     from alembic.util import CommandError
 
@@ -122,8 +122,10 @@ def register_health(server: Flask, engine_of) -> None:
     def store_unavailable(error):
         log.warning("store unavailable for %s %s: %s", request.method, request.path, type(error).__name__)
         message = "The store is not answering; this page tries again by itself."
-        if request.method == "GET" and request.accept_mimetypes.accept_html and not request.path.startswith(
-            ("/_dash", "/geo/", "/live/", "/api/", "/open311/")
+        if (
+            request.method == "GET"
+            and request.accept_mimetypes.accept_html
+            and not request.path.startswith(("/_dash", "/geo/", "/live/", "/api/", "/open311/"))
         ):
             page = (
                 "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=5>"

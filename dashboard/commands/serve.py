@@ -100,4 +100,3 @@ def _warn_without_users(engine) -> None:
     with store.reading(engine) as conn:
         if count_users(conn) == 0:
             log.warning("nobody can sign in yet: create an administrator with `python app.py user create NAME --role admin`")
-

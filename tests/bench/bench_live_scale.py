@@ -162,7 +162,13 @@ class Screen:
 
 def post_incident(port: int, key: str, n: int, lon: float, lat: float) -> float:
     body = json.dumps(
-        {"external_id": f"scale-{n}-{time.time_ns()}", "category_code": "volunteer_request", "description": "bench", "lon": lon, "lat": lat}
+        {
+            "external_id": f"scale-{n}-{time.time_ns()}",
+            "category_code": "volunteer_request",
+            "description": "bench",
+            "lon": lon,
+            "lat": lat,
+        }
     ).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/v1/incidents",
