@@ -85,7 +85,10 @@ def test_a_request_refused_by_the_earliest_guard_still_carries_its_id_and_access
     client = make_app(sqlite_engine).server.test_client()
     with logged("json") as lines:
         answer = client.post(
-            "/_dash-update-component", data="[" * 500, content_type="application/json", headers={"X-Request-ID": "early-1"}
+            "/_dash-update-component",
+            data="[" * 500 + "]" * 500,
+            content_type="application/json",
+            headers={"X-Request-ID": "early-1"},
         )
     assert answer.status_code == 400 and answer.headers["X-Request-ID"] == "early-1"
     access = [json.loads(line) for line in lines.getvalue().splitlines() if "citybrain.access" in line]
