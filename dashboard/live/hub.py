@@ -41,6 +41,9 @@ READ_TIMEOUT = 3.0  # a hub read that takes longer counts as "store not answerin
 SESSION_CHECK_SECONDS = 10.0  # how often a sign-in is checked again for its streams (kiosk revoked, user off)
 UNITS_SECONDS = 2.0  # how often the units version is read with the head: a boundary import reaches the screens
 CHANNEL = "citybrain_feed"
+# Streams woken per turn of the event loop: a change reaching a thousand streams wakes them a slice at a
+# time, so a request's answer waiting on the loop goes out between slices, not after the whole fan-out.
+WAKE_SLICE = 64
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Hub:
     units: str | None = None  # the units version: screens fetch their geometry again when it changes
     streams: int = 0
     batch: Batch | None = None
-    _tick: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiters: set[asyncio.Future] = field(default_factory=set)  # one future per waiting stream
     _task: asyncio.Task | None = None
     _reads: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="citybrain-hub"))
     _batches: dict[int, Batch] = field(default_factory=dict)
@@ -110,15 +113,25 @@ class Hub:
             self._wake()
 
     def _wake(self) -> None:
-        tick, self._tick = self._tick, asyncio.Event()
-        tick.set()
+        waiters, self._waiters = list(self._waiters), set()
+        if waiters:
+            self.loop.create_task(_release(waiters))
 
     async def wait(self, known_head: int | None, timeout: float) -> None:
-        """Until the head differs from `known_head` (or the store's health changes), at most `timeout` s."""
-        if self.head is not None and self.head != known_head:
+        """Until the head differs from `known_head` (or the store's health changes), at most `timeout` s.
+
+        A plain future and a timer per wait (no task, no wait_for): a fan-out to a thousand streams
+        is a thousand cheap callbacks."""
+        if (self.head is not None and self.head != known_head) or timeout <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._tick.wait(), max(timeout, 0.0))
+        waiter = self.loop.create_future()
+        self._waiters.add(waiter)
+        timer = self.loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiters.discard(waiter)
 
     # --- whether a stream's sign-in still holds, asked once per session ---------------------------
 
@@ -244,6 +257,20 @@ class Hub:
     def _start_refresh(self) -> None:
         self._refresh_queued = False
         self.loop.create_task(self.refresh())
+
+
+def _settle(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def _release(waiters: list[asyncio.Future]) -> None:
+    """Wake `waiters` WAKE_SLICE at a time, yielding to the loop between slices."""
+    for start in range(0, len(waiters), WAKE_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        for waiter in waiters[start : start + WAKE_SLICE]:
+            _settle(waiter)
 
 
 def _limited(seconds: float, fn: Callable, *args):

@@ -7,7 +7,9 @@ with background work off and `python app.py worker` beside it. Embedded: `python
 (median of --runs where it repeats) and writes tests/bench/results/live_scale.json:
 - how many concurrent /live/events streams the server holds (each one answered and reading);
 - change -> received at every stream: p50 / p95 / max, from an API post to each stream's message;
-- API post and Dash callback latency with the streams open against idle (median, p95);
+- API post and Dash callback latency with the streams open against idle (median, p95; one request every
+  0.5 s, each post a change every stream receives). The streams are held by tests/bench/stream_holder.py in a
+  process of its own, so reading them does not slow the process that times the requests;
 - server memory per open stream (RSS of the web processes, before and after opening them).
 Traffic goes only to 127.0.0.1 and everything stops by itself.
 """
@@ -15,7 +17,7 @@ Traffic goes only to 127.0.0.1 and everything stops by itself.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
 import os
 import re
@@ -121,45 +123,6 @@ def sign_in(base: str, username: str) -> tuple[str, str]:
     return "; ".join(f"{k}={v}" for k, v in cookies.items()), cookies.get("_csrf_token", "")
 
 
-class Screen:
-    """One open /live/events stream over a raw asyncio connection; notes when each 'changes' message lands."""
-
-    def __init__(self, port: int, cookie: str):
-        self.port, self.cookie = port, cookie
-        self.open = asyncio.Event()
-        self.changes: list[tuple[float, int]] = []  # (monotonic time, head)
-        self.task: asyncio.Task | None = None
-        self.error: str | None = None
-
-    async def run(self) -> None:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            writer.write(
-                f"GET /live/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {self.cookie}\r\n\r\n".encode()
-            )
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            if b" 200 " not in head.split(b"\r\n", 1)[0]:
-                self.error = head.split(b"\r\n", 1)[0].decode()
-                return
-            buffer = b""
-            while True:
-                size = int((await reader.readline()).strip() or b"0", 16)
-                if size == 0:
-                    return
-                buffer += await reader.readexactly(size)
-                await reader.readexactly(2)
-                while b"\n\n" in buffer:
-                    frame, buffer = buffer.split(b"\n\n", 1)
-                    if frame.startswith(b"retry:"):
-                        self.open.set()
-                    elif b'"type":"changes"' in frame:
-                        data = json.loads(frame.split(b"data: ", 1)[1])
-                        self.changes.append((time.monotonic(), data["head"]))
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            self.error = type(exc).__name__
-
-
 def post_incident(port: int, key: str, n: int, lon: float, lat: float) -> float:
     body = json.dumps(
         {
@@ -195,8 +158,16 @@ def fire_kpis(port: int, cookie: str, csrf: str, body: bytes) -> float:
     return time.perf_counter() - started
 
 
+PACE_SECONDS = 0.5  # timed requests go one every half second: a hotline at its busiest, not a flood
+
+
 def latencies(fn, n: int) -> dict:
-    times = sorted(fn(i) for i in range(n))
+    times = []
+    for i in range(n):
+        began = time.monotonic()
+        times.append(fn(i))
+        time.sleep(max(0.0, PACE_SECONDS - (time.monotonic() - began)))
+    times.sort()
     return {"median_ms": 1000 * statistics.median(times), "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))]}
 
 
@@ -205,46 +176,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(int(q * (len(ordered) - 1) + 0.5), len(ordered) - 1)] if ordered else float("nan")
 
 
-async def hold_streams(port: int, cookie: str, count: int, runs: int, post) -> dict:
-    """Open `count` streams, then `runs` times post a change and time its arrival at every stream."""
-    screens = [Screen(port, cookie) for _ in range(count)]
-    for i, screen in enumerate(screens):
-        screen.task = asyncio.ensure_future(screen.run())
-        if i % 100 == 99:
-            await asyncio.sleep(0.05)  # a wall of screens comes up over a few seconds, not in one burst
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and sum(s.open.is_set() for s in screens) < count:
-        await asyncio.sleep(0.2)
-    held = sum(s.open.is_set() and s.error is None for s in screens)
-    await asyncio.sleep(3)  # let them settle (first heartbeats) before measuring
-    loop = asyncio.get_running_loop()
-    delays: list[float] = []
-    missed = 0
-    for run in range(runs):
-        before = [len(s.changes) for s in screens]
-        posted = time.monotonic()
-        await loop.run_in_executor(None, post, run)
-        wait_until = time.monotonic() + 10
-        while time.monotonic() < wait_until and any(
-            len(s.changes) == b for s, b in zip(screens, before, strict=True) if s.open.is_set()
-        ):
-            await asyncio.sleep(0.02)
-        for screen, b in zip(screens, before, strict=True):
-            if not screen.open.is_set():
-                continue
-            if len(screen.changes) > b:
-                delays.append(screen.changes[b][0] - posted)
-            else:
-                missed += 1
-        await asyncio.sleep(1)
-    return {"screens": screens, "held": held, "delays": delays, "missed": missed}
+class Holder:
+    """tests/bench/stream_holder.py in a process of its own, holding the streams; commands over its stdin."""
 
+    def __init__(self, port: int, cookie: str, count: int):
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("stream_holder.py")), str(port), cookie, str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.opened = self._answer()
 
-async def close_all(screens: list[Screen]) -> None:
-    for screen in screens:
-        if screen.task:
-            screen.task.cancel()
-    await asyncio.gather(*(s.task for s in screens if s.task), return_exceptions=True)
+    def ask(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the stream holder stopped")
+        return json.loads(line)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.stdin.write("close\n")
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 # --- the runs -------------------------------------------------------------------------------------
@@ -256,35 +218,39 @@ def measure(port: int, root_pid: int, cookie: str, csrf: str, key: str, streams:
     idle_post = latencies(lambda i: post_incident(port, key, i, lon, lat), 30)
     idle_callback = latencies(lambda i: fire_kpis(port, cookie, csrf, body), 30)
     rss_before = rss_kb(root_pid)
-    result: dict = {}
-
-    async def scenario() -> None:
-        held = await hold_streams(port, cookie, streams, runs, lambda n: post_incident(port, key, 10_000 + n, lon, lat))
-        result.update(held)
-        result["rss_after_kb"] = rss_kb(root_pid)
-        loop = asyncio.get_running_loop()
-        result["loaded_post"] = await loop.run_in_executor(
-            None, latencies, lambda i: post_incident(port, key, 20_000 + i, lon, lat), 30
-        )
-        result["loaded_callback"] = await loop.run_in_executor(None, latencies, lambda i: fire_kpis(port, cookie, csrf, body), 30)
-        await close_all(result["screens"])
-
-    asyncio.run(scenario())
-    delays = result["delays"]
+    holder = Holder(port, cookie, streams)
+    try:
+        delays: list[float] = []
+        missed = 0
+        for run in range(runs):
+            holder.ask("mark")
+            posted = time.monotonic()
+            post_incident(port, key, 10_000 + run, lon, lat)
+            arrived = holder.ask(f"collect {posted}")
+            delays += arrived["delays"]
+            missed += arrived["missed"]
+            time.sleep(1)
+        rss_after = rss_kb(root_pid)
+        loaded_post = latencies(lambda i: post_incident(port, key, 20_000 + i, lon, lat), 30)
+        loaded_callback = latencies(lambda i: fire_kpis(port, cookie, csrf, body), 30)
+    finally:
+        holder.close()
+    held = holder.opened["held"]
     return {
         "streams_asked": streams,
-        "streams_held": result["held"],
+        "streams_held": held,
+        "stream_errors": holder.opened["errors"],
         "change_p50_ms": 1000 * percentile(delays, 0.5),
         "change_p95_ms": 1000 * percentile(delays, 0.95),
         "change_max_ms": 1000 * max(delays) if delays else float("nan"),
-        "changes_missed": result["missed"],
+        "changes_missed": missed,
         "idle_post": idle_post,
-        "loaded_post": result["loaded_post"],
+        "loaded_post": loaded_post,
         "idle_callback": idle_callback,
-        "loaded_callback": result["loaded_callback"],
+        "loaded_callback": loaded_callback,
         "rss_before_mb": rss_before / 1024,
-        "rss_after_mb": result["rss_after_kb"] / 1024,
-        "kb_per_stream": (result["rss_after_kb"] - rss_before) / max(result["held"], 1),
+        "rss_after_mb": rss_after / 1024,
+        "kb_per_stream": (rss_after - rss_before) / max(held, 1),
     }
 
 
@@ -427,7 +393,7 @@ def main() -> None:
         results["embedded"] = embedded(args)
     print(f"\nLive streams ({os.cpu_count()} cores; change latency over {args.runs} changes at every stream)\n")
     print(
-        "| server | streams held | change -> received p50 / p95 / max | API post median idle -> with streams | "
+        "| server | streams held | change -> received p50 / p95 / max | API post median idle -> with streams (one per 0.5 s) | "
         "callback median idle -> with streams | memory per stream |"
     )
     print("|---|---|---|---|---|---|")

@@ -19,6 +19,7 @@ from data.metrics.kpis import KPI_NAMES, overview_kpis
 from data.metrics.overview_charts import breakdown, trend_24h
 from data.metrics.scope import day_window, normalise_args, normalise_scope
 from tests.factories import make_incident, make_world
+from tests.snapshots import seeded
 
 TZ = "Asia/Shanghai"
 # 14:30 in Shanghai: today began at 2025-03-04 16:00 UTC.
@@ -73,7 +74,7 @@ def _action_kwargs(action, rng, world, anchor_id):
 
 @pytest.fixture
 def city(engine):
-    return seed_history(engine)
+    return seeded(engine, "kpis-history", seed_history)
 
 
 def seed_history(engine):

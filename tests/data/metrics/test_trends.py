@@ -17,6 +17,7 @@ from data.incidents.transitions import apply_action
 from data.metrics import trends
 from data.metrics.review_rules import LeagueThresholds
 from tests.factories import make_incident, make_world
+from tests.snapshots import seeded
 
 TZ = "Asia/Shanghai"
 ZONE = ZoneInfo(TZ)
@@ -43,6 +44,10 @@ STEPS_MIN = [5, 20, 50, 200, 600, 1500]
 @pytest.fixture
 def city(engine):
     """A two-district world with a seeded random history over HISTORY_DAYS days ending at NOW."""
+    return seeded(engine, "review-history", seed_review_history)
+
+
+def seed_review_history(engine):
     rng = random.Random(20250320)
     with engine.begin() as conn:
         world = make_world(conn)

@@ -17,12 +17,13 @@ from data.metrics.kpis import overview_kpis
 from data.metrics.scope import SCOPE_COLUMNS
 from tests.data.metrics.test_kpis import NOW, TZ, _assert_kpis_match, _rows, reference_kpis, seed_history
 from tests.factories import make_incident
+from tests.snapshots import seeded
 
 
 @pytest.fixture
 def city(engine):
     """test_metrics' seeded three-day history with its edge cases."""
-    return seed_history(engine)
+    return seeded(engine, "kpis-history", seed_history)
 
 
 def _check(engine, working: kpi_set.WorkingSet, scope, now) -> dict:
