@@ -41,6 +41,33 @@ def _cheap_password_hashes():
     users.PASSWORD_HASH_METHOD = "scrypt"
 
 
+# Files whose tests mostly wait (a 20 s outage, a session check, browsers loading pages) run first: on two
+# cores their waits then overlap the CPU-bound rest instead of leaving a core idle at the end of the run.
+WAITING_FIRST = (
+    "tests/browser/test_wall_faults.py",
+    "tests/browser/test_auth_browser.py",
+    "tests/browser/test_overview_resilience.py",
+    "tests/browser/test_alerts_browser.py",
+    "tests/browser/test_overview_browser.py",
+    "tests/browser/test_dispatch_browser.py",
+    "tests/dashboard/test_live.py",
+    "tests/data/incidents/test_webhook_lease.py",
+    "tests/data/incidents/test_notify_webhooks.py",
+)
+
+
+def _run_order(item) -> tuple[int, int]:
+    path = item.nodeid.split("::", 1)[0]
+    if path in WAITING_FIRST:
+        return 0, WAITING_FIRST.index(path)
+    return (1, 0) if "browser" in path else (2, 0)
+
+
+def pytest_collection_modifyitems(items):
+    """Waiting-heavy files first (WAITING_FIRST), then the other browser tests, then the rest, each in its order."""
+    items.sort(key=_run_order)
+
+
 def skip_or_fail(reason: str):
     """Skip on a developer's machine; in CI a missing service is a failure, never a silent skip."""
     if IN_CI:

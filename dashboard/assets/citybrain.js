@@ -497,9 +497,30 @@
         cb.connections = (cb.connections || 0) + 1;
         source.onmessage = onMessage;
         source.onerror = function () {
-            // CONNECTING: the browser retries by itself. CLOSED: it gave up; poll() opens a new one.
-            if (source.readyState === 2 && cb.stream === source) { cb.stream = null; }
+            // CONNECTING: the browser retries by itself. CLOSED: it gave up (the server refused the
+            // stream: signed out, or the store is down); ask the head now, so a revoked kiosk reaches
+            // the sign-in page (a 401) and a wall turns stale at once; poll() opens a new stream later.
+            if (source.readyState === 2 && cb.stream === source) {
+                cb.stream = null;
+                askHead();
+            }
         };
+    }
+
+    // The feed's head by a plain request (refresh when it moved; "polling", or "stale" when even this
+    // fails). A 401 here is what sends a signed-out screen to the sign-in page (auth.js).
+    function askHead() {
+        fetch("/live/head", {credentials: "same-origin", cache: "no-store"}).then(function (r) {
+            if (!r.ok) { throw new Error("head " + r.status); }
+            return r.json();
+        }).then(function (body) {
+            checkBuild(body.build);
+            checkUnits(body.units);
+            if (body.head !== cb.head) { refresh(body.head, {polled: true}); }
+            setLive({status: "polling", head: body.head});
+        }).catch(function () {
+            setLive({status: "stale"});
+        });
     }
 
     cb.closeStream = function () {
@@ -542,17 +563,7 @@
         // (not from the last reconnect: those happen every STALE_AFTER_MS and would hold polling off).
         var silentFor = now - (cb.heardAt || cb.pageOpenedAt || now);
         if (silentFor < cb.STALE_AFTER_MS) { return NO_UPDATE(); }
-        fetch("/live/head", {credentials: "same-origin", cache: "no-store"}).then(function (r) {
-            if (!r.ok) { throw new Error("head " + r.status); }
-            return r.json();
-        }).then(function (body) {
-            checkBuild(body.build);
-            checkUnits(body.units);
-            if (body.head !== cb.head) { refresh(body.head, {polled: true}); }
-            setLive({status: "polling", head: body.head});
-        }).catch(function () {
-            setLive({status: "stale"});
-        });
+        askHead();
         if (!cb.stream || now - cb.openedAt >= cb.STALE_AFTER_MS) {
             cb.closeStream();
             connect(cb.head || 0);
