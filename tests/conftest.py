@@ -107,12 +107,22 @@ def _pg_schema_engine(name: str):
     return store.make_engine(PG_URL, connect_args={"options": f"-csearch_path={name}"})
 
 
+_HEADS: set[str] = set()
+
+
+def _migration_heads(engine) -> set[str]:
+    """The migrations' heads, read from the scripts once per test process."""
+    if not _HEADS:
+        from alembic.script import ScriptDirectory
+
+        _HEADS.update(ScriptDirectory.from_config(store.alembic_config(engine)).get_heads())
+    return _HEADS
+
+
 def _emptied(engine) -> bool:
     """Empty every table and restart every sequence of a test's schema; False when it cannot be reused
     (a connection still holds a lock, or the test left the schema at another migration)."""
-    from alembic.script import ScriptDirectory
-
-    heads = set(ScriptDirectory.from_config(store.alembic_config(engine)).get_heads())
+    heads = _migration_heads(engine)
     try:
         with engine.begin() as conn:
             conn.execute(text("SET LOCAL lock_timeout = '2s'"))
@@ -157,12 +167,13 @@ def pg_engine(_pg_schemas):
         skip_or_fail(f"no PostgreSQL server at {PG_URL}")
     admin, free, made = _pg_schemas
     if free:
-        name = free.pop()
+        name = free.pop()  # emptied at its migrations' heads (_emptied checked): nothing to migrate
+        engine = _pg_schema_engine(name)
     else:
         name = _new_pg_schema(admin)
         made.append(name)
-    engine = _pg_schema_engine(name)
-    store.migrate(engine)
+        engine = _pg_schema_engine(name)
+        store.migrate(engine)
     yield engine
     engine.dispose()
     cleaner = _pg_schema_engine(name)

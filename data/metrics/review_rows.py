@@ -13,6 +13,7 @@ from data import schema
 from data.incidents.lifecycle import MERGED
 from data.metrics.review_periods import Period
 from data.metrics.scope import SCOPE_COLUMNS, Scope
+from data.schema.rollups import ROLLUP_TIMES
 from data.times import epoch_seconds
 
 __all__ = ["HARD_CASES", "Columns", "columns_from_rows", "hard_case", "read_columns", "read_names", "select_columns"]
@@ -20,16 +21,7 @@ __all__ = ["HARD_CASES", "Columns", "columns_from_rows", "hard_case", "read_colu
 INC = schema.incidents
 HARD_CASES = 10
 
-TIME_COLUMNS = (
-    "reported_at",
-    "dispatched_at",
-    "acknowledged_at",
-    "resolved_at",
-    "closed_at",
-    "rejected_at",
-    "ack_due_at",
-    "handle_due_at",
-)
+TIME_COLUMNS = ROLLUP_TIMES
 ID_COLUMNS = ("id", "category_id", "district_id", "street_id", "community_id", "grid_id", "assignee_department_id")
 
 

@@ -6,6 +6,7 @@ The review is read from the raw incidents (data/metrics/trends.py) or from the r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from data import schema
@@ -92,6 +93,30 @@ def league_card(row: dict, t: LeagueThresholds) -> str | None:
     ):
         return "red"
     return None
+
+
+def league_table(figures: Iterable[tuple[int, dict]], deps: dict, t: LeagueThresholds) -> list[dict]:
+    """The department league from (department id, its figures over the period): departments with work
+    in the period, each with its shares and card, ranked best first (league_rank_key)."""
+    out = []
+    for dep_id, f in figures:
+        volume = f["due_for_ack"] + f["resolved"]
+        if not volume:
+            continue
+        row = {
+            "department_id": dep_id,
+            **{k: deps[dep_id][k] for k in ("code", "name_en", "name_zh")},
+            **f,
+            "volume": volume,
+            "nobody_came_share": ratio(f["nobody_came"], f["due_for_ack"]),
+            "no_effect_share": ratio(f["no_effect"], f["resolved"]),
+        }
+        row["card"] = league_card(row, t)
+        out.append(row)
+    out.sort(key=league_rank_key)
+    for rank, row in enumerate(out, 1):
+        row["rank"] = rank
+    return out
 
 
 def league_rank_key(row: dict) -> tuple:

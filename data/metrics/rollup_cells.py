@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from data import schema
+from data.schema.rollups import ROLLUP_COUNTS
 
 __all__ = [
     "BIN_RATIO",
@@ -34,22 +35,7 @@ __all__ = [
 
 CUBE = schema.trend_rollup
 
-COUNTS = (
-    "received",
-    "closed",
-    "first_time",
-    "rated",
-    "satisfied",
-    "acknowledged",
-    "ack_on_time",
-    "ack_late",
-    "waiting",  # dispatched, not acknowledged: 吹哨不到 once its due time has passed (by the ack_due_at day)
-    "resolved",
-    "resolved_timed",
-    "on_time",
-    "no_effect",
-    "ended",  # closed or rejected, by the day of whichever came first (the backlog's outflow)
-)
+COUNTS = ROLLUP_COUNTS
 BIN_RATIO = 2 ** (1 / 16)  # histogram bins of durations grow by 4.4%
 _LOG_RATIO = math.log(BIN_RATIO)
 

@@ -30,6 +30,7 @@ from data import schema
 from data.incidents.lifecycle import DISPATCHED, MERGED
 from data.metrics.rollup_cells import COUNTS, Cell, Key, cell_from_row, cube_row, duration_bin
 from data.metrics.scope import SATISFIED_MIN, normalise_tz
+from data.schema.rollups import ROLLUP_TIMES
 from data.times import epoch_seconds, utc_now
 
 __all__ = [
@@ -52,16 +53,7 @@ _C = {name: i for i, name in enumerate(COUNTS)}
 CHUNK = 500  # ids per IN (...) list
 SMALL = 2000  # rows below which contributions are summed in plain Python
 
-TIME_FIELDS = (
-    "reported_at",
-    "dispatched_at",
-    "acknowledged_at",
-    "resolved_at",
-    "closed_at",
-    "rejected_at",
-    "ack_due_at",
-    "handle_due_at",
-)
+TIME_FIELDS = ROLLUP_TIMES
 ID_FIELDS = ("category_id", "district_id", "street_id", "community_id", "assignee_department_id")
 NUMBER_FIELDS = ("ack_late", "satisfaction", "reopen_count")
 

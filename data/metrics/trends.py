@@ -31,8 +31,7 @@ from data.metrics.review_rules import (
     CHILD_LEVEL,
     LeagueThresholds,
     category_table,
-    league_card,
-    league_rank_key,
+    league_table,
     ratio,
     rising_categories,
 )
@@ -277,25 +276,7 @@ def _units(conn: Connection, cols: Columns, scope: Scope | None, period: Period,
 def _league(cols: Columns, period: Period, now: float, deps: dict, t: LeagueThresholds) -> list[dict]:
     """The department league table: each department's figures over the period, ranked, with red list and yellow cards."""
     ids, grouping = _by_key(cols["assignee_department_id"], period.start, period.end)
-    out = []
-    for dep_id, f in zip(ids, _figures(cols, grouping, now), strict=True):
-        volume = f["due_for_ack"] + f["resolved"]
-        if not volume:
-            continue
-        row = {
-            "department_id": dep_id,
-            **{k: deps[dep_id][k] for k in ("code", "name_en", "name_zh")},
-            **f,
-            "volume": volume,
-            "nobody_came_share": ratio(f["nobody_came"], f["due_for_ack"]),
-            "no_effect_share": ratio(f["no_effect"], f["resolved"]),
-        }
-        row["card"] = league_card(row, t)
-        out.append(row)
-    out.sort(key=league_rank_key)
-    for rank, row in enumerate(out, 1):
-        row["rank"] = rank
-    return out
+    return league_table(zip(ids, _figures(cols, grouping, now), strict=True), deps, t)
 
 
 def _heat(cols: Columns, period: Period) -> list[list[int]]:

@@ -28,8 +28,7 @@ from data.metrics.review_rules import (
     CHILD_LEVEL,
     LeagueThresholds,
     category_table,
-    league_card,
-    league_rank_key,
+    league_table,
     ratio,
     rising_categories,
 )
@@ -279,27 +278,11 @@ def _units(children: dict[int, dict], cells: dict[Key, Cell], base: dict) -> lis
 def _league(cells: dict[Key, Cell], base: dict, deps: dict, t: LeagueThresholds) -> list[dict]:
     grouped = _grouped(cells, 2)
     base_by_dep = {dep: n for (_, dep), n in base.items()}
-    out = []
-    for dep_id in sorted(grouped):
-        mine = grouped[dep_id]
-        f = _figures(mine, base_by_dep.get(dep_id, 0) + sum(_net(c) for c in mine))
-        volume = f["due_for_ack"] + f["resolved"]
-        if not volume:
-            continue
-        row = {
-            "department_id": dep_id,
-            **{k: deps[dep_id][k] for k in ("code", "name_en", "name_zh")},
-            **f,
-            "volume": volume,
-            "nobody_came_share": ratio(f["nobody_came"], f["due_for_ack"]),
-            "no_effect_share": ratio(f["no_effect"], f["resolved"]),
-        }
-        row["card"] = league_card(row, t)
-        out.append(row)
-    out.sort(key=league_rank_key)
-    for rank, row in enumerate(out, 1):
-        row["rank"] = rank
-    return out
+    figures = (
+        (dep_id, _figures(grouped[dep_id], base_by_dep.get(dep_id, 0) + sum(_net(c) for c in grouped[dep_id])))
+        for dep_id in sorted(grouped)
+    )
+    return league_table(figures, deps, t)
 
 
 def _sum_categories(cells: list[Cell]) -> dict[int, int]:

@@ -6,6 +6,35 @@ from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, Large
 
 from data.schema.base import TS, BigId, metadata
 
+# What each roll-up cell counts (data/metrics/rollup_cells.py adds them up).
+ROLLUP_COUNTS = (
+    "received",
+    "closed",
+    "first_time",
+    "rated",
+    "satisfied",
+    "acknowledged",
+    "ack_on_time",
+    "ack_late",
+    "waiting",  # dispatched, not acknowledged: 吹哨不到 once its due time has passed (by the ack_due_at day)
+    "resolved",
+    "resolved_timed",
+    "on_time",
+    "no_effect",
+    "ended",  # closed or rejected, by the day of whichever came first (the backlog's outflow)
+)
+# An incident's times the review reads (seconds since 1970 in the roll-up's memory of it).
+ROLLUP_TIMES = (
+    "reported_at",
+    "dispatched_at",
+    "acknowledged_at",
+    "resolved_at",
+    "closed_at",
+    "rejected_at",
+    "ack_due_at",
+    "handle_due_at",
+)
+
 # Daily sums per (local day, unit, department): unit 0 is the whole city, department 0 all of them.
 # Histograms and categories are little-endian int32 (key, count) pairs; hours 24 int32 counts.
 trend_rollup = Table(
@@ -14,25 +43,7 @@ trend_rollup = Table(
     Column("day", Integer, primary_key=True, autoincrement=False),  # days since 1970-01-01, local date
     Column("unit_id", Integer, primary_key=True, autoincrement=False),
     Column("department_id", Integer, primary_key=True, autoincrement=False),
-    *(
-        Column(name, Integer, nullable=False, server_default=text("0"))
-        for name in (
-            "received",
-            "closed",
-            "first_time",
-            "rated",
-            "satisfied",
-            "acknowledged",
-            "ack_on_time",
-            "ack_late",
-            "waiting",
-            "resolved",
-            "resolved_timed",
-            "on_time",
-            "no_effect",
-            "ended",
-        )
-    ),
+    *(Column(name, Integer, nullable=False, server_default=text("0")) for name in ROLLUP_COUNTS),
     Column("ack_hist", LargeBinary, nullable=True),
     Column("handle_hist", LargeBinary, nullable=True),
     Column("hours", LargeBinary, nullable=True),
@@ -51,19 +62,7 @@ trend_rollup_seen = Table(
         Column(name, Integer, nullable=True)
         for name in ("category_id", "district_id", "street_id", "community_id", "assignee_department_id")
     ),
-    *(
-        Column(name, Float, nullable=True)
-        for name in (
-            "reported_at",
-            "dispatched_at",
-            "acknowledged_at",
-            "resolved_at",
-            "closed_at",
-            "rejected_at",
-            "ack_due_at",
-            "handle_due_at",
-        )
-    ),
+    *(Column(name, Float, nullable=True) for name in ROLLUP_TIMES),
     Column("ack_late", Boolean, nullable=True),
     Column("satisfaction", SmallInteger, nullable=True),
     Column("reopen_count", SmallInteger, nullable=True),
