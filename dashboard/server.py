@@ -99,8 +99,10 @@ def _register_overview_routes(server: Flask, engine: Engine, warm: bool, tz: str
     server.register_blueprint(live_routes.bp)
     server.register_blueprint(alerts_routes.bp)
     if warm:
-        geo_routes.warm(engine)
-        kpi_set.warm(engine, tz)
+        from dashboard.first_page import FirstPageGate
+
+        geo_routes.warm(engine)  # the first page needs the geometry: at once (about 0.1 s to read)
+        kpi_set.warm(engine, tz, when=FirstPageGate().install(server).wait)
 
 
 def _build_id(app: dash.Dash) -> str:

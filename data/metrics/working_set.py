@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,6 +105,7 @@ class WorkingSet:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.pending = False  # a warm-up will load the set (it may be waiting for the first page to be answered)
         self._rows: _Rows | None = None
         self._head = 0
         self._head_marker: tuple | None = None  # (incident id, time) of event `_head`: a rebuilt store differs
@@ -128,8 +130,8 @@ class WorkingSet:
         return board_from_figures(conn, figures, thresholds)
 
     def loading(self) -> bool:
-        """Whether the first load is running in another thread (a start's warm-up)."""
-        return self._rows is None and self._lock.locked()
+        """Whether the first load is running or about to run in another thread (a start's warm-up)."""
+        return self._rows is None and (self.pending or self._lock.locked())
 
     def _scoped(self, conn: Connection, scope, now: datetime) -> tuple[_Rows, np.ndarray]:
         # The board's week reaches further back than the KPIs' yesterday-and-today in any time zone; a day spare.
@@ -346,10 +348,14 @@ _sets_lock = threading.Lock()
 
 
 def _working_set(conn: Connection) -> WorkingSet:
+    return _working_set_of(conn.engine)
+
+
+def _working_set_of(engine: Engine) -> WorkingSet:
     with _sets_lock:
-        working = _sets.get(conn.engine)
+        working = _sets.get(engine)
         if working is None:
-            working = _sets[conn.engine] = WorkingSet()
+            working = _sets[engine] = WorkingSet()
     return working
 
 
@@ -373,16 +379,24 @@ def department_board(conn: Connection, scope: Any, now: datetime, tz: Any) -> li
     return working.board(conn, scope, now, tz)
 
 
-def warm(engine: Engine, tz: str) -> threading.Thread:
+def warm(engine: Engine, tz: str, when: Callable[[], None] | None = None) -> threading.Thread:
     """Load the working set in a background thread, so the first screen after a start does not wait for it
-    (about a second at a million incidents)."""
+    (seconds at a million incidents). `when()` blocks until the load may begin (the server answered its
+    first page: the load would compete with it for the interpreter); until the set is loaded the
+    statements answer."""
+    working = _working_set_of(engine)
+    working.pending = True
 
     def run():
         try:
+            if when is not None:
+                when()
             with store.reading(engine) as conn:
-                overview_kpis(conn, None, utc_now(), tz)
+                working.kpis(conn, None, utc_now(), tz)
         except SQLAlchemyError as exc:  # the store is not reachable yet: the first request loads it
             log.warning("KPI working set warm-up skipped: %s", exc.__class__.__name__)
+        finally:
+            working.pending = False
 
     thread = threading.Thread(target=run, name="citybrain-kpi-warm-up", daemon=True)
     thread.start()
