@@ -67,11 +67,14 @@ def rows(engine, tab: str, lang: str, tz: str, since: str | None, until: str | N
     with store.reading(engine) as conn:
         if tab == "audit":
             found = admin_log_rows(conn, first, last, tz, entity=chosen or None, limit=SHOWN_ROWS)
-            return [{**e, "entity": t(f"admin.entity.{e['entity']}", lang), "note": e["note"] or ""} for e in found]
+            return [
+                {**e, "at": _shown(e["at"]), "entity": t(f"admin.entity.{e['entity']}", lang), "note": e["note"] or ""}
+                for e in found
+            ]
         found = signin_rows(conn, first, last, tz, outcome=chosen or None, limit=SHOWN_ROWS)
         return [
             {
-                "at": e["at"],
+                "at": _shown(e["at"]),
                 "outcome": t(f"signin.outcome.{e['outcome']}", lang),
                 "username": e["username"],
                 "account": e["account"] or "",
@@ -80,6 +83,11 @@ def rows(engine, tab: str, lang: str, tz: str, since: str | None, until: str | N
             }
             for e in found
         ]
+
+
+def _shown(at: str) -> str:
+    """'2026-12-08T10:11:36+08:00' (city time, as the CSV keeps it) as the tables show times: '2026-12-08 10:11:36'."""
+    return at[:19].replace("T", " ")
 
 
 def csv_href(tab: str, since: str | None, until: str | None, chosen: str | None) -> str:

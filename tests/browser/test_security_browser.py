@@ -61,11 +61,21 @@ def test_every_screen_runs_under_the_policy_and_the_nav_button_signs_out(chromiu
         errors = _console_csp_errors(chromium)
         assert not errors, f"{path}: {errors}"
 
-    # The nav's sign-out is a button (a POST with the CSRF token), not a link.
-    chromium.get(f"{server}/dispatch?lang=en")
-    wait_for(chromium, "document.querySelector('#nav-signout')", timeout=30)
-    assert chromium.find_element(By.ID, "nav-signout").tag_name == "button"
-    click(chromium, "#nav-signout")
+    # The nav's sign-out is a button (a POST with the CSRF token), not a link; on a phone's width the nav
+    # wraps and the button stays on the screen (it once sat 400 px to the right of a 390 px screen).
+    chromium.set_window_size(390, 844)
+    try:
+        chromium.get(f"{server}/dispatch?lang=en")
+        wait_for(chromium, "document.querySelector('#nav-signout')", timeout=30)
+        assert chromium.find_element(By.ID, "nav-signout").tag_name == "button"
+        left, right, width = chromium.execute_script(
+            "const r = document.querySelector('#nav-signout').getBoundingClientRect();"
+            "return [r.left, r.right, document.documentElement.clientWidth]"
+        )
+        assert 0 <= left and right <= width, f"sign-out at {left}-{right} px on a {width} px wide screen"
+        click(chromium, "#nav-signout")
+    finally:
+        chromium.set_window_size(1600, 1000)
     wait_for(chromium, "document.querySelector('#login-form')", timeout=10)
     assert "signed out" in chromium.find_element(By.ID, "login-message").text
     # The screen is gone for good: asking for it again goes to the sign-in page.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -112,6 +113,8 @@ def test_administrators_read_the_log_on_the_admin_page_by_range(app, engine):
     today = _today().isoformat()
     rows = admin_audit.rows(engine, "signins", "en", TZ, today, today, "failed")
     assert [(r["username"], r["address"], r["outcome"]) for r in rows] == [("somebody", "10.2.0.2", "wrong name or password")]
+    # City time as every table shows times (the CSV keeps the ISO form with its offset).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", rows[0]["at"]) and rows[0]["at"][:10] == today
     assert admin_audit.rows(engine, "signins", "zh", TZ, "2001-01-01", "2001-01-31", "") == []
     assert admin_audit.rows(engine, "signins", "zh", TZ, today, today, "failed")[0]["outcome"] == "用户名或密码错误"
     # The page shows the tab to an administrator, its table filled, its download link for the range.
