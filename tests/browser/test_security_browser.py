@@ -72,7 +72,7 @@ def test_every_screen_runs_under_the_policy_and_the_nav_button_signs_out(chromiu
             "const r = document.querySelector('#nav-signout').getBoundingClientRect();"
             "return [r.left, r.right, document.documentElement.clientWidth]"
         )
-        assert 0 <= left and right <= width, f"sign-out at {left}-{right} px on a {width} px wide screen"
+        assert left >= 0 and right <= width, f"sign-out at {left}-{right} px on a {width} px wide screen"
         click(chromium, "#nav-signout")
     finally:
         chromium.set_window_size(1600, 1000)
