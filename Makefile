@@ -21,7 +21,7 @@ run: install
 
 ## Install and run the whole test suite.
 test: install-test
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 lint: install-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

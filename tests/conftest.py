@@ -43,6 +43,8 @@ def _cheap_password_hashes():
 
 # Files whose tests mostly wait (a 20 s outage, a session check, browsers loading pages) run first: on two
 # cores their waits then overlap the CPU-bound rest instead of leaving a core idle at the end of the run.
+# (xdist hands out files in this order only with --no-loadscope-reorder, as `make test` runs it; by default
+# it sends the files with the most tests first.)
 WAITING_FIRST = (
     "tests/browser/test_wall_faults.py",
     "tests/browser/test_auth_browser.py",
