@@ -68,7 +68,13 @@ def rows(engine, tab: str, lang: str, tz: str, since: str | None, until: str | N
         if tab == "audit":
             found = admin_log_rows(conn, first, last, tz, entity=chosen or None, limit=SHOWN_ROWS)
             return [
-                {**e, "at": _shown(e["at"]), "entity": t(f"admin.entity.{e['entity']}", lang), "note": e["note"] or ""}
+                {
+                    **e,
+                    "at": _shown(e["at"]),
+                    "entity": t(f"admin.entity.{e['entity']}", lang),
+                    "action": _action(e["action"], lang),
+                    "note": e["note"] or "",
+                }
                 for e in found
             ]
         found = signin_rows(conn, first, last, tz, outcome=chosen or None, limit=SHOWN_ROWS)
@@ -83,6 +89,13 @@ def rows(engine, tab: str, lang: str, tz: str, since: str | None, until: str | N
             }
             for e in found
         ]
+
+
+def _action(code: str, lang: str) -> str:
+    """An admin log action in the page's language; a code without a text shows as itself."""
+    key = f"admin.action.{code}"
+    text = t(key, lang)
+    return code if text == key else text
 
 
 def _shown(at: str) -> str:
