@@ -20,8 +20,10 @@ run: install
 	$(BIN)/python app.py
 
 ## Install and run the whole test suite.
+# Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: the suite starts some thirty app processes
+# (servers, workers) and three test workers, each of which would compile every module again.
 test: install-test
-	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 lint: install-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
