@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dashboard.trends_text import TRENDS_TEXT
+
 LANGS = ("en", "zh")
 DEFAULT_LANG = "en"
 
@@ -205,6 +207,18 @@ TEXT.update(
             "Not offered to {worker}: the category is not on this grid worker's duty list (清单外事项下派过滤).",
             "不下派{worker}：该事项不在其职责清单内（清单外事项下派过滤）。",
         ),
+        "dispatch.first.urgent": (
+            "Urgent: the responsible department first; the grid worker is offered below.",
+            "紧急事项：先派职责部门，网格员见下方备选。",
+        ),
+        "dispatch.first.high_priority_safety": (
+            "High-priority safety matter: the responsible department first; the grid worker is offered below.",
+            "高优先级平安法治事项：先派职责部门，网格员见下方备选。",
+        ),
+        "dispatch.first.routine_on_duty_list": (
+            "Routine matter on the grid worker's duty list: the grid worker first.",
+            "常规事项且在网格员职责清单内：先派网格员。",
+        ),
         "dispatch.worker.no_worker": ("This grid has no active grid worker.", "本网格暂无在岗网格员。"),
         "dispatch.worker.no_grid": ("Not inside any grid: no grid worker to suggest.", "未落入任何网格，无网格员可建议。"),
         "dispatch.returned_by": (
@@ -307,84 +321,8 @@ TEXT.update(
 )
 
 
-# The leaders' review (/trends, 趋势研判): figures defined in docs/metrics.md.
-TEXT.update(
-    {
-        "trends.title": ("Leaders' review", "趋势研判"),
-        "nav.trends": ("Trends", "趋势研判"),
-        "trends.period": ("Period", "时段"),
-        "trends.period.7": ("7 days", "近7天"),
-        "trends.period.30": ("30 days", "近30天"),
-        "trends.period.90": ("90 days", "近90天"),
-        "trends.period.365": ("A year", "近一年"),
-        "trends.period.custom": ("Custom", "自定义"),
-        "trends.scope": ("Scope", "范围"),
-        "trends.granularity": ("By", "粒度"),
-        "trends.gran.day": ("Day", "日"),
-        "trends.gran.week": ("Week", "周"),
-        "trends.gran.month": ("Month", "月"),
-        "trends.rate": ("Compare by", "对比指标"),
-        "trends.brief": ("Meeting brief", "会商简报"),
-        "trends.vs_previous": ("previous period", "上一时段"),
-        "trends.chart.volume": ("Received, closed and open backlog", "受理、结案与积压"),
-        "trends.chart.rates": ("The three rates and on-time rate", "三率与按期处置率"),
-        "trends.chart.times": ("Acknowledge and handling times", "签收与处置时长"),
-        "trends.chart.sectors": ("Received by sector", "四板块受理量"),
-        "trends.chart.rising": ("Categories rising fastest", "上升最快的类别"),
-        "trends.chart.units": ("Areas compared", "区域对比"),
-        "trends.chart.heat": ("When incidents arrive", "事件时段分布"),
-        "trends.table.league": ("Department league table", "部门考核排名"),
-        "trends.table.units": ("Areas", "区域"),
-        "trends.table.categories": ("Categories", "类别"),
-        "trends.table.series": ("By period", "分时段"),
-        "trends.table.longest_open": ("Longest open", "积压最久"),
-        "trends.table.most_reopened": ("Most reopened", "反复退回"),
-        "trends.table.escalated": ("Escalated", "督办案件"),
-        "trends.hard_cases": ("Hard cases", "疑难案件"),
-        "trends.col.start": ("From", "起始"),
-        "trends.col.received": ("Received", "受理"),
-        "trends.col.closed": ("Closed", "结案"),
-        "trends.col.backlog": ("Open backlog", "积压"),
-        "trends.col.response_rate": ("Response rate", "响应率"),
-        "trends.col.resolution_rate": ("Resolution rate", "解决率"),
-        "trends.col.satisfaction_rate": ("Satisfaction rate", "满意率"),
-        "trends.col.on_time_rate": ("On-time rate", "按期处置率"),
-        "trends.col.median_ack_s": ("Median ack (min)", "签收中位(分)"),
-        "trends.col.p90_ack_s": ("p90 ack (min)", "签收P90(分)"),
-        "trends.col.median_handle_s": ("Median handling (min)", "处置中位(分)"),
-        "trends.col.p90_handle_s": ("p90 handling (min)", "处置P90(分)"),
-        "trends.col.code": ("Code", "编码"),
-        "trends.col.name": ("Name", "名称"),
-        "trends.col.sector": ("Sector", "板块"),
-        "trends.col.previous": ("Previous period", "上一时段"),
-        "trends.col.change": ("Change", "变化"),
-        "trends.col.rank": ("Rank", "排名"),
-        "trends.col.volume": ("Volume", "案件量"),
-        "trends.col.nobody_came": ("Nobody came", "吹哨不到"),
-        "trends.col.nobody_came_share": ("Nobody came %", "吹哨不到率"),
-        "trends.col.no_effect": ("Came, no effect", "人到无效"),
-        "trends.col.no_effect_share": ("No effect %", "人到无效率"),
-        "trends.col.card": ("List", "榜单"),
-        "trends.col.weekday": ("Weekday", "星期"),
-        "trends.col.id": ("No.", "编号"),
-        "trends.col.category": ("Category", "类别"),
-        "trends.col.state": ("State", "状态"),
-        "trends.col.reported_at": ("Reported", "上报时间"),
-        "trends.col.open_days": ("Days open", "历时(天)"),
-        "trends.col.reopen_count": ("Reopened", "退回次数"),
-        "trends.col.escalation_level": ("Escalation", "督办级别"),
-        "trends.card.red": ("Red list", "红榜"),
-        "trends.card.yellow": ("Yellow card", "黄牌"),
-        "trends.weekday.0": ("Mon", "周一"),
-        "trends.weekday.1": ("Tue", "周二"),
-        "trends.weekday.2": ("Wed", "周三"),
-        "trends.weekday.3": ("Thu", "周四"),
-        "trends.weekday.4": ("Fri", "周五"),
-        "trends.weekday.5": ("Sat", "周六"),
-        "trends.weekday.6": ("Sun", "周日"),
-        "trends.bad_input": ("Could not show this review: {error}", "无法显示：{error}"),
-    }
-)
+# The leaders' review (/trends, 趋势研判): its own table, dashboard/trends_text.py.
+TEXT.update(TRENDS_TEXT)
 
 
 TEXT.update(

@@ -139,6 +139,8 @@ def _suggestion(facts: dict, lang: str, tz: str, departments: list[dict]) -> htm
                 ],
             )
         )
+    if s.primary_reason and len(choices) > 1:  # both could take it: say why the one click goes where it goes
+        children.append(html.P(t(f"dispatch.first.{s.primary_reason}", lang), className="cb-reason cb-first-reason"))
     if s.worker is None:
         worker_name = name(s.candidates[0], lang) if s.candidates else ""
         children.append(

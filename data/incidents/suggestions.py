@@ -26,6 +26,11 @@ WORKER_CATEGORY_EXCLUDED = "category_not_for_grid_workers"  # 清单外事项: n
 WORKER_NOT_ON_LIST = "not_on_duty_list"  # grid workers may take it, but not this grid's worker
 WORKER_NO_GRID = "no_grid"
 WORKER_NONE = "no_worker"
+# Why the one click goes where it goes, when both a department and the grid worker are suggested.
+FIRST_URGENT = "urgent"  # an emergency (priority 1): the responsible department first, whatever the matter
+FIRST_SAFETY = "high_priority_safety"  # a high-priority (2) safety matter (平安法治): the department first
+FIRST_ROUTINE = "routine_on_duty_list"  # a routine matter on the grid worker's duty list: the worker first
+URGENT, HIGH = 1, 2  # priorities: 1 urgent, 2 high, 3 normal
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Suggestion:
     worker: dict | None
     worker_reason: str
     primary: str  # "worker" or "department"
+    primary_reason: str = ""  # FIRST_*: why, when both are suggested
     district: dict | None = None
     returned_by: dict | None = None  # the suggested department already returned this incident once
     candidates: list[dict] = field(default_factory=list)  # the grid's workers, for the reason's wording
@@ -76,11 +82,12 @@ def _department(conn, department_id) -> dict | None:
 
 
 def suggest(conn: Connection, incident_id: int) -> Suggestion:
-    """The suggested department (district list, else the category's) and grid worker (only for duty-list matters)."""
+    """The suggested department (district list, else the category's) and grid worker (only for duty-list matters);
+    the one click goes to the worker only for routine matters on their list, to the department when it is urgent."""
     incident = get_incident(conn, incident_id)
     c, t, u = schema.categories, schema.category_district_departments, schema.units
     category = conn.execute(
-        select(c.c.id, c.c.code, c.c.department_id, c.c.grid_worker_ok).where(c.c.id == incident["category_id"])
+        select(c.c.id, c.c.code, c.c.department_id, c.c.grid_worker_ok, c.c.sector).where(c.c.id == incident["category_id"])
     ).one()
 
     department, reason, district = None, FROM_CATEGORY, None
@@ -124,14 +131,28 @@ def suggest(conn: Connection, incident_id: int) -> Suggestion:
             if (event.data or {}).get("department_id") == department["id"]:
                 returned_by = {"department_id": department["id"], "at": from_db(event.at).isoformat()}
                 break
+    primary, primary_reason = ("worker" if worker else "department"), ""
+    if worker and department:
+        primary_reason = _first(incident["priority"], category.sector)
+        primary = "worker" if primary_reason == FIRST_ROUTINE else "department"
     return Suggestion(
         incident_id=incident_id,
         department=department,
         department_reason=reason,
         worker=worker,
         worker_reason=worker_reason,
-        primary="worker" if worker else "department",
+        primary=primary,
+        primary_reason=primary_reason,
         district=district,
         returned_by=returned_by,
         candidates=candidates,
     )
+
+
+def _first(priority: int, sector: str) -> str:
+    """Which of a department and a grid worker (both able to take the matter) the one click goes to, as FIRST_*."""
+    if priority == URGENT:
+        return FIRST_URGENT
+    if priority == HIGH and sector == "safety":
+        return FIRST_SAFETY
+    return FIRST_ROUTINE

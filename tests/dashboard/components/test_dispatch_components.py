@@ -125,6 +125,16 @@ def test_the_panel_puts_the_grid_worker_first_for_matters_on_their_list(sqlite_e
     assert _ids(children, "dispatch-merge") == [twin]
     assert f"Merge #{twin} into #{incident_id}" in _texts(children)
     assert f"Register and dispatch to Worker {facts['suggestion'].worker['code']}" in _texts(children)
+    assert "Routine matter on the grid worker's duty list: the grid worker first." in _texts(children)
+
+
+def test_the_panel_puts_the_department_first_for_an_urgent_matter_and_says_why(sqlite_engine, world):
+    with sqlite_engine.begin() as conn:
+        incident_id = make_incident(conn, world.categories["garbage"], at=world.lattice.center(0), priority=1)
+        facts = dispatch.panel_facts(conn, incident_id)
+    children = dispatch_panel.panel(facts, "zh", "Asia/Shanghai", utc_now(), [])
+    assert _ids(children, "dispatch-to") == [f"department:{world.departments['cg']}", f"worker:{world.worker_id}"]
+    assert "紧急事项：先派职责部门，网格员见下方备选。" in _texts(children)
 
 
 def test_the_page_reads_its_filters_from_the_url(sqlite_engine, world):

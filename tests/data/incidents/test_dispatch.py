@@ -149,6 +149,36 @@ def test_suggestion_names_the_grid_worker_only_for_matters_on_their_duty_list(en
         assert suggestions.suggest(conn, construction_here).target() == {"department_id": world.departments["zj"]}
 
 
+def test_urgent_and_high_priority_safety_matters_go_to_the_department_first(engine, world):
+    """The grid worker is the one click only for routine matters on their duty list; an emergency, or a
+    high-priority safety matter (平安法治), goes to the responsible department first, the worker offered second."""
+    with engine.begin() as conn:
+        # garbage is on this grid worker's list and a livelihood matter; make one of its kind a safety matter too.
+        conn.execute(
+            schema.categories.update().where(schema.categories.c.id == world.categories["water"]).values(sector="safety")
+        )
+        conn.execute(schema.worker_duties.insert().values(worker_id=world.worker_id, category_id=world.categories["water"]))
+        cases = {
+            "routine": _report(conn, world, "garbage", grid=0, priority=3),
+            "high_livelihood": _report(conn, world, "garbage", grid=0, priority=2),
+            "urgent": _report(conn, world, "garbage", grid=0, priority=1),
+            "high_safety": _report(conn, world, "water", grid=0, priority=2),
+            "routine_safety": _report(conn, world, "water", grid=0, priority=3),
+        }
+        found = {k: suggestions.suggest(conn, v) for k, v in cases.items()}
+    assert {k: (s.primary, s.primary_reason) for k, s in found.items()} == {
+        "routine": ("worker", suggestions.FIRST_ROUTINE),
+        "high_livelihood": ("worker", suggestions.FIRST_ROUTINE),
+        "urgent": ("department", suggestions.FIRST_URGENT),
+        "high_safety": ("department", suggestions.FIRST_SAFETY),
+        "routine_safety": ("worker", suggestions.FIRST_ROUTINE),
+    }
+    # The worker stays offered; the one click (target) follows the rule.
+    assert found["urgent"].worker["id"] == world.worker_id
+    assert found["urgent"].target() == {"department_id": world.departments["cg"]}
+    assert found["routine"].target() == {"worker_id": world.worker_id}
+
+
 def test_a_district_responsibility_list_overrides_the_category_department(engine, world):
     d0, d1 = world.lattice.district_ids
     with engine.begin() as conn:
