@@ -9,11 +9,12 @@ inbox the same way.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.engine import Connection
 
 from data import schema
 from data.errors import ValidationError
+from data.incidents import lifecycle
 from data.incidents.webhooks import enqueue_webhook, withdraw_webhook
 from data.times import from_db, utc_now
 
@@ -131,13 +132,29 @@ def centre_inbox(
 
 
 def centre_unread(conn: Connection, *, scope=None) -> dict[str, int]:
-    """How many answers the centre has not read yet, in all and per action."""
-    stmt = select(C.c.action, func.count()).where(C.c.read_at.is_(None))
+    """How many answers the centre has not read yet, per action, and `total`: what the desk's badge counts, the
+    answers that need a dispatcher (returns, and resolutions whose case still awaits verification).
+    Acknowledgements are listed but not counted: on a busy afternoon they are most of the answers."""
+    inc = schema.incidents
+    needs_centre = case(
+        (C.c.action == "return", 1),
+        (and_(C.c.action == "resolve", inc.c.state == lifecycle.RESOLVED), 1),
+        else_=0,
+    )
+    stmt = (
+        select(C.c.action, func.count(), func.sum(needs_centre))
+        .join_from(C, inc, C.c.incident_id == inc.c.id)
+        .where(C.c.read_at.is_(None))
+    )
     where = _scope_clause(scope)
     if where is not None:
-        stmt = stmt.join_from(C, schema.incidents, C.c.incident_id == schema.incidents.c.id).where(where)
-    counts = {a: 0 for a in CENTRE_ACTIONS} | {a: int(n) for a, n in conn.execute(stmt.group_by(C.c.action))}
-    counts["total"] = sum(counts[a] for a in CENTRE_ACTIONS)
+        stmt = stmt.where(where)
+    counts = dict.fromkeys(CENTRE_ACTIONS, 0)
+    total = 0
+    for action, n, needing in conn.execute(stmt.group_by(C.c.action)):
+        counts[action] = int(n)
+        total += int(needing or 0)
+    counts["total"] = total
     return counts
 
 

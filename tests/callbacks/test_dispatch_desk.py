@@ -105,6 +105,16 @@ def test_a_departments_return_lights_the_badge_and_lists_the_reason_until_read(d
     with desk.engine.connect() as conn:
         unread, _ = page.read_centre(desk.engine, "en", desk.settings)
     assert unread["total"] == 0
+    # An acknowledgement is listed but does not light the badge: it needs nobody at the desk.
+    taken = _incident(desk, lifecycle.DISPATCHED, category="construction")
+    with desk.engine.begin() as conn:
+        drive(conn, taken["id"], ["acknowledge"], actor="api:zj-system")
+    response = _fire(
+        desk, "dispatch-centre-badge.children", (ids.DISPATCH_REFRESH, "data", {"head": 98}), {ids.DISPATCH_CONFIG: CONFIG}
+    )
+    badge = response[ids.DISPATCH_CENTRE_BADGE]
+    assert "cb-centre-unread" not in badge["className"] and badge["children"][1]["props"]["hidden"] is True
+    assert f"acknowledged #{taken['id']}" in json.dumps(response[ids.DISPATCH_CENTRE_LIST]["children"], ensure_ascii=False)
     with desk.engine.begin() as conn:
         drive(conn, row["id"], ["return"], actor="api:zj-system")  # the note factories give: "test return"
 
@@ -125,7 +135,7 @@ def test_a_departments_return_lights_the_badge_and_lists_the_reason_until_read(d
         is False
     )
     seen = _fire(desk, "dispatch-centre-seen.data", (ids.DISPATCH_CENTRE_READ, "n_clicks", 1), {ids.DISPATCH_CONFIG: CONFIG})
-    assert seen[ids.DISPATCH_CENTRE_SEEN]["data"]["changed"] == 1
+    assert seen[ids.DISPATCH_CENTRE_SEEN]["data"]["changed"] == 2  # the acknowledgement and the return
     with desk.engine.connect() as conn:
         assert notify.centre_unread(conn)["total"] == 0
         told = notify.centre_inbox(conn)

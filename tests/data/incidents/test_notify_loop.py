@@ -155,7 +155,12 @@ def test_acknowledge_return_and_resolve_reach_the_centre_with_the_reason(engine,
     back = rows[-1]
     assert back["department_id"] == zj and back["note"] == "not ours: a water main" and back["actor"] == "api:zj-system"
     assert back["department_en"] and back["category_en"] and back["incident_state"] == lifecycle.RETURNED
-    assert counts == {"acknowledge": 1, "return": 1, "resolve": 1, "total": 3}
+    # The badge (total) counts what needs the centre: the return and the resolution awaiting verification,
+    # not the acknowledgement (listed above all the same).
+    assert counts == {"acknowledge": 1, "return": 1, "resolve": 1, "total": 2}
+    with engine.begin() as conn:
+        _act(conn, resolved, "verify_pass", actor="desk")
+        assert notify.centre_unread(conn)["total"] == 1, "a verified resolution needs nobody any more"
     # Returned incidents wait in the dispatcher's queue again.
     with engine.connect() as conn:
         assert returned in {r["id"] for r in queue.queue(conn, T0 + timedelta(hours=2))}
