@@ -167,6 +167,18 @@ def register(app, deps) -> None:
         return table, dispatch_queue.stamps(table), dispatch_queue.count_text(len(table), lang), {"at": time.time()}, no_update
 
     @app.callback(
+        Output(ids.DISPATCH_FILTER_STATE, "value"),
+        Input({"type": ids.DISPATCH_KPI, "index": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def open_view(_clicks):
+        """A headline card opens its view of the queue: it sets the state filter (the queue follows the filter)."""
+        clicked = ctx.triggered_id
+        if not isinstance(clicked, dict) or not (ctx.triggered and ctx.triggered[0].get("value")):
+            return no_update  # a redrawn strip (its cards come back with no clicks), not a click
+        return dispatch_queue.KPI_VIEWS.get(clicked.get("index"), no_update)
+
+    @app.callback(
         Output(ids.DISPATCH_GRID, "rowTransaction"),
         Output(ids.DISPATCH_STAMPS, "data", allow_duplicate=True),
         Output(ids.DISPATCH_COUNT, "children", allow_duplicate=True),

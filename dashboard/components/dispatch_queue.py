@@ -176,7 +176,10 @@ def filters(choices: dict, lang: str, chosen: dict) -> html.Div:
             ],
         )
 
-    states = [{"label": t("dispatch.state.overdue" if s == "overdue" else f"state.{s}", lang), "value": s} for s in QUEUE_STATES]
+    states = [
+        {"label": t(f"dispatch.state.{s}" if s in ("awaiting", "overdue") else f"state.{s}", lang), "value": s}
+        for s in QUEUE_STATES
+    ]
     priorities = [{"label": t(f"priority.{p}", lang), "value": p} for p in (1, 2, 3)]
     return html.Div(
         className="cb-dispatch-filters",
@@ -196,20 +199,27 @@ def filters(choices: dict, lang: str, chosen: dict) -> html.Div:
     )
 
 
+# The queue view (state filter) each headline card opens; near due has none (it is a time, not a state).
+KPI_VIEWS = {"waiting": "awaiting", "reported": "reported", "returned": "returned", "reopened": "reopened", "overdue": "overdue"}
+
+
 def kpi_strip(counts: dict, lang: str) -> list:
-    """The desk's headline counts (queue_counts), each with its raw value in data-value for tests and screen readers."""
-    return [
-        html.Div(
-            id={"type": ids.DISPATCH_KPI, "index": key},
-            className=f"cb-dkpi cb-dkpi-{key}",
-            **{"data-value": str(counts.get(key, 0))},
-            children=[
-                html.Div(f"{counts.get(key, 0):,}", className="cb-dkpi-value"),
-                html.Div(t(f"dispatch.kpi.{key}", lang), className="cb-dkpi-label"),
-            ],
+    """The desk's headline counts (queue_counts), each with its raw value in data-value for tests and screen readers;
+    a card with a view is a button that opens it (sets the state filter)."""
+
+    def card(key: str):
+        children = [
+            html.Div(f"{counts.get(key, 0):,}", className="cb-dkpi-value"),
+            html.Div(t(f"dispatch.kpi.{key}", lang), className="cb-dkpi-label"),
+        ]
+        common = {"id": {"type": ids.DISPATCH_KPI, "index": key}, "children": children, "data-value": str(counts.get(key, 0))}
+        if key not in KPI_VIEWS:
+            return html.Div(className=f"cb-dkpi cb-dkpi-{key}", **common)
+        return html.Button(
+            className=f"cb-dkpi cb-dkpi-{key} cb-dkpi-view", title=t(f"dispatch.view.{key}", lang), n_clicks=0, **common
         )
-        for key in KPI_KEYS
-    ]
+
+    return [card(key) for key in KPI_KEYS]
 
 
 def count_text(shown: int, lang: str) -> str:

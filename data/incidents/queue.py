@@ -18,9 +18,11 @@ __all__ = ["QUEUE_LIMIT", "QUEUE_STATES", "check_area", "dispatch_target", "filt
 INC = schema.incidents
 
 QUEUE_LIMIT = 5000
-# The queue's state filter: the states waiting for a dispatcher, and "overdue" (with an assignee, past due).
+# The queue's state filter: "awaiting" (every state waiting for a dispatcher), each of those states, and
+# "overdue" (with an assignee, past due).
+AWAITING = "awaiting"
 OVERDUE = "overdue"
-QUEUE_STATES = (*sorted(lifecycle.NEEDS_DISPATCHER), OVERDUE)
+QUEUE_STATES = (AWAITING, *sorted(lifecycle.NEEDS_DISPATCHER), OVERDUE)
 # Where an incident of each level's unit is found (the unit's own column on incidents).
 _AREA_COLUMN = {
     schema.DISTRICT: "district_id",
@@ -97,7 +99,7 @@ def queue(
     """The dispatch queue, most urgent first (priority, then least time left); each row ready for the table.
 
     Filters: `area_id` (a unit of any level), `category_id`, `priority` (1-3) and `state` (one of
-    QUEUE_STATES: reported, registered, returned, reopened or 'overdue'). `incident_ids` reads only
+    QUEUE_STATES: 'awaiting' (any of the next four), reported, registered, returned, reopened or 'overdue'). `incident_ids` reads only
     those incidents (the ones a change touched), by primary key: a live screen updates its rows
     without reading the whole queue again.
     """
@@ -157,6 +159,8 @@ def queue(
         stmt = stmt.where(INC.c.priority == priority)
     if state == OVERDUE:
         stmt = stmt.where(overdue_expression(now))
+    elif state == AWAITING:
+        stmt = stmt.where(INC.c.state.in_(sorted(lifecycle.NEEDS_DISPATCHER)))
     elif state is not None:
         stmt = stmt.where(INC.c.state == state)
     now_s = now.timestamp()

@@ -301,3 +301,28 @@ def test_departments_answers_light_the_badge_and_a_closed_case_is_rated(browser,
     with store.reading(city.engine) as conn:
         assert get_incident(conn, incident_id)["satisfaction"] == 4
         assert [e["action"] for e in history(conn, incident_id)][-3:] == ["resolve", "verify_pass", "rate"]
+
+
+def test_the_awaiting_card_opens_the_cases_waiting_for_a_dispatcher(browser, server, city, department_case):
+    """A case a department holds, overdue, is in the default queue; the "Awaiting dispatch" card (a button, reached by
+    keyboard too) narrows the queue to the cases waiting for a dispatcher, and its count is theirs."""
+    from data.incidents import dispatch
+
+    category_id, _code = department_case
+    held = report(city, category_id)
+    waiting = report(city, category_id)
+    with city.engine.begin() as conn:
+        dispatch.dispatch(conn, held, actor="view-test")
+    browser.get(server + "/dispatch?lang=en")
+    wait_for(browser, row_present(waiting), timeout=20)
+    card = browser.find_element(By.CSS_SELECTOR, ".cb-dkpi-waiting")
+    assert card.tag_name == "button" and card.get_attribute("title") == "Show the cases awaiting dispatch"
+    card.send_keys(Keys.ENTER)  # a button: the keyboard opens the view as a click does
+    wait_for(browser, row_absent(held), timeout=10)
+    wait_for(browser, "document.querySelector('#dispatch-filter-state').textContent.includes('Awaiting dispatch')")
+    shown = browser.execute_script(
+        "const api = window.dash_ag_grid.getApi('dispatch-grid'); const out = [];"
+        "api.forEachNode(n => out.push(n.data.id)); return out"
+    )
+    assert waiting in shown and held not in shown
+    assert len(shown) == kpi(browser, "waiting")

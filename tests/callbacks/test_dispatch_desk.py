@@ -9,7 +9,7 @@ import pytest
 
 from app import create_app
 from dashboard import ids
-from dashboard.components import dispatch_panel
+from dashboard.components import dispatch_panel, dispatch_queue
 from dashboard.pages import dispatch as page
 from dashboard.settings import Settings
 from data.incidents import calendar as work_calendar
@@ -236,3 +236,21 @@ def test_a_department_user_cannot_rate_or_clear_the_centres_answers(desk):
     assert desk.client.post("/_dash-update-component", json=body).status_code in (200, 204)
     with desk.engine.connect() as conn:
         assert notify.centre_unread(conn)["total"] == unread  # nothing was marked read
+
+
+def test_a_headline_card_opens_its_view_of_the_queue(desk):
+    """Clicking "Awaiting dispatch" sets the state filter to every case waiting for a dispatcher (the queue follows
+    the filter); a card that is no view (near due) and a redrawn strip change nothing."""
+    for card, view in (("waiting", "awaiting"), ("overdue", "overdue"), ("returned", "returned")):
+        answer = _fire(desk, "dispatch-filter-state.value", ({"type": ids.DISPATCH_KPI, "index": card}, "n_clicks", 1), {})
+        assert answer[ids.DISPATCH_FILTER_STATE]["value"] == view
+    for card, clicks in (("near_due", 1), ("waiting", 0)):
+        answer = fire_callback(
+            desk.app, desk.client, "dispatch-filter-state.value", ({"type": ids.DISPATCH_KPI, "index": card}, "n_clicks", clicks)
+        )
+        # No update: Dash answers 204, or 200 with nothing for the filter.
+        assert answer.status_code == 204 or ids.DISPATCH_FILTER_STATE not in answer.get_json()["response"], (card, clicks)
+    # The cards that open a view are buttons (reachable by Tab), named for what they open.
+    strip = dispatch_queue.kpi_strip({"waiting": 3, "near_due": 1}, "zh")
+    kinds = {card.id["index"]: (type(card).__name__, getattr(card, "title", None)) for card in strip}
+    assert kinds["waiting"] == ("Button", "只看待派遣的案件") and kinds["near_due"][0] == "Div"

@@ -98,6 +98,11 @@ def test_queue_filters_by_area_category_priority_and_state(engine, world, queue_
         assert ids_for(priority=2) == {ids["dispatched_overdue"], ids["reopened"]}
         assert ids_for(state="overdue") == {ids["dispatched_overdue"], ids["acknowledged_overdue"]}
         assert ids_for(state="returned") == {ids["returned"]}
+        # The "awaiting dispatch" view: every case waiting for a dispatcher, none a department holds.
+        assert ids_for(state="awaiting") == {ids["registered_urgent"], ids["reopened"], ids["returned"]} | {
+            r["id"] for r in queue.queue(conn, now) if r["state"] == lifecycle.REPORTED
+        }
+        assert all(r["state"] in lifecycle.NEEDS_DISPATCHER for r in queue.queue(conn, now, state="awaiting"))
         counts = queue.queue_counts(conn, now)
         assert counts["queue"] == len(queue.queue(conn, now)) == 6
         assert (counts["reported"], counts["registered"], counts["returned"], counts["reopened"], counts["overdue"]) == (
