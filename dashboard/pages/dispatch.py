@@ -1,7 +1,7 @@
 """The dispatcher's desk (`/dispatch`, 一键调度): the queue on the left, the incident panel on the right.
 
 `?incident=<id>` opens an incident straight away (the overview's incident card links here);
-`?area=&category=&priority=&state=` preset the filters.
+`?area=&category=&priority=&state=` preset the filters (no state: awaiting dispatch; `state=all`: the whole queue).
 """
 
 from __future__ import annotations
@@ -186,6 +186,10 @@ def layout(deps, query: dict, lang: str) -> html.Div:
     settings, engine = deps.settings, deps.engine
     now = utc_now()
     chosen = chosen_filters(query)
+    if "state" not in query and jurisdiction.department() is None:
+        # A dispatcher's shift starts with the cases waiting for them, most urgent first; ?state=all shows the
+        # whole queue (a department's desk holds its own cases, none waiting for a dispatcher: it shows all).
+        chosen["state"] = queue.AWAITING
     with store.reading(engine) as conn:
         choices = queue.filter_choices(conn)
         choices["areas"] = jurisdiction.visible_areas(conn, choices["areas"])

@@ -9,6 +9,7 @@ import plotly
 import pytest
 
 from callbacks.dispatch_actions import Outcome
+from dashboard import ids
 from dashboard.components import dispatch_panel, dispatch_queue
 from dashboard.pages import dispatch as page
 from dashboard.settings import Settings
@@ -39,6 +40,16 @@ def _texts(component) -> list[str]:
 
     walk(component)
     return found
+
+
+def _walk(node):
+    """Every component inside a component tree (the tree itself first)."""
+    if isinstance(node, (list, tuple)):
+        for child in node:
+            yield from _walk(child)
+    elif node is not None and not isinstance(node, str) and hasattr(node, "to_plotly_json"):
+        yield node
+        yield from _walk(getattr(node, "children", None))
 
 
 def _ids(component, kind: str) -> list:
@@ -171,6 +182,24 @@ def test_the_page_renders_with_an_incident_open(sqlite_engine, world):
     assert f"#{incident_id}" in text and "一键调度" in text
     children, current = page.read_panel(sqlite_engine, 987_654, "en", _deps(sqlite_engine).settings, [])
     assert current is None and "no longer exists" in _texts(children)[0]
+
+
+def test_the_desk_opens_on_the_cases_awaiting_dispatch_unless_the_url_says_otherwise(sqlite_engine, world):
+    with sqlite_engine.begin() as conn:
+        waiting = make_incident(conn, world.categories["garbage"], at=world.lattice.center(0))
+        held = make_incident(conn, world.categories["garbage"], at=world.lattice.center(0), reported_at=T0)
+        drive_to(conn, held, lifecycle.ACKNOWLEDGED)  # long overdue by now: in the whole queue, not awaiting
+
+    def opened(query: dict) -> tuple[str | None, set[int]]:
+        layout = page.layout(_deps(sqlite_engine), query, "en")
+        nodes = list(_walk(layout))
+        state = next(n.value for n in nodes if getattr(n, "id", None) == ids.DISPATCH_FILTER_STATE)
+        grid = next(n for n in nodes if getattr(n, "id", None) == ids.DISPATCH_GRID)
+        return state, {r["id"] for r in grid.rowData}
+
+    assert opened({}) == ("awaiting", {waiting})
+    assert opened({"state": "all"}) == (None, {waiting, held})
+    assert opened({"state": "overdue"}) == ("overdue", {held})
 
 
 def test_outcomes_word_conflicts_with_the_current_state_and_batches_per_row(sqlite_engine, world):
