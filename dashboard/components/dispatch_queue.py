@@ -95,7 +95,8 @@ def column_defs(lang: str) -> list[dict]:
         "cb-due-near_due": "params.data.due_status === 'near_due'",
     }
     return [
-        {"field": "id", "headerName": t("dispatch.col.id", lang), "width": 92},
+        # Pinned with the checkboxes: moving through a wide row never scrolls the case number out of sight.
+        {"field": "id", "headerName": t("dispatch.col.id", lang), "width": 92, "pinned": "left"},
         {
             "field": "priority",
             "headerName": t("dispatch.col.priority", lang),
@@ -136,6 +137,7 @@ def queue_grid(rows: list[dict], lang: str) -> dag.AgGrid:
         getRowId="params.data.rid",
         dashGridOptions={
             "rowSelection": {"mode": "multiRow", "checkboxes": True, "headerCheckbox": True, "enableClickSelection": False},
+            "selectionColumnDef": {"pinned": "left"},
             "animateRows": False,
             # A live change re-sorts only the rows it adds or updates, not the whole queue.
             "deltaSort": True,

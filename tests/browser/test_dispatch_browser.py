@@ -336,3 +336,24 @@ def test_the_awaiting_card_opens_the_cases_waiting_for_a_dispatcher(browser, ser
         " return out.length === count ? [out, count] : null; })()",
     )
     assert waiting in shown and held not in shown and count == len(shown)
+
+
+def test_the_case_number_stays_in_sight_when_the_queue_scrolls_sideways(browser, server, city):
+    """The No. column is pinned with the checkboxes: scrolled to the queue's last column, every row still shows
+    its case number whole (it used to scroll away, leaving one digit)."""
+    browser.set_window_size(1366, 768)
+    try:
+        browser.get(server + "/dispatch?lang=en&state=all")
+        wait_for(browser, "document.querySelectorAll('#dispatch-grid .ag-row').length >= 2", timeout=20)
+        browser.execute_script("window.dash_ag_grid.getApi('dispatch-grid').ensureColumnVisible('description')")
+        wait_for(browser, "document.querySelector('#dispatch-grid .ag-center-cols-viewport').scrollLeft > 0")
+        numbers = wait_for(
+            browser,
+            "(() => { const cells = [...document.querySelectorAll('#dispatch-grid .ag-pinned-left-cols-container"
+            " .ag-cell[col-id=\"id\"]')]; const box = document.querySelector('#dispatch-grid').getBoundingClientRect();"
+            " return cells.length && cells.every(c => { const r = c.getBoundingClientRect();"
+            " return r.left >= box.left && c.scrollWidth <= c.clientWidth; }) && cells.map(c => c.textContent); })()",
+        )
+        assert all(text.strip().isdigit() for text in numbers)
+    finally:
+        browser.set_window_size(1600, 1000)
