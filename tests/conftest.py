@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -192,6 +193,29 @@ def pg_engine(_pg_schemas):
             conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
         made.remove(name)
     cleaner.dispose()
+
+
+@contextlib.contextmanager
+def own_pg_schema():
+    """A brand-new PostgreSQL schema for servers and workers a test starts as processes of their own:
+    (the URL that puts them in it, as a libpq search_path option; its name). Dropped with all in it afterwards."""
+    if not PG_AVAILABLE:
+        skip_or_fail(f"no PostgreSQL server at {PG_URL}")
+    admin = store.make_engine(PG_URL, pool_size=1, max_overflow=0)
+    name = _new_pg_schema(admin)
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{name}", name
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def own_pg_schema_url():
+    """own_pg_schema()'s URL, for one test."""
+    with own_pg_schema() as (url, _name):
+        yield url
 
 
 @pytest.fixture

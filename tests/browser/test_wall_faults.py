@@ -10,10 +10,8 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-import uuid
 
 import pytest
-from sqlalchemy import text
 
 from app import create_app
 from dashboard.settings import Settings
@@ -22,7 +20,7 @@ from data.accounts import users as accounts
 from tests.asgi_server import AsgiServer
 from tests.browser.chrome import start_chromium, wait_for
 from tests.browser.conftest import seed
-from tests.conftest import PG_AVAILABLE, PG_URL, skip_or_fail
+from tests.conftest import own_pg_schema
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.slow]
@@ -34,21 +32,13 @@ LIVE_AGAIN_WITHIN = 10  # seconds after the restore
 @pytest.fixture(scope="module")
 def pg_city():
     """A small demo city in a PostgreSQL schema of its own; (city on a direct engine, schema name)."""
-    if not PG_AVAILABLE:
-        skip_or_fail(f"no PostgreSQL server at {PG_URL}")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = store.make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    engine = store.make_engine(f"{PG_URL}?options=-csearch_path%3D{name}")
-    try:
-        store.migrate(engine)
-        yield seed(engine), name
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+    with own_pg_schema() as (url, name):
+        engine = store.make_engine(url)
+        try:
+            store.migrate(engine)
+            yield seed(engine), name
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture

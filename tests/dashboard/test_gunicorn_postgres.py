@@ -6,17 +6,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import text
 
 from data import store
 from data.demo.city import build_demo
 from tests.auth_helpers import make_user, signed_in_opener
-from tests.conftest import PG_AVAILABLE, PG_URL, skip_or_fail
 from tests.dashboard.test_run_command import _free_port
 from tests.paths import ROOT
 
@@ -45,14 +42,8 @@ def _healthz_requests_counted(port: int) -> float:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_several_gunicorn_workers_serve_the_same_postgres_store(tmp_path):
-    if not PG_AVAILABLE:
-        skip_or_fail(f"no PostgreSQL server at {PG_URL}")
-    schema_name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = store.make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema_name}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema_name}"
+def test_several_gunicorn_workers_serve_the_same_postgres_store(tmp_path, own_pg_schema_url):
+    url = own_pg_schema_url
     engine = store.make_engine(url)
     port = _free_port()
     process = log = None
@@ -153,6 +144,3 @@ def test_several_gunicorn_workers_serve_the_same_postgres_store(tmp_path):
             if log is not None:
                 log.close()
         engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
-        admin.dispose()

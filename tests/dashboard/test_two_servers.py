@@ -10,16 +10,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from data import schema, store
 from data.accounts.apikeys import create_key
 from tests.asgi_server import EventStream
 from tests.auth_helpers import make_user, signed_in_opener
-from tests.conftest import PG_AVAILABLE, PG_URL, skip_or_fail
+from tests.conftest import own_pg_schema, skip_or_fail
 from tests.dashboard.test_cache import REDIS_URL, _redis_up
 from tests.dashboard.test_run_command import _free_port
 from tests.factories import make_world
@@ -32,20 +31,10 @@ POSTS = 12
 
 @pytest.fixture
 def pg_schema_url():
-    if not PG_AVAILABLE:
-        skip_or_fail(f"no PostgreSQL server at {PG_URL}")
     if not _redis_up():
         skip_or_fail(f"no Redis server at {REDIS_URL}")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = store.make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+    with own_pg_schema() as (url, _name):
+        yield url
 
 
 def start_server(url: str, port: int, log_path):

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +19,6 @@ from dashboard.settings import Settings
 from data import schema, store
 from data.demo.city import build_demo
 from data.jobs.election import ELECTION_KEYS
-from tests.conftest import PG_AVAILABLE, PG_URL, skip_or_fail
 from tests.paths import ROOT
 
 JOBS = ("warnings", "rollups", "escalation", "webhooks")
@@ -54,14 +52,8 @@ def _spans(paths) -> dict[str, list[tuple[datetime, datetime, str]]]:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_two_workers_run_each_job_once_at_a_time(tmp_path):
-    if not PG_AVAILABLE:
-        skip_or_fail(f"no PostgreSQL server at {PG_URL}")
-    schema_name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = store.make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema_name}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema_name}"
+def test_two_workers_run_each_job_once_at_a_time(tmp_path, own_pg_schema_url):
+    url = own_pg_schema_url
     engine = store.make_engine(url)
     processes, logs = [], [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
     blocker = engine.connect()
@@ -117,9 +109,6 @@ def test_two_workers_run_each_job_once_at_a_time(tmp_path):
         blocker.close()
         final = _runs(engine)
         engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema_name}" CASCADE'))
-        admin.dispose()
     assert codes == [0, 0], [path.read_text()[-2000:] for path in logs]
     for path in logs:
         log = path.read_text()
