@@ -36,6 +36,16 @@ def day_bounds(first: date | None, last: date | None, tz: str) -> tuple[datetime
     return start, end
 
 
+def in_range(column, since: datetime | None, until: datetime | None) -> list:
+    """SQL conditions `since` <= column < `until` (aware times, compared in UTC), for the bounds given."""
+    conditions = []
+    if since is not None:
+        conditions.append(column >= to_utc(since, "since"))
+    if until is not None:
+        conditions.append(column < to_utc(until, "until"))
+    return conditions
+
+
 def from_db(value: Any) -> Any:
     """A value read from the store with datetimes made aware UTC (SQLite hands them back naive)."""
     if isinstance(value, datetime):

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from data import schema
 from data.errors import ValidationError
-from data.times import from_db, to_utc, utc_now
+from data.times import from_db, in_range, to_utc, utc_now
 
 __all__ = [
     "MAX_FAILURES",
@@ -107,11 +107,12 @@ def events(
     """Sign-in log rows, newest first, with `since` <= at < `until` (UTC) when given; every row when limit is None.
     `account` is the name of the account the row is about (None for unknown names and kiosk links)."""
     U = schema.users
-    query = select(E, U.c.username.label("account")).select_from(E.outerjoin(U, E.c.user_id == U.c.id)).order_by(E.c.id.desc())
-    if since is not None:
-        query = query.where(E.c.at >= to_utc(since, "since"))
-    if until is not None:
-        query = query.where(E.c.at < to_utc(until, "until"))
+    query = (
+        select(E, U.c.username.label("account"))
+        .select_from(E.outerjoin(U, E.c.user_id == U.c.id))
+        .where(*in_range(E.c.at, since, until))
+        .order_by(E.c.id.desc())
+    )
     if outcome:
         query = query.where(E.c.outcome == outcome)
     if limit is not None:

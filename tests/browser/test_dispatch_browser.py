@@ -184,15 +184,20 @@ def test_one_click_dispatch_undo_and_a_failed_verification_reach_every_screen(br
     browser.switch_to.window(desk)
 
 
-def test_a_stale_panel_gets_a_conflict_with_the_current_state(browser, server, city, department_case):
-    category_id, _ = department_case
-    incident_id = report(city, category_id)
+def open_new_case(browser, server, city, department_case) -> int:
+    """Report a case of the department's category and open the desk on it (its panel drawn); its id."""
+    incident_id = report(city, department_case[0])
     browser.get(server + f"/dispatch?incident={incident_id}")
     wait_for(
         browser,
         f"document.querySelector('.cb-panel-head') && document.querySelector('.cb-panel-head').dataset.incident === '{incident_id}'",
         timeout=20,
     )
+    return incident_id
+
+
+def test_a_stale_panel_gets_a_conflict_with_the_current_state(browser, server, city, department_case):
+    incident_id = open_new_case(browser, server, city, department_case)
     # This screen stops hearing about changes, and meanwhile another dispatcher rejects the report.
     browser.execute_script("window.citybrain.dispatchUnfollow()")
     with city.engine.begin() as conn:
@@ -208,14 +213,7 @@ def test_a_stale_panel_gets_a_conflict_with_the_current_state(browser, server, c
 
 
 def test_a_click_that_reaches_the_server_late_is_refused_and_changes_nothing(browser, server, city, department_case):
-    category_id, _ = department_case
-    incident_id = report(city, category_id)
-    browser.get(server + f"/dispatch?incident={incident_id}")
-    wait_for(
-        browser,
-        f"document.querySelector('.cb-panel-head') && document.querySelector('.cb-panel-head').dataset.incident === '{incident_id}'",
-        timeout=20,
-    )
+    incident_id = open_new_case(browser, server, city, department_case)
     # The click is stamped 20 s in the past, as one that waited in the browser that long would be (dispatch.js).
     browser.execute_script("var now = Date.now; Date.now = function () { return now() - 20000; }; window.__realNow = now;")
     try:

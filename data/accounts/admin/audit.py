@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from data import schema
 from data.actors import Actor, actor_name
 from data.errors import ValidationError
-from data.times import from_db, to_utc, utc_now
+from data.times import from_db, in_range, to_utc, utc_now
 
 EV = schema.admin_events
 
@@ -76,13 +76,9 @@ def events(
 ) -> list[dict]:
     """The newest audit rows first, optionally about one entity (and key), with `since` <= at < `until` (UTC)
     when given; every row in the range when limit is None (exports)."""
-    query = select(EV).order_by(EV.c.id.desc())
+    query = select(EV).where(*in_range(EV.c.at, since, until)).order_by(EV.c.id.desc())
     if limit is not None:
         query = query.limit(max(1, min(int(limit), 5000)))
-    if since is not None:
-        query = query.where(EV.c.at >= to_utc(since, "since"))
-    if until is not None:
-        query = query.where(EV.c.at < to_utc(until, "until"))
     if entity:
         query = query.where(EV.c.entity == entity)
     if entity_key:
