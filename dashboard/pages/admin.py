@@ -239,22 +239,11 @@ def _columns(tab: str, lang: str) -> list[dict]:
 
 def table(tab: str, data: list[dict], lang: str) -> dag.AgGrid:
     """A tab's table: sortable, filterable, one row selected at a time (to fill the form)."""
-    return dag.AgGrid(
-        id=grid_id(tab),
-        rowData=data,
-        columnDefs=_columns(tab, lang),
-        defaultColDef={"sortable": True, "resizable": True, "filter": True, "minWidth": 80},
-        dashGridOptions={
-            "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
-            "animateRows": False,
-            "rowHeight": 32,
-            "headerHeight": 34,
-            "tooltipShowDelay": 300,
-            "localeText": {"noRowsToShow": "—"},
-        },
-        columnSize="responsiveSizeToFit",
-        className="cb-admin-grid",
-        style={"height": "24em", "width": "100%"},
+    return admin_audit.admin_grid(
+        grid_id(tab),
+        data,
+        _columns(tab, lang),
+        rowSelection={"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
     )
 
 

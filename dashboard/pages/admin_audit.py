@@ -28,6 +28,28 @@ EXPORT_PATHS = {"audit": "/admin/export/admin-log.csv", "signins": "/admin/expor
 FILTER_ARGS = {"audit": "entity", "signins": "outcome"}
 
 
+def admin_grid(component_id: str, data: list[dict], columns: list[dict], **options) -> dag.AgGrid:
+    """A table of the administration page (every tab's, the logs' too): sortable, filterable, fitted to its width;
+    `options` add to its grid options. An empty one shows a dash, not AG Grid's English "No Rows To Show"."""
+    return dag.AgGrid(
+        id=component_id,
+        rowData=data,
+        columnDefs=columns,
+        defaultColDef={"sortable": True, "resizable": True, "filter": True, "minWidth": 80},
+        dashGridOptions={
+            "animateRows": False,
+            "rowHeight": 32,
+            "headerHeight": 34,
+            "tooltipShowDelay": 300,
+            "localeText": {"noRowsToShow": "—"},
+            **options,
+        },
+        columnSize="responsiveSizeToFit",
+        className="cb-admin-grid",
+        style={"height": "24em", "width": "100%"},
+    )
+
+
 def since_id(tab: str) -> str:
     return f"admin-{tab}-since"
 
@@ -169,16 +191,7 @@ def tab_body(engine, tab: str, lang: str, tz: str) -> html.Div:
                 ],
                 className="cb-admin-form cb-admin-range",
             ),
-            dag.AgGrid(
-                id=grid_id(tab),
-                rowData=rows(engine, tab, lang, tz, since, until, ""),
-                columnDefs=_columns(tab, lang),
-                defaultColDef={"sortable": True, "resizable": True, "filter": True, "minWidth": 80},
-                dashGridOptions={"animateRows": False, "rowHeight": 32, "headerHeight": 34, "tooltipShowDelay": 300},
-                columnSize="responsiveSizeToFit",
-                className="cb-admin-grid",
-                style={"height": "24em", "width": "100%"},
-            ),
+            admin_grid(grid_id(tab), rows(engine, tab, lang, tz, since, until, ""), _columns(tab, lang)),
             html.P(t("audit.help", lang).format(rows=SHOWN_ROWS), className="cb-admin-help"),
         ],
         className="cb-admin-tab",
